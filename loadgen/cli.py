@@ -1,0 +1,10 @@
+"""`loadgen`: the load generators' command line."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="loadgen", description=__doc__).parse_args(argv)
+    return 0
