@@ -1,18 +1,75 @@
-"""`live`: the platform's command line."""
+"""`live`: run the livetwin platform."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
+from pathlib import Path
+
+from live.config import ChannelSeed, ServeSettings
+
+
+def _channel(text: str) -> ChannelSeed:
+    try:
+        return ChannelSeed.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} out of range 0-65535")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="live", description=__doc__)
-    parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the all-in-one platform on the embedded default (no external service)",
+        description="Run RTMP ingest and the HTTP API in one process. Storage is SQLite under "
+                    "--data unless --database names a PostgreSQL server.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--rtmp-port", type=_port, default=1935, help="RTMP port (default 1935; 0 = any)")
+    serve.add_argument("--http-port", type=_port, default=8080, help="HTTP port (default 8080; 0 = any)")
+    serve.add_argument("--data", type=Path, default=Path("data"),
+                       help="directory for the embedded store (default ./data)")
+    serve.add_argument("--database", default=None,
+                       help="postgresql://... to use PostgreSQL instead of SQLite")
+    serve.add_argument("--channel", type=_channel, action="append", default=[], metavar="NAME=KEY",
+                       help="make sure channel NAME exists with stream key KEY (repeatable)")
+    serve.add_argument("--duration", type=float, default=None, metavar="S",
+                       help="stop after S seconds (default: run until interrupted)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    print(args, file=sys.stderr)
-    return 0
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        from live.serve import serve
+
+        settings = ServeSettings(
+            host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port,
+            data_dir=args.data, database=args.database, channels=tuple(args.channel),
+        )
+        try:
+            asyncio.run(serve(settings, args.duration))
+        except KeyboardInterrupt:
+            pass
+        except OSError as exc:
+            print(f"live serve: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

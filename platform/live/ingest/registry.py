@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
@@ -56,6 +57,7 @@ class LiveStream:
     video_frames: int = 0
     audio_frames: int = 0
     keyframes: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
     _recent: deque[tuple[float, int, bool]] = field(default_factory=deque)
     _listeners: list[StreamListener] = field(default_factory=list)
 
