@@ -156,23 +156,29 @@ def test_connect_to_an_unknown_application_is_refused() -> None:
     assert any(b"NetConnection.Connect.Rejected" in m.payload for m in replies)
 
 
+def _connected() -> tuple[ServerConnection, ChunkWriter, ChunkReader]:
+    """A server after connect, the client's writer, and a reader of everything the server sent."""
+    server, writer = _handshaken()
+    replies = ChunkReader()
+    server.receive_data(writer.write(3, 20, 0, 0, amf0.encode("connect", 1.0, {"app": "live"})))
+    replies.feed(server.data_to_send())
+    return server, writer, replies
+
+
 def test_ping_request_gets_a_ping_response_with_the_same_timestamp() -> None:
-    client, server = _publishing_session()
-    writer = ChunkWriter()
+    server, writer, replies = _connected()
     server.receive_data(writer.write(2, 4, 0, 0, user_control(UserControlEvent.PING_REQUEST, 777)))
-    replies = ChunkReader().feed(server.data_to_send())
-    assert replies[0].type_id == MessageType.USER_CONTROL
-    assert replies[0].payload == user_control(UserControlEvent.PING_RESPONSE, 777)
+    (reply,) = replies.feed(server.data_to_send())
+    assert reply.type_id == MessageType.USER_CONTROL
+    assert reply.payload == user_control(UserControlEvent.PING_RESPONSE, 777)
 
 
 def test_acknowledgements_follow_the_peer_window() -> None:
-    client, server = _publishing_session()
-    writer = ChunkWriter()
+    server, writer, replies = _connected()
     server.receive_data(writer.write(2, 5, 0, 0, (1000).to_bytes(4, "big")))
-    server.data_to_send()
-    client.send_video(0, b"\x27\x01\x00\x00\x00" + b"x" * 3000)
-    server.receive_data(client.data_to_send())
-    acks = [m for m in ChunkReader().feed(server.data_to_send()) if m.type_id == 3]
+    assert replies.feed(server.data_to_send()) == []
+    server.receive_data(writer.write(3, 20, 0, 0, amf0.encode("releaseStream", 2.0, None, "k" * 3000)))
+    acks = [m for m in replies.feed(server.data_to_send()) if m.type_id == 3]
     assert len(acks) == 1
     assert int.from_bytes(acks[0].payload, "big") == server.bytes_received
 
