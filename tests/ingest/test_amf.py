@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from live.ingest.rtmp import amf0, amf3
 
 keys = st.text(min_size=1, max_size=12)

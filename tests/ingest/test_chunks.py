@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from live.ingest.rtmp.chunks import ChunkLimits, ChunkReader, ChunkWriter, RtmpMessage
 from live.ingest.rtmp.errors import LimitExceeded, RtmpProtocolError
 

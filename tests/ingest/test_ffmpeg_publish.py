@@ -7,7 +7,6 @@ import shutil
 from dataclasses import dataclass, field
 
 import pytest
-
 from live.ingest.registry import LiveStream, LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig

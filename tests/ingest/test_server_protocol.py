@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from live.ingest.rtmp import amf0
 from live.ingest.rtmp.chunks import ChunkReader, ChunkWriter
 from live.ingest.rtmp.client_protocol import (

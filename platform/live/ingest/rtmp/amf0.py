@@ -171,7 +171,7 @@ def _decode_value(view: memoryview, offset: int, depth: int) -> tuple[Any, int]:
         return XmlDocument(text), offset
     if marker == NULL:
         return None, offset
-    if marker == UNDEFINED_MARKER or marker == UNSUPPORTED:
+    if marker in (UNDEFINED_MARKER, UNSUPPORTED):
         return UNDEFINED, offset
     if marker == OBJECT:
         obj: dict[str, Any] = {}

@@ -132,8 +132,8 @@ class _Decoder:
                 return self._object_ref(header), offset
             size = header >> 1
             self._need(offset, size)
-            raw = bytes(self.view[offset : offset + size])
-            item: Any = raw if marker == BYTE_ARRAY else raw.decode("utf-8", "replace")
+            blob = bytes(self.view[offset : offset + size])
+            item: Any = blob if marker == BYTE_ARRAY else blob.decode("utf-8", "replace")
             self.tables.objects.append(item)
             return item, offset + size
         if marker == DATE:

@@ -48,7 +48,7 @@ class ServerHandshake:
         out, self._out = bytes(self._out), bytearray()
         return out
 
-    def receive(self, data: bytes | memoryview) -> bytes:
+    def receive(self, data: bytes | bytearray | memoryview) -> bytes:
         if self.state is HandshakeState.DONE:
             raise LocalProtocolError("handshake already complete")
         self._buffer += data
@@ -85,7 +85,7 @@ class ClientHandshake:
         out, self._out = bytes(self._out), bytearray()
         return out
 
-    def receive(self, data: bytes | memoryview) -> bytes:
+    def receive(self, data: bytes | bytearray | memoryview) -> bytes:
         if self.state is HandshakeState.DONE:
             raise LocalProtocolError("handshake already complete")
         self._buffer += data

@@ -16,7 +16,7 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -115,7 +115,7 @@ class ServerSettings:
     window_ack_size: int = 5_000_000
     peer_bandwidth: int = 5_000_000
     max_streams: int = 4
-    limits: ChunkLimits = ChunkLimits()
+    limits: ChunkLimits = field(default_factory=ChunkLimits)
 
 
 class ServerConnection:
@@ -385,9 +385,9 @@ class ServerConnection:
     def _handle_data(self, stream_id: int, values: list[Any]) -> None:
         if values and values[0] == "@setDataFrame":
             values = values[1:]
-        if len(values) >= 2 and values[0] == "onMetaData" and isinstance(values[1], dict):
-            if self._streams.get(stream_id) is StreamState.PUBLISHING:
-                self._events.append(MetadataReceived(stream_id, dict(values[1])))
+        if (len(values) >= 2 and values[0] == "onMetaData" and isinstance(values[1], dict)
+                and self._streams.get(stream_id) is StreamState.PUBLISHING):
+            self._events.append(MetadataReceived(stream_id, dict(values[1])))
 
 
 def _stream_name(args: list[Any]) -> str:
