@@ -215,7 +215,7 @@ def build_ladder(source: SourceInfo, settings: LadderSettings | None = None) -> 
     if not rungs and not passthrough_ok and settings.rungs:
         # Smaller than every template rung and not deliverable as is: one rung at source size.
         smallest = min(settings.rungs, key=lambda s: s.height)
-        width, height = source.width - source.width % 2, source.height - source.height % 2
+        width, height = _scaled_size(source.width, source.height, max(2, src_short - src_short % 2))
         divisor = fps_divisor(source.fps, smallest.max_fps)
         fps = source.fps / divisor
         rungs.append(

@@ -1,0 +1,464 @@
+"""One transcode worker process per live stream, and the supervisor that keeps it running.
+
+Why a process: an encoder crash, a decoder bug fed a hostile stream, or a kill takes down one
+stream's worker and nothing else, and streams spread over every core (the GIL is not shared).
+
+Wire format between parent and worker (both our own code, over the child's stdin/stdout):
+frames of a 4-byte big-endian length and a pickled message. The worker moves its fd 1 away
+first, so nothing a library prints can corrupt the channel.
+
+The parent side, ``TranscodeSupervisor``, is an explicit state machine
+(STARTING -> RUNNING -> RESTARTING -> STARTING ... -> CLOSING -> CLOSED, or FAILED after too
+many crashes in a row). It never blocks the ingest path: ``submit()`` is synchronous, and when
+the worker's backlog is full or the worker is being restarted it drops input up to the next
+video keyframe (the only point a fresh decoder can start from) rather than queue it, so
+latency never accumulates. A restarted worker resumes at that keyframe with the same segment
+boundaries (they are multiples of the segment length on the source timeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import struct
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, BinaryIO
+
+from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
+from live.transcode.encoders import EncoderChoice
+from live.transcode.ladder import Ladder, LadderError, LadderSettings, SourceInfo
+from live.transcode.pipeline import (
+    RenditionUnit,
+    TranscodeEvent,
+    TranscodeInputError,
+    TranscodeMetrics,
+    TranscodeSettings,
+)
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct(">I")
+EXIT_BAD_INPUT = 3  # the publisher's stream cannot be transcoded: restarting will not help
+MAX_MESSAGE = 64 * 1024 * 1024  # one message; far above any access unit or event batch
+
+
+class WorkerProtocolError(RuntimeError):
+    """The other end of the worker channel sent something that is not a message (our bug)."""
+
+
+# -- messages ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStart:
+    stream_id: str
+    video: VideoConfig
+    fps: float
+    audio: AudioConfig | None
+    ladder: LadderSettings
+    settings: TranscodeSettings
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInput:
+    unit: AccessUnit
+    sent: float  # parent's time.monotonic() at submit: the frame's arrival for delay and lag
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFlush:
+    """End of stream: drain the encoders, report, exit."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReady:
+    pid: int
+    encoder: EncoderChoice
+    ladder: Ladder
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOutput:
+    events: tuple[TranscodeEvent, ...]
+    consumed: int  # inputs read by the worker so far (the parent's backlog accounting)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    metrics: TranscodeMetrics
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRestarted:
+    """Put in the event stream when a new worker took over (output resumes at a keyframe)."""
+
+    pid: int
+    reason: str
+
+
+def encode_message(message: object) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(body) > MAX_MESSAGE:
+        raise WorkerProtocolError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE}")
+    return _HEADER.pack(len(body)) + body
+
+
+def _read_message(stream: BinaryIO) -> object | None:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > MAX_MESSAGE:
+        raise WorkerProtocolError(f"message length {size} exceeds {MAX_MESSAGE}")
+    body = stream.read(size)
+    if len(body) < size:
+        return None
+    message: object = pickle.loads(body)
+    return message
+
+
+# -- worker process ----------------------------------------------------------------------
+
+
+def run_worker(inp: BinaryIO, out: BinaryIO, *, report_every_s: float = 1.0) -> int:
+    """The worker's main loop: start message, then inputs until flush or end of input."""
+    from live.transcode.encoders import select_encoder
+    from live.transcode.ladder import build_ladder
+    from live.transcode.pipeline import TranscodePipeline
+
+    start = _read_message(inp)
+    if start is None:
+        return 0
+    if not isinstance(start, WorkerStart):
+        raise WorkerProtocolError(f"expected WorkerStart, got {type(start).__name__}")
+    source = SourceInfo(start.video.width, start.video.height, start.fps, start.video.codec, start.audio)
+    ladder = build_ladder(source, start.ladder)
+    choice = select_encoder(start.ladder.video_codec, prefer_hardware=start.settings.encoder.prefer_hardware)
+    pipeline = TranscodePipeline(start.video, ladder, choice, start.settings, audio=start.audio)
+
+    def send(message: object) -> None:
+        out.write(encode_message(message))
+        out.flush()
+
+    send(WorkerReady(os.getpid(), choice, ladder))
+    consumed = 0
+    send(WorkerOutput(tuple(pipeline.start()), consumed))
+    last_report = time.monotonic()
+    while True:
+        message = _read_message(inp)
+        if message is None or isinstance(message, WorkerFlush):
+            send(WorkerOutput(tuple(pipeline.flush()), consumed))
+            send(WorkerReport(pipeline.metrics(), final=True))
+            return 0
+        if not isinstance(message, WorkerInput):
+            raise WorkerProtocolError(f"unexpected {type(message).__name__}")
+        consumed += 1
+        unit = message.unit
+        if unit.kind is TrackKind.VIDEO:
+            events = pipeline.push_video(unit, arrival=message.sent)
+        else:
+            events = pipeline.push_audio(unit)
+        send(WorkerOutput(tuple(events), consumed))
+        now = time.monotonic()
+        if now - last_report >= report_every_s:
+            last_report = now
+            send(WorkerReport(pipeline.metrics()))
+
+
+def main() -> int:
+    """``python -m live.transcode.worker``: the protocol on stdin/stdout, logs on stderr."""
+    logging.basicConfig(level=logging.INFO, format="transcode-worker %(levelname)s %(message)s")
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints from any library land in the log, not in the channel
+    sys.stdout = sys.stderr
+    try:
+        return run_worker(sys.stdin.buffer, channel)
+    except (LadderError, TranscodeInputError) as exc:
+        log.error("stream cannot be transcoded: %s", exc)
+        return EXIT_BAD_INPUT
+
+
+# -- supervisor (parent side) ------------------------------------------------------------
+
+
+class SupervisorState(Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+_TRANSITIONS: dict[SupervisorState, frozenset[SupervisorState]] = {
+    SupervisorState.STARTING: frozenset(
+        {
+            SupervisorState.RUNNING,
+            SupervisorState.RESTARTING,
+            SupervisorState.CLOSING,
+            SupervisorState.FAILED,
+        }
+    ),
+    SupervisorState.RUNNING: frozenset(
+        {SupervisorState.RESTARTING, SupervisorState.CLOSING, SupervisorState.FAILED}
+    ),
+    SupervisorState.RESTARTING: frozenset(
+        {SupervisorState.STARTING, SupervisorState.FAILED, SupervisorState.CLOSING}
+    ),
+    SupervisorState.CLOSING: frozenset({SupervisorState.CLOSED}),
+    SupervisorState.CLOSED: frozenset(),
+    SupervisorState.FAILED: frozenset({SupervisorState.CLOSED}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorSettings:
+    max_backlog: int = 90  # access units sent but not yet read by the worker (~3 s at 30 fps)
+    max_restarts: int = 5  # consecutive crashes (no output in between) before giving up
+    restart_backoff_s: float = 0.2  # doubled per consecutive crash
+    max_events: int = 2048  # events awaiting the consumer before the reader stops reading
+    ladder: LadderSettings = field(default_factory=LadderSettings)
+    transcode: TranscodeSettings = field(default_factory=TranscodeSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorMetrics:
+    state: str
+    pid: int | None
+    restarts: int
+    inputs_dropped: int
+    backlog: int
+    encoder: EncoderChoice | None
+    worker: TranscodeMetrics | None
+
+
+SupervisorEvent = TranscodeEvent | WorkerRestarted
+
+
+class TranscodeSupervisor:
+    """Parent-side owner of one stream's worker process."""
+
+    def __init__(
+        self,
+        stream_id: str,
+        video: VideoConfig,
+        fps: float,
+        *,
+        audio: AudioConfig | None = None,
+        settings: SupervisorSettings | None = None,
+    ) -> None:
+        self.stream_id = stream_id
+        self.settings = settings or SupervisorSettings()
+        self._start = WorkerStart(stream_id, video, fps, audio, self.settings.ladder, self.settings.transcode)
+        self.state = SupervisorState.STARTING
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._events: asyncio.Queue[SupervisorEvent | None] = asyncio.Queue(self.settings.max_events)
+        self._sent = 0
+        self._consumed = 0
+        self._need_keyframe = False
+        self._dropped = 0
+        self._restarts = 0
+        self._crashes_in_row = 0
+        self._encoder: EncoderChoice | None = None
+        self._ladder: Ladder | None = None
+        self._metrics: TranscodeMetrics | None = None
+        self._ready = asyncio.Event()
+        self._done = asyncio.Event()
+
+    # -- state -------------------------------------------------------------------------
+
+    def _to(self, new: SupervisorState) -> None:
+        if new not in _TRANSITIONS[self.state]:
+            raise RuntimeError(f"supervisor {self.stream_id}: illegal {self.state} -> {new}")
+        self.state = new
+
+    def _in(self, state: SupervisorState) -> bool:
+        return self.state is state
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def ladder(self) -> Ladder | None:
+        return self._ladder
+
+    def metrics(self) -> SupervisorMetrics:
+        return SupervisorMetrics(
+            self.state.value,
+            self.pid,
+            self._restarts,
+            self._dropped,
+            self._sent - self._consumed,
+            self._encoder,
+            self._metrics,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._spawn()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def _spawn(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "live.transcode.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        self._proc = proc
+        self._sent = self._consumed = 0
+        assert proc.stdin is not None
+        proc.stdin.write(encode_message(self._start))
+        self._reader = asyncio.create_task(self._read(proc), name=f"transcode-{self.stream_id}")
+        log.info("transcode %s: worker pid %d started", self.stream_id, proc.pid)
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Flush the worker (end of stream), deliver its last output, and stop it."""
+        if self.state in (SupervisorState.CLOSED, SupervisorState.CLOSING):
+            return
+        failed = self.state is SupervisorState.FAILED
+        if not failed:
+            self._to(SupervisorState.CLOSING)
+        proc = self._proc
+        if proc is not None and proc.returncode is None and proc.stdin is not None:
+            with contextlib.suppress(ConnectionError):
+                proc.stdin.write(encode_message(WorkerFlush()))
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(self._done.wait(), timeout)
+            except TimeoutError:
+                log.warning("transcode %s: worker did not finish, killing it", self.stream_id)
+                proc.kill()
+        if proc is not None:
+            await proc.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        self.state = SupervisorState.CLOSED
+        await self._events.put(None)
+
+    # -- input -------------------------------------------------------------------------
+
+    def submit(self, unit: AccessUnit) -> bool:
+        """Hand one access unit to the worker; False when it was dropped (never blocks)."""
+        proc = self._proc
+        if (
+            self.state not in (SupervisorState.STARTING, SupervisorState.RUNNING)
+            or proc is None
+            or proc.stdin is None
+            or proc.stdin.is_closing()
+        ):
+            self._dropped += 1
+            self._need_keyframe = True
+            return False
+        if self._sent - self._consumed >= self.settings.max_backlog:
+            self._dropped += 1
+            self._need_keyframe = True
+            return False
+        if self._need_keyframe:
+            if unit.kind is not TrackKind.VIDEO or not unit.keyframe:
+                self._dropped += 1
+                return False
+            self._need_keyframe = False
+        try:
+            proc.stdin.write(encode_message(WorkerInput(unit, time.monotonic())))
+        except (ConnectionError, RuntimeError):
+            self._dropped += 1
+            self._need_keyframe = True
+            return False
+        self._sent += 1
+        return True
+
+    # -- output ------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[SupervisorEvent]:
+        """Every output event, in order, until the supervisor is closed."""
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        reason = "worker closed its output"
+        try:
+            while True:
+                header = await proc.stdout.readexactly(_HEADER.size)
+                (size,) = _HEADER.unpack(header)
+                if size > MAX_MESSAGE:
+                    raise WorkerProtocolError(f"worker sent a {size}-byte message")
+                message: Any = pickle.loads(await proc.stdout.readexactly(size))
+                await self._handle(message)
+        except asyncio.IncompleteReadError:
+            pass
+        except WorkerProtocolError as exc:
+            reason = str(exc)
+            proc.kill()
+        code = await proc.wait()
+        if self.state is SupervisorState.CLOSING:
+            self._done.set()
+            return
+        if code == EXIT_BAD_INPUT:
+            log.error("transcode %s: the source cannot be transcoded", self.stream_id)
+            self._to(SupervisorState.FAILED)
+            return
+        if code != 0:
+            reason = f"worker exited with {code}"
+        await self._restart(reason)
+
+    async def _handle(self, message: object) -> None:
+        if isinstance(message, WorkerOutput):
+            self._consumed = message.consumed
+            for event in message.events:
+                await self._events.put(event)
+            if any(isinstance(e, RenditionUnit) for e in message.events):
+                self._crashes_in_row = 0
+        elif isinstance(message, WorkerReady):
+            self._encoder, self._ladder = message.encoder, message.ladder
+            if self.state is SupervisorState.STARTING:
+                self._to(SupervisorState.RUNNING)
+            self._ready.set()
+        elif isinstance(message, WorkerReport):
+            self._metrics = message.metrics
+            if message.final:
+                self._done.set()
+        else:
+            raise WorkerProtocolError(f"worker sent {type(message).__name__}")
+
+    async def _restart(self, reason: str) -> None:
+        if self.state not in (SupervisorState.STARTING, SupervisorState.RUNNING):
+            return
+        self._to(SupervisorState.RESTARTING)
+        self._need_keyframe = True
+        self._crashes_in_row += 1
+        log.warning("transcode %s: %s; restarting", self.stream_id, reason)
+        if self._crashes_in_row > self.settings.max_restarts:
+            log.error("transcode %s: %d crashes in a row, giving up", self.stream_id, self._crashes_in_row)
+            self._to(SupervisorState.FAILED)
+            return
+        await asyncio.sleep(self.settings.restart_backoff_s * 2 ** (self._crashes_in_row - 1))
+        if not self._in(SupervisorState.RESTARTING):  # closed while we waited
+            return
+        self._to(SupervisorState.STARTING)
+        self._restarts += 1
+        await self._spawn()
+        assert self._proc is not None
+        await self._events.put(WorkerRestarted(self._proc.pid, reason))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
