@@ -54,9 +54,7 @@ def test_no_rung_exceeds_source_fps_or_its_cap(size: tuple[int, int], fps: float
         if not rung.passthrough:
             prefix = rung.name.split("p")[0] + "p"
             if prefix in caps:
-                assert rung.fps <= max(
-                    s.max_fps for s in DEFAULT_RUNGS if f"{s.height}p" == prefix
-                ) * 1.01
+                assert rung.fps <= max(s.max_fps for s in DEFAULT_RUNGS if f"{s.height}p" == prefix) * 1.01
 
 
 @given(size=SIZES, fps=FPS, codec=CODECS)

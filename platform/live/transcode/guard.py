@@ -59,7 +59,7 @@ class RealtimeGuard:
             raise ValueError("work_s must be >= 0 and interval_s > 0")
         self._media_s += interval_s
         self._work_s += work_s
-        if self._media_s < self._settings.window_s:
+        if self._media_s < self._settings.window_s * (1 - 1e-9):  # float sums of 1/fps
             return None
         self._last_load = self._work_s / self._media_s
         overloaded = self._last_load > self._settings.overload_ratio
