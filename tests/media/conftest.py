@@ -106,3 +106,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test asking for ``clip`` runs once per ffmpeg clip in CLIPS."""
     if "clip" in metafunc.fixturenames:
         metafunc.parametrize("clip", list(CLIPS.values()), ids=list(CLIPS))
+
+
+@pytest.fixture(scope="session")
+def run_ffmpeg(media_dir: Path):  # type: ignore[no-untyped-def]
+    """``run_ffmpeg(name, args, fmt)``: run the ffmpeg CLI into a session file, return its path."""
+
+    def run(name: str, args: tuple[str, ...], fmt: str) -> Path:
+        out = media_dir / name
+        return out if out.exists() else _ffmpeg(out, args, fmt)
+
+    return run
