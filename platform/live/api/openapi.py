@@ -1,0 +1,239 @@
+"""The OpenAPI 3.0 document of ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+Written as data beside the handlers and held true by tests: every route the app serves is in
+it and nothing else, and schemathesis checks real responses against these schemas. The
+stream-health schema is derived from ``StreamHealth`` itself, so a field the ingest or the
+transcoder adds there appears here without anyone remembering to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from live.api.validation import NAME_PATTERN, PASSWORD_MAX, PASSWORD_MIN, TITLE_MAX
+from live.ingest.registry import StreamHealth
+
+API_PREFIX = "/api/v1"
+
+_JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def dataclass_schema(cls: type) -> dict[str, Any]:
+    """A JSON schema for a flat dataclass of str/int/float/bool fields, optionally None."""
+    hints = typing.get_type_hints(cls)
+    properties: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        nullable = False
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+            nullable = len(members) < len(typing.get_args(hint))
+            if len(members) != 1:
+                raise TypeError(f"{cls.__name__}.{field.name}: only T | None unions are described")
+            hint = members[0]
+        if hint not in _JSON_TYPES:
+            raise TypeError(f"{cls.__name__}.{field.name}: no JSON type for {hint!r}")
+        schema: dict[str, Any] = {"type": _JSON_TYPES[hint]}
+        if nullable:
+            schema["nullable"] = True
+        properties[field.name] = schema
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if retry_after:
+        response["headers"] = {"Retry-After": {
+            "description": "seconds to wait before trying again",
+            "schema": {"type": "integer", "minimum": 1},
+        }}
+    return response
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _body(ref: str) -> dict[str, Any]:
+    return {"required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_BAD_BODY = {
+    "400": _error_response("validation failed; `field` names the member at fault"),
+    "413": _error_response("request body over the size limit"),
+    "415": _error_response("request body is not application/json"),
+}
+_AUTH = {"401": _error_response("missing, expired or revoked bearer token")}
+_OWNER = {**_AUTH, "403": _error_response("the token's account does not own this channel")}
+_MISSING = {"404": _error_response("no such channel")}
+_LIMITED = {"429": _error_response("rate limit for this client address", retry_after=True)}
+_BEARER = [{"bearer": []}]
+_CHANNEL_NAME_PARAM = {
+    "name": "name", "in": "path", "required": True,
+    "schema": {"type": "string"}, "description": "channel name (letter case ignored)",
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    name = {"type": "string", "pattern": NAME_PATTERN}
+    title = {"type": "string", "maxLength": TITLE_MAX, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+    account = {
+        "type": "object", "required": ["id", "username", "created_at"],
+        "properties": {"id": {"type": "integer"}, "username": {"type": "string"},
+                       "created_at": {"type": "number"}},
+    }
+    channel_props: dict[str, Any] = {
+        "name": {"type": "string"},
+        "title": {"type": "string"},
+        "live": {"type": "boolean"},
+        "viewer_count": {"type": "integer", "nullable": True,
+                         "description": "null where no origin reports viewers for this platform"},
+        "created_at": {"type": "number"},
+        "watch_url": {"type": "string"},
+        "stream": {"allOf": [{"$ref": "#/components/schemas/StreamHealth"}], "nullable": True},
+        "stream_key": {"type": "string", "description": "owner only"},
+        "publish_url": {"type": "string", "description": "owner only"},
+    }
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object", "required": ["error", "message"],
+            "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                           "field": {"type": "string"}},
+        },
+        "Credentials": {
+            "type": "object", "required": ["username", "password"], "additionalProperties": False,
+            "properties": {
+                "username": name,
+                "password": {"type": "string", "minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX,
+                             "pattern": "^[^\\u0000]*$"},
+            },
+        },
+        "Account": account,
+        "SessionCreated": {
+            "type": "object", "required": ["token", "expires_at", "account"],
+            "properties": {"token": {"type": "string"}, "expires_at": {"type": "number"},
+                           "account": {"$ref": "#/components/schemas/Account"}},
+        },
+        "CurrentSession": {
+            "type": "object", "required": ["account", "expires_at", "channels"],
+            "properties": {"account": {"$ref": "#/components/schemas/Account"},
+                           "expires_at": {"type": "number"},
+                           "channels": {"type": "array", "items": {"type": "string"}}},
+        },
+        "ChannelCreate": {
+            "type": "object", "required": ["name"], "additionalProperties": False,
+            "properties": {"name": name, "title": title},
+        },
+        "ChannelUpdate": {
+            "type": "object", "required": ["title"], "additionalProperties": False,
+            "properties": {"title": title},
+        },
+        "Channel": {
+            "type": "object",
+            "required": ["name", "title", "live", "viewer_count", "created_at", "watch_url", "stream"],
+            "properties": channel_props,
+        },
+        "ChannelList": {
+            "type": "object", "required": ["channels"],
+            "properties": {"channels": {"type": "array", "items": {"$ref": "#/components/schemas/Channel"}}},
+        },
+        "StreamKey": {
+            "type": "object", "required": ["stream_key", "publish_url"],
+            "properties": {"stream_key": {"type": "string"}, "publish_url": {"type": "string"}},
+        },
+        "StreamHealth": dataclass_schema(StreamHealth),
+        "StreamList": {
+            "type": "object", "required": ["streams"],
+            "properties": {"streams": {"type": "array",
+                                       "items": {"$ref": "#/components/schemas/StreamHealth"}}},
+        },
+    }
+    paths: dict[str, Any] = {
+        "/accounts": {"post": {
+            "operationId": "createAccount", "summary": "create an account",
+            "requestBody": _body("Credentials"),
+            "responses": {"201": _json("Account", "the new account"), **_BAD_BODY,
+                          "409": _error_response("username taken (letter case ignored)"), **_LIMITED},
+        }},
+        "/sessions": {"post": {
+            "operationId": "createSession", "summary": "log in: trade credentials for a bearer token",
+            "requestBody": _body("Credentials"),
+            "responses": {"201": _json("SessionCreated", "a new session"), **_BAD_BODY,
+                          "401": _error_response("unknown username or wrong password"), **_LIMITED},
+        }},
+        "/sessions/current": {
+            "get": {
+                "operationId": "currentSession", "summary": "who the bearer token belongs to",
+                "security": _BEARER,
+                "responses": {"200": _json("CurrentSession", "the session"), **_AUTH},
+            },
+            "delete": {
+                "operationId": "deleteSession", "summary": "log out: revoke the bearer token",
+                "security": _BEARER,
+                "responses": {"204": {"description": "revoked"}, **_AUTH},
+            },
+        },
+        "/channels": {
+            "get": {
+                "operationId": "listChannels", "summary": "every channel, public view",
+                "responses": {"200": _json("ChannelList", "the channels")},
+            },
+            "post": {
+                "operationId": "createChannel", "summary": "create a channel owned by the caller",
+                "security": _BEARER, "requestBody": _body("ChannelCreate"),
+                "responses": {"201": _json("Channel", "the channel, owner view"), **_BAD_BODY, **_AUTH,
+                              "403": _error_response("the account holds its maximum of channels"),
+                              "409": _error_response("channel name taken")},
+            },
+        },
+        "/channels/{name}": {
+            "parameters": [_CHANNEL_NAME_PARAM],
+            "get": {
+                "operationId": "getChannel",
+                "summary": "a channel: public view, or owner view (with the stream key) for its owner",
+                "responses": {"200": _json("Channel", "the channel"), **_MISSING},
+            },
+            "patch": {
+                "operationId": "updateChannel", "summary": "change the channel's title",
+                "security": _BEARER, "requestBody": _body("ChannelUpdate"),
+                "responses": {"200": _json("Channel", "the channel, owner view"), **_BAD_BODY, **_OWNER,
+                              **_MISSING},
+            },
+        },
+        "/channels/{name}/stream-key": {
+            "parameters": [_CHANNEL_NAME_PARAM],
+            "post": {
+                "operationId": "rotateStreamKey",
+                "summary": "replace the stream key; the old one is refused from this moment",
+                "security": _BEARER,
+                "responses": {"200": _json("StreamKey", "the new key"), **_OWNER, **_MISSING},
+            },
+        },
+        "/streams": {"get": {
+            "operationId": "listStreams", "summary": "live streams with ingest health",
+            "responses": {"200": _json("StreamList", "the live streams")},
+        }},
+        "/openapi.json": {"get": {
+            "operationId": "openapi", "summary": "this document",
+            "responses": {"200": {"description": "OpenAPI 3.0 document",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}},
+        }},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "livetwin platform API", "version": "1"},
+        "servers": [{"url": API_PREFIX}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,188 @@
+"""The repository contract, proved identically on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+from live.api.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNew, check_sequence, pending
+from live.api.repository import Conflict, NotFound, Repository
+from live.api.sqlite_store import SqliteRepository
+from live.api.storage import SQLITE_FILE_NAME, open_repository
+
+
+def th(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def test_migrations_are_numbered_one_by_one_and_cover_both_dialects() -> None:
+    check_sequence()
+    assert all(m.sqlite and m.postgres for m in MIGRATIONS)
+    assert pending(0) == MIGRATIONS
+    assert pending(LATEST_VERSION) == ()
+    with pytest.raises(SchemaTooNew):
+        pending(LATEST_VERSION + 1)
+
+
+async def test_open_migrates_to_the_latest_version_and_reopening_keeps_data(
+    database: str | None, tmp_path: Path
+) -> None:
+    first = await open_repository(database, tmp_path)
+    try:
+        assert await first.schema_version() == LATEST_VERSION  # type: ignore[attr-defined]
+        account = await first.create_account("Keeper", "hash")
+    finally:
+        await first.close()
+    second = await open_repository(database, tmp_path)
+    try:
+        assert await second.schema_version() == LATEST_VERSION  # type: ignore[attr-defined]
+        found = await second.account_by_username("keeper")
+        assert found is not None and found[0] == account
+    finally:
+        await second.close()
+
+
+async def test_sqlite_store_lives_in_the_data_directory(tmp_path: Path) -> None:
+    repo = await open_repository(None, tmp_path / "data")
+    await repo.close()
+    assert (tmp_path / "data" / SQLITE_FILE_NAME).is_file()
+
+
+async def test_a_database_from_a_newer_livetwin_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / SQLITE_FILE_NAME
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (?)", (LATEST_VERSION + 1,))
+    db.commit()
+    db.close()
+    with pytest.raises(SchemaTooNew):
+        await SqliteRepository.open(path)
+
+
+async def test_postgres_nodes_starting_together_migrate_once(database: str | None, tmp_path: Path) -> None:
+    if database is None:
+        pytest.skip("concurrent migration is a PostgreSQL concern (SQLite has one process)")
+    repos = await asyncio.gather(*(open_repository(database, tmp_path) for _ in range(4)))
+    try:
+        versions = await repos[0]._pool.fetch("SELECT version FROM schema_version")  # type: ignore[attr-defined]
+        assert sorted(r["version"] for r in versions) == [m.version for m in MIGRATIONS]
+    finally:
+        for repo in repos:
+            await repo.close()
+
+
+def test_unknown_database_url_is_refused_without_echoing_credentials(tmp_path: Path) -> None:
+    with pytest.raises(ValueError) as caught:
+        asyncio.run(open_repository("mysql://user:secret@db/x", tmp_path))
+    assert "secret" not in str(caught.value)
+
+
+async def test_usernames_are_unique_without_regard_to_case(repo: Repository) -> None:
+    account = await repo.create_account("Alice_1", "h1")
+    assert account.username == "Alice_1"
+    with pytest.raises(Conflict) as caught:
+        await repo.create_account("alice_1", "h2")
+    assert caught.value.field == "username"
+    found = await repo.account_by_username("ALICE_1")
+    assert found == (account, "h1")
+    assert await repo.account_by_username("bob") is None
+
+
+async def test_password_hash_can_be_replaced(repo: Repository) -> None:
+    account = await repo.create_account("carol", "old")
+    await repo.set_password_hash(account.id, "new")
+    assert await repo.account_by_username("carol") == (account, "new")
+    with pytest.raises(NotFound):
+        await repo.set_password_hash(account.id + 1000, "x")
+
+
+async def test_sessions_resolve_until_expiry_or_deletion(repo: Repository) -> None:
+    account = await repo.create_account("dave", "h")
+    await repo.create_session(account.id, th("t1"), expires_at=2000.0)
+    await repo.create_session(account.id, th("t2"), expires_at=3000.0)
+    session = await repo.session_by_token_hash(th("t1"), now=1999.0)
+    assert session is not None and session.account == account and session.expires_at == 2000.0
+    assert await repo.session_by_token_hash(th("t1"), now=2000.0) is None  # expired at the instant
+    assert await repo.session_by_token_hash(th("nope"), now=0.0) is None
+    await repo.delete_session(th("t2"))
+    assert await repo.session_by_token_hash(th("t2"), now=0.0) is None
+
+
+async def test_expired_sessions_are_swept_and_live_ones_kept(repo: Repository) -> None:
+    account = await repo.create_account("erin", "h")
+    for i, expiry in enumerate((10.0, 20.0, 30.0)):
+        await repo.create_session(account.id, th(f"s{i}"), expires_at=expiry)
+    assert await repo.delete_expired_sessions(now=20.0) == 2
+    assert await repo.session_by_token_hash(th("s2"), now=20.0) is not None
+
+
+async def test_channel_creation_rejects_a_taken_name_or_key(repo: Repository) -> None:
+    owner = await repo.create_account("frank", "h")
+    channel = await repo.create_channel("frankstv", owner.id, "live_key_one")
+    assert (channel.name, channel.owner_id, channel.stream_key, channel.title) == (
+        "frankstv", owner.id, "live_key_one", "")
+    with pytest.raises(Conflict) as by_name:
+        await repo.create_channel("frankstv", owner.id, "live_key_two")
+    assert by_name.value.field == "name"
+    with pytest.raises(Conflict) as by_key:
+        await repo.create_channel("other", owner.id, "live_key_one")
+    assert by_key.value.field == "stream_key"
+    assert await repo.channel("frankstv") == channel
+    assert await repo.channel("missing") is None
+    assert await repo.channels_owned_by(owner.id) == [channel]
+
+
+async def test_rotating_a_key_makes_the_old_one_resolve_to_nothing(repo: Repository) -> None:
+    await repo.create_channel("gina", None, "live_old_key")
+    assert (await repo.channel_by_stream_key("live_old_key")) is not None
+    rotated = await repo.set_stream_key("gina", "live_new_key")
+    assert rotated.stream_key == "live_new_key"
+    assert await repo.channel_by_stream_key("live_old_key") is None
+    resolved = await repo.channel_by_stream_key("live_new_key")
+    assert resolved is not None and resolved.name == "gina"
+    with pytest.raises(NotFound):
+        await repo.set_stream_key("nobody", "live_other")
+
+
+async def test_ensure_channel_creates_then_resets_the_key(repo: Repository) -> None:
+    created = await repo.ensure_channel("seeded", "seed_key_1")
+    assert created.owner_id is None
+    again = await repo.ensure_channel("seeded", "seed_key_2")
+    assert again.stream_key == "seed_key_2" and again.created_at == created.created_at
+    assert await repo.channel_by_stream_key("seed_key_1") is None
+    await repo.create_channel("another", None, "seed_key_3")
+    with pytest.raises(Conflict):
+        await repo.ensure_channel("seeded", "seed_key_3")
+
+
+async def test_titles_change_and_channels_list_in_name_order(repo: Repository) -> None:
+    await repo.create_channel("zeta", None, "k_zeta_123")
+    await repo.create_channel("alpha", None, "k_alpha_123")
+    titled = await repo.set_title("zeta", "Late night")
+    assert titled.title == "Late night"
+    assert [c.name for c in await repo.list_channels()] == ["alpha", "zeta"]
+    with pytest.raises(NotFound):
+        await repo.set_title("nobody", "x")
+
+
+async def test_text_round_trips_unicode_exactly(repo: Repository) -> None:
+    await repo.create_channel("uni", None, "k_uni_1234")
+    title = "Живой эфир 🎮 ñ \u200d"
+    assert (await repo.set_title("uni", title)).title == title
+    assert (await repo.channel("uni")).title == title  # type: ignore[union-attr]
+
+
+async def test_postgres_errors_other_than_uniqueness_are_not_disguised(database: str | None,
+                                                                        tmp_path: Path) -> None:
+    if database is None:
+        pytest.skip("PostgreSQL only")
+    repo = await open_repository(database, tmp_path)
+    try:
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await repo.create_session(999_999, th("x"), 1.0)
+    finally:
+        await repo.close()
