@@ -272,14 +272,18 @@ class TranscodeSupervisor:
         self._ladder: Ladder | None = None
         self._metrics: TranscodeMetrics | None = None
         self._ready = asyncio.Event()
+        self._failure = ""
         self._done = asyncio.Event()
 
     # -- state -------------------------------------------------------------------------
 
-    def _to(self, new: SupervisorState) -> None:
+    def _to(self, new: SupervisorState, reason: str = "") -> None:
         if new not in _TRANSITIONS[self.state]:
             raise RuntimeError(f"supervisor {self.stream_id}: illegal {self.state} -> {new}")
         self.state = new
+        if new is SupervisorState.FAILED:
+            self._failure = reason
+            self._ready.set()  # wake wait_ready() callers so they see the failure
 
     def _in(self, state: SupervisorState) -> bool:
         return self.state is state
@@ -309,7 +313,10 @@ class TranscodeSupervisor:
         await self._spawn()
 
     async def wait_ready(self) -> None:
+        """Until a worker has opened its encoders; raises if the stream failed instead."""
         await self._ready.wait()
+        if self._in(SupervisorState.FAILED):
+            raise RuntimeError(f"transcode {self.stream_id}: worker failed: {self._failure}")
 
     async def _spawn(self) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -414,7 +421,7 @@ class TranscodeSupervisor:
             return
         if code == EXIT_BAD_INPUT:
             log.error("transcode %s: the source cannot be transcoded", self.stream_id)
-            self._to(SupervisorState.FAILED)
+            self._to(SupervisorState.FAILED, "the source cannot be transcoded (see worker log)")
             return
         if code != 0:
             reason = f"worker exited with {code}"
@@ -448,7 +455,7 @@ class TranscodeSupervisor:
         log.warning("transcode %s: %s; restarting", self.stream_id, reason)
         if self._crashes_in_row > self.settings.max_restarts:
             log.error("transcode %s: %d crashes in a row, giving up", self.stream_id, self._crashes_in_row)
-            self._to(SupervisorState.FAILED)
+            self._to(SupervisorState.FAILED, f"{self._crashes_in_row} crashes in a row: {reason}")
             return
         await asyncio.sleep(self.settings.restart_backoff_s * 2 ** (self._crashes_in_row - 1))
         if not self._in(SupervisorState.RESTARTING):  # closed while we waited
@@ -461,4 +468,8 @@ class TranscodeSupervisor:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, so pickled messages resolve to the same classes
+    # (under ``-m`` this file is ``__main__``, not ``live.transcode.worker``).
+    from live.transcode.worker import main as _main
+
+    sys.exit(_main())
