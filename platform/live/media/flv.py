@@ -9,6 +9,11 @@ one) into those tags. Both are pure: bytes in, events out. Malformed input from 
 Policy for media before its sequence header: the unit is dropped and counted under a
 ``DropReason`` in ``FlvTagDemuxer.dropped`` (it cannot be decoded, but the stream recovers once
 the header arrives, so dropping beats closing the publisher's connection).
+
+Timestamps are taken as given: RTMP's 32-bit millisecond clock wraps after ~49.7 days, and
+unwrapping it is the transport's job (the RTMP server does it before feeding tags here). The
+keyframe flag is the tag's FrameType (1 = key frame, 4 = generated key frame), which is what
+FFmpeg's FLV demuxer reports; ``avc.contains_idr`` checks the bitstream itself.
 """
 
 from __future__ import annotations
