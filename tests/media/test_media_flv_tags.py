@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from live.media import aac, avc, flv
+from live.media import aac, avc, flv, hevc
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
 Event = VideoConfig | AudioConfig | AccessUnit
@@ -240,7 +240,7 @@ def test_enhanced_rtmp_hevc_round_trips_through_flv_tags(
     hevc_mp4: Path, make_clip: Callable[[str], Path]
 ) -> None:
     record, packets = _hevc_from_mp4(hevc_mp4)
-    config = flv.hevc.video_config_from_record(record)
+    config = hevc.video_config_from_record(record)
     assert (config.codec, config.width, config.height) == ("h265", 854, 480)
     assert config.codec_string.startswith("hvc1.1.6.L")  # Main profile, compatible with 1 and 2
     units = [AccessUnit(TrackKind.VIDEO, d, p, data, k, WALLCLOCK) for d, p, k, data in packets]
