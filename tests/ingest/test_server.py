@@ -133,8 +133,9 @@ async def test_partial_messages_on_too_many_chunk_streams_close_the_connection(
     errors_before = rtmp_server.protocol_errors
     try:
         for csid in range(8, 8 + 80):
-            writer.write(bytes([csid]) + bytes(3) + (0xFFFFFF).to_bytes(3, "big") + b"\x09"
-                         + (1).to_bytes(4, "little") + bytes(128))
+            basic = bytes([csid]) if csid < 64 else bytes([0, csid - 64])
+            writer.write(basic + bytes(3) + (0xFFFFFF).to_bytes(3, "big") + b"\x09"
+                         + (1).to_bytes(4, "little") + bytes(4096))  # one full chunk each
             await writer.drain()
         async with asyncio.timeout(5):
             while await reader.read(65536):
