@@ -169,16 +169,16 @@ class Api:
     # handlers
 
     async def create_account(self, request: web.Request) -> web.Response:
-        self.limit(self.signup_limits, request, "account creations")
         credentials = parse_credentials(await self.body(request))
+        self.limit(self.signup_limits, request, "account creations")
         password_hash = await self.passwords.hash(credentials.password)
         account = await self.repo.create_account(credentials.username, password_hash)
         log.info("account %d created: %s", account.id, account.username)
         return web.json_response(_account(account), status=201)
 
     async def create_session(self, request: web.Request) -> web.Response:
-        self.limit(self.login_limits, request, "login attempts")
         credentials = parse_credentials(await self.body(request))
+        self.limit(self.login_limits, request, "login attempts")
         found = await self.repo.account_by_username(credentials.username)
         stored_hash = found[1] if found is not None else None
         if not await self.passwords.verify(stored_hash, credentials.password) or found is None:

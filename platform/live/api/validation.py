@@ -98,6 +98,8 @@ def check_password(value: str) -> str:
         raise ValidationError("password", f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
     if "\x00" in value:
         raise ValidationError("password", "must not contain NUL")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValidationError("password", "must be valid Unicode (no lone surrogates)")
     return value
 
 
