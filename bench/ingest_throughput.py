@@ -179,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         source, messages = make_source(workdir, args.seconds)
+        source_mbps = source.stat().st_size * 8 / 1e6 / args.seconds
         rows: list[tuple[Result, Result]] = []
         for n in counts:
             ours = run_case("livetwin", workdir, source, messages, args.seconds, n)
             base = run_case("nginx-rtmp", workdir, source, messages, args.seconds, n)
             rows.append((ours, base))
-    print(f"\nIngest throughput, {source.stat().st_size * 8 / 1e6 / args.seconds:.2f} Mbit/s "
+    print(f"\nIngest throughput, {source_mbps:.2f} Mbit/s "
           f"720p30 source x N publishers, ffmpeg -c copy without -re\n")
     header = (f"{'N':>3} {'server':<11} {'wall s':>7} {'Mbit/s':>8} {'msg/s':>8} "
               f"{'cpu s':>6} {'Mbit/cpu-s':>10} {'core/pub':>9} {'ratio':>6}")

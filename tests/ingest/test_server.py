@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 
+import pytest
+
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.client_protocol import ClientConnection, ClientState
-from live.ingest.rtmp.server import RtmpServer
+from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 
 
 async def publish(port: int, key: str) -> tuple[ClientConnection, asyncio.StreamReader, asyncio.StreamWriter]:
@@ -145,3 +148,21 @@ async def test_partial_messages_on_too_many_chunk_streams_close_the_connection(
     writer.close()
     await until(lambda: rtmp_server.active_connections == 0)
     assert rtmp_server.protocol_errors == errors_before + 1
+
+
+async def test_shutdown_with_a_live_publisher_ends_it_cleanly(
+    registry: LiveStreamRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.ingest.conftest import resolve
+
+    server = RtmpServer(resolve, registry, RtmpServerSettings(port=0))
+    await server.start()
+    client, reader, writer = await publish(server.port, "key_alpha_123")
+    assert registry.get("alpha") is not None
+    with caplog.at_level(logging.INFO):
+        await server.close()
+        await asyncio.sleep(0.05)  # let asyncio run the stream callbacks of the ended tasks
+    assert registry.get("alpha") is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("server shutting down" in r.getMessage() for r in caplog.records)
+    writer.close()

@@ -112,6 +112,10 @@ class RtmpServer:
         self.connections_total += 1
         try:
             await _Session(self, reader, writer).run()
+        except asyncio.CancelledError:
+            # Server shutdown. Ending normally keeps asyncio's stream callback (which calls
+            # task.exception() on Python 3.11) from logging the cancellation as an error.
+            pass
         finally:
             self._tasks.discard(task)  # type: ignore[arg-type]
 
@@ -153,6 +157,9 @@ class _Session:
             log.warning("rtmp %s: closing: %s", self.remote, reason)
         except (ConnectionError, OSError) as exc:
             reason = f"connection lost: {exc}"
+        except asyncio.CancelledError:
+            reason = "server shutting down"
+            raise
         finally:
             for publication in self.publications.values():
                 self.server._registry.release(publication.stream)
