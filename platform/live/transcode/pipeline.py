@@ -109,7 +109,7 @@ class TranscodeSettings:
     guard: GuardSettings = field(default_factory=GuardSettings)
     realtime: bool = True  # False: file mode, no frame is ever dropped for lateness
     interpolation: str = "BILINEAR"  # swscale algorithm for the per-rung scale
-    parallel_rungs: int = 1  # >1: encode rungs on that many threads (PyAV releases the GIL)
+    parallel_rungs: int = 2  # rungs scaled+encoded concurrently (PyAV releases the GIL)
     decoder_threads: int = 1  # >1 uses frame threads: throughput at the price of frames of delay
 
 
