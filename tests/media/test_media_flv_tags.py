@@ -69,8 +69,10 @@ def unit_sequences(draw: st.DrawFn, nal_length_size: int) -> list[AccessUnit]:
 def test_muxed_tags_demux_to_the_same_configs_and_units(
     configs: tuple[VideoConfig, AudioConfig], data: st.DataObject
 ) -> None:
-    video, audio = configs
-    units = data.draw(unit_sequences(video.nal_length_size))
+    real_video, audio = configs
+    nal_length_size = data.draw(st.sampled_from([1, 2, 4]))
+    video = avc.video_config_from_parameter_sets(real_video.sps, real_video.pps, nal_length_size)
+    units = data.draw(unit_sequences(nal_length_size))
     muxer = flv.FlvTagMuxer()
     tags = [muxer.mux(video), muxer.mux(audio), *(muxer.mux(u) for u in units)]
     tags.append(muxer.end_of_sequence(units[-1].dts_ms if units else 0))

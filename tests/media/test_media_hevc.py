@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -77,3 +78,43 @@ def test_truncated_or_mutated_sps_raises_only_hevc_error(
         hevc.parse_hevc_sps(bytes(sps))
     except hevc.HevcError:
         pass
+
+
+HEVC_VARIANTS = {
+    # Two temporal sub-layers (profile_tier_level sub-layer fields) and a conformance window.
+    "hevc_1080p_sublayers.mp4": (
+        "1920x1080", ("-preset", "ultrafast", "-x265-params",
+                      "log-level=error:temporal-layers=1:bframes=3:keyint=25"),
+        1, 8, "hvc1.1.6.L120.90",
+    ),
+    "hevc_main10_odd.mp4": (
+        "426x240", ("-preset", "ultrafast", "-pix_fmt", "yuv420p10le", "-x265-params",
+                    "log-level=error"),
+        2, 10, "hvc1.2.4.L",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.parametrize("name", list(HEVC_VARIANTS))
+def test_x265_variants_parse_to_pyav_size_profile_and_bit_depth(
+    name: str, run_ffmpeg: Callable[[str, tuple[str, ...], str], Path]
+) -> None:
+    size, options, profile, depth, codec_prefix = HEVC_VARIANTS[name]
+    path = run_ffmpeg(
+        name,
+        ("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25", "-t", "0.4", "-c:v", "libx265",
+         *options, "-tag:v", "hvc1"),
+        "mp4",
+    )  # fmt: skip
+    with av.open(str(path)) as container:
+        ctx = container.streams.video[0].codec_context
+        record, width, height = bytes(ctx.extradata or b""), ctx.width, ctx.height
+    config = hevc.video_config_from_record(record)
+    assert (config.width, config.height) == (width, height) == tuple(map(int, size.split("x")))
+    assert config.profile_idc == profile
+    assert config.codec_string.startswith(codec_prefix)
+    sps = hevc.parse_hevc_sps(config.sps[0])
+    assert (sps.bit_depth_luma, sps.bit_depth_chroma) == (depth, depth)
+    parsed = hevc.parse_hevc_record(record)
+    assert (parsed.bit_depth_luma, parsed.profile_idc) == (depth, profile)
