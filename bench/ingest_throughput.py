@@ -6,7 +6,7 @@ messages/s, server CPU seconds, Mbit/s per server CPU-second, and the server CPU
 costs at real-time rate (CPU seconds per second of media, i.e. the share of a core one live
 publisher occupies). The baseline is Debian's nginx with libnginx-mod-rtmp, in the same run.
 
-    python bench/ingest_throughput.py [--publishers 1,4,8] [--seconds 20]
+    python bench/ingest_throughput.py [--publishers 1,4,8] [--seconds 10] [--loops 12]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
 
 
 def run_case(name: str, workdir: Path, source: Path, messages: int, media_s: float,
-             publishers: int) -> Result:
+             publishers: int, loops: int) -> Result:
     port = free_port()
     start = start_livetwin if name == "livetwin" else start_nginx
     server = start(workdir, port, publishers)
@@ -144,7 +144,8 @@ def run_case(name: str, workdir: Path, source: Path, messages: int, media_s: flo
         t0 = time.perf_counter()
         clients = [
             subprocess.Popen(
-                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(source),
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+                 "-stream_loop", str(loops - 1), "-i", str(source),
                  "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{port}/live/bench_key_{i:03d}"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for i in range(publishers)
@@ -161,15 +162,17 @@ def run_case(name: str, workdir: Path, source: Path, messages: int, media_s: flo
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-    megabits = source.stat().st_size * 8 / 1e6 * publishers
-    return Result(name, publishers, wall, cpu, megabits, messages * publishers,
-                  media_s * publishers)
+    megabits = source.stat().st_size * 8 / 1e6 * publishers * loops
+    return Result(name, publishers, wall, cpu, megabits, messages * publishers * loops,
+                  media_s * publishers * loops)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--publishers", default="1,4,8", help="comma-separated N values")
-    parser.add_argument("--seconds", type=int, default=20, help="source duration")
+    parser.add_argument("--seconds", type=int, default=10, help="source duration")
+    parser.add_argument("--loops", type=int, default=12,
+                        help="times each publisher sends the source (ffmpeg -stream_loop)")
     args = parser.parse_args(argv)
     for tool in ("ffmpeg", "ffprobe", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -182,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         source_mbps = source.stat().st_size * 8 / 1e6 / args.seconds
         rows: list[tuple[Result, Result]] = []
         for n in counts:
-            ours = run_case("livetwin", workdir, source, messages, args.seconds, n)
-            base = run_case("nginx-rtmp", workdir, source, messages, args.seconds, n)
+            ours = run_case("livetwin", workdir, source, messages, args.seconds, n, args.loops)
+            base = run_case("nginx-rtmp", workdir, source, messages, args.seconds, n, args.loops)
             rows.append((ours, base))
     print(f"\nIngest throughput, {source_mbps:.2f} Mbit/s "
-          f"720p30 source x N publishers, ffmpeg -c copy without -re\n")
+          f"720p30 source x N publishers x {args.loops} loops, "
+          "ffmpeg -c copy without -re\n")
     header = (f"{'N':>3} {'server':<11} {'wall s':>7} {'Mbit/s':>8} {'msg/s':>8} "
               f"{'cpu s':>6} {'Mbit/cpu-s':>10} {'core/pub':>9} {'ratio':>6}")
     print(header)
