@@ -79,6 +79,7 @@ _BEARER = [{"bearer": []}]
 _CHANNEL_NAME_PARAM = {
     "name": "name", "in": "path", "required": True,
     "schema": {"type": "string"}, "description": "channel name (letter case ignored)",
+    "example": "demo",
 }
 
 

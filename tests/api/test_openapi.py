@@ -1,0 +1,147 @@
+"""The OpenAPI document is true: it lists exactly the served routes, and real answers match it.
+
+schemathesis generates requests from the document (valid and deliberately invalid) and
+checks every response: no 5xx, only documented statuses and content types, bodies matching
+their schemas, declared auth enforced. It runs against a real server on a real socket, in a
+thread of its own (schemathesis' client blocks), on both stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, settings
+from live.api.app import API_KEY, setup_api
+from live.api.auth import new_token, token_hash
+from live.api.openapi import API_PREFIX, dataclass_schema, openapi_document
+from live.api.storage import open_repository
+from live.ingest.registry import LiveStreamRegistry, StreamHealth
+
+
+def served_operations(app: web.Application) -> set[tuple[str, str]]:
+    """(METHOD, full path) of every route the application answers under /api/v1, sub-apps included."""
+    operations: set[tuple[str, str]] = set()
+    routers = [app.router]
+    while routers:
+        router = routers.pop()
+        for resource in router.resources():
+            if isinstance(resource, web.PrefixedSubAppResource):
+                routers.append(resource._app.router)
+                continue
+            if resource.canonical.startswith(API_PREFIX):
+                operations.update((route.method.upper(), resource.canonical) for route in resource)
+    return operations
+
+
+def documented_operations() -> set[tuple[str, str]]:
+    document = openapi_document()
+    return {(method.upper(), API_PREFIX + path) for path, item in document["paths"].items()
+            for method in item if method != "parameters"}
+
+
+def test_every_served_route_is_documented_and_every_documented_route_is_served() -> None:
+    app = web.Application()
+    setup_api(app, _NoStore(), LiveStreamRegistry(),  # type: ignore[arg-type]
+              public_base_rtmp="rtmp://h/live", public_base_http="http://h")
+    served = served_operations(app)
+    assert ("POST", "/api/v1/channels/{name}/stream-key") in served  # the walk reaches the sub-app
+    assert served == documented_operations()
+
+
+def test_the_stream_schema_follows_the_registry_record() -> None:
+    schema = dataclass_schema(StreamHealth)
+    assert set(schema["properties"]) == {f for f in StreamHealth.__slots__}
+    assert schema["properties"]["width"] == {"type": "integer", "nullable": True}
+    assert schema["properties"]["fps"] == {"type": "number"}
+
+
+async def test_the_document_is_served_at_its_address(client) -> None:  # type: ignore[no-untyped-def]
+    status, body = await client.call("GET", "/openapi.json")
+    assert status == 200 and body == openapi_document()
+    assert body["servers"] == [{"url": API_PREFIX}]
+
+
+class _NoStore:
+    """Route listing never touches storage; any call here would be a test bug."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"route listing called the store: {name}")
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    token: str
+
+
+@pytest.fixture
+def live_server(database: str | None, tmp_path: Path) -> Iterator[LiveServer]:
+    """The API on 127.0.0.1:<ephemeral> in a background event loop, with one logged-in account
+    owning the channel ``demo`` (the document's example), so owner paths are reached too."""
+    loop = asyncio.new_event_loop()
+    ready: dict[str, object] = {}
+    started = threading.Event()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        repo = await open_repository(database, tmp_path)
+        app = web.Application(client_max_size=1 << 20)
+        setup_api(app, repo, LiveStreamRegistry(), public_base_rtmp="rtmp://127.0.0.1/live",
+                  public_base_http="http://127.0.0.1")
+        api = next(r._app for r in app.router.resources()
+                   if isinstance(r, web.PrefixedSubAppResource))[API_KEY]
+        account = await repo.create_account("fuzzer", await api.passwords.hash("fuzzer password"))
+        token = new_token()
+        await repo.create_session(account.id, token_hash(token), api.clock() + 3600)
+        await repo.create_channel("demo", account.id, "live_demo_key_for_fuzzing")
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        ready.update(url=f"http://127.0.0.1:{port}{API_PREFIX}", token=token)
+        started.set()
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            await repo.close()
+
+    def thread_main() -> None:
+        try:
+            loop.run_until_complete(run())
+        except BaseException as error:  # surface start-up failures to the waiting test
+            ready["error"] = error
+            started.set()
+
+    thread = threading.Thread(target=thread_main, name="api-under-fuzz", daemon=True)
+    thread.start()
+    assert started.wait(30), "the API server did not start"
+    if "error" in ready:
+        raise ready["error"]  # type: ignore[misc]
+    try:
+        yield LiveServer(str(ready["url"]), str(ready["token"]))
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
+
+
+schema = schemathesis.openapi.from_dict(openapi_document())
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much])
+def test_generated_requests_get_documented_answers_and_never_a_5xx(case, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {live_server.token}"} if case.operation.security else None
+    case.call_and_validate(base_url=live_server.base_url, headers=headers)
