@@ -1,0 +1,259 @@
+"""The LL-HLS origin's HTTP shell: routes, caching headers, gzip, CORS, held requests.
+
+Everything protocol-shaped lives in the pure modules (``store``, ``playlists``, ``blocking``);
+handlers only translate between HTTP and them. Rendered playlists are memoized per channel
+version and variant (delta or full, gzip or not), so releasing thousands of held requests for
+the same part renders and compresses the playlist once.
+
+Cache-Control follows the CDN guidance in REFERENCES.md: live playlists live ~1 s; blocking
+responses are cacheable under their ``_HLS_`` query (a later answer would only be longer);
+media URLs carry the stream epoch and are immutable; errors are not cached, except 404s briefly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from typing import Final
+
+from aiohttp import web
+
+from live.origin.blocking import (
+    ANY_PART,
+    Blocker,
+    DirectiveError,
+    Directives,
+    Overloaded,
+    PartTarget,
+    Probe,
+    Progress,
+    Target,
+    WaitOutcome,
+    check_reachable,
+    parse_directives,
+)
+from live.origin.playlists import render_media, render_multivariant
+from live.origin.store import ChannelState, OriginStore, RenditionState
+
+log = logging.getLogger("live.origin")
+
+STORE_KEY: Final = web.AppKey("live.origin.store", OriginStore)
+BLOCKER_KEY: Final = web.AppKey("live.origin.blocker", Blocker)
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+_MEDIA_FILE = re.compile(r"(?P<msn>\d{1,18})(?:\.(?P<part>\d{1,9}))?\.m4s\Z")
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Age, Date, Content-Length",
+}
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _headers(cache_control: str, **extra: str) -> dict[str, str]:
+    return {**_CORS, "Cache-Control": cache_control, **extra}
+
+
+def _error(status: int, reason: str, *, cache_control: str = "no-store") -> web.Response:
+    return web.Response(status=status, text=reason + "\n", headers=_headers(cache_control))
+
+
+def _not_found(reason: str) -> web.Response:
+    return _error(404, reason, cache_control="public, max-age=1")
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    for item in request.headers.get("Accept-Encoding", "").split(","):
+        token, _, params = item.strip().partition(";")
+        if token.strip().lower() in ("gzip", "*"):
+            quality = params.strip().replace(" ", "")
+            return quality not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def _gzip(text: str) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return compressor.compress(text.encode()) + compressor.flush()
+
+
+class Origin:
+    """Handlers over one store; reachable as ``app[STORE_KEY]`` / ``app[BLOCKER_KEY]``."""
+
+    def __init__(self, store: OriginStore) -> None:
+        self.store = store
+        self.blocker = Blocker(store.settings.max_held_requests)
+        store.add_listener(self._on_change)
+
+    def _on_change(self, channel: str, rendition: str | None) -> None:
+        state = self.store.channel(channel)
+        if state is None or rendition is None:
+            self.blocker.notify(channel, None, None, True)
+            return
+        rend = state.rendition(rendition)
+        self.blocker.notify(channel, rendition, rend.last if rend else None, state.ended)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _probe(self, state: ChannelState, rendition: str) -> Probe:
+        def probe() -> tuple[bool, Progress | None] | None:
+            if self.store.channel(state.name) is not state:
+                return None
+            rend = state.rendition(rendition)
+            return None if rend is None else (state.ended, rend.last)
+        return probe
+
+    async def _hold(self, state: ChannelState, rendition: str, target: Target,
+                    timeout_s: float) -> web.Response | None:
+        """Wait for ``target``; ``None`` when ready, else the response to send instead."""
+        try:
+            outcome = await self.blocker.wait(state.name, rendition, target,
+                                              self._probe(state, rendition), timeout_s)
+        except Overloaded as exc:
+            log.warning("origin: refusing a blocking request: %s", exc)
+            return _error(503, f"origin overloaded: {exc}")
+        if outcome is WaitOutcome.CLOSED:
+            return _error(503, "origin shutting down")
+        if outcome is WaitOutcome.GONE:
+            return _not_found(f"{state.name}/{rendition} went away")
+        if outcome is WaitOutcome.TIMEOUT:
+            return _error(503, f"{state.name}/{rendition}: not available after blocking "
+                               f"{timeout_s:g} s (3 x TARGETDURATION)")
+        return None
+
+    def _lookup(self, request: web.Request) -> tuple[ChannelState, RenditionState] | web.Response:
+        channel = request.match_info["channel"]
+        state = self.store.channel(channel)
+        if state is None:
+            return _not_found(f"unknown channel {channel!r}")
+        rendition = request.match_info["rendition"]
+        rend = state.rendition(rendition)
+        if rend is None:
+            return _not_found(f"channel {channel!r} has no rendition {rendition!r}")
+        return state, rend
+
+    def _playlist_response(self, request: web.Request, state: ChannelState, rend: RenditionState,
+                           skip: bool, cache_control: str) -> web.Response:
+        gzip = _accepts_gzip(request)
+        key = (skip, gzip)
+        memo = rend.memo.get(key)
+        if memo is None or memo[0] != state.version:
+            text = render_media(state, rend.name, skip=skip)
+            body = _gzip(text) if gzip else text.encode()
+            rend.memo[key] = memo = (state.version, body)
+        headers = _headers(cache_control, Vary="Accept-Encoding")
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=memo[1], content_type=PLAYLIST_TYPE, headers=headers)
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def multivariant(self, request: web.Request) -> web.Response:
+        channel = request.match_info["channel"]
+        state = self.store.channel(channel)
+        if state is None or not state.renditions:
+            return _not_found(f"unknown channel {channel!r}")
+        text = render_multivariant(state)
+        headers = _headers("public, max-age=2", Vary="Accept-Encoding")
+        if _accepts_gzip(request):
+            headers["Content-Encoding"] = "gzip"
+            return web.Response(body=_gzip(text), content_type=PLAYLIST_TYPE, headers=headers)
+        return web.Response(text=text, content_type=PLAYLIST_TYPE, headers=headers)
+
+    async def media_playlist(self, request: web.Request) -> web.Response:
+        """RFC 8216bis 6.2.5: blocking reload and delta updates."""
+        try:
+            directives = parse_directives(request.query)
+        except DirectiveError as exc:
+            return _error(400, str(exc))
+        found = self._lookup(request)
+        if isinstance(found, web.Response):
+            return found
+        state, rend = found
+        timing = state.timing
+        timeout_s = timing.blocking_timeout_s
+        if rend.last is None and not state.ended:
+            refused = await self._hold(state, rend.name, ANY_PART, timeout_s)
+            if refused is not None:
+                return refused
+        if state.ended:
+            directives = Directives()
+        target = directives.target
+        if target is not None and rend.last is not None:
+            try:
+                check_reachable(directives, rend.last, timing.part_target_s,
+                                rend.parts_per_segment or timing.nominal_parts_per_segment)
+            except DirectiveError as exc:
+                return _error(400, str(exc))
+            refused = await self._hold(state, rend.name, target, timeout_s)
+            if refused is not None:
+                return refused
+        if self.store.channel(state.name) is not state:
+            return _not_found(f"channel {state.name!r} restarted; reload the multivariant playlist")
+        if state.ended:
+            cache = "public, max-age=10"
+        elif directives.blocking:
+            cache = f"public, max-age={6 * timing.target_duration_s}"
+        else:
+            cache = "public, max-age=1"
+        return self._playlist_response(request, state, rend, directives.skip and not state.ended, cache)
+
+    async def media_file(self, request: web.Request) -> web.Response:
+        found = self._lookup(request)
+        if isinstance(found, web.Response):
+            return found
+        state, rend = found
+        if request.match_info["epoch"] != state.epoch:
+            return _not_found("no such stream (the channel has restarted since)")
+        name = request.match_info["file"]
+        mime = "video/mp4" if rend.has_video else "audio/mp4"
+        if name == "init.mp4":
+            return web.Response(body=rend.init.data, content_type=mime, headers=_headers(_IMMUTABLE))
+        match = _MEDIA_FILE.match(name)
+        if match is None:
+            return _not_found(f"no such file {name!r}")
+        msn = int(match["msn"])
+        if match["part"] is None:
+            seg = rend.complete_segment(msn)
+            if seg is None or seg.data is None:
+                return _not_found(f"segment {msn} of {state.name}/{rend.name} is not available")
+            return web.Response(body=seg.data, content_type=mime, headers=_headers(_IMMUTABLE))
+        index = int(match["part"])
+        part = rend.part(msn, index, state.timing)
+        if part is None and not state.ended and rend.last is not None \
+                and rend.last.next_part == (msn, index):
+            # EXT-X-PRELOAD-HINT: the hinted part is requestable at once and answered whole
+            # when it is complete (RFC 8216bis 4.4.5.3).
+            refused = await self._hold(state, rend.name, PartTarget(msn, index),
+                                       state.timing.blocking_timeout_s)
+            if refused is not None:
+                return refused
+            part = rend.part(msn, index, state.timing)
+        if part is None:
+            return _not_found(f"part {msn}.{index} of {state.name}/{rend.name} is not available")
+        return web.Response(body=part.data, content_type=mime, headers=_headers(_IMMUTABLE))
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        return web.Response(status=204, headers={
+            **_CORS,
+            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "*"),
+            "Access-Control-Max-Age": "86400",
+        })
+
+    async def shutdown(self, app: web.Application) -> None:
+        self.blocker.drain_all()
+
+
+def setup_origin(app: web.Application, store: OriginStore) -> None:
+    """Mount the origin's routes under ``/hls/`` on ``app``."""
+    origin = Origin(store)
+    app[STORE_KEY] = store
+    app[BLOCKER_KEY] = origin.blocker
+    app.router.add_get(f"/hls/{{channel:{_NAME}}}/master.m3u8", origin.multivariant)
+    app.router.add_get(f"/hls/{{channel:{_NAME}}}/{{rendition:{_NAME}}}.m3u8", origin.media_playlist)
+    app.router.add_get(f"/hls/{{channel:{_NAME}}}/{{rendition:{_NAME}}}/{{epoch:[0-9a-z]{{1,16}}}}"
+                       r"/{file:[A-Za-z0-9._-]{1,40}}", origin.media_file)
+    app.router.add_route("OPTIONS", r"/hls/{tail:.*}", origin.preflight)
+    app.on_shutdown.append(origin.shutdown)

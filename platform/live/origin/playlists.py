@@ -1,0 +1,144 @@
+"""LL-HLS playlist rendering from the store's state (pure: state in, text out).
+
+URL layout, relative to ``/hls/{channel}/``::
+
+    master.m3u8                         multivariant playlist
+    {rendition}.m3u8                    media playlist (blocking reload, delta updates)
+    {rendition}/{epoch}/init.mp4        EXT-X-MAP
+    {rendition}/{epoch}/{msn}.m4s       segment
+    {rendition}/{epoch}/{msn}.{i}.m4s   part
+
+``epoch`` names one stream of the channel, so media URLs are immutable and a restarted stream
+(which starts again at msn 0) can never be served from a stale cache.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from live.origin.store import ChannelState, RenditionState, Segment
+
+#: EXT-X-SKIP needs version 9 (RFC 8216bis 8, protocol version compatibility).
+MEDIA_PLAYLIST_VERSION = 9
+
+
+def init_uri(epoch: str, rendition: str) -> str:
+    return f"{rendition}/{epoch}/init.mp4"
+
+
+def segment_uri(epoch: str, rendition: str, msn: int) -> str:
+    return f"{rendition}/{epoch}/{msn}.m4s"
+
+
+def part_uri(epoch: str, rendition: str, msn: int, index: int) -> str:
+    return f"{rendition}/{epoch}/{msn}.{index}.m4s"
+
+
+def media_playlist_uri(rendition: str) -> str:
+    return f"{rendition}.m3u8"
+
+
+def format_program_date_time(epoch_s: float) -> str:
+    """ISO 8601 with milliseconds and a Z (RFC 8216bis 4.4.4.6)."""
+    stamp = datetime.fromtimestamp(epoch_s, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _decimal(value: float) -> str:
+    text = f"{value:.5f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def render_multivariant(channel: ChannelState) -> str:
+    """Every rendition as a variant stream (RFC 8216bis 4.4.6.2).
+
+    Video renditions carry muxed audio (the packager's default), so each is complete on its
+    own; an audio-only rendition becomes an audio-only variant (CODECS without video), which
+    players pick only when nothing else fits. BANDWIDTH is the larger of the declared peak and
+    the peak segment rate seen; AVERAGE-BANDWIDTH the mean over the segments held.
+    """
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    ordered = sorted(channel.renditions.values(), key=lambda rend: not rend.has_video)
+    for rend in ordered:
+        init = rend.init
+        peak = max(init.bandwidth, rend.peak_bandwidth() or 0)
+        average = min(rend.average_bandwidth() or init.bandwidth, peak)
+        attrs = [f"BANDWIDTH={peak}", f"AVERAGE-BANDWIDTH={average}", f'CODECS="{init.codecs}"']
+        if init.width is not None and init.height is not None:
+            attrs.append(f"RESOLUTION={init.width}x{init.height}")
+        if init.frame_rate is not None:
+            attrs.append(f"FRAME-RATE={init.frame_rate:.3f}")
+        lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
+        lines.append(media_playlist_uri(rend.name))
+    return "\n".join(lines) + "\n"
+
+
+def skippable_segments(rend: RenditionState, can_skip_until_s: float) -> int:
+    """How many leading segments a delta update replaces with EXT-X-SKIP (RFC 8216bis 6.2.5.1).
+
+    Only complete segments that end at least CAN-SKIP-UNTIL before the end of the playlist.
+    """
+    boundary = rend.edge_s - can_skip_until_s
+    count = 0
+    for seg in rend.segments:
+        if not seg.complete or seg.end_s > boundary:
+            break
+        count += 1
+    return count
+
+
+def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segment,
+                   channel: ChannelState) -> None:
+    if not seg.parts and not seg.complete:
+        return
+    lines.append("#EXT-X-PROGRAM-DATE-TIME:" + format_program_date_time(seg.program_date_time))
+    for part in seg.parts:
+        if not rend.part_listed(part, channel.timing):
+            continue
+        line = (f"#EXT-X-PART:DURATION={_decimal(part.duration_s)},"
+                f'URI="{part_uri(epoch, rend.name, part.msn, part.index)}"')
+        lines.append(line + ",INDEPENDENT=YES" if part.independent else line)
+    if seg.complete:
+        lines.append(f"#EXTINF:{_decimal(seg.duration_s)},")
+        lines.append(segment_uri(epoch, rend.name, seg.msn))
+
+
+def render_media(channel: ChannelState, rendition: str, *, skip: bool = False) -> str:
+    """One media playlist (RFC 8216bis 4.4.3-4.4.5 with the LL-HLS tags of 4.4.4.9, 4.4.5.2-3).
+
+    ``skip`` asks for a delta update; it is ignored once the stream has ended.
+    """
+    rend = channel.renditions[rendition]
+    timing = channel.timing
+    epoch = channel.epoch
+    first_msn = rend.segments[0].msn if rend.segments else 0
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{MEDIA_PLAYLIST_VERSION}",
+        f"#EXT-X-TARGETDURATION:{timing.target_duration_s}",
+        f"#EXT-X-PART-INF:PART-TARGET={_decimal(timing.part_target_s)}",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
+        f"CAN-SKIP-UNTIL={_decimal(timing.can_skip_until_s)},"
+        f"PART-HOLD-BACK={_decimal(timing.part_hold_back_s)},"
+        f"HOLD-BACK={_decimal(timing.hold_back_s)}",
+        f"#EXT-X-MEDIA-SEQUENCE:{first_msn}",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        f'#EXT-X-MAP:URI="{init_uri(epoch, rendition)}"',
+    ]
+    skipped = skippable_segments(rend, timing.can_skip_until_s) if skip and not channel.ended else 0
+    if skipped:
+        lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
+    for position, seg in enumerate(rend.segments):
+        if position >= skipped:
+            _segment_lines(lines, epoch, rend, seg, channel)
+    if channel.ended:
+        lines.append("#EXT-X-ENDLIST")
+    elif rend.last is not None:
+        msn, index = rend.last.next_part
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_uri(epoch, rendition, msn, index)}"')
+    for other in channel.renditions.values():
+        if other.name == rendition or other.last is None:
+            continue
+        lines.append(f'#EXT-X-RENDITION-REPORT:URI="{media_playlist_uri(other.name)}",'
+                     f"LAST-MSN={other.last.msn},LAST-PART={other.last.part}")
+    return "\n".join(lines) + "\n"

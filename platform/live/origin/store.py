@@ -1,0 +1,429 @@
+"""What the origin holds per channel and rendition: init, parts, segments, live and DVR windows.
+
+The packager publishes an ``InitSegment`` per rendition and then ``Part`` after ``Part``
+(``live.package.parts``). A segment is its parts joined once, when its last part arrives; the
+parts are then re-pointed at slices of that one buffer, so a segment and its parts cost their
+bytes once. Windows (RFC 8216bis 4.4.4.9, Apple HLS authoring spec; see REFERENCES.md):
+
+* part lines leave the playlist once older than 3 target durations; their files stay
+  downloadable for 3 more, then the per-part records go;
+* segments stay for the DVR window (time based, default 4 h) but never fewer than
+  ``min_live_segments`` (a live playlist holds >= 6 segments);
+* a per-channel byte budget bounds memory: over it, the oldest segment number is evicted from
+  every rendition (keeping renditions aligned for switching), down to the live minimum.
+
+The store is synchronous and does no I/O. Listeners (the HTTP shell's ``Blocker``) hear about
+every change through ``add_listener``; publishing must therefore happen on the thread that
+serves requests (the event loop thread).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from live.origin.blocking import Progress
+from live.package.parts import InitSegment, Part
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+#: Names the URL layout reserves (``/hls/{channel}/master.m3u8``).
+_RESERVED_RENDITIONS = frozenset({"master"})
+#: Slack on part/segment durations for timestamp rounding (a 1/90000 s tick is far below it).
+_DURATION_SLACK_S = 0.001
+
+
+class PublishError(ValueError):
+    """The packager published something the origin cannot serve; the packager is at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTiming:
+    """A channel's fixed LL-HLS timing; TARGETDURATION and PART-TARGET never change mid-stream."""
+
+    target_duration_s: int = 2
+    part_target_s: float = 0.334
+
+    def __post_init__(self) -> None:
+        if self.target_duration_s < 1:
+            raise ValueError(f"target_duration_s={self.target_duration_s} must be >= 1")
+        if not 0.0 < self.part_target_s <= self.target_duration_s:
+            raise ValueError(f"part_target_s={self.part_target_s} must be in (0, target_duration_s]")
+
+    @property
+    def part_hold_back_s(self) -> float:
+        return 3.0 * self.part_target_s
+
+    @property
+    def hold_back_s(self) -> float:
+        return 3.0 * self.target_duration_s
+
+    @property
+    def can_skip_until_s(self) -> float:
+        return 6.0 * self.target_duration_s
+
+    @property
+    def part_list_window_s(self) -> float:
+        """Part lines older than this leave the playlist."""
+        return 3.0 * self.target_duration_s
+
+    @property
+    def part_file_window_s(self) -> float:
+        """Part files older than this are no longer served (3 target durations after delisting)."""
+        return 6.0 * self.target_duration_s
+
+    @property
+    def blocking_timeout_s(self) -> float:
+        """Answer 503 after holding a blocking request this long (RFC 8216bis 6.2.5.2)."""
+        return 3.0 * self.target_duration_s
+
+    @property
+    def nominal_parts_per_segment(self) -> int:
+        return max(1, round(self.target_duration_s / self.part_target_s))
+
+
+@dataclass(frozen=True, slots=True)
+class OriginSettings:
+    timing: ChannelTiming = field(default_factory=ChannelTiming)
+    dvr_window_s: float = 4 * 3600.0
+    #: Bytes one channel may hold in memory (all renditions); oldest segments go first.
+    channel_byte_budget: int = 512 * 1024 * 1024
+    min_live_segments: int = 6
+    #: Blocking requests held at once, all channels; beyond it new ones get 503.
+    max_held_requests: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.min_live_segments < 1:
+            raise ValueError("min_live_segments must be >= 1")
+        if self.dvr_window_s <= 0 or self.channel_byte_budget <= 0:
+            raise ValueError("dvr_window_s and channel_byte_budget must be positive")
+
+
+@dataclass(slots=True, eq=False)
+class StoredPart:
+    msn: int
+    index: int
+    duration_s: float
+    independent: bool
+    start_s: float  # media time from the rendition's first part
+    data: bytes | memoryview
+
+
+@dataclass(slots=True, eq=False)
+class Segment:
+    msn: int
+    start_s: float
+    program_date_time: float  # capture wall-clock of its first part (epoch seconds)
+    parts: list[StoredPart] = field(default_factory=list)
+    duration_s: float = 0.0
+    data: bytes | None = None  # set once complete
+    nbytes: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.data is not None
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+class RenditionState:
+    """One rendition's init, segments (oldest first, the last one possibly open) and progress."""
+
+    __slots__ = ("by_msn", "edge_s", "init", "last", "memo", "nbytes", "segments")
+
+    def __init__(self, init: InitSegment) -> None:
+        self.init = init
+        self.segments: deque[Segment] = deque()
+        self.by_msn: dict[int, Segment] = {}
+        self.edge_s = 0.0
+        self.last: Progress | None = None
+        self.nbytes = len(init.data)
+        #: Rendered playlists keyed by the HTTP shell's variant, valid for one channel version.
+        self.memo: dict[tuple[bool, bool], tuple[int, bytes]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.init.rendition
+
+    @property
+    def has_video(self) -> bool:
+        return self.init.width is not None or any(
+            codec.split(".")[0] in ("avc1", "avc3", "hvc1", "hev1", "av01", "vp09")
+            for codec in self.init.codecs.split(",")
+        )
+
+    def complete_segments(self) -> Iterator[Segment]:
+        return (seg for seg in self.segments if seg.complete)
+
+    @property
+    def complete_count(self) -> int:
+        if not self.segments:
+            return 0
+        return len(self.segments) - (0 if self.segments[-1].complete else 1)
+
+    @property
+    def parts_per_segment(self) -> int:
+        for seg in reversed(self.segments):
+            if seg.complete and seg.parts:
+                return len(seg.parts)
+        return 0
+
+    def segment(self, msn: int) -> Segment | None:
+        return self.by_msn.get(msn)
+
+    def complete_segment(self, msn: int) -> Segment | None:
+        seg = self.by_msn.get(msn)
+        return seg if seg is not None and seg.complete else None
+
+    def part_listed(self, part: StoredPart, timing: ChannelTiming) -> bool:
+        return self.edge_s - part.start_s <= timing.part_list_window_s + _DURATION_SLACK_S
+
+    def part(self, msn: int, index: int, timing: ChannelTiming) -> StoredPart | None:
+        """A part still downloadable (listed, or delisted less than 3 target durations ago)."""
+        seg = self.by_msn.get(msn)
+        if seg is None or not 0 <= index < len(seg.parts):
+            return None
+        part = seg.parts[index]
+        if self.edge_s - part.start_s > timing.part_file_window_s + _DURATION_SLACK_S:
+            return None
+        return part
+
+    def average_bandwidth(self) -> int | None:
+        """Mean bits/s over the complete segments held (AVERAGE-BANDWIDTH)."""
+        total_bytes = total_s = 0.0
+        for seg in self.complete_segments():
+            total_bytes += seg.nbytes
+            total_s += seg.duration_s
+        return round(total_bytes * 8 / total_s) if total_s > 0 else None
+
+    def peak_bandwidth(self) -> int | None:
+        peak = None
+        for seg in self.complete_segments():
+            if seg.duration_s > 0:
+                bps = round(seg.nbytes * 8 / seg.duration_s)
+                peak = bps if peak is None else max(peak, bps)
+        return peak
+
+
+class ChannelState:
+    """One stream of one channel: created by its first init, reset when the channel restarts."""
+
+    __slots__ = ("ended", "epoch", "name", "nbytes", "renditions", "timing", "version")
+
+    def __init__(self, name: str, epoch: str, timing: ChannelTiming) -> None:
+        self.name = name
+        self.epoch = epoch  # in every media URL, so a restarted stream never hits stale caches
+        self.timing = timing
+        self.renditions: dict[str, RenditionState] = {}
+        self.ended = False
+        self.version = 0  # bumped on every change; keys rendered-playlist memos
+
+    def rendition(self, name: str) -> RenditionState | None:
+        return self.renditions.get(name)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(rend.nbytes for rend in self.renditions.values())
+
+
+Listener = Callable[[str, str | None], None]
+
+
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        value, rem = divmod(value, 36)
+        out = digits[rem] + out
+        if value == 0:
+            return out
+
+
+class OriginStore:
+    """All channels the origin serves. Synchronous; see the module docstring for the windows."""
+
+    def __init__(self, settings: OriginSettings | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings or OriginSettings()
+        self._clock = clock
+        self._channels: dict[str, ChannelState] = {}
+        self._listeners: list[Listener] = []
+        self._last_epoch = 0
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def channel(self, name: str) -> ChannelState | None:
+        return self._channels.get(name)
+
+    def channel_names(self) -> list[str]:
+        return list(self._channels)
+
+    def add_listener(self, listener: Listener) -> None:
+        """``listener(channel, rendition)`` after a rendition changes; ``rendition=None`` when the
+        whole channel ended, restarted or was removed."""
+        self._listeners.append(listener)
+
+    # -- publishing (the packager's side) -------------------------------------------------------
+
+    def open(self, channel: str, timing: ChannelTiming | None = None) -> ChannelState:
+        """Start a new stream on ``channel`` (replacing any previous one) with its timing."""
+        if not _NAME.match(channel):
+            raise PublishError(f"channel name {channel!r} must match {_NAME.pattern}")
+        epoch = max(int(self._clock() * 1000), self._last_epoch + 1)
+        self._last_epoch = epoch
+        replaced = channel in self._channels
+        state = self._channels[channel] = ChannelState(channel, _base36(epoch),
+                                                       timing or self.settings.timing)
+        if replaced:
+            self._notify(channel, None)
+        return state
+
+    def publish_init(self, channel: str, init: InitSegment) -> None:
+        """Add a rendition. An init for an ended (or unknown) channel starts a new stream."""
+        state = self._channels.get(channel)
+        if state is None or state.ended:
+            state = self.open(channel)
+        if not _NAME.match(init.rendition) or init.rendition in _RESERVED_RENDITIONS:
+            raise PublishError(f"rendition name {init.rendition!r} must match {_NAME.pattern} "
+                               f"and not be one of {sorted(_RESERVED_RENDITIONS)}")
+        if init.bandwidth <= 0 or not init.codecs:
+            raise PublishError(f"rendition {init.rendition!r}: bandwidth and codecs are required")
+        existing = state.renditions.get(init.rendition)
+        if existing is not None:
+            if existing.init == init:
+                return
+            if existing.last is not None:
+                raise PublishError(f"{channel}/{init.rendition}: a new init segment after parts "
+                                   "needs a new stream (call open() first)")
+        state.renditions[init.rendition] = RenditionState(init)
+        self._changed(state, init.rendition)
+
+    def publish_part(self, channel: str, part: Part) -> None:
+        state = self._channels.get(channel)
+        if state is None:
+            raise PublishError(f"part for unknown channel {channel!r}: publish its init first")
+        if state.ended:
+            raise PublishError(f"part for ended channel {channel!r}: publish an init to restart")
+        rend = state.renditions.get(part.rendition)
+        if rend is None:
+            raise PublishError(f"part for {channel}/{part.rendition} before its init segment")
+        timing = state.timing
+        self._check_part(channel, rend, part, timing)
+
+        seg = rend.segments[-1] if rend.segments and not rend.segments[-1].complete else None
+        if seg is None:
+            seg = Segment(part.msn, rend.edge_s, part.capture_wallclock)
+            rend.segments.append(seg)
+            rend.by_msn[part.msn] = seg
+        seg.parts.append(StoredPart(part.msn, part.index, part.duration_s, part.independent,
+                                    rend.edge_s, part.data))
+        seg.duration_s += part.duration_s
+        seg.nbytes += len(part.data)
+        rend.nbytes += len(part.data)
+        rend.edge_s += part.duration_s
+        rend.last = Progress(part.msn, part.index, part.segment_end)
+        if part.segment_end:
+            self._complete(seg)
+        self._retire_parts(rend, timing)
+        self._evict(state)
+        self._changed(state, part.rendition)
+
+    def end(self, channel: str) -> None:
+        """The stream ended: close any open segment; playlists get EXT-X-ENDLIST."""
+        state = self._channels.get(channel)
+        if state is None or state.ended:
+            return
+        for rend in state.renditions.values():
+            if rend.segments and not rend.segments[-1].complete:
+                self._complete(rend.segments[-1])
+                if rend.last is not None:
+                    rend.last = Progress(rend.last.msn, rend.last.part, True)
+        state.ended = True
+        state.version += 1
+        self._notify(channel, None)
+
+    def remove(self, channel: str) -> None:
+        if self._channels.pop(channel, None) is not None:
+            self._notify(channel, None)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_part(channel: str, rend: RenditionState, part: Part, timing: ChannelTiming) -> None:
+        where = f"{channel}/{part.rendition} part {part.msn}.{part.index}"
+        if part.msn < 0 or part.index < 0:
+            raise PublishError(f"{where}: msn and index must be >= 0")
+        if not 0 < part.duration_s <= timing.part_target_s + _DURATION_SLACK_S:
+            raise PublishError(f"{where}: duration {part.duration_s:.6f} s outside (0, PART-TARGET="
+                               f"{timing.part_target_s}] (RFC 8216bis 4.4.4.9)")
+        if not part.data:
+            raise PublishError(f"{where}: empty part")
+        last = rend.last
+        expected = (part.msn, 0) if last is None else last.next_part
+        if (part.msn, part.index) != expected:
+            raise PublishError(f"{where}: expected part {expected[0]}.{expected[1]} next")
+        if part.index == 0 and not part.independent:
+            raise PublishError(f"{where}: the first part of a segment must be independent")
+        seg = rend.segments[-1] if rend.segments and not rend.segments[-1].complete else None
+        seg_duration = (seg.duration_s if seg is not None else 0.0) + part.duration_s
+        if round(seg_duration) > timing.target_duration_s:
+            raise PublishError(f"{where}: segment {part.msn} would last {seg_duration:.3f} s, over "
+                               f"TARGETDURATION={timing.target_duration_s} (RFC 8216bis 4.4.3.1)")
+
+    @staticmethod
+    def _complete(seg: Segment) -> None:
+        data = b"".join(part.data for part in seg.parts)
+        view = memoryview(data)
+        offset = 0
+        for part in seg.parts:
+            size = len(part.data)
+            part.data = view[offset:offset + size]
+            offset += size
+        seg.data = data
+
+    @staticmethod
+    def _retire_parts(rend: RenditionState, timing: ChannelTiming) -> None:
+        """Drop part records of complete segments whose every part is past the file window."""
+        for seg in rend.segments:
+            if not seg.complete:
+                break
+            if not seg.parts:
+                continue
+            if rend.edge_s - seg.parts[-1].start_s > timing.part_file_window_s + _DURATION_SLACK_S:
+                seg.parts = []
+            else:
+                break
+
+    def _evict(self, state: ChannelState) -> None:
+        minimum = self.settings.min_live_segments
+        for rend in state.renditions.values():
+            while (rend.complete_count > minimum
+                   and rend.edge_s - rend.segments[0].end_s > self.settings.dvr_window_s):
+                self._drop_oldest(rend)
+        budget = self.settings.channel_byte_budget
+        while state.total_bytes > budget:
+            candidates = [rend for rend in state.renditions.values() if rend.complete_count > minimum]
+            if not candidates:
+                return  # the live minimum alone exceeds the budget; keep serving it
+            oldest = min(rend.segments[0].msn for rend in candidates)
+            for rend in candidates:
+                if rend.segments[0].msn == oldest:
+                    self._drop_oldest(rend)
+
+    @staticmethod
+    def _drop_oldest(rend: RenditionState) -> None:
+        seg = rend.segments.popleft()
+        del rend.by_msn[seg.msn]
+        rend.nbytes -= seg.nbytes
+
+    def _changed(self, state: ChannelState, rendition: str) -> None:
+        state.version += 1
+        self._notify(state.name, rendition)
+
+    def _notify(self, channel: str, rendition: str | None) -> None:
+        for listener in self._listeners:
+            listener(channel, rendition)
