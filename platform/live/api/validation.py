@@ -104,12 +104,12 @@ def check_password(value: str) -> str:
 
 
 def check_title(value: str) -> str:
-    title = value.strip()
-    if len(title) > TITLE_MAX:
+    """The title with surrounding whitespace trimmed; limits apply to what was sent."""
+    if len(value) > TITLE_MAX:
         raise ValidationError("title", f"must be at most {TITLE_MAX} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in title):
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
         raise ValidationError("title", "must not contain control characters")
-    return title
+    return value.strip()
 
 
 _CREDENTIAL_KEYS = frozenset({"username", "password"})
