@@ -75,7 +75,7 @@ _AUTH = {"401": _error_response("missing, expired or revoked bearer token")}
 _OWNER = {**_AUTH, "403": _error_response("the token's account does not own this channel")}
 _MISSING = {"404": _error_response("no such channel")}
 _LIMITED = {"429": _error_response("rate limit for this client address", retry_after=True)}
-_BEARER = [{"bearer": []}]
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _CHANNEL_NAME_PARAM = {
     "name": "name", "in": "path", "required": True,
     "schema": {"type": "string"}, "description": "channel name (letter case ignored)",
