@@ -21,6 +21,8 @@ from live.transcode.encoders import (
     select_encoder,
     x264_params,
 )
+from live.transcode.hevc import codec_string as hevc_codec_string
+from live.transcode.hevc import hevc_config_from_annexb
 from live.transcode.ladder import SourceInfo, build_ladder
 
 
@@ -114,3 +116,16 @@ def test_avcc_length_running_past_the_unit_is_a_format_error() -> None:
 def test_extradata_without_parameter_sets_is_a_format_error() -> None:
     with pytest.raises(MediaFormatError):
         avc_config_from_annexb(b"\x00\x00\x01\x65\x88", 16, 16)
+
+
+def test_hevc_codec_string_follows_iso_14496_15_annex_e() -> None:
+    # Main profile, compatibility flags for profiles 1 and 2, level 3.1, progressive+frame-only
+    ptl = bytes([0x01, 0x60, 0, 0, 0, 0xB0, 0, 0, 0, 0, 0, 93])
+    assert hevc_codec_string(ptl) == "hvc1.1.6.L93.B0"
+    high_tier = bytes([0x22, 0x20, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 120])
+    assert hevc_codec_string(high_tier) == "hvc1.2.4.H120.90"
+
+
+def test_hevc_extradata_without_parameter_sets_is_a_format_error() -> None:
+    with pytest.raises(MediaFormatError):
+        hevc_config_from_annexb(b"\x00\x00\x01\x40\x01\x0c", 16, 16)

@@ -43,7 +43,7 @@ def _run(
     pipeline = TranscodePipeline(
         source.video,
         build_ladder(info, ladder_settings),
-        select_encoder(),
+        select_encoder((ladder_settings or LadderSettings()).video_codec),
         settings or TranscodeSettings(realtime=False),
         audio=source.audio,
     )
@@ -245,3 +245,40 @@ def test_sustained_overload_drops_the_top_rung_then_halves_the_frame_rate(
     assert metrics.fps_factor >= 2
     outputs = _by_rendition(events)
     assert len(outputs["160p30"]) < 90, "halved frame rate encodes fewer frames"
+
+
+def _decode_hevc(config: VideoConfig, units: list[AccessUnit]) -> list[av.VideoFrame]:
+    ctx = CodecContext.create("hevc", "r")
+    assert isinstance(ctx, VideoCodecContext)
+    ctx.extradata = config.record
+    ctx.options = {"err_detect": "explode"}
+    frames: list[av.VideoFrame] = []
+    for unit in units:
+        packet = av.Packet(unit.data)
+        packet.pts = packet.dts = unit.pts_ms
+        frames += ctx.decode(packet)
+    return frames + ctx.decode(None)
+
+
+def test_h265_ladder_yields_hvcc_configs_and_rungs_that_decode_with_aligned_idrs(
+    source_360p30_av: Path,
+) -> None:
+    ladder = LadderSettings(
+        video_codec="h265",
+        rungs=(RungSpec("360p", 360, 30.0, 500), RungSpec("180p", 180, 30.0, 200)),
+    )
+    pipeline, units, events = _run(source_360p30_av, ladder_settings=ladder)
+    assert pipeline.encoder_choice.codec == "h265"
+    source_pts = sorted(u.pts_ms for u in _source_video(units))
+    outputs, configs = _by_rendition(events), _configs(events)
+    keyframe_sets = set()
+    for rung in pipeline.ladder.encoded:
+        config = configs[rung.name]
+        assert isinstance(config, VideoConfig)
+        assert config.codec == "h265" and config.codec_string.startswith("hvc1.1.")
+        assert config.record[0] == 1 and config.record[22] == 3  # three parameter-set arrays
+        frames = _decode_hevc(config, outputs[rung.name])
+        assert [f.pts for f in frames] == source_pts
+        assert {(f.width, f.height) for f in frames} == {(rung.width, rung.height)}
+        keyframe_sets.add(frozenset(u.pts_ms for u in outputs[rung.name] if u.keyframe))
+    assert keyframe_sets == {frozenset({0, 2000})}

@@ -70,6 +70,8 @@ def probe_encoder(name: str, *, width: int = 256, height: int = 144) -> str | No
         ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
         ctx.time_base = Fraction(1, 30)
         ctx.framerate = Fraction(30)
+        if name == "libx265":
+            ctx.options = {"x265-params": "log-level=error"}
         ctx.open()
         frame = av.VideoFrame(width, height, "yuv420p")
         for plane in frame.planes:

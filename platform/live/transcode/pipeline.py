@@ -34,9 +34,10 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
-from live.transcode.avc import annexb_to_avcc, avc_config_from_annexb
+from live.transcode.avc import NAL_AUD, annexb_to_avcc, avc_config_from_annexb
 from live.transcode.encoders import EncoderChoice, EncoderSettings, open_encoder
 from live.transcode.guard import GuardSettings, RealtimeGuard, ShedStep
+from live.transcode.hevc import hevc_config_from_annexb
 from live.transcode.ladder import AAC_LC, AudioPlan, Ladder, Rung
 
 log = logging.getLogger(__name__)
@@ -146,13 +147,19 @@ class _Inflight:
 
 
 class _VideoRung:
-    __slots__ = ("config", "config_sent", "encoded", "encoder", "rung", "scaler")
+    __slots__ = ("config", "config_sent", "drop_nal_types", "encoded", "encoder", "rung", "scaler")
 
     def __init__(self, rung: Rung, encoder: VideoCodecContext) -> None:
         self.rung = rung
         self.encoder = encoder
         self.scaler = VideoReformatter()
-        self.config = avc_config_from_annexb(bytes(encoder.extradata or b""), rung.width, rung.height)
+        header = bytes(encoder.extradata or b"")
+        if rung.codec == "h265":
+            self.config = hevc_config_from_annexb(header, rung.width, rung.height)
+            self.drop_nal_types: frozenset[int] = frozenset()
+        else:
+            self.config = avc_config_from_annexb(header, rung.width, rung.height)
+            self.drop_nal_types = frozenset({NAL_AUD})
         self.encoded = 0
         self.config_sent = False
 
@@ -243,6 +250,8 @@ class TranscodePipeline:
         self.encoder_choice = encoder
         self.source = source
         self._clock = clock
+        if any(r.codec != encoder.codec for r in ladder.encoded):
+            raise ValueError(f"encoder {encoder.name} cannot encode a {ladder.encoded[0].codec} ladder")
         self._interval_s = 1.0 / ladder.source.fps
         decoder = CodecContext.create(source.codec if source.codec != "h265" else "hevc", "r")
         assert isinstance(decoder, VideoCodecContext)
@@ -452,7 +461,7 @@ class TranscodePipeline:
             TrackKind.VIDEO,
             pts,
             pts,
-            annexb_to_avcc(bytes(packet)),
+            annexb_to_avcc(bytes(packet), drop_types=vr.drop_nal_types),
             bool(packet.is_keyframe),
             ingest,
             capture,
