@@ -28,8 +28,10 @@ NAL_SPS_EXT = 13
 HIGH_PROFILES_WITH_CHROMA_INFO = frozenset(
     {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
 )
-# ISO/IEC 14496-15 5.3.3.1.2: profiles whose record carries the chroma/bit-depth extension.
-_RECORD_EXTENSION_PROFILES = frozenset({100, 110, 122, 144})
+# ISO/IEC 14496-15 5.3.3.1.2 (2014 and later): every profile but Baseline, Main and Extended
+# has the chroma/bit-depth extension in its record (the first edition listed 100/110/122/144
+# only; FFmpeg writes it for all, e.g. High 4:4:4 Predictive, 244).
+_PROFILES_WITHOUT_RECORD_EXTENSION = frozenset({66, 77, 88})
 
 _U16 = struct.Struct(">H")
 _MAX_DIMENSION = 1 << 16
@@ -288,7 +290,7 @@ def parse_avc_record(record: bytes | bytearray | memoryview) -> AvcRecord:
     luma_depth: int | None = None
     chroma_depth: int | None = None
     sps_ext: tuple[bytes, ...] = ()
-    if profile_idc in _RECORD_EXTENSION_PROFILES and len(data) - pos >= 4:
+    if profile_idc not in _PROFILES_WITHOUT_RECORD_EXTENSION and len(data) - pos >= 4:
         chroma = data[pos] & 0x03
         luma_depth = (data[pos + 1] & 0x07) + 8
         chroma_depth = (data[pos + 2] & 0x07) + 8
@@ -329,7 +331,7 @@ def build_avc_record(
                 raise ValueError(f"parameter set of {len(nal)} bytes cannot go in a record")
             out += _U16.pack(len(nal))
             out += nal
-    if first.profile_idc in _RECORD_EXTENSION_PROFILES:
+    if first.profile_idc not in _PROFILES_WITHOUT_RECORD_EXTENSION:
         out.append(0xFC | first.chroma_format_idc)
         out.append(0xF8 | (first.bit_depth_luma - 8))
         out.append(0xF8 | (first.bit_depth_chroma - 8))
