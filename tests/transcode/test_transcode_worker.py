@@ -179,3 +179,35 @@ async def test_a_source_that_cannot_be_transcoded_fails_without_a_restart_loop(
     assert not supervisor.submit(next(read_units(source_360p30_av)))
     await supervisor.close()
     await collector.task
+
+
+async def test_full_backlog_drops_input_up_to_the_next_keyframe_instead_of_queueing(
+    source_360p30_av: Path,
+) -> None:
+    source = open_file(source_360p30_av)
+    settings = SupervisorSettings(max_backlog=10, transcode=CALM)
+    supervisor = TranscodeSupervisor("slow", source.video, source.fps, settings=settings)
+    collector = Collector(supervisor)
+    await supervisor.start()
+    await asyncio.wait_for(supervisor.wait_ready(), 60)
+    video = [u for u in read_units(source_360p30_av) if u.kind is TrackKind.VIDEO]
+    # Without yielding to the event loop the worker's progress cannot be seen: exactly the
+    # backlog limit goes through, then everything is dropped.
+    accepted = [supervisor.submit(unit) for unit in video[:40]]
+    assert accepted == [True] * 10 + [False] * 30
+    assert supervisor.metrics().backlog == 10
+    await collector.wait_units("360p30", 10)
+    # backlog drained: still dropping until a keyframe, which is accepted
+    rest = video[40:]
+    results = []
+    for unit in rest:
+        results.append((unit.keyframe, supervisor.submit(unit)))
+        while supervisor.metrics().backlog:  # one unit in flight at a time: never full
+            await asyncio.sleep(0.005)
+    first_ok = next(i for i, (_, ok) in enumerate(results) if ok)
+    assert results[first_ok][0], "the first accepted unit after a drop is a keyframe"
+    assert not any(ok for _, ok in results[:first_ok])
+    await supervisor.close()
+    await collector.task
+    assert supervisor.metrics().inputs_dropped == 30 + first_ok
+    assert len(collector.units()["360p30"]) == 10 + len(rest) - first_ok
