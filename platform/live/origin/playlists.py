@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from live.origin.store import ChannelState, RenditionState, Segment
+from live.origin.store import DURATION_SLACK_S, ChannelState, RenditionState, Segment
 
 #: EXT-X-SKIP needs version 9 (RFC 8216bis 8, protocol version compatibility).
 MEDIA_PLAYLIST_VERSION = 9
@@ -78,7 +78,7 @@ def skippable_segments(rend: RenditionState, can_skip_until_s: float) -> int:
 
     Only complete segments that end at least CAN-SKIP-UNTIL before the end of the playlist.
     """
-    boundary = rend.edge_s - can_skip_until_s
+    boundary = rend.edge_s - can_skip_until_s + DURATION_SLACK_S
     count = 0
     for seg in rend.segments:
         if not seg.complete or seg.end_s > boundary:

@@ -32,7 +32,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 #: Names the URL layout reserves (``/hls/{channel}/master.m3u8``).
 _RESERVED_RENDITIONS = frozenset({"master"})
 #: Slack on part/segment durations for timestamp rounding (a 1/90000 s tick is far below it).
-_DURATION_SLACK_S = 0.001
+DURATION_SLACK_S = 0.001
 
 
 class PublishError(ValueError):
@@ -180,7 +180,7 @@ class RenditionState:
         return seg if seg is not None and seg.complete else None
 
     def part_listed(self, part: StoredPart, timing: ChannelTiming) -> bool:
-        return self.edge_s - part.start_s <= timing.part_list_window_s + _DURATION_SLACK_S
+        return self.edge_s - part.start_s <= timing.part_list_window_s + DURATION_SLACK_S
 
     def part(self, msn: int, index: int, timing: ChannelTiming) -> StoredPart | None:
         """A part still downloadable (listed, or delisted less than 3 target durations ago)."""
@@ -188,7 +188,7 @@ class RenditionState:
         if seg is None or not 0 <= index < len(seg.parts):
             return None
         part = seg.parts[index]
-        if self.edge_s - part.start_s > timing.part_file_window_s + _DURATION_SLACK_S:
+        if self.edge_s - part.start_s > timing.part_file_window_s + DURATION_SLACK_S:
             return None
         return part
 
@@ -357,7 +357,7 @@ class OriginStore:
         where = f"{channel}/{part.rendition} part {part.msn}.{part.index}"
         if part.msn < 0 or part.index < 0:
             raise PublishError(f"{where}: msn and index must be >= 0")
-        if not 0 < part.duration_s <= timing.part_target_s + _DURATION_SLACK_S:
+        if not 0 < part.duration_s <= timing.part_target_s + DURATION_SLACK_S:
             raise PublishError(f"{where}: duration {part.duration_s:.6f} s outside (0, PART-TARGET="
                                f"{timing.part_target_s}] (RFC 8216bis 4.4.4.9)")
         if not part.data:
@@ -393,7 +393,7 @@ class OriginStore:
                 break
             if not seg.parts:
                 continue
-            if rend.edge_s - seg.parts[-1].start_s > timing.part_file_window_s + _DURATION_SLACK_S:
+            if rend.edge_s - seg.parts[-1].start_s > timing.part_file_window_s + DURATION_SLACK_S:
                 seg.parts = []
             else:
                 break
@@ -402,7 +402,8 @@ class OriginStore:
         minimum = self.settings.min_live_segments
         for rend in state.renditions.values():
             while (rend.complete_count > minimum
-                   and rend.edge_s - rend.segments[0].end_s > self.settings.dvr_window_s):
+                   and rend.edge_s - rend.segments[0].end_s
+                   > self.settings.dvr_window_s + DURATION_SLACK_S):
                 self._drop_oldest(rend)
         budget = self.settings.channel_byte_budget
         while state.total_bytes > budget:
