@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import av
 import pytest
 from hypothesis import given, settings
@@ -14,6 +17,8 @@ from live.transcode.avc import (
     split_annexb,
 )
 from live.transcode.encoders import (
+    HARDWARE,
+    EncoderChoice,
     EncoderSettings,
     encoder_options,
     open_encoder,
@@ -23,7 +28,7 @@ from live.transcode.encoders import (
 )
 from live.transcode.hevc import codec_string as hevc_codec_string
 from live.transcode.hevc import hevc_config_from_annexb
-from live.transcode.ladder import SourceInfo, build_ladder
+from live.transcode.ladder import LadderSettings, SourceInfo, build_ladder
 
 
 def test_probe_of_an_encoder_ffmpeg_lacks_says_so() -> None:
@@ -129,3 +134,26 @@ def test_hevc_codec_string_follows_iso_14496_15_annex_e() -> None:
 def test_hevc_extradata_without_parameter_sets_is_a_format_error() -> None:
     with pytest.raises(MediaFormatError):
         hevc_config_from_annexb(b"\x00\x00\x01\x40\x01\x0c", 16, 16)
+
+
+# AVCodecContext options every encoder takes (libavcodec/options_table.h), not private ones.
+_GENERIC = {"b", "maxrate", "bufsize", "g", "bf", "threads"}
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+def test_nvenc_options_are_options_the_nvenc_encoders_define(codec: str) -> None:
+    # No NVENC here to open, so check every private option name against FFmpeg's own table.
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("Debian's ffmpeg CLI is required")
+    choice = EncoderChoice(HARDWARE[codec], codec, True, "test")
+    rung = build_ladder(SourceInfo(1280, 720, 30.0), LadderSettings(video_codec=codec)).encoded[0]
+    options = encoder_options(choice, rung, EncoderSettings())
+    help_text = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-h", f"encoder={choice.name}"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    defined = {line.split()[0][1:] for line in help_text.splitlines() if line.startswith("  -")}
+    assert set(options) - _GENERIC <= defined
+    assert options["bf"] == "0" and options["forced-idr"] == "1" and options["zerolatency"] == "1"
+    assert options["g"] == "60"
