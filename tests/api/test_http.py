@@ -215,3 +215,18 @@ async def test_unknown_routes_and_methods_answer_json(client: Any) -> None:
     status, body = await client.call("PUT", "/accounts")
     assert (status, body["error"]) == (405, "method_not_allowed")
     assert "POST" in client.last_headers["Allow"]
+
+
+async def test_channel_listing_pages_with_next_until_null(client: Any, repo: Repository) -> None:
+    for i in range(5):
+        await repo.create_channel(f"page_{i}", None, f"k_page_{i}_key")
+    status, first = await client.call("GET", "/channels?limit=2")
+    assert status == 200 and [c["name"] for c in first["channels"]] == ["page_0", "page_1"]
+    _, second = await client.call("GET", f"/channels?limit=2&after={first['next']}")
+    _, third = await client.call("GET", f"/channels?limit=2&after={second['next']}")
+    assert [c["name"] for c in second["channels"] + third["channels"]] == ["page_2", "page_3", "page_4"]
+    assert third["next"] is None
+    for query, field in (("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"),
+                         ("limit=" + "9" * 5000, "limit"), ("after=no-dash", "after")):
+        status, body = await client.call("GET", f"/channels?{query}")
+        assert (status, body["field"]) == (400, field), query

@@ -186,3 +186,18 @@ async def test_postgres_errors_other_than_uniqueness_are_not_disguised(database:
             await repo.create_session(999_999, th("x"), 1.0)
     finally:
         await repo.close()
+
+
+async def test_channel_pages_walk_every_channel_once_in_name_order(repo: Repository) -> None:
+    names = [f"chan_{i:02d}" for i in range(7)]
+    for name in reversed(names):
+        await repo.create_channel(name, None, f"key_{name}")
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = await repo.channels_page(after, 3)
+        seen.extend(c.name for c in page)
+        if len(page) < 3:
+            break
+        after = page[-1].name
+    assert seen == names

@@ -20,6 +20,7 @@ from live.api.validation import (
     parse_channel_update,
     parse_credentials,
     parse_json,
+    parse_page,
 )
 
 LIMIT = 16 * 1024
@@ -116,3 +117,15 @@ def test_passwords_with_nul_or_lone_surrogates_are_refused() -> None:
         with pytest.raises(ValidationError) as caught:
             parse_credentials({"username": "someone", "password": bad})
         assert caught.value.field == "password"
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.sampled_from(["limit", "after", "other"]), st.text(max_size=30)))
+def test_page_queries_parse_within_bounds_or_name_the_bad_parameter(query: dict[str, str]) -> None:
+    try:
+        page = parse_page(query)
+    except ValidationError as error:
+        assert error.field in ("limit", "after")
+        return
+    assert 1 <= page.limit <= 100
+    assert page.after is None or page.after == page.after.lower()

@@ -31,6 +31,7 @@ from live.api.validation import (
     parse_channel_update,
     parse_credentials,
     parse_json,
+    parse_page,
 )
 from live.ingest.registry import LiveStreamRegistry
 
@@ -218,11 +219,14 @@ class Api:
         return web.Response(status=204)
 
     async def list_channels(self, request: web.Request) -> web.Response:
+        page = parse_page(request.query)
         viewer = await self.viewer(request)
-        channels = await self.repo.list_channels()
-        return web.json_response({"channels": [
-            self.channel_view(c, owner=viewer is not None and c.owner_id == viewer.id) for c in channels
-        ]})
+        channels = await self.repo.channels_page(page.after, page.limit)
+        return web.json_response({
+            "channels": [self.channel_view(c, owner=viewer is not None and c.owner_id == viewer.id)
+                         for c in channels],
+            "next": channels[-1].name if len(channels) == page.limit else None,
+        })
 
     async def create_channel(self, request: web.Request) -> web.Response:
         session, _ = await self.session(request)

@@ -13,7 +13,14 @@ import types
 import typing
 from typing import Any
 
-from live.api.validation import NAME_PATTERN, PASSWORD_MAX, PASSWORD_MIN, TITLE_MAX
+from live.api.validation import (
+    NAME_PATTERN,
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    TITLE_MAX,
+)
 from live.ingest.registry import StreamHealth
 
 API_PREFIX = "/api/v1"
@@ -143,8 +150,12 @@ def openapi_document() -> dict[str, Any]:
             "properties": channel_props,
         },
         "ChannelList": {
-            "type": "object", "required": ["channels"],
-            "properties": {"channels": {"type": "array", "items": {"$ref": "#/components/schemas/Channel"}}},
+            "type": "object", "required": ["channels", "next"],
+            "properties": {
+                "channels": {"type": "array", "items": {"$ref": "#/components/schemas/Channel"}},
+                "next": {"type": "string", "nullable": True,
+                         "description": "pass as `after` for the next page; null on the last"},
+            },
         },
         "StreamKey": {
             "type": "object", "required": ["stream_key", "publish_url"],
@@ -184,8 +195,16 @@ def openapi_document() -> dict[str, Any]:
         },
         "/channels": {
             "get": {
-                "operationId": "listChannels", "summary": "every channel, public view",
-                "responses": {"200": _json("ChannelList", "the channels")},
+                "operationId": "listChannels", "summary": "channels in name order, a page at a time",
+                "parameters": [
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX,
+                                "default": PAGE_DEFAULT}},
+                    {"name": "after", "in": "query", "required": False, "schema": name,
+                     "description": "the `next` of the previous page"},
+                ],
+                "responses": {"200": _json("ChannelList", "the channels"),
+                              "400": _error_response("bad `limit` or `after`")},
             },
             "post": {
                 "operationId": "createChannel", "summary": "create a channel owned by the caller",

@@ -194,6 +194,13 @@ class PostgresRepository:
         rows = await self._pool.fetch(f"SELECT {_CHANNEL_COLUMNS} FROM channels ORDER BY name")
         return [_channel(row) for row in rows]
 
+    async def channels_page(self, after: str | None, limit: int) -> list[Channel]:
+        rows = await self._pool.fetch(
+            f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE name > $1 ORDER BY name LIMIT $2",
+            after or "", limit,
+        )
+        return [_channel(row) for row in rows]
+
     async def channels_owned_by(self, owner_id: int) -> list[Channel]:
         rows = await self._pool.fetch(
             f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE owner_id = $1 ORDER BY name", owner_id

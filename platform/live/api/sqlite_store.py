@@ -242,6 +242,13 @@ class SqliteRepository:
         rows = await self._run(self._all, f"SELECT {_CHANNEL_COLUMNS} FROM channels ORDER BY name", ())
         return [_channel(row) for row in rows]
 
+    async def channels_page(self, after: str | None, limit: int) -> list[Channel]:
+        rows = await self._run(
+            self._all, f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE name > ? ORDER BY name LIMIT ?",
+            (after or "", limit),
+        )
+        return [_channel(row) for row in rows]
+
     async def channels_owned_by(self, owner_id: int) -> list[Channel]:
         rows = await self._run(
             self._all, f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE owner_id = ? ORDER BY name",

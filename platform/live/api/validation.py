@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +135,31 @@ def parse_channel_create(body: Any) -> ChannelCreate:
 def parse_channel_update(body: Any) -> ChannelUpdate:
     fields = _object(body, _UPDATE_KEYS)
     return ChannelUpdate(check_title(_string(fields, "title") or ""))
+
+
+PAGE_DEFAULT = 50
+PAGE_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    after: str | None
+    limit: int
+
+
+def parse_page(query: Mapping[str, str]) -> Page:
+    """``?limit=N&after=NAME`` of a listing; limit 1-100, default 50."""
+    raw_limit = query.get("limit")
+    limit = PAGE_DEFAULT
+    if raw_limit is not None:
+        digits = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 3
+        if not digits or not 1 <= int(raw_limit) <= PAGE_MAX:
+            raise ValidationError("limit", f"must be an integer from 1 to {PAGE_MAX}")
+        limit = int(raw_limit)
+    after = query.get("after")
+    if after is not None:
+        after = check_name("after", after).lower()
+    return Page(after, limit)
 
 
 def channel_name_from_path(segment: str) -> str | None:
