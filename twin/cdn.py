@@ -1,0 +1,134 @@
+"""Edge, shield and origin tiers: request coalescing, cache hits, egress, queueing delay.
+
+An LL-HLS viewer makes two requests per part: the blocking playlist reload and the part
+(RFC 8216bis 6.2.5.2 and 6.2.6). With request coalescing (nginx `proxy_cache_lock`), an edge
+PoP forwards one request per object however many viewers ask, and the regional shield
+forwards one per object however many PoPs ask. So the load a tier sends upstream depends
+only on how many (stream, rendition) objects have at least one viewer below it, not on the
+viewer count: that is why a viral spike on an already-watched stream leaves the origin flat.
+
+With viewers spread over a PoP's channels at random, the count of viewers of one channel at
+one PoP is Poisson with mean x, so the PoP holds 1 - exp(-x) of that object in expectation
+(exact for a group of one channel, the bin-mean approximation for tail bins, see
+popularity.py). Edge egress is bitrate x served viewers (capped by the PoPs' NIC capacity);
+shield and origin egress are one copy of each active object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.queueing import erlang_c
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One step of the delivery tiers, per region (arrays of length R) plus origin totals."""
+
+    by_rk: FloatArray
+    viewers: FloatArray
+    edge_demand_bps: FloatArray
+    edge_delivered_bps: FloatArray
+    edge_capacity_bps: FloatArray
+    edge_rps: FloatArray
+    edge_miss_rps: FloatArray
+    shield_egress_bps: FloatArray
+    shield_miss_rps: FloatArray
+    origin_egress_bps: float
+    origin_rps: float
+
+    @property
+    def edge_hit_ratio(self) -> FloatArray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(
+                self.edge_rps > 0, 1.0 - self.edge_miss_rps / np.maximum(self.edge_rps, 1e-300), 1.0
+            )
+
+    @property
+    def overload(self) -> FloatArray:
+        return self.edge_demand_bps / self.edge_capacity_bps
+
+
+def deliver(
+    served: FloatArray,
+    channels: FloatArray,
+    pops: FloatArray,
+    bitrate_bps: FloatArray,
+    part_s: float,
+    edge_capacity_bps: FloatArray,
+) -> Delivery:
+    """served[g, r, k]: viewers of group g served by region r's edges on rung k."""
+    req_per_viewer = 2.0 / part_s
+    by_rk = served.sum(axis=0)  # (R, K)
+    viewers = by_rk.sum(axis=1)
+    demand = by_rk @ bitrate_bps
+    ch = channels[:, None, None]
+    per_pop = served / (ch * pops[None, :, None])
+    edge_objects = (ch * pops[None, :, None] * -np.expm1(-per_pop)).sum(axis=0)  # (R, K)
+    shield_objects = (ch * -np.expm1(-served / ch)).sum(axis=0)  # (R, K)
+    return Delivery(
+        by_rk=by_rk,
+        viewers=viewers,
+        edge_demand_bps=demand,
+        edge_delivered_bps=np.minimum(demand, edge_capacity_bps),
+        edge_capacity_bps=edge_capacity_bps,
+        edge_rps=viewers * req_per_viewer,
+        edge_miss_rps=edge_objects.sum(axis=1) * req_per_viewer,
+        shield_egress_bps=edge_objects @ bitrate_bps,
+        shield_miss_rps=shield_objects.sum(axis=1) * req_per_viewer,
+        origin_egress_bps=float((shield_objects @ bitrate_bps).sum()),
+        origin_rps=float(shield_objects.sum()) * req_per_viewer,
+    )
+
+
+class TierQueue:
+    """A pool of c servers, rate mu each: M/M/c wait while stable, a fluid backlog beyond.
+
+    Past saturation the Erlang C formula has no steady state, so the excess arrivals pile up
+    in a backlog (bounded: requests older than `max_delay_s` time out and are dropped) that
+    drains at the spare rate once load falls: the wait is then backlog / (c mu).
+    """
+
+    def __init__(self, name: str, service_rate: float, max_delay_s: float = 30.0) -> None:
+        self.name = name
+        self.mu = service_rate
+        self.max_delay_s = max_delay_s
+        self.backlog = 0.0
+        self.dropped = 0.0
+        self.utilization = 0.0
+        self.wait_probability = 0.0
+        self.decay_rate = math.inf
+        self.extra_delay = 0.0
+
+    def step(self, dt: float, arrival_rate: float, servers: float) -> None:
+        c = max(0, int(servers))
+        capacity = c * self.mu
+        self.utilization = arrival_rate / capacity if capacity else (math.inf if arrival_rate else 0.0)
+        self.backlog = max(0.0, self.backlog + (arrival_rate - capacity) * dt)
+        limit = capacity * self.max_delay_s if capacity else 0.0
+        if self.backlog > limit:
+            self.dropped += self.backlog - limit
+            self.backlog = limit
+        if capacity and arrival_rate < capacity:
+            self.wait_probability = erlang_c(c, arrival_rate / self.mu) if c <= 200_000 else 0.0
+            self.decay_rate = capacity - arrival_rate
+        else:
+            self.wait_probability = 1.0
+            self.decay_rate = math.inf
+        self.extra_delay = self.backlog / capacity if capacity else self.max_delay_s
+
+    def mean_wait(self) -> float:
+        base = self.wait_probability / self.decay_rate if self.decay_rate != math.inf else 0.0
+        return base + self.extra_delay
+
+    def sample_wait(self, u1: float, u2: float) -> float:
+        """One FCFS wait: 0 with prob 1 - C, else Exp(c mu - lambda); plus any backlog delay."""
+        if u1 < self.wait_probability and self.decay_rate != math.inf:
+            return -math.log(1.0 - u2) / self.decay_rate + self.extra_delay
+        return self.extra_delay

@@ -1,0 +1,67 @@
+"""Chat cluster: connections per node, fan-out deliveries, the broker, a bounded backlog.
+
+A room's ingress is its chatters x message rate, capped by slow mode at `chat_room_cap_per_s`
+(a storm overrides the cap: that is what makes it a storm). Each member receives the room's
+messages up to `chat_client_cap_per_s` (larger rooms are sampled per client), so fan-out is
+sum over rooms of members x min(rate, client cap); the top rooms dominate it. Deliveries
+beyond the nodes' fan-out capacity wait in a backlog bounded at `chat_backlog_limit_s` of
+capacity (older messages are dropped and counted); the delivery delay is backlog / capacity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.autoscale import NodePool
+from twin.calibration import Calibration
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class ChatCluster:
+    def __init__(self, cal: Calibration, pool: NodePool) -> None:
+        self.cal = cal
+        self.pool = pool
+        self.backlog = 0.0
+        self.dropped = 0.0
+        self.delivered = 0.0
+        self.connections = 0.0
+        self.refused = 0.0
+        self.messages_per_s = 0.0
+        self.deliveries_per_s = 0.0
+        self.delay_s = 0.0
+
+    def needed(self) -> float:
+        cal = self.cal
+        return max(
+            self.deliveries_per_s / cal.chat_deliveries_per_node,
+            self.connections / cal.chat_connections_per_node,
+        )
+
+    def step(self, dt: float, members: FloatArray, channels: FloatArray, storm: dict[int, float]) -> None:
+        """members[g]: chatters in group g (spread over its channels); storm: group -> msg/s."""
+        cal = self.cal
+        per_room = members / channels
+        rate = np.minimum(per_room * cal.chat_messages_per_chatter_s, cal.chat_room_cap_per_s)
+        for g, msgs in storm.items():
+            rate[g] = max(rate[g], msgs)
+        deliveries = float((channels * per_room * np.minimum(rate, cal.chat_client_cap_per_s)).sum())
+        self.messages_per_s = float((channels * rate).sum())
+        self.deliveries_per_s = deliveries
+        self.connections = float(members.sum())
+        conn_cap = self.pool.up * cal.chat_connections_per_node
+        self.refused = max(0.0, self.connections - conn_cap)
+        capacity = self.pool.up * cal.chat_deliveries_per_node
+        self.backlog = max(0.0, self.backlog + (deliveries - capacity) * dt)
+        limit = capacity * cal.chat_backlog_limit_s
+        if self.backlog > limit:
+            self.dropped += self.backlog - limit
+            self.backlog = limit
+        self.delivered += min(deliveries * dt, capacity * dt)
+        self.delay_s = self.backlog / capacity if capacity else cal.chat_backlog_limit_s
+
+    @property
+    def utilization(self) -> float:
+        capacity = self.pool.up * self.cal.chat_deliveries_per_node
+        return self.deliveries_per_s / capacity if capacity else 0.0

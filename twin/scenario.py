@@ -1,0 +1,435 @@
+"""Scenario files: YAML in, a frozen, validated `Scenario` out.
+
+A scenario states the fleet, the workload, the faults and the SLOs (issue 5). Parsing keeps
+yaml's node marks so that every error names the file, the line and the dotted field that is
+wrong (`ScenarioError`), and unknown keys are errors, not silently ignored: a typo in a fault
+must never turn a failure drill into a quiet baseline run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+FAULT_KINDS = ("viral_spike", "region_outage", "transcoder_loss", "chat_storm", "ad_break")
+NODE_TYPES = ("gpu", "cpu")
+
+
+class ScenarioError(ValueError):
+    """The scenario file is wrong: its author is at fault. Names file, line and field."""
+
+    def __init__(self, source: str, line: int, field: str, message: str) -> None:
+        super().__init__(f"{source}:{line}: {field}: {message}")
+        self.source = source
+        self.line = line
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    name: str
+    viewer_share: float
+    streamer_share: float
+    rtt_ms: float
+    edge_pops: int
+    edge_servers_per_pop: int
+    shield_servers: int
+    ingest_capacity_streams: int
+    failover_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """A node pool: `nodes` at start, autoscaled within [min_nodes, max_nodes]."""
+
+    nodes: int
+    min_nodes: int
+    max_nodes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    gpu: PoolSpec
+    cpu: PoolSpec
+    origin: PoolSpec
+    chat: PoolSpec
+    ad_servers: int
+    target_utilization: float
+    autoscale_period_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    viewers: float
+    streamers: int
+    start_hour: float
+    peak_hour: float
+    trough_ratio: float
+    top_k: int
+    top_k_share: float
+    top1_share: float | None
+    full_ladder_share: float
+    chatter_share: float
+    tracers: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One scheduled event. Fields not used by a kind keep their defaults."""
+
+    kind: str
+    at_s: float
+    duration_s: float
+    region: str = ""
+    stream_rank: int = 1
+    factor: float = 1.0
+    ramp_s: float = 0.0
+    node_type: str = "gpu"
+    share: float = 0.0
+    messages_per_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Slos:
+    glass_to_glass_p95_s: float
+    rebuffer_ratio: float
+    availability: float
+    chat_delay_p99_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    duration_s: float
+    step_s: float
+    record_every_s: float
+    head_streams: int
+    regions: tuple[Region, ...]
+    fleet: Fleet
+    workload: Workload
+    faults: tuple[Fault, ...]
+    slos: Slos
+    source: str = "<string>"
+
+
+class _Reader:
+    """Typed access to one mapping node, with marks for errors and an unknown-key check."""
+
+    def __init__(self, loader: yaml.SafeLoader, node: yaml.Node, field: str, source: str) -> None:
+        self.loader = loader
+        self.node = node
+        self.field = field
+        self.source = source
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, field, "expected a mapping")
+        self.items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self.fail(key_node, field, "keys must be plain strings")
+            if key in self.items:
+                self.fail(key_node, self.sub(key), "duplicate key")
+            self.items[key] = (key_node, value_node)
+        self.used: set[str] = set()
+
+    def fail(self, node: yaml.Node, field: str, message: str) -> Any:
+        raise ScenarioError(self.source, node.start_mark.line + 1, field or "<root>", message)
+
+    def sub(self, key: str) -> str:
+        return f"{self.field}.{key}" if self.field else key
+
+    def has(self, key: str) -> bool:
+        return key in self.items
+
+    def value_node(self, key: str) -> yaml.Node:
+        if key not in self.items:
+            self.fail(self.node, self.sub(key), "required field is missing")
+        self.used.add(key)
+        return self.items[key][1]
+
+    def scalar(self, key: str) -> tuple[Any, yaml.Node]:
+        node = self.value_node(key)
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, self.sub(key), "expected a single value")
+        return self.loader.construct_object(node, deep=True), node
+
+    def number(
+        self,
+        key: str,
+        default: float | None = None,
+        lo: float | None = None,
+        hi: float | None = None,
+        lo_open: bool = False,
+    ) -> float:
+        if default is not None and key not in self.items:
+            return default
+        value, node = self.scalar(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(node, self.sub(key), f"expected a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            self.fail(node, self.sub(key), "must be finite")
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            self.fail(node, self.sub(key), f"must be {'>' if lo_open else '>='} {lo:g}, got {value:g}")
+        if hi is not None and value > hi:
+            self.fail(node, self.sub(key), f"must be <= {hi:g}, got {value:g}")
+        return value
+
+    def integer(self, key: str, default: int | None = None, lo: int = 0, hi: int | None = None) -> int:
+        if default is not None and key not in self.items:
+            return default
+        value, node = self.scalar(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(node, self.sub(key), f"expected an integer, got {value!r}")
+        if value < lo:
+            self.fail(node, self.sub(key), f"must be >= {lo}, got {value}")
+        if hi is not None and value > hi:
+            self.fail(node, self.sub(key), f"must be <= {hi}, got {value}")
+        return int(value)
+
+    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+        if default is not None and key not in self.items:
+            return default
+        value, node = self.scalar(key)
+        if not isinstance(value, str) or not value:
+            self.fail(node, self.sub(key), f"expected a non-empty string, got {value!r}")
+        if choices and value not in choices:
+            self.fail(node, self.sub(key), f"must be one of {', '.join(choices)}; got {value!r}")
+        return str(value)
+
+    def mapping(self, key: str) -> _Reader:
+        return _Reader(self.loader, self.value_node(key), self.sub(key), self.source)
+
+    def sequence(self, key: str, item: Callable[[_Reader], T], allow_empty: bool = False) -> tuple[T, ...]:
+        if allow_empty and key not in self.items:
+            return ()
+        node = self.value_node(key)
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, self.sub(key), "expected a list")
+        if not node.value and not allow_empty:
+            self.fail(node, self.sub(key), "must not be empty")
+        out = []
+        for i, child in enumerate(node.value):
+            reader = _Reader(self.loader, child, f"{self.sub(key)}[{i}]", self.source)
+            out.append(item(reader))
+            reader.done()
+        return tuple(out)
+
+    def done(self) -> None:
+        for key, (key_node, _) in self.items.items():
+            if key not in self.used:
+                self.fail(key_node, self.sub(key), "unknown field")
+
+
+def _region(r: _Reader) -> Region:
+    return Region(
+        name=r.text("name"),
+        viewer_share=r.number("viewer_share", lo=0.0, hi=1.0),
+        streamer_share=r.number("streamer_share", lo=0.0, hi=1.0),
+        rtt_ms=r.number("rtt_ms", lo=0.0, hi=2000.0),
+        edge_pops=r.integer("edge_pops", lo=1),
+        edge_servers_per_pop=r.integer("edge_servers_per_pop", lo=1),
+        shield_servers=r.integer("shield_servers", lo=1),
+        ingest_capacity_streams=r.integer("ingest_capacity_streams", lo=1),
+        failover_to=r.text("failover_to", default="-"),
+    )
+
+
+def _pool(r: _Reader) -> PoolSpec:
+    nodes = r.integer("nodes", lo=0)
+    spec = PoolSpec(
+        nodes=nodes,
+        min_nodes=r.integer("min_nodes", default=0),
+        max_nodes=r.integer("max_nodes", default=nodes),
+    )
+    if not spec.min_nodes <= spec.nodes <= spec.max_nodes:
+        r.fail(
+            r.node,
+            r.field,
+            f"needs min_nodes <= nodes <= max_nodes, got {spec.min_nodes}, {spec.nodes}, {spec.max_nodes}",
+        )
+    r.done()
+    return spec
+
+
+def _fleet(r: _Reader) -> Fleet:
+    fleet = Fleet(
+        gpu=_pool(r.mapping("gpu")),
+        cpu=_pool(r.mapping("cpu")),
+        origin=_pool(r.mapping("origin")),
+        chat=_pool(r.mapping("chat")),
+        ad_servers=r.integer("ad_servers", lo=1),
+        target_utilization=r.number("target_utilization", default=0.7, lo=0.05, hi=0.99),
+        autoscale_period_s=r.number("autoscale_period_s", default=30.0, lo=1.0),
+    )
+    r.done()
+    return fleet
+
+
+def _workload(r: _Reader) -> Workload:
+    w = Workload(
+        viewers=r.number("viewers", lo=1.0),
+        streamers=r.integer("streamers", lo=1),
+        start_hour=r.number("start_hour", default=20.0, lo=0.0, hi=24.0),
+        peak_hour=r.number("peak_hour", default=21.0, lo=0.0, hi=24.0),
+        trough_ratio=r.number("trough_ratio", default=0.4, lo=0.0, hi=1.0),
+        top_k=r.integer("top_k", default=1000, lo=1),
+        top_k_share=r.number("top_k_share", default=0.5, lo=0.0, hi=1.0, lo_open=True),
+        top1_share=r.number("top1_share", lo=0.0, hi=1.0, lo_open=True) if r.has("top1_share") else None,
+        full_ladder_share=r.number("full_ladder_share", default=0.1, lo=0.0, hi=1.0),
+        chatter_share=r.number("chatter_share", default=0.1, lo=0.0, hi=1.0),
+        tracers=r.integer("tracers", default=100, lo=1, hi=5000),
+    )
+    if w.top_k >= w.streamers:
+        r.fail(
+            r.items["top_k"][1] if r.has("top_k") else r.node,
+            r.sub("top_k"),
+            f"must be below streamers ({w.streamers})",
+        )
+    if w.top1_share is not None and w.top1_share >= w.top_k_share:
+        r.fail(r.items["top1_share"][1], r.sub("top1_share"), "must be below top_k_share")
+    r.done()
+    return w
+
+
+def _fault(r: _Reader) -> Fault:
+    kind = r.text("kind", choices=FAULT_KINDS)
+    at_s = r.number("at_s", lo=0.0)
+    if kind == "viral_spike":
+        f = Fault(
+            kind,
+            at_s,
+            r.number("duration_s", lo=0.0),
+            stream_rank=r.integer("stream_rank", lo=1),
+            factor=r.number("factor", lo=0.0, lo_open=True),
+            ramp_s=r.number("ramp_s", lo=0.0),
+        )
+    elif kind == "region_outage":
+        f = Fault(kind, at_s, r.number("duration_s", lo=0.0, lo_open=True), region=r.text("region"))
+    elif kind == "transcoder_loss":
+        f = Fault(
+            kind,
+            at_s,
+            0.0,
+            node_type=r.text("node_type", choices=NODE_TYPES),
+            share=r.number("share", lo=0.0, hi=1.0),
+        )
+    elif kind == "chat_storm":
+        f = Fault(
+            kind,
+            at_s,
+            r.number("duration_s", lo=0.0, lo_open=True),
+            stream_rank=r.integer("stream_rank", lo=1),
+            messages_per_s=r.number("messages_per_s", lo=0.0),
+        )
+    else:
+        f = Fault(
+            kind,
+            at_s,
+            r.number("duration_s", lo=0.0, lo_open=True),
+            stream_rank=r.integer("stream_rank", lo=1),
+        )
+    return f
+
+
+def _slos(r: _Reader) -> Slos:
+    s = Slos(
+        glass_to_glass_p95_s=r.number("glass_to_glass_p95_s", lo=0.0, lo_open=True),
+        rebuffer_ratio=r.number("rebuffer_ratio", lo=0.0, hi=1.0),
+        availability=r.number("availability", lo=0.0, hi=1.0),
+        chat_delay_p99_s=r.number("chat_delay_p99_s", default=2.0, lo=0.0, lo_open=True),
+    )
+    r.done()
+    return s
+
+
+def parse_scenario(text: str, source: str = "<string>") -> Scenario:
+    """Parse and validate; raise `ScenarioError` (never another error type) on bad input."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise ScenarioError(
+                source, (mark.line + 1) if mark else 1, "<root>", f"not valid YAML: {exc.problem}"
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise ScenarioError(source, 1, "<root>", f"not valid YAML: {exc}") from exc
+        if root is None:
+            raise ScenarioError(source, 1, "<root>", "the file is empty")
+        try:
+            return _scenario(_Reader(loader, root, "", source), source)
+        except yaml.constructor.ConstructorError as exc:
+            mark = exc.problem_mark
+            raise ScenarioError(source, (mark.line + 1) if mark else 1, "<value>", str(exc.problem)) from exc
+    finally:
+        loader.dispose()
+
+
+def _scenario(r: _Reader, source: str) -> Scenario:
+    duration = r.number("duration_s", lo=1.0, hi=7 * 86400.0)
+    step = r.number("step_s", default=1.0, lo=0.1, hi=60.0)
+    record = r.number("record_every_s", default=10.0, lo=step)
+    regions = r.sequence("regions", _region)
+    names = [g.name for g in regions]
+    if len(set(names)) != len(names):
+        r.fail(r.items["regions"][1], "regions", "region names must be unique")
+    for i, g in enumerate(regions):
+        if g.failover_to != "-" and (g.failover_to not in names or g.failover_to == g.name):
+            r.fail(
+                r.items["regions"][1].value[i],
+                f"regions[{i}].failover_to",
+                f"must name another region, got {g.failover_to!r}",
+            )
+    for field in ("viewer_share", "streamer_share"):
+        total = sum(getattr(g, field) for g in regions)
+        if abs(total - 1.0) > 1e-6:
+            r.fail(r.items["regions"][1], f"regions[*].{field}", f"shares must sum to 1, got {total:g}")
+    fleet = _fleet(r.mapping("fleet"))
+    workload = _workload(r.mapping("workload"))
+    fault_nodes = r.items["faults"][1].value if r.has("faults") else []
+    faults = r.sequence("faults", _fault, allow_empty=True)
+    for i, f in enumerate(faults):
+        where = fault_nodes[i]
+        if f.kind == "region_outage" and f.region not in names:
+            r.fail(
+                where, f"faults[{i}].region", f"unknown region {f.region!r}; regions are {', '.join(names)}"
+            )
+        if f.kind in ("viral_spike", "chat_storm", "ad_break") and f.stream_rank > workload.streamers:
+            r.fail(where, f"faults[{i}].stream_rank", f"only {workload.streamers} streams exist")
+        if f.at_s >= duration:
+            r.fail(where, f"faults[{i}].at_s", f"starts after the run ends ({duration:g} s)")
+    scenario = Scenario(
+        name=r.text("name"),
+        description=r.text("description", default="-"),
+        duration_s=duration,
+        step_s=step,
+        record_every_s=record,
+        head_streams=r.integer("head_streams", default=200, lo=1, hi=20000),
+        regions=regions,
+        fleet=fleet,
+        workload=workload,
+        faults=faults,
+        slos=_slos(r.mapping("slos")),
+        source=source,
+    )
+    r.done()
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; errors name `path`, the line and the field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(p), 1, "<file>", f"cannot read: {exc}") from exc
+    return parse_scenario(text, str(p))

@@ -1,0 +1,148 @@
+"""Tracer viewers: a sample of fully simulated LL-HLS players, for latency and rebuffering.
+
+The fluid audience gives loads; it cannot give distributions of what one viewer sees. Each
+tracer is a SimPy process that plays one session at a time: it picks a stream by current
+popularity, a home region by share, a bandwidth from the lognormal law, joins
+`hold_back_parts` behind the live edge (RFC 8216bis 4.4.3.8 PART-HOLD-BACK), and then per
+part: issues a blocking playlist reload for the next part (answered when the part reaches its
+edge, RFC 8216bis 6.2.5.2), fetches it (RTT + edge queue wait + size / bandwidth), and plays
+it from a playout buffer. A part that arrives after the previous one finished playing is a
+stall (rebuffer); glass-to-glass is display time minus the part's capture time. Players catch
+up at `player_catchup_rate` when behind their target and seek back to the live edge past
+`player_max_lag_s`, as hls.js does. Faults reach tracers
+through the model: a region that is down answers nothing until DNS failover, a stream without
+a transcoder or ingest produces no parts, an overloaded edge divides its bandwidth.
+
+One SimPy event per part per tracer: the wait until the part arrives. Everything between two
+arrivals is arithmetic, which is what keeps hundreds of tracers cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import simpy
+
+from twin.calibration import Calibration
+
+
+class DeliveryView(Protocol):
+    """What a tracer may ask of the model at the current simulated time."""
+
+    def pick_stream(self, u: float) -> int: ...
+    def pick_region(self, u: float) -> int: ...
+    def group_full_ladder(self, group: int) -> bool: ...
+    def stream_down(self, group: int, u: float) -> bool: ...
+    def serving(self, home: int) -> tuple[int, float]: ...
+    def edge_bandwidth_factor(self, region: int) -> float: ...
+    def edge_wait(self, region: int, u1: float, u2: float) -> float: ...
+    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float: ...
+    def rtt_s(self, region: int) -> float: ...
+
+
+@dataclass(slots=True)
+class TracerStats:
+    """Per record-window tallies: latency samples (bounded by tracers x window / part), stall and watch time."""
+
+    window_s: float
+    latency: list[list[float]]
+    stall_s: list[float]
+    watch_s: list[float]
+    sessions: int = 0
+
+    @classmethod
+    def empty(cls, duration_s: float, window_s: float) -> TracerStats:
+        n = math.ceil(duration_s / window_s) + 1
+        return cls(window_s, [[] for _ in range(n)], [0.0] * n, [0.0] * n)
+
+    def index(self, t: float) -> int:
+        return min(int(t / self.window_s), len(self.stall_s) - 1)
+
+    def percentiles(self, q: tuple[float, ...]) -> list[list[float]]:
+        out = []
+        for samples in self.latency:
+            out.append(list(np.percentile(samples, q)) if samples else [math.nan] * len(q))
+        return out
+
+    def all_latency(self) -> np.ndarray:
+        return np.fromiter((x for w in self.latency for x in w), dtype=np.float64)
+
+
+def tracer(
+    env: simpy.Environment,
+    view: DeliveryView,
+    cal: Calibration,
+    rng: random.Random,
+    stats: TracerStats,
+    end_s: float,
+) -> simpy.events.ProcessGenerator:
+    """One tracer slot: back-to-back viewing sessions until the run ends."""
+    part = cal.part_s
+    rates = [r.bitrate_bps for r in cal.ladder]
+    mu = math.log(cal.viewer_bandwidth_median_mbps * 1e6)
+    pipeline = cal.publisher_encode_s + cal.transcode_latency_s + cal.package_s
+    target = cal.hold_back_parts * part
+    hold_back = int(cal.hold_back_parts)
+    rand = rng.random
+    window = stats.window_s
+    last = len(stats.stall_s) - 1
+    # stagger the slots so that joins are not synchronized at t=0
+    yield env.timeout(rng.random() * part)
+    while env.now < end_s:
+        stats.sessions += 1
+        session_end = env.now + rng.expovariate(1.0 / cal.viewer_session_mean_s)
+        group = view.pick_stream(rng.random())
+        u_stream = rng.random()
+        home = view.pick_region(rng.random())
+        bandwidth = math.exp(rng.gauss(mu, cal.viewer_bandwidth_sigma))
+        ladder = rates if view.group_full_ladder(group) else rates[:1]
+        joined = False
+        n = 0
+        display = 0.0  # when part n-1 finishes playing
+        while env.now < session_end and env.now < end_s:
+            region, extra = view.serving(home)
+            if region < 0 or view.stream_down(group, u_stream):
+                # nothing to fetch: the player stalls, then rejoins at the live edge
+                wait = min(1.0, end_s - env.now)
+                if joined:
+                    stats.stall_s[stats.index(env.now)] += wait
+                joined = False
+                yield env.timeout(max(wait, 1e-9))
+                continue
+            bw = bandwidth * view.edge_bandwidth_factor(region)
+            rate = ladder[-1]
+            for r in ladder:
+                if r <= cal.abr_safety * bw:
+                    rate = r
+                    break
+            now = env.now
+            if not joined:
+                n = int((now - pipeline) / part) - hold_back
+            capture = n * part
+            at_edge = capture + part + pipeline + view.upstream_delay(region, rand(), rand(), rand(), rand())
+            respond = view.rtt_s(region) + extra + view.edge_wait(region, rand(), rand()) + rate * part / bw
+            arrival = (now if now > at_edge else at_edge) + respond
+            yield env.timeout(arrival - now)
+            if not joined:
+                joined = True
+                display = arrival
+            lag = display - capture
+            if lag > cal.player_max_lag_s:
+                # too far behind: seek to the live edge, as hls.js does past liveMaxLatencyDuration
+                joined = False
+                continue
+            step = part / cal.player_catchup_rate if lag > target + part else part
+            start = max(arrival, display)
+            stall = arrival - display if arrival > display else 0.0
+            idx = int(arrival / window)
+            if idx > last:
+                idx = last
+            stats.stall_s[idx] += stall
+            stats.watch_s[idx] += part
+            stats.latency[idx].append(start - capture + cal.display_s)
+            display = start + step
+            n += 1
