@@ -68,7 +68,7 @@ class Feed:
 
 def make_store(target: int = 2, part_target: float = 0.334, **settings: object) -> OriginStore:
     timing = ChannelTiming(target, part_target)
-    return OriginStore(OriginSettings(timing=timing, **settings))  # type: ignore[arg-type]
+    return OriginStore(OriginSettings(timing=timing, **settings))  # type: ignore[arg-type,unused-ignore]
 
 
 @pytest.fixture
