@@ -145,3 +145,31 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 def test_generated_requests_get_documented_answers_and_never_a_5xx(case, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {live_server.token}"} if case.operation.security else None
     case.call_and_validate(base_url=live_server.base_url, headers=headers)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    height: int
+    codec: str | None
+
+
+@dataclass(frozen=True)
+class Rich:
+    renditions: tuple[Rendition, ...]
+    tags: dict[str, float]
+    best: Rendition | None
+
+
+@dataclass(frozen=True)
+class Opaque:
+    blob: bytes
+
+
+def test_nested_records_are_described_and_undescribable_fields_refused() -> None:
+    schema = dataclass_schema(Rich)["properties"]
+    assert schema["renditions"]["items"]["properties"]["codec"] == {"type": "string", "nullable": True}
+    assert schema["tags"] == {"type": "object", "additionalProperties": {"type": "number"}}
+    assert schema["best"]["nullable"] is True and schema["best"]["type"] == "object"
+
+    with pytest.raises(TypeError, match=r"Opaque\.blob"):
+        dataclass_schema(Opaque)

@@ -100,7 +100,7 @@ class Api:
         content_type = request.headers.get("Content-Type", "")
         media = content_type.partition(";")[0].strip().lower()
         if media and media != "application/json" and not media.endswith("+json"):
-            raise ApiError(415, "unsupported_media_type", f"expected application/json, got {media!r}")
+            raise ApiError(415, "unsupported_media_type", f"expected application/json, got {media[:64]!r}")
         if request.content_length is not None and request.content_length > limit:
             raise body_too_large(limit)
         chunks: list[bytes] = []

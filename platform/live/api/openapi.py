@@ -29,25 +29,37 @@ _JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number", 
 
 
 def dataclass_schema(cls: type) -> dict[str, Any]:
-    """A JSON schema for a flat dataclass of str/int/float/bool fields, optionally None."""
+    """The JSON schema of what ``dataclasses.asdict`` makes of ``cls``.
+
+    Covers what health records hold: str/int/float/bool, ``T | None``, nested dataclasses,
+    ``tuple[T, ...]``/``list[T]`` and ``dict[str, T]``; anything else is refused loudly, so a
+    field nobody can describe fails the tests instead of lying in the document.
+    """
     hints = typing.get_type_hints(cls)
-    properties: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
-        hint = hints[field.name]
-        nullable = False
-        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-            members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-            nullable = len(members) < len(typing.get_args(hint))
-            if len(members) != 1:
-                raise TypeError(f"{cls.__name__}.{field.name}: only T | None unions are described")
-            hint = members[0]
-        if hint not in _JSON_TYPES:
-            raise TypeError(f"{cls.__name__}.{field.name}: no JSON type for {hint!r}")
-        schema: dict[str, Any] = {"type": _JSON_TYPES[hint]}
-        if nullable:
-            schema["nullable"] = True
-        properties[field.name] = schema
+    properties = {f.name: type_schema(hints[f.name], f"{cls.__name__}.{f.name}")
+                  for f in dataclasses.fields(cls)}
     return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def type_schema(hint: Any, where: str) -> dict[str, Any]:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or origin is typing.Union:
+        members = [arg for arg in args if arg is not type(None)]
+        if len(members) != 1:
+            raise TypeError(f"{where}: only T | None unions are described")
+        return {**type_schema(members[0], where), "nullable": True}
+    if hint in _JSON_TYPES:
+        return {"type": _JSON_TYPES[hint]}
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return dataclass_schema(hint)
+    if origin in (tuple, list) and args:
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            raise TypeError(f"{where}: only homogeneous tuple[T, ...] is described")
+        return {"type": "array", "items": type_schema(args[0], where)}
+    if origin is dict and args and args[0] is str:
+        return {"type": "object", "additionalProperties": type_schema(args[1], where)}
+    raise TypeError(f"{where}: no JSON schema for {hint!r}")
 
 
 def _error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
