@@ -15,6 +15,8 @@ Run: ``.venv/bin/python bench/transcode_vs_ffmpeg.py [--seconds 6] [--delay-seco
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import os
 import resource
 import shutil
@@ -29,7 +31,8 @@ from live.transcode.encoders import EncoderSettings, select_encoder, x264_params
 from live.transcode.filesource import open_file, read_units
 from live.transcode.guard import GuardSettings
 from live.transcode.ladder import Ladder, SourceInfo, build_ladder
-from live.transcode.pipeline import TranscodePipeline, TranscodeSettings
+from live.transcode.pipeline import TranscodeMetrics, TranscodePipeline, TranscodeSettings
+from live.transcode.worker import TranscodeSupervisor
 
 
 def make_source(
@@ -133,6 +136,35 @@ def run_delay(path: Path, seconds: float) -> tuple[int, float | None, float | No
     return m.delay_samples, m.delay_p50_ms, m.delay_p95_ms, m.delay_p99_ms, m.frames_dropped_late
 
 
+async def _run_delay_worker(path: Path, seconds: float) -> TranscodeMetrics | None:
+    source = open_file(path)
+    supervisor = TranscodeSupervisor("bench", source.video, source.fps)
+
+    async def drain() -> None:
+        async for _ in supervisor.events():
+            pass
+
+    consumer = asyncio.create_task(drain())
+    await supervisor.start()
+    await supervisor.wait_ready()
+    units = [u for u in read_units(path, with_audio=False) if u.kind is TrackKind.VIDEO]
+    interval = 1.0 / source.fps
+    span = max(u.pts_ms for u in units) + round(interval * 1000)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    n = 0
+    for rep in range(max(1, round(seconds * 1000 / span))):
+        for unit in units:
+            await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
+            supervisor.submit(
+                dataclasses.replace(unit, dts_ms=unit.dts_ms + rep * span, pts_ms=unit.pts_ms + rep * span)
+            )
+            n += 1
+    await supervisor.close()
+    await consumer
+    return supervisor.metrics().worker
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="source length for throughput")
@@ -155,6 +187,7 @@ def main() -> int:
         ["ffmpeg", "-version"], capture_output=True, text=True, check=True
     ).stdout.splitlines()[0]
     print(f"baseline: {ffmpeg_version}")
+    print("load average at start (shared machine): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for width, height in ((1280, 720), (1920, 1080)):
@@ -183,6 +216,7 @@ def main() -> int:
                       f"{per_core:8.1f} {rt:10.2f}  {rungs}")  # fmt: skip
 
         print()
+        print("load average now: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         print("per-frame transcode delay, 720p30 source paced at 30 fps (frame in -> last rung out);")
         print("a source with B-frames adds its own reorder delay (frames arrive before display order)")
         print(f"{'source':22} {'frames':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'late':>5}"
@@ -192,6 +226,12 @@ def main() -> int:
             samples, p50, p95, p99, late = run_delay(path, args.delay_seconds)
             print(f"{label:22} {samples:6d} {p50 or 0:7.1f} {p95 or 0:7.1f} {p99 or 0:7.1f} "
                   f"{late:5d}")  # fmt: skip
+            m = asyncio.run(_run_delay_worker(path, args.delay_seconds))
+            if m is not None:
+                label = "  via worker process"
+                print(f"{label:22} {m.delay_samples:6d} {m.delay_p50_ms or 0:7.1f} "
+                      f"{m.delay_p95_ms or 0:7.1f} {m.delay_p99_ms or 0:7.1f} "
+                      f"{m.frames_dropped_late:5d}")  # fmt: skip
     return 0
 
 
