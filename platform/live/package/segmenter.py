@@ -1,0 +1,382 @@
+"""Cut one rendition's access units into CMAF parts and segments for LL-HLS.
+
+A ``Segmenter`` is a sans-I/O state machine: ``configure()`` returns the rendition's
+``InitSegment``, ``push(unit)`` returns the ``Part``s that unit completes, ``flush()`` the rest
+at end of stream. The rules it keeps (RFC 8216bis 4.4.4.9 and Apple's LL-HLS authoring rules):
+
+- every segment starts with an independent part (a keyframe); a video segment ends at the
+  first keyframe at or after the segment target (within half a frame, for millisecond
+  rounding); an audio-only rendition cuts on the absolute 2 s grid, aligned with video;
+- a part never exceeds the part target; every part except the last of its segment is at least
+  85 % of it whenever the frame durations allow (greedy filling gives ``>= target - one frame``,
+  so frames up to 15 % of the target, e.g. 30 fps at 0.2 s, always do). The one exception is a
+  single frame longer than the part target (a stall), which becomes a part of its own and is
+  counted in ``stats.overlong_parts``;
+- ``msn`` counts segments and ``index`` parts within one; the last part has ``segment_end``.
+
+Timing: video uses a 90 kHz timescale, so millisecond timestamps convert exactly (x 90) and a
+sample's duration is the difference of consecutive DTS: the sum of a part's durations is
+exactly the distance between its first DTS and the next part's, with no drift. Audio uses
+the sample rate as timescale; AAC frames sit on a 1024-tick grid that is re-anchored to the
+millisecond timestamp only when it drifts by more than half a frame (a real gap).
+
+The last sample's duration is only known when the next sample of that track arrives, so
+the segmenter holds exactly one primary-track sample back and decides where it goes when its
+successor's DTS proves its duration. A part is emitted as soon as its end is provable: when the
+next sample would overflow it, when a keyframe opens the next segment, or when it is exactly
+full. ``flush()`` gives the held-back sample the previous sample's duration (or 1/frame rate,
+or 1024 ticks for AAC).
+
+Muxed renditions (video + audio in one fMP4, two tracks) require units in non-decreasing DTS
+order across tracks, so when a video DTS closes a part every audio frame before it has
+arrived; the part takes the audio frames whose DTS is before the cut. Units before the first
+video keyframe (and audio before its DTS) are dropped and counted: a segment must start
+independent.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
+from live.package import fmp4
+from live.package.parts import InitSegment, Part
+
+_VIDEO_TRACK_ID = 1
+_AUDIO_TRACK_ID = 2
+_MAX_AUDIO_LAG_S = 10  # muxed: audio buffered while no video arrives, before it is an error
+
+
+class SegmenterError(ValueError):
+    """The caller broke the segmenter's contract (order, configuration, lifecycle)."""
+
+
+class SegmenterState(Enum):
+    UNCONFIGURED = "unconfigured"
+    AWAITING_KEYFRAME = "awaiting_keyframe"  # configured; nothing emitted until a keyframe
+    STREAMING = "streaming"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmenterSettings:
+    part_target_s: float = 0.333
+    segment_target_s: float = 2.0
+    styp: bool = False  # start each segment's first part with a ``styp`` box
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.part_target_s <= 2.0:
+            raise ValueError(f"part target {self.part_target_s} s outside 0.05-2 s")
+        if self.segment_target_s < self.part_target_s:
+            raise ValueError(
+                f"segment target {self.segment_target_s} s shorter than part target {self.part_target_s} s"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SegmenterStats:
+    samples_in: int
+    samples_out: int
+    dropped_before_keyframe: int
+    parts: int
+    segments: int
+    overlong_parts: int
+
+
+class _Sample:
+    """A sample waiting for its part: decode time in the track timescale, duration once known."""
+
+    __slots__ = ("cts", "data", "dts_ms", "duration", "sync", "t", "wallclock")
+
+    def __init__(self, unit: AccessUnit, t: int, cts: int, sync: bool) -> None:
+        self.data = unit.data
+        self.dts_ms = unit.dts_ms
+        self.t = t
+        self.cts = cts
+        self.sync = sync
+        self.duration = 0
+        self.wallclock = (
+            unit.capture_wallclock if unit.capture_wallclock is not None else unit.ingest_wallclock
+        )
+
+
+class Segmenter:
+    """Per-rendition packager state machine (see the module docstring for the rules)."""
+
+    def __init__(self, rendition: str, settings: SegmenterSettings | None = None) -> None:
+        self.rendition = rendition
+        self.settings = settings or SegmenterSettings()
+        self.state = SegmenterState.UNCONFIGURED
+        self._video: VideoConfig | None = None
+        self._audio: AudioConfig | None = None
+        self._primary = TrackKind.VIDEO
+        self.timescale = 0
+        self._part_target = 0
+        self._segment_target = 0
+        self._default_duration = 0
+        # primary track: the current part's samples and the one held back
+        self._part: list[_Sample] = []
+        self._part_ticks = 0
+        self._pending: _Sample | None = None
+        self._last_duration = 0
+        self._segment_start = 0
+        # secondary (audio in a muxed rendition)
+        self._audio_queue: deque[_Sample] = deque()
+        self._last_dts: dict[TrackKind, int] = {}
+        self._last_any_dts: int | None = None
+        self._audio_t: int | None = None
+        self._msn = 0
+        self._index = 0
+        self._sequence = 1
+        self._samples_in = self._samples_out = self._dropped = 0
+        self._parts = self._segments = self._overlong = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def configure(
+        self,
+        video: VideoConfig | None = None,
+        audio: AudioConfig | None = None,
+        *,
+        bandwidth: int,
+        frame_rate: float | None = None,
+    ) -> InitSegment:
+        """Fix the rendition's tracks and return its init segment (once per segmenter)."""
+        if self.state is not SegmenterState.UNCONFIGURED:
+            raise SegmenterError(
+                f"{self.rendition}: configure() called twice; a new configuration needs a new Segmenter"
+            )
+        if video is None and audio is None:
+            raise SegmenterError(f"{self.rendition}: a rendition needs a video or an audio track")
+        if bandwidth <= 0:
+            raise SegmenterError(f"{self.rendition}: bandwidth must be positive, got {bandwidth}")
+        tracks: list[fmp4.Track] = []
+        if video is not None:
+            tracks.append(fmp4.video_track(video, _VIDEO_TRACK_ID))
+        if audio is not None:
+            tracks.append(fmp4.audio_track(audio, _AUDIO_TRACK_ID))
+        data = fmp4.init_segment(tracks)  # validates the configs before any state changes
+        self._video, self._audio = video, audio
+        self._primary = TrackKind.VIDEO if video is not None else TrackKind.AUDIO
+        self.timescale = tracks[0].timescale
+        self._part_target = round(self.settings.part_target_s * self.timescale)
+        self._segment_target = round(self.settings.segment_target_s * self.timescale)
+        if video is not None:
+            fps = frame_rate if frame_rate and frame_rate > 0 else 30.0
+            self._default_duration = max(1, round(self.timescale / fps))
+        else:
+            self._default_duration = fmp4.AAC_FRAME_SAMPLES
+        self.state = SegmenterState.AWAITING_KEYFRAME
+        codecs = ",".join(c.codec_string for c in (video, audio) if c is not None)
+        return InitSegment(
+            self.rendition,
+            data,
+            codecs,
+            bandwidth,
+            video.width if video is not None else None,
+            video.height if video is not None else None,
+            frame_rate,
+        )
+
+    @property
+    def part_target_ticks(self) -> int:
+        return self._part_target
+
+    @property
+    def stats(self) -> SegmenterStats:
+        return SegmenterStats(
+            self._samples_in, self._samples_out, self._dropped, self._parts, self._segments, self._overlong
+        )
+
+    def push(self, unit: AccessUnit) -> list[Part]:
+        """Take the next access unit (DTS order); return the parts it completes."""
+        if self.state is SegmenterState.UNCONFIGURED:
+            raise SegmenterError(f"{self.rendition}: access unit pushed before configure()")
+        if self.state is SegmenterState.FINISHED:
+            raise SegmenterError(f"{self.rendition}: access unit pushed after flush()")
+        if (unit.kind is TrackKind.VIDEO and self._video is None) or (
+            unit.kind is TrackKind.AUDIO and self._audio is None
+        ):
+            raise SegmenterError(f"{self.rendition}: has no {unit.kind.value} track")
+        self._check_order(unit)
+        self._samples_in += 1
+        sample = self._sample(unit)
+        if unit.kind is not self._primary:
+            self._queue_audio(sample)
+            return []
+        if self.state is SegmenterState.AWAITING_KEYFRAME:
+            # Audio before the first keyframe has no segment to go in; audio at its DTS does.
+            self._drop_audio_before(unit.dts_ms)
+            if not sample.sync:
+                self._dropped += 1
+                return []
+            self.state = SegmenterState.STREAMING
+            self._segment_start = sample.t
+        return self._advance(sample)
+
+    def flush(self) -> list[Part]:
+        """End of stream: emit what is held, the last part closing its segment."""
+        if self.state is SegmenterState.UNCONFIGURED:
+            raise SegmenterError(f"{self.rendition}: flush() before configure()")
+        out: list[Part] = []
+        pending = self._pending
+        if pending is not None:
+            pending.duration = self._last_duration or self._default_duration
+            if self._part and self._part_ticks + pending.duration > self._part_target:
+                out.append(self._close(pending.dts_ms, segment_end=False))
+            self._append(pending)
+            self._pending = None
+        if self._part:
+            out.append(self._close(None, segment_end=True))
+        self._dropped += len(self._audio_queue)
+        self._audio_queue.clear()
+        self.state = SegmenterState.FINISHED
+        return out
+
+    # -- timing -------------------------------------------------------------------------------
+
+    def _check_order(self, unit: AccessUnit) -> None:
+        last = self._last_dts.get(unit.kind)
+        if last is not None and unit.dts_ms <= last:
+            raise SegmenterError(
+                f"{self.rendition}: {unit.kind.value} DTS {unit.dts_ms} ms not after the previous {last} ms"
+            )
+        if self._last_any_dts is not None and unit.dts_ms < self._last_any_dts:
+            raise SegmenterError(
+                f"{self.rendition}: {unit.kind.value} DTS {unit.dts_ms} ms before an earlier unit's "
+                f"{self._last_any_dts} ms; tracks must be interleaved in DTS order"
+            )
+        if unit.dts_ms < 0:
+            raise SegmenterError(f"{self.rendition}: negative DTS {unit.dts_ms} ms")
+        self._last_dts[unit.kind] = unit.dts_ms
+        self._last_any_dts = unit.dts_ms
+
+    def _sample(self, unit: AccessUnit) -> _Sample:
+        if unit.kind is TrackKind.VIDEO:
+            return _Sample(unit, unit.dts_ms * 90, (unit.pts_ms - unit.dts_ms) * 90, unit.keyframe)
+        assert self._audio is not None
+        rate = self._audio.sample_rate
+        exact = (unit.dts_ms * rate + 500) // 1000
+        t = exact
+        if self._audio_t is not None:
+            expected = self._audio_t + fmp4.AAC_FRAME_SAMPLES
+            t = (
+                expected
+                if abs(exact - expected) <= fmp4.AAC_FRAME_SAMPLES // 2
+                else max(exact, self._audio_t + 1)
+            )
+        self._audio_t = t
+        return _Sample(unit, t, (unit.pts_ms - unit.dts_ms) * rate // 1000, True)
+
+    def _drop_audio_before(self, dts_ms: int) -> None:
+        queue = self._audio_queue
+        while queue and queue[0].dts_ms < dts_ms:
+            queue.popleft()
+            self._dropped += 1
+
+    def _queue_audio(self, sample: _Sample) -> None:
+        assert self._audio is not None
+        queue = self._audio_queue
+        lagging = queue and sample.t - queue[0].t > _MAX_AUDIO_LAG_S * self._audio.sample_rate
+        if lagging and self.state is SegmenterState.AWAITING_KEYFRAME:
+            queue.popleft()  # still waiting for the first keyframe: keep only the recent audio
+            self._dropped += 1
+        elif lagging:
+            raise SegmenterError(
+                f"{self.rendition}: {_MAX_AUDIO_LAG_S} s of audio queued with no video to close a part; "
+                "the publisher's video track stalled"
+            )
+        queue.append(sample)
+
+    # -- cutting ------------------------------------------------------------------------------
+
+    def _advance(self, sample: _Sample) -> list[Part]:
+        out: list[Part] = []
+        held = self._pending
+        if held is not None:
+            held.duration = sample.t - held.t
+            self._last_duration = held.duration
+            if self._part and self._part_ticks + held.duration > self._part_target:
+                out.append(self._close(held.dts_ms, segment_end=False))
+            self._append(held)
+            if sample.sync and self._segment_due(sample.t, held.duration):
+                out.append(self._close(sample.dts_ms, segment_end=True))
+                self._segment_start = sample.t
+            elif self._part_ticks >= self._part_target:
+                out.append(self._close(sample.dts_ms, segment_end=False))
+        self._pending = sample
+        return out
+
+    def _segment_due(self, t: int, last_duration: int) -> bool:
+        """Whether a sync sample at ``t`` opens a new segment (within half a frame of the target).
+
+        Video segments run from keyframe to the first keyframe a segment target later. Audio
+        (every frame is sync) cuts on the absolute grid of segment targets instead, so a
+        separate audio rendition's segments line up with video segments whose IDRs sit on it.
+        """
+        target = self._segment_target
+        if self._primary is TrackKind.VIDEO:
+            boundary = self._segment_start + target
+        else:
+            # the grid point after the one this segment started on (within the same half frame)
+            boundary = ((2 * self._segment_start + last_duration) // (2 * target) + 1) * target
+        return 2 * t + last_duration >= 2 * boundary
+
+    def _append(self, sample: _Sample) -> None:
+        self._part.append(sample)
+        self._part_ticks += sample.duration
+
+    def _close(self, cut_ms: int | None, *, segment_end: bool) -> Part:
+        """Emit the current part; in a muxed rendition with the audio whose DTS is before ``cut_ms``."""
+        samples = self._part
+        first = samples[0]
+        primary_id = _VIDEO_TRACK_ID if self._primary is TrackKind.VIDEO else _AUDIO_TRACK_ID
+        runs = [
+            fmp4.TrackRun(
+                primary_id,
+                first.t,
+                [fmp4.Sample(s.data, s.duration, s.sync, s.cts) for s in samples],
+            )
+        ]
+        count = len(samples)
+        queue = self._audio_queue
+        if queue and (cut_ms is None or queue[0].dts_ms < cut_ms):
+            audio: list[_Sample] = []
+            while queue and (cut_ms is None or queue[0].dts_ms < cut_ms):
+                audio.append(queue.popleft())
+            following = queue[0].t if queue else None
+            audio_samples: list[fmp4.Sample] = []
+            for i, s in enumerate(audio):
+                nxt = audio[i + 1].t if i + 1 < len(audio) else following
+                duration = nxt - s.t if nxt is not None else fmp4.AAC_FRAME_SAMPLES
+                audio_samples.append(fmp4.Sample(s.data, duration, True, s.cts))
+            runs.append(fmp4.TrackRun(_AUDIO_TRACK_ID, audio[0].t, audio_samples))
+            count += len(audio)
+        data = fmp4.fragment(self._sequence, runs, segment_start=self.settings.styp and self._index == 0)
+        part = Part(
+            self.rendition,
+            self._msn,
+            self._index,
+            data,
+            self._part_ticks / self.timescale,
+            first.sync,
+            first.wallclock,
+            segment_end,
+            first.t,
+        )
+        if self._part_ticks > self._part_target:
+            self._overlong += 1
+        self._samples_out += count
+        self._parts += 1
+        self._sequence += 1
+        self._part = []
+        self._part_ticks = 0
+        if segment_end:
+            self._segments += 1
+            self._msn += 1
+            self._index = 0
+        else:
+            self._index += 1
+        return part
