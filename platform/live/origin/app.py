@@ -154,7 +154,9 @@ class Origin:
         state = self.store.channel(channel)
         if state is None or not state.renditions:
             return _not_found(f"unknown channel {channel!r}")
-        text = render_multivariant(state)
+        if state.memo is None or state.memo[0] != state.version:
+            state.memo = (state.version, render_multivariant(state))
+        text = state.memo[1]
         headers = _headers("public, max-age=2", Vary="Accept-Encoding")
         if _accepts_gzip(request):
             headers["Content-Encoding"] = "gzip"

@@ -89,8 +89,13 @@ def skippable_segments(rend: RenditionState, can_skip_until_s: float) -> int:
 
 def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segment,
                    channel: ChannelState) -> None:
+    if seg.block:
+        lines.append(seg.block)
+        return
     if not seg.parts and not seg.complete:
         return
+    settled = seg.complete and (not seg.parts or not rend.part_listed(seg.parts[-1], channel.timing))
+    first = len(lines)
     lines.append("#EXT-X-PROGRAM-DATE-TIME:" + format_program_date_time(seg.program_date_time))
     for part in seg.parts:
         if not rend.part_listed(part, channel.timing):
@@ -101,6 +106,8 @@ def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segm
     if seg.complete:
         lines.append(f"#EXTINF:{_decimal(seg.duration_s)},")
         lines.append(segment_uri(epoch, rend.name, seg.msn))
+    if settled:  # nothing in this block can change any more: render it once
+        seg.block = "\n".join(lines[first:])
 
 
 def render_media(channel: ChannelState, rendition: str, *, skip: bool = False) -> str:

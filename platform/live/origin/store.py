@@ -120,6 +120,8 @@ class Segment:
     duration_s: float = 0.0
     data: bytes | None = None  # set once complete
     nbytes: int = 0
+    #: Its playlist lines once they can no longer change (complete, no part listed); a memo.
+    block: str = ""
 
     @property
     def complete(self) -> bool:
@@ -133,7 +135,7 @@ class Segment:
 class RenditionState:
     """One rendition's init, segments (oldest first, the last one possibly open) and progress."""
 
-    __slots__ = ("by_msn", "edge_s", "init", "last", "memo", "nbytes", "segments")
+    __slots__ = ("by_msn", "edge_s", "init", "last", "memo", "nbytes", "parts_from", "segments")
 
     def __init__(self, init: InitSegment) -> None:
         self.init = init
@@ -142,6 +144,7 @@ class RenditionState:
         self.edge_s = 0.0
         self.last: Progress | None = None
         self.nbytes = len(init.data)
+        self.parts_from = 0  # msn of the oldest segment that may still hold part records
         #: Rendered playlists keyed by the HTTP shell's variant, valid for one channel version.
         self.memo: dict[tuple[bool, bool], tuple[int, bytes]] = {}
 
@@ -212,7 +215,7 @@ class RenditionState:
 class ChannelState:
     """One stream of one channel: created by its first init, reset when the channel restarts."""
 
-    __slots__ = ("ended", "epoch", "name", "nbytes", "renditions", "timing", "version")
+    __slots__ = ("ended", "epoch", "memo", "name", "renditions", "timing", "version")
 
     def __init__(self, name: str, epoch: str, timing: ChannelTiming) -> None:
         self.name = name
@@ -221,6 +224,8 @@ class ChannelState:
         self.renditions: dict[str, RenditionState] = {}
         self.ended = False
         self.version = 0  # bumped on every change; keys rendered-playlist memos
+        #: The rendered multivariant playlist for one version, kept by the HTTP shell.
+        self.memo: tuple[int, str] | None = None
 
     def rendition(self, name: str) -> RenditionState | None:
         return self.renditions.get(name)
@@ -388,15 +393,14 @@ class OriginStore:
     @staticmethod
     def _retire_parts(rend: RenditionState, timing: ChannelTiming) -> None:
         """Drop part records of complete segments whose every part is past the file window."""
-        for seg in rend.segments:
-            if not seg.complete:
-                break
-            if not seg.parts:
-                continue
-            if rend.edge_s - seg.parts[-1].start_s > timing.part_file_window_s + DURATION_SLACK_S:
-                seg.parts = []
-            else:
-                break
+        if rend.segments:
+            rend.parts_from = max(rend.parts_from, rend.segments[0].msn)
+        while (seg := rend.by_msn.get(rend.parts_from)) is not None and seg.complete:
+            if seg.parts and (rend.edge_s - seg.parts[-1].start_s
+                              <= timing.part_file_window_s + DURATION_SLACK_S):
+                return
+            seg.parts = []
+            rend.parts_from += 1
 
     def _evict(self, state: ChannelState) -> None:
         minimum = self.settings.min_live_segments
