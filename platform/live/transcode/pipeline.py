@@ -124,19 +124,36 @@ def percentile(samples: Iterable[float], q: float) -> float | None:
 
 
 class BoundaryClock:
-    """Which frames open a segment: the first at or past each multiple of the segment length."""
+    """Which frames open a segment: the first at or past each multiple of the segment length.
 
-    __slots__ = ("_next", "_segment_ms")
+    Boundaries are multiples of the segment length on the source timeline, not counted from
+    the first frame, so a restarted worker cuts at the same PTS as the one it replaces.
+    ``since_boundary`` counts the frames offered since the last boundary frame; a rung keeping
+    every n-th frame keeps those where it is a multiple of n, so every rung keeps the
+    boundary frame itself and the phase restarts there.
+    """
+
+    __slots__ = ("_next", "_segment_ms", "since_boundary")
 
     def __init__(self, segment_s: float) -> None:
         self._segment_ms = round(segment_s * 1000)
+        if self._segment_ms <= 0:
+            raise ValueError("segment length must be at least 1 ms")
         self._next: int | None = None
+        self.since_boundary = 0
 
     def crosses(self, pts_ms: int) -> bool:
+        """Offer the next frame (display order); True if it must be an IDR on every rung."""
         if self._next is not None and pts_ms < self._next:
+            self.since_boundary += 1
             return False
         self._next = (pts_ms // self._segment_ms + 1) * self._segment_ms
+        self.since_boundary = 0
         return True
+
+    def keeps(self, divisor: int) -> bool:
+        """Whether a rung taking every ``divisor``-th frame encodes the frame just offered."""
+        return self.since_boundary % divisor == 0
 
 
 @dataclass(slots=True)
@@ -147,7 +164,7 @@ class _Inflight:
 
 
 class _VideoRung:
-    __slots__ = ("config", "config_sent", "drop_nal_types", "encoded", "encoder", "rung", "scaler")
+    __slots__ = ("config", "drop_nal_types", "encoded", "encoder", "rung", "scaler")
 
     def __init__(self, rung: Rung, encoder: VideoCodecContext) -> None:
         self.rung = rung
@@ -161,7 +178,6 @@ class _VideoRung:
             self.config = avc_config_from_annexb(header, rung.width, rung.height)
             self.drop_nal_types = frozenset({NAL_AUD})
         self.encoded = 0
-        self.config_sent = False
 
 
 class _AudioTranscoder:
@@ -273,7 +289,6 @@ class TranscodePipeline:
             else None
         )
         self._boundaries = BoundaryClock(self.settings.encoder.segment_s)
-        self._since_boundary = 0
         self._fps_factor = 1
         self._guard = RealtimeGuard(self.settings.guard)
         self._inflight: dict[int, _Inflight] = {}
@@ -303,7 +318,6 @@ class TranscodePipeline:
                 )
             )
         for vr in self._rungs:
-            vr.config_sent = True
             events.append(RenditionConfig(vr.rung.name, vr.config, vr.rung.video_kbps, vr.rung.fps))
         plan = self.ladder.audio
         if self._audio is not None and plan is not None:
@@ -409,11 +423,10 @@ class TranscodePipeline:
             self._late += 1
             return []
         boundary = self._boundaries.crosses(unit.pts_ms)
-        self._since_boundary = 0 if boundary else self._since_boundary + 1
         chosen = [
             vr
             for vr in self._rungs
-            if boundary or self._since_boundary % (vr.rung.fps_divisor * self._fps_factor) == 0
+            if self._boundaries.keeps(vr.rung.fps_divisor * self._fps_factor)
         ]
         if not chosen:
             return []
