@@ -131,8 +131,9 @@ class Media:
         return [u for u in self.units if u.kind is kind]
 
 
-def media_from_flv(path: Path, *, t0: float = 1_700_000_000.0) -> Media:
-    """Demux an FLV with PyAV into our units: FLV's clock is milliseconds and H.264 is AVCC."""
+def media_from_file(path: Path, *, t0: float = 1_700_000_000.0) -> Media:
+    """Demux FLV (H.264) or Matroska (H.265, no B-frames) with PyAV into our units: both
+    clocks are milliseconds and both carry length-prefixed NAL units with an avcC/hvcC record."""
     with av.open(str(path)) as container:
         vs = container.streams.video[0] if container.streams.video else None
         as_ = container.streams.audio[0] if container.streams.audio else None
@@ -140,14 +141,15 @@ def media_from_flv(path: Path, *, t0: float = 1_700_000_000.0) -> Media:
         rate = 30.0
         if vs is not None:
             record = bytes(vs.codec_context.extradata)
-            video = VideoConfig(
-                "h264",
-                f"avc1.{record[1]:02x}{record[2]:02x}{record[3]:02x}",
-                vs.codec_context.width,
-                vs.codec_context.height,
-                record,
-                nal_length_size=(record[4] & 3) + 1,
-            )
+            ctx = vs.codec_context
+            if ctx.name == "hevc":
+                codec_string = f"hvc1.{record[1] & 0x1F}.6.L{record[12]}.B0"
+                video = VideoConfig("h265", codec_string, ctx.width, ctx.height, record,
+                                    nal_length_size=(record[21] & 3) + 1)  # fmt: skip
+            else:
+                codec_string = f"avc1.{record[1]:02x}{record[2]:02x}{record[3]:02x}"
+                video = VideoConfig("h264", codec_string, ctx.width, ctx.height, record,
+                                    nal_length_size=(record[4] & 3) + 1)  # fmt: skip
             rate = float(vs.average_rate or vs.guessed_rate or 30)
         if as_ is not None:
             asc = bytes(as_.codec_context.extradata)
@@ -157,13 +159,14 @@ def media_from_flv(path: Path, *, t0: float = 1_700_000_000.0) -> Media:
             )  # fmt: skip
         units = []
         for p in container.demux():
-            if p.size == 0 or p.dts is None:
+            if p.size == 0 or p.pts is None:
                 continue
-            assert p.time_base == 1 / 1000 or float(p.time_base) == 0.001
+            assert float(p.time_base) == 0.001
+            dts = p.dts if p.dts is not None else p.pts  # Matroska without B-frames: dts = pts
             kind = TrackKind.VIDEO if p.stream.type == "video" else TrackKind.AUDIO
             units.append(
-                AccessUnit(kind, int(p.dts), int(p.pts), bytes(p), bool(p.is_keyframe),
-                           t0 + p.dts / 1000 + 0.25, t0 + p.dts / 1000)
+                AccessUnit(kind, int(dts), int(p.pts), bytes(p), bool(p.is_keyframe),
+                           t0 + dts / 1000 + 0.25, t0 + dts / 1000)
             )  # fmt: skip
     return Media(video, audio, units, rate)
 
@@ -188,6 +191,12 @@ CLIPS: dict[str, tuple[str, ...]] = {
         "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000", "-t", "4",
         "-c:v", "libx264", "-preset", "ultrafast", "-g", "45", "-bf", "3", "-c:a", "aac",
     ),
+    # H.265 (hvc1 + hvcC), in Matroska because Debian's ffmpeg 5.1 cannot put HEVC in FLV
+    "hevc_30fps.mkv": (
+        "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+        "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000", "-t", "3",
+        "-c:v", "libx265", "-x265-params", "log-level=error:keyint=30:bframes=0", "-c:a", "aac",
+    ),
 }  # fmt: skip
 
 
@@ -201,13 +210,14 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Media]:
             ffmpeg = shutil.which("ffmpeg")
             if ffmpeg is None:
                 pytest.fail("Debian's ffmpeg CLI is required for the packager tests")
-            out = folder / f"{name}.flv"
+            out = folder / (name if name.endswith(".mkv") else f"{name}.flv")
+            fmt = "matroska" if name.endswith(".mkv") else "flv"
             subprocess.run(
-                [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *CLIPS[name], "-f", "flv",
+                [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *CLIPS[name], "-f", fmt,
                  str(out)],
                 check=True, timeout=120,
             )  # fmt: skip
-            made[name] = media_from_flv(out)
+            made[name] = media_from_file(out)
         return made[name]
 
     return get

@@ -27,11 +27,12 @@ next sample would overflow it, when a keyframe opens the next segment, or when i
 full. ``flush()`` gives the held-back sample the previous sample's duration (or 1/frame rate,
 or 1024 ticks for AAC).
 
-Muxed renditions (video + audio in one fMP4, two tracks) require units in non-decreasing DTS
-order across tracks, so when a video DTS closes a part every audio frame before it has
-arrived; the part takes the audio frames whose DTS is before the cut. Units before the first
-video keyframe (and audio before its DTS) are dropped and counted: a segment must start
-independent.
+Each track's DTS must strictly increase (anything else is the caller's error). In a muxed
+rendition (video + audio in one fMP4, two tracks) video drives the cuts and a part takes the
+queued audio frames whose DTS is before its cut; audio that arrives after the cut it belongs
+before (publishers interleave loosely) simply goes in the next part, which is still a valid
+CMAF chunk since each track's ``tfdt`` is its own. Units before the first video keyframe (and
+audio before its DTS) are dropped and counted: a segment must start independent.
 """
 
 from __future__ import annotations
@@ -125,7 +126,6 @@ class Segmenter:
         # secondary (audio in a muxed rendition)
         self._audio_queue: deque[_Sample] = deque()
         self._last_dts: dict[TrackKind, int] = {}
-        self._last_any_dts: int | None = None
         self._audio_t: int | None = None
         self._msn = 0
         self._index = 0
@@ -243,15 +243,9 @@ class Segmenter:
             raise SegmenterError(
                 f"{self.rendition}: {unit.kind.value} DTS {unit.dts_ms} ms not after the previous {last} ms"
             )
-        if self._last_any_dts is not None and unit.dts_ms < self._last_any_dts:
-            raise SegmenterError(
-                f"{self.rendition}: {unit.kind.value} DTS {unit.dts_ms} ms before an earlier unit's "
-                f"{self._last_any_dts} ms; tracks must be interleaved in DTS order"
-            )
         if unit.dts_ms < 0:
             raise SegmenterError(f"{self.rendition}: negative DTS {unit.dts_ms} ms")
         self._last_dts[unit.kind] = unit.dts_ms
-        self._last_any_dts = unit.dts_ms
 
     def _sample(self, unit: AccessUnit) -> _Sample:
         if unit.kind is TrackKind.VIDEO:
