@@ -95,6 +95,12 @@ _OWNER = {**_AUTH, "403": _error_response("the token's account does not own this
 _MISSING = {"404": _error_response("no such channel")}
 _LIMITED = {"429": _error_response("rate limit for this client address", retry_after=True)}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+#: OpenAPI 3.0 4.7.20: what a client can do next with a channel it has just created.
+_CHANNEL_LINKS = {
+    link: {"operationId": operation, "parameters": {"name": "$response.body#/name"}}
+    for link, operation in (("GetChannel", "getChannel"), ("UpdateChannel", "updateChannel"),
+                            ("RotateStreamKey", "rotateStreamKey"))
+}
 _CHANNEL_NAME_PARAM = {
     "name": "name", "in": "path", "required": True,
     "schema": {"type": "string"}, "description": "channel name (letter case ignored)",
@@ -221,7 +227,8 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "operationId": "createChannel", "summary": "create a channel owned by the caller",
                 "security": _BEARER, "requestBody": _body("ChannelCreate"),
-                "responses": {"201": _json("Channel", "the channel, owner view"), **_BAD_BODY, **_AUTH,
+                "responses": {"201": {**_json("Channel", "the channel, owner view"), "links": _CHANNEL_LINKS},
+                              **_BAD_BODY, **_AUTH,
                               "403": _error_response("the account holds its maximum of channels"),
                               "409": _error_response("channel name taken")},
             },
