@@ -1,1 +1,1 @@
-"""reports package."""
+"""reports: render a twin run directory (CSV tables + summary.json) into report.html, and compare runs."""

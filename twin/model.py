@@ -301,11 +301,12 @@ class Twin:
         self.origin_q.step(dt, d.origin_rps, self.origin.up)
         # chat and ads
         members = v.sum(axis=(1, 2)) * up * sc.workload.chatter_share
-        storm = {
-            self.groups.group_of_rank(s.stream_rank): s.messages_per_s
-            for s in self.storms
-            if s.at_s <= t < s.at_s + s.duration_s
-        }
+        storm: dict[int, float] = {}
+        for s in self.storms:
+            if s.at_s <= t < s.at_s + s.duration_s:
+                g = self.groups.group_of_rank(s.stream_rank)
+                storm[g] = s.messages_per_s
+                members[g] = max(members[g], float(v[g].sum()) * up[g] * s.share)
         self.chat.step(dt, members, self.groups.channels, storm)
         ad_rate = 0.0
         for a in self.ads:
@@ -357,6 +358,7 @@ class Twin:
         self._peak("dvr_write_bps", ladder_bps)
         self._peak("origin_rps", d.origin_rps)
         self._peak("chat_deliveries_per_s", self.chat.deliveries_per_s)
+        self._peak("chat_refused_connections", self.chat.refused)
         self._peak("ad_rps", ad_rate)
         self._peak("live_streams", float(self.fleet.live))
         if (t + dt) % sc.record_every_s < dt / 2 or (t + dt) >= sc.duration_s - dt / 2:
@@ -415,6 +417,7 @@ class Twin:
             "chat_messages_per_s": self.chat.messages_per_s,
             "chat_deliveries_per_s": self.chat.deliveries_per_s,
             "chat_delay_s": self.chat.delay_s,
+            "chat_refused_connections": self.chat.refused,
             "ad_rps": self.ad_q.utilization * self.sc.fleet.ad_servers * self.cal.ad_rps_per_server,
             "dvr_storage_pb": storage_gb / 1e6,
             "cost_usd": self.totals["cost_usd"],

@@ -328,6 +328,7 @@ def _fault(r: _Reader) -> Fault:
             r.number("duration_s", lo=0.0, lo_open=True),
             stream_rank=r.integer("stream_rank", lo=1),
             messages_per_s=r.number("messages_per_s", lo=0.0),
+            share=r.number("chatter_share", default=0.0, lo=0.0, hi=1.0),
         )
     else:
         f = Fault(
@@ -352,7 +353,10 @@ def _slos(r: _Reader) -> Slos:
 
 def parse_scenario(text: str, source: str = "<string>") -> Scenario:
     """Parse and validate; raise `ScenarioError` (never another error type) on bad input."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader rejects control characters up front
+        raise ScenarioError(source, 1, "<root>", f"not valid YAML: {exc}") from exc
     try:
         try:
             root = loader.get_single_node()
@@ -367,9 +371,11 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
             raise ScenarioError(source, 1, "<root>", "the file is empty")
         try:
             return _scenario(_Reader(loader, root, "", source), source)
-        except yaml.constructor.ConstructorError as exc:
-            mark = exc.problem_mark
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
             raise ScenarioError(source, (mark.line + 1) if mark else 1, "<value>", str(exc.problem)) from exc
+        except yaml.YAMLError as exc:
+            raise ScenarioError(source, 1, "<value>", str(exc)) from exc
     finally:
         loader.dispose()
 

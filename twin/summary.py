@@ -163,6 +163,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "peak_deliveries_per_s": tot["peak_chat_deliveries_per_s"],
             "delay_p99_s": tot["chat_delay_p99_s"],
             "dropped_messages": tot["chat_dropped_messages"],
+            "peak_refused_connections": tot["peak_chat_refused_connections"],
         },
         "ads": {
             "peak_rps": tot["peak_ad_rps"],
