@@ -1,4 +1,4 @@
-"""Encoder probing/selection, x264 settings, and Annex B -> AVCC/avcC conversion."""
+"""Encoder probing/selection, encoder settings, and encoder headers as decoder configs."""
 
 from __future__ import annotations
 
@@ -7,15 +7,9 @@ import subprocess
 
 import av
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from live.media.bits import MediaFormatError, escape_rbsp
-from live.transcode.avc import (
-    annexb_to_avcc,
-    avc_config_from_annexb,
-    avcc_nal_types,
-    split_annexb,
-)
+from live.media.avc import contains_idr
+from live.media.bits import MediaFormatError
+from live.transcode.avc import config_from_global_header, packet_to_avcc
 from live.transcode.encoders import (
     HARDWARE,
     EncoderChoice,
@@ -26,8 +20,6 @@ from live.transcode.encoders import (
     select_encoder,
     x264_params,
 )
-from live.transcode.hevc import codec_string as hevc_codec_string
-from live.transcode.hevc import hevc_config_from_annexb
 from live.transcode.ladder import LadderSettings, SourceInfo, build_ladder
 
 
@@ -73,67 +65,38 @@ def test_x264_settings_are_low_latency_closed_gop_with_segment_keyint() -> None:
     assert params["bitrate"] == "2500"
 
 
-def test_opened_encoder_config_is_an_avcc_record_ffmpeg_accepts() -> None:
-    rung = build_ladder(SourceInfo(640, 360, 30.0)).rung("360p30")
-    ctx = open_encoder(select_encoder("h264", prefer_hardware=False), rung, EncoderSettings())
-    config = avc_config_from_annexb(bytes(ctx.extradata or b""), rung.width, rung.height)
-    record = config.record
-    assert record[0] == 1 and record[4] == 0xFF and record[5] & 0x1F == 1
-    assert config.codec_string == f"avc1.{record[1]:02x}{record[2]:02x}{record[3]:02x}"
+@pytest.mark.parametrize(("codec", "decoder_name"), [("h264", "h264"), ("h265", "hevc")])
+def test_encoder_header_becomes_a_record_ffmpeg_decodes_the_first_frame_with(
+    codec: str, decoder_name: str
+) -> None:
+    settings = LadderSettings(video_codec=codec)
+    rung = build_ladder(SourceInfo(640, 360, 30.0), settings).rung("360p30")
+    ctx = open_encoder(select_encoder(codec, prefer_hardware=False), rung, EncoderSettings())
+    config = config_from_global_header(codec, bytes(ctx.extradata or b""))
+    assert (config.codec, config.width, config.height) == (codec, 640, 360)
+    assert config.codec_string.startswith("avc1." if codec == "h264" else "hvc1.")
+    assert config.record[0] == 1 and config.nal_length_size == 4
     frame = av.VideoFrame(rung.width, rung.height, "yuv420p")
     for plane in frame.planes:
         plane.update(bytes(plane.buffer_size))
     frame.pts = 0
     packets = list(ctx.encode(frame)) + list(ctx.encode(None))
-    data = annexb_to_avcc(bytes(packets[0]))
-    assert 5 in avcc_nal_types(data)
-    decoder = av.CodecContext.create("h264", "r")
-    decoder.extradata = record
+    data = packet_to_avcc(bytes(packets[0]))
+    if codec == "h264":
+        assert contains_idr(data)
+    decoder = av.CodecContext.create(decoder_name, "r")
+    decoder.extradata = config.record
     frames = decoder.decode(av.Packet(data)) + decoder.decode(None)
     assert [(f.width, f.height) for f in frames] == [(rung.width, rung.height)]
 
 
-nal_payloads = st.lists(
-    st.binary(min_size=1, max_size=64).map(lambda b: escape_rbsp(bytes([0x41]) + b + b"\x80")),
-    min_size=1,
-    max_size=8,
-)
-
-
-@given(nals=nal_payloads, long_codes=st.lists(st.booleans(), min_size=8, max_size=8))
-@settings(max_examples=200)
-def test_annexb_split_returns_every_nal_whatever_the_start_code_length(
-    nals: list[bytes], long_codes: list[bool]
-) -> None:
-    stream = b"".join(
-        (b"\x00\x00\x00\x01" if long_codes[i] else b"\x00\x00\x01") + nal for i, nal in enumerate(nals)
-    )
-    assert split_annexb(stream) == nals
-    avcc = annexb_to_avcc(stream, drop_types=frozenset())
-    assert avcc_nal_types(avcc) == [n[0] & 0x1F for n in nals]
-
-
-def test_avcc_length_running_past_the_unit_is_a_format_error() -> None:
+def test_encoder_header_without_parameter_sets_is_a_format_error() -> None:
     with pytest.raises(MediaFormatError):
-        avcc_nal_types(b"\x00\x00\x00\x09\x65\x00")
-
-
-def test_extradata_without_parameter_sets_is_a_format_error() -> None:
+        config_from_global_header("h264", b"\x00\x00\x01\x65\x88")
     with pytest.raises(MediaFormatError):
-        avc_config_from_annexb(b"\x00\x00\x01\x65\x88", 16, 16)
-
-
-def test_hevc_codec_string_follows_iso_14496_15_annex_e() -> None:
-    # Main profile, compatibility flags for profiles 1 and 2, level 3.1, progressive+frame-only
-    ptl = bytes([0x01, 0x60, 0, 0, 0, 0xB0, 0, 0, 0, 0, 0, 93])
-    assert hevc_codec_string(ptl) == "hvc1.1.6.L93.B0"
-    high_tier = bytes([0x22, 0x20, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 120])
-    assert hevc_codec_string(high_tier) == "hvc1.2.4.H120.90"
-
-
-def test_hevc_extradata_without_parameter_sets_is_a_format_error() -> None:
-    with pytest.raises(MediaFormatError):
-        hevc_config_from_annexb(b"\x00\x00\x01\x40\x01\x0c", 16, 16)
+        config_from_global_header("h265", b"\x00\x00\x01\x40\x01\x0c")
+    with pytest.raises(ValueError, match="codec"):
+        config_from_global_header("vp9", b"")
 
 
 # AVCodecContext options every encoder takes (libavcodec/options_table.h), not private ones.

@@ -12,8 +12,8 @@ import pytest
 from av.audio.codeccontext import AudioCodecContext
 from av.codec.context import CodecContext
 from av.video.codeccontext import VideoCodecContext
+from live.media.avc import contains_idr
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
-from live.transcode.avc import NAL_IDR, avcc_nal_types
 from live.transcode.encoders import select_encoder
 from live.transcode.filesource import open_file, read_units
 from live.transcode.guard import GuardSettings
@@ -141,7 +141,7 @@ def test_idrs_sit_at_identical_pts_on_every_rung_at_each_segment_boundary(
         keyframes = {u.pts_ms for u in outputs[rung.name] if u.keyframe}
         assert keyframes == expected, rung.name
         for unit in outputs[rung.name]:
-            assert (NAL_IDR in avcc_nal_types(unit.data)) == unit.keyframe
+            assert contains_idr(unit.data) == unit.keyframe
 
 
 def test_reduced_frame_rate_rungs_keep_every_boundary_frame(source_360p60: Path) -> None:

@@ -34,10 +34,9 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
-from live.transcode.avc import NAL_AUD, annexb_to_avcc, avc_config_from_annexb
+from live.transcode.avc import config_from_global_header, packet_to_avcc
 from live.transcode.encoders import EncoderChoice, EncoderSettings, open_encoder
 from live.transcode.guard import GuardSettings, RealtimeGuard, ShedStep
-from live.transcode.hevc import hevc_config_from_annexb
 from live.transcode.ladder import AAC_LC, AudioPlan, Ladder, Rung
 
 log = logging.getLogger(__name__)
@@ -164,19 +163,15 @@ class _Inflight:
 
 
 class _VideoRung:
-    __slots__ = ("config", "drop_nal_types", "encoded", "encoder", "rung", "scaler")
+    __slots__ = ("config", "encoded", "encoder", "rung", "scaler")
 
     def __init__(self, rung: Rung, encoder: VideoCodecContext) -> None:
         self.rung = rung
         self.encoder = encoder
         self.scaler = VideoReformatter()
-        header = bytes(encoder.extradata or b"")
-        if rung.codec == "h265":
-            self.config = hevc_config_from_annexb(header, rung.width, rung.height)
-            self.drop_nal_types: frozenset[int] = frozenset()
-        else:
-            self.config = avc_config_from_annexb(header, rung.width, rung.height)
-            self.drop_nal_types = frozenset({NAL_AUD})
+        self.config = config_from_global_header(rung.codec, bytes(encoder.extradata or b""))
+        if (self.config.width, self.config.height) != (rung.width, rung.height):
+            raise RuntimeError(f"encoder for {rung.name} wrote an SPS of another picture size")
         self.encoded = 0
 
 
@@ -474,7 +469,7 @@ class TranscodePipeline:
             TrackKind.VIDEO,
             pts,
             pts,
-            annexb_to_avcc(bytes(packet), drop_types=vr.drop_nal_types),
+            packet_to_avcc(bytes(packet)),
             bool(packet.is_keyframe),
             ingest,
             capture,
