@@ -30,9 +30,7 @@ def config_from_global_header(codec: str, extradata: bytes) -> VideoConfig:
                 group.append(nal)
         if not all(by_type.values()):
             raise MediaFormatError("H.265 encoder header holds no VPS, SPS and PPS")
-        record = hevc.build_hevc_record(
-            by_type[hevc.NAL_VPS], by_type[hevc.NAL_SPS], by_type[hevc.NAL_PPS]
-        )
+        record = hevc.build_hevc_record(by_type[hevc.NAL_VPS], by_type[hevc.NAL_SPS], by_type[hevc.NAL_PPS])
         return hevc.video_config_from_record(record)
     raise ValueError(f"no decoder configuration for codec {codec!r}")
 

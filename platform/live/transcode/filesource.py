@@ -2,7 +2,8 @@
 
 Used by file-mode transcoding (VOD upload, the throughput benchmark) and by tests that need
 real H.264. MP4/MOV/FLV/MKV demuxers hand H.264 out in AVCC form with the avcC record as
-extradata, which is exactly what ``VideoConfig``/``AccessUnit`` carry.
+extradata, which is exactly what ``VideoConfig``/``AccessUnit`` carry; the records are read
+with the same ``live.media`` parsers ingest uses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import av
 
+from live.media import aac, avc, hevc
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
 
@@ -25,46 +27,6 @@ class FileSource:
     path: Path
 
 
-def video_config_from_record(codec: str, record: bytes, width: int, height: int) -> VideoConfig:
-    """VideoConfig around an avcC record (ISO/IEC 14496-15 5.3.3.1) or an hvcC for H.265."""
-    if codec == "h264":
-        if len(record) < 7 or record[0] != 1:
-            raise ValueError("not an AVCDecoderConfigurationRecord (avcC)")
-        profile, compat, level = record[1], record[2], record[3]
-        return VideoConfig(
-            "h264",
-            f"avc1.{profile:02x}{compat:02x}{level:02x}",
-            width,
-            height,
-            record,
-            nal_length_size=(record[4] & 3) + 1,
-            profile_idc=profile,
-            level_idc=level,
-        )
-    if codec == "h265":
-        if len(record) < 23 or record[0] != 1:
-            raise ValueError("not an HEVCDecoderConfigurationRecord (hvcC)")
-        return VideoConfig(
-            "h265",
-            f"hvc1.{record[1] & 0x1F}.4.L{record[12]}.B0",
-            width,
-            height,
-            record,
-            nal_length_size=(record[21] & 3) + 1,
-            profile_idc=record[1] & 0x1F,
-            level_idc=record[12],
-        )
-    raise ValueError(f"unsupported video codec {codec!r}")
-
-
-def audio_config_from_asc(record: bytes, sample_rate: int, channels: int) -> AudioConfig:
-    """AudioConfig around an AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1)."""
-    if len(record) < 2:
-        raise ValueError("AudioSpecificConfig too short")
-    object_type = record[0] >> 3
-    return AudioConfig("aac", f"mp4a.40.{object_type}", sample_rate, channels, object_type, bytes(record))
-
-
 def open_file(path: str | Path) -> FileSource:
     """Read the stream headers of ``path``."""
     with av.open(str(path)) as container:
@@ -73,13 +35,17 @@ def open_file(path: str | Path) -> FileSource:
         codec = {"h264": "h264", "hevc": "h265"}.get(ctx.name)
         if codec is None or not ctx.extradata:
             raise ValueError(f"{path}: video must be H.264 or H.265 in AVCC/HVCC form")
-        video = video_config_from_record(codec, bytes(ctx.extradata), ctx.width, ctx.height)
+        record = bytes(ctx.extradata)
+        if codec == "h264":
+            video = avc.video_config_from_record(record)
+        else:
+            video = hevc.video_config_from_record(record)
         rate = vstream.average_rate or vstream.guessed_rate or 30
         audio = None
         if container.streams.audio:
             actx = container.streams.audio[0].codec_context
             if actx.name == "aac" and actx.extradata:
-                audio = audio_config_from_asc(bytes(actx.extradata), actx.sample_rate, actx.channels)
+                audio = aac.audio_config_from_asc(bytes(actx.extradata))
         return FileSource(video, audio, float(rate), Path(path))
 
 

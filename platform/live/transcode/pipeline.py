@@ -418,11 +418,7 @@ class TranscodePipeline:
             self._late += 1
             return []
         boundary = self._boundaries.crosses(unit.pts_ms)
-        chosen = [
-            vr
-            for vr in self._rungs
-            if self._boundaries.keeps(vr.rung.fps_divisor * self._fps_factor)
-        ]
+        chosen = [vr for vr in self._rungs if self._boundaries.keeps(vr.rung.fps_divisor * self._fps_factor)]
         if not chosen:
             return []
         self._inflight[unit.pts_ms] = _Inflight(unit, arrived, len(chosen))
