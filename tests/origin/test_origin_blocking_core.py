@@ -83,6 +83,12 @@ def test_part_beyond_the_advance_limit_is_refused() -> None:
         check_reachable(Directives(11, 5), last, 0.334, 6)
 
 
+def test_index_past_a_closed_segment_counts_as_the_next_part_for_the_limit() -> None:
+    closed = Progress(10, 5, True)
+    assert parts_ahead(closed, PartTarget(10, 40), 6) == 1
+    check_reachable(Directives(10, 40), closed, 0.334, 6)
+
+
 def test_requests_for_published_positions_are_always_reachable() -> None:
     last = Progress(10, 2, True)
     check_reachable(Directives(0, 50), last, 0.334, 6)

@@ -242,3 +242,19 @@ def test_byte_budget_evicts_the_same_oldest_segment_in_every_rendition() -> None
     assert len(firsts) == 1
     assert state.total_bytes <= store.settings.channel_byte_budget
     assert media(store).media_sequence == firsts.pop()
+
+
+def test_memoized_segment_lines_render_like_a_fresh_render(feed: Feed) -> None:
+    state = feed.store.channel("alpha")
+    assert state is not None
+    for _ in range(40):
+        feed.parts(5)
+        memoized = render_media(state, "720p")
+        for seg in state.renditions["720p"].segments:
+            seg.block = ""
+        assert render_media(state, "720p") == memoized
+
+
+def test_rendition_without_parts_gets_no_rendition_report(feed: Feed) -> None:
+    feed.part("720p")
+    assert media(feed.store, "720p").rendition_reports == []

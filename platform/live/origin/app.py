@@ -253,9 +253,10 @@ def setup_origin(app: web.Application, store: OriginStore) -> None:
     origin = Origin(store)
     app[STORE_KEY] = store
     app[BLOCKER_KEY] = origin.blocker
-    app.router.add_get(f"/hls/{{channel:{_NAME}}}/master.m3u8", origin.multivariant)
-    app.router.add_get(f"/hls/{{channel:{_NAME}}}/{{rendition:{_NAME}}}.m3u8", origin.media_playlist)
+    # most requests first: the router tries resources in order (the patterns are disjoint)
     app.router.add_get(f"/hls/{{channel:{_NAME}}}/{{rendition:{_NAME}}}/{{epoch:[0-9a-z]{{1,16}}}}"
                        r"/{file:[A-Za-z0-9._-]{1,40}}", origin.media_file)
+    app.router.add_get(f"/hls/{{channel:{_NAME}}}/master.m3u8", origin.multivariant)
+    app.router.add_get(f"/hls/{{channel:{_NAME}}}/{{rendition:{_NAME}}}.m3u8", origin.media_playlist)
     app.router.add_route("OPTIONS", r"/hls/{tail:.*}", origin.preflight)
     app.on_shutdown.append(origin.shutdown)

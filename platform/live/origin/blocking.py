@@ -132,7 +132,8 @@ def parts_ahead(progress: Progress, target: PartTarget, parts_per_segment: int) 
     if (target.msn, target.part) <= (progress.msn, progress.part):
         return (target.part - progress.part) if target.msn == progress.msn else 0
     if target.msn == progress.msn:
-        return target.part - progress.part
+        # past the last part of a closed segment: that is part 0 of the next one
+        return 1 if progress.segment_end else target.part - progress.part
     remaining = 0 if progress.segment_end else max(0, parts_per_segment - 1 - progress.part)
     return remaining + 1 + (target.msn - progress.msn - 1) * parts_per_segment + target.part
 
