@@ -253,6 +253,11 @@ class Blocker:
             for event in waits.release(progress):
                 event.set()
 
+    def awaited(self, channel: str, rendition: str) -> int:
+        """How many distinct positions of one rendition are awaited (one event each)."""
+        waits = self._sets.get((channel, rendition))
+        return 0 if waits is None else len(waits)
+
     def drain_all(self) -> None:
         """Wake every holder and refuse new ones (server shutdown)."""
         self.closed = True
