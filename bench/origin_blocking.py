@@ -9,9 +9,11 @@ serving the same bytes from files on disk:
    origin CPU that release costs, and the RSS one held request costs. nginx cannot hold a
    request; its row is the floor for the same work: N idle keep-alive connections asking for
    the same playlist (a file) at one instant.
-2. Part requests/s: C keep-alive connections fetching part files in a loop for S seconds;
+2. One held request, publish-to-answer delay over many parts (the issue's 50 ms bar).
+3. Part requests/s: C keep-alive connections fetching part files in a loop for S seconds;
    requests per server CPU-second is the per-core figure (the client shares the machine, so
    wall-clock rates say more about the client than the server).
+4. The cost of rendering a media playlist with a full 4 h DVR window, full and as a delta update.
 
     python bench/origin_blocking.py [--held 1000,5000,10000] [--seconds 5] [--connections 32]
 
@@ -28,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -303,6 +306,65 @@ async def held_nginx(port: int, pid: int, n: int, path: str) -> HeldResult:
                       (cpu_after - cpu_before) * 1000, None)
 
 
+async def single_release(port: int, rounds: int) -> list[float]:
+    """Publish-to-answer delay of one held request, ``rounds`` times (the issue's 50 ms bar)."""
+    (conn,) = await open_conns(port, 1)
+    delays = []
+    for _ in range(rounds):
+        msn, part = (await http_json(port, "GET", "/bench/state"))["next"]
+        waiter = conn.request(f"/hls/{CHANNEL}/720p.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+        while (await http_json(port, "GET", "/bench/state"))["held"] < 1:
+            await asyncio.sleep(0.005)
+        published = await http_json(port, "POST", "/bench/publish")
+        status, _, answered = await waiter
+        if status != 200:
+            raise RuntimeError(f"held request answered {status}")
+        delays.append((answered - published["t"]) * 1000)
+    close_conns([conn])
+    return delays
+
+
+def dvr_render_cost(hours: float, rounds: int = 10) -> dict[str, float]:
+    """Milliseconds to render one rendition's playlist per new part with a full DVR window."""
+    from live.origin.app import _gzip
+    from live.origin.playlists import render_media
+    from live.origin.store import OriginSettings, OriginStore
+    from live.package.parts import InitSegment, Part
+
+    store = OriginStore(OriginSettings(dvr_window_s=hours * 3600))
+    store.publish_init("dvr", InitSegment("720p", b"init", "avc1.64001f", 3_000_000, 1280, 720, 30.0))
+    count = int(hours * 3600 / 2) * PARTS_PER_SEGMENT
+    position = [0, 0]
+
+    def publish() -> None:
+        msn, index = position
+        end = index == PARTS_PER_SEGMENT - 1
+        store.publish_part("dvr", Part("720p", msn, index, b"m" * 64, PART_S, index == 0, 1.7e9, end))
+        position[:] = [msn + 1, 0] if end else [msn, index + 1]
+
+    for _ in range(count):
+        publish()
+    state = store.channel("dvr")
+    assert state is not None
+    render_media(state, "720p")  # settles the per-segment memo once
+    timings: dict[str, list[float]] = {"full": [], "full+gzip": [], "delta": []}
+    for _ in range(rounds):
+        publish()
+        started = time.perf_counter()
+        text = render_media(state, "720p")
+        timings["full"].append(time.perf_counter() - started)
+        _gzip(text)
+        timings["full+gzip"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        render_media(state, "720p", skip=True)
+        timings["delta"].append(time.perf_counter() - started)
+    result = {name: statistics.median(values) * 1000 for name, values in timings.items()}
+    result["segments"] = len(state.renditions["720p"].segments)
+    result["kib"] = len(text) / 1024
+    result["gzip_kib"] = len(_gzip(text)) / 1024
+    return result
+
+
 @dataclass
 class RateResult:
     server: str
@@ -367,6 +429,8 @@ async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx
         held.append((await held_origin(origin_port, origin_pid, n),
                      await held_nginx(nginx_port, nginx_pid, n, playlist_path)))
 
+    single = await single_release(origin_port, args.rounds)
+
     rates = [await part_rate("origin", origin_port, origin_pid, part_paths, args.connections, args.seconds),
              await part_rate("nginx", nginx_port, nginx_pid, part_paths, args.connections, args.seconds)]
 
@@ -382,6 +446,8 @@ async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx
             print(f"{row.n:>6} {row.server:>7} {row.answered:>8} {row.p50_ms:>8.1f} {row.p99_ms:>8.1f} "
                   f"{row.all_ms:>8.1f} {row.cpu_ms:>8.0f} {row.cpu_ms * 1000 / max(row.answered, 1):>10.1f} "
                   f"{rss:>9} {ratio_all:>12} {ratio_cpu:>9}")
+    print(f"\nOne held request, publish-to-answer over {len(single)} parts: p50 {pct(single, 0.5):.1f} ms, "
+          f"p99 {pct(single, 0.99):.1f} ms, max {max(single):.1f} ms")
     size = rates[0].nbytes // max(rates[0].requests, 1)
     print(f"\nPart requests ({size} B parts, {args.connections} keep-alive connections, {args.seconds:g} s)")
     print(f"{'server':>7} {'requests':>9} {'req/s wall':>10} {'server CPU s':>12} {'req/CPU-s':>10} "
@@ -390,6 +456,12 @@ async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx
         print(f"{rate.server:>7} {rate.requests:>9} {rate.per_s:>10.0f} {rate.cpu_s:>12.2f} "
               f"{rate.per_cpu_s:>10.0f} {rate.nbytes / 1e6 / rate.cpu_s if rate.cpu_s else 0:>9.1f}")
     print(f"origin / nginx requests per CPU-second: {rates[0].per_cpu_s / rates[1].per_cpu_s:.2f}x")
+    if args.dvr_hours > 0:
+        cost = dvr_render_cost(args.dvr_hours)
+        print(f"\nPlaylist render per new part, {args.dvr_hours:g} h DVR window ({cost['segments']:.0f} "
+              f"segments, {cost['kib']:.0f} KiB, {cost['gzip_kib']:.0f} KiB gzipped): full "
+              f"{cost['full']:.1f} ms, full+gzip {cost['full+gzip']:.1f} ms, delta update "
+              f"{cost['delta']:.2f} ms (once per version, shared by every held request)")
 
 
 def state_size(www: Path, path: str) -> int:
@@ -402,6 +474,8 @@ def main() -> None:
                         type=lambda text: [int(n) for n in text.split(",")])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=50, help="single held-request releases")
+    parser.add_argument("--dvr-hours", type=float, default=4.0, help="0 skips the render cost")
     parser.add_argument("--serve-origin", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_origin:

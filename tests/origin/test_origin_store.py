@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from live.origin.playlists import skippable_segments
 from live.origin.store import ChannelTiming, OriginSettings, OriginStore, PublishError
 from live.package.parts import InitSegment, Part
 
@@ -180,6 +181,13 @@ def test_windows_hold_their_invariants_for_any_stream(shape: dict) -> None:  # t
                 if rend.part_listed(stored, timing):
                     assert served is not None
                     assert rend.edge_s - stored.start_s <= 3 * target + 0.001
+        # delta updates skip exactly the complete segments ending 6 target durations before the edge
+        linear = 0
+        for seg in rend.segments:
+            if not seg.complete or seg.end_s > rend.edge_s - 12.0 + 0.001:
+                break
+            linear += 1
+        assert skippable_segments(rend, 12.0) == linear
         # accounting
         assert rend.nbytes == len(rend.init.data) + sum(seg.nbytes for seg in rend.segments)
     # over budget only when nothing more may go

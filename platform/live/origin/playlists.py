@@ -14,7 +14,9 @@ URL layout, relative to ``/hls/{channel}/``::
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import UTC, datetime
+from itertools import islice
 
 from live.origin.store import DURATION_SLACK_S, ChannelState, RenditionState, Segment
 
@@ -79,12 +81,13 @@ def skippable_segments(rend: RenditionState, can_skip_until_s: float) -> int:
     Only complete segments that end at least CAN-SKIP-UNTIL before the end of the playlist.
     """
     boundary = rend.edge_s - can_skip_until_s + DURATION_SLACK_S
-    count = 0
-    for seg in rend.segments:
-        if not seg.complete or seg.end_s > boundary:
-            break
-        count += 1
-    return count
+    # segment ends increase along the window and only the last one can be open (its end is
+    # the edge, past any boundary), so a binary search finds the count
+    return bisect_right(rend.segments, boundary, key=_end_s)
+
+
+def _end_s(seg: Segment) -> float:
+    return seg.end_s
 
 
 def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segment,
@@ -135,9 +138,8 @@ def render_media(channel: ChannelState, rendition: str, *, skip: bool = False) -
     skipped = skippable_segments(rend, timing.can_skip_until_s) if skip and not channel.ended else 0
     if skipped:
         lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
-    for position, seg in enumerate(rend.segments):
-        if position >= skipped:
-            _segment_lines(lines, epoch, rend, seg, channel)
+    for seg in islice(rend.segments, skipped, None):
+        _segment_lines(lines, epoch, rend, seg, channel)
     if channel.ended:
         lines.append("#EXT-X-ENDLIST")
     elif rend.last is not None:
