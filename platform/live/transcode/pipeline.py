@@ -35,6 +35,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.transcode.avc import config_from_global_header, packet_to_avcc
+from live.transcode.decoders import DecoderChoice, open_decoder
 from live.transcode.encoders import EncoderChoice, EncoderSettings, open_encoder
 from live.transcode.guard import GuardSettings, RealtimeGuard, ShedStep
 from live.transcode.ladder import AAC_LC, AudioPlan, Ladder, Rung
@@ -89,6 +90,7 @@ class ShedRecord:
 @dataclass(frozen=True, slots=True)
 class TranscodeMetrics:
     encoder: EncoderChoice
+    decoder: DecoderChoice
     frames_in: int
     frames_decoded: int
     frames_dropped_late: int
@@ -111,6 +113,7 @@ class TranscodeSettings:
     interpolation: str = "BILINEAR"  # swscale algorithm for the per-rung scale
     parallel_rungs: int = 2  # rungs scaled+encoded concurrently (PyAV releases the GIL)
     decoder_threads: int = 1  # >1 uses frame threads: throughput at the price of frames of delay
+    prefer_hardware_decode: bool = True  # NVDEC when its test decode works (the worker probes)
 
 
 def percentile(samples: Iterable[float], q: float) -> float | None:
@@ -254,26 +257,25 @@ class TranscodePipeline:
         settings: TranscodeSettings | None = None,
         *,
         audio: AudioConfig | None = None,
+        decoder: DecoderChoice | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings or TranscodeSettings()
         self.ladder = ladder
         self.encoder_choice = encoder
+        self.decoder_choice = decoder or DecoderChoice(
+            "hevc" if source.codec == "h265" else "h264", source.codec, False, "software default"
+        )
         self.source = source
         self._clock = clock
         if any(r.codec != encoder.codec for r in ladder.encoded):
             raise ValueError(f"encoder {encoder.name} cannot encode a {ladder.encoded[0].codec} ladder")
         self._interval_s = 1.0 / ladder.source.fps
-        decoder = CodecContext.create(source.codec if source.codec != "h265" else "hevc", "r")
-        assert isinstance(decoder, VideoCodecContext)
-        decoder.extradata = source.record
-        if self.settings.decoder_threads > 1:
-            decoder.thread_type = "AUTO"
-            decoder.thread_count = self.settings.decoder_threads
-        else:
-            decoder.thread_count = 1
-        decoder.open()
-        self._decoder = decoder
+        video_decoder = open_decoder(
+            self.decoder_choice, source.record, threads=self.settings.decoder_threads
+        )
+        video_decoder.open()
+        self._decoder = video_decoder
         self._rungs = [_VideoRung(r, open_encoder(encoder, r, self.settings.encoder)) for r in ladder.encoded]
         self._rungs.sort(key=lambda vr: vr.rung.pixels, reverse=True)
         self._passthrough = ladder.passthrough
@@ -329,6 +331,7 @@ class TranscodePipeline:
         delays = list(self._delays)
         return TranscodeMetrics(
             encoder=self.encoder_choice,
+            decoder=self.decoder_choice,
             frames_in=self._frames_in,
             frames_decoded=self._decoded,
             frames_dropped_late=self._late,

@@ -32,6 +32,7 @@ from enum import Enum
 from typing import Any, BinaryIO
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
+from live.transcode.decoders import DecoderChoice
 from live.transcode.encoders import EncoderChoice
 from live.transcode.ladder import Ladder, LadderError, LadderSettings, SourceInfo
 from live.transcode.pipeline import (
@@ -81,6 +82,7 @@ class WorkerFlush:
 class WorkerReady:
     pid: int
     encoder: EncoderChoice
+    decoder: DecoderChoice
     ladder: Ladder
 
 
@@ -130,6 +132,7 @@ def _read_message(stream: BinaryIO) -> object | None:
 
 def run_worker(inp: BinaryIO, out: BinaryIO, *, report_every_s: float = 1.0) -> int:
     """The worker's main loop: start message, then inputs until flush or end of input."""
+    from live.transcode.decoders import select_decoder
     from live.transcode.encoders import select_encoder
     from live.transcode.ladder import build_ladder
     from live.transcode.pipeline import TranscodePipeline
@@ -142,13 +145,16 @@ def run_worker(inp: BinaryIO, out: BinaryIO, *, report_every_s: float = 1.0) -> 
     source = SourceInfo(start.video.width, start.video.height, start.fps, start.video.codec, start.audio)
     ladder = build_ladder(source, start.ladder)
     choice = select_encoder(start.ladder.video_codec, prefer_hardware=start.settings.encoder.prefer_hardware)
-    pipeline = TranscodePipeline(start.video, ladder, choice, start.settings, audio=start.audio)
+    decoder = select_decoder(start.video.codec, prefer_hardware=start.settings.prefer_hardware_decode)
+    pipeline = TranscodePipeline(
+        start.video, ladder, choice, start.settings, audio=start.audio, decoder=decoder
+    )
 
     def send(message: object) -> None:
         out.write(encode_message(message))
         out.flush()
 
-    send(WorkerReady(os.getpid(), choice, ladder))
+    send(WorkerReady(os.getpid(), choice, decoder, ladder))
     consumed = 0
     send(WorkerOutput(tuple(pipeline.start()), consumed))
     last_report = time.monotonic()
@@ -237,6 +243,7 @@ class SupervisorMetrics:
     inputs_dropped: int
     backlog: int
     encoder: EncoderChoice | None
+    decoder: DecoderChoice | None
     worker: TranscodeMetrics | None
 
 
@@ -269,6 +276,7 @@ class TranscodeSupervisor:
         self._restarts = 0
         self._crashes_in_row = 0
         self._encoder: EncoderChoice | None = None
+        self._decoder: DecoderChoice | None = None
         self._ladder: Ladder | None = None
         self._metrics: TranscodeMetrics | None = None
         self._ready = asyncio.Event()
@@ -304,6 +312,7 @@ class TranscodeSupervisor:
             self._dropped,
             self._sent - self._consumed,
             self._encoder,
+            self._decoder,
             self._metrics,
         )
 
@@ -435,7 +444,8 @@ class TranscodeSupervisor:
             if any(isinstance(e, RenditionUnit) for e in message.events):
                 self._crashes_in_row = 0
         elif isinstance(message, WorkerReady):
-            self._encoder, self._ladder = message.encoder, message.ladder
+            self._encoder, self._decoder = message.encoder, message.decoder
+            self._ladder = message.ladder
             if self.state is SupervisorState.STARTING:
                 self._to(SupervisorState.RUNNING)
             self._ready.set()
