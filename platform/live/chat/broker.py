@@ -1,0 +1,92 @@
+"""The room log every chat node shares: ids assigned in one place, events fanned out to nodes.
+
+A broker owns each room's id sequence and a retained tail of its log (the history window). A
+node subscribes once per room (``subscribe``): it receives the retained tail (to rebuild the
+room's moderation state and history) and from then on every later event exactly once, in id
+order. ``MemoryBroker`` is the embedded default for a single process; ``live.chat.nats_broker``
+carries the same contract across nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from live.chat.protocol import RoomEvent
+
+Deliver = Callable[[RoomEvent], None]
+
+
+class Subscription(Protocol):
+    backlog: tuple[RoomEvent, ...]  # the retained log at subscription time, oldest first
+
+    async def close(self) -> None: ...
+
+
+class Broker(Protocol):
+    async def publish(self, room: str, event: RoomEvent) -> RoomEvent:
+        """Append to the room's log; answers the event with its assigned id."""
+        ...
+
+    async def subscribe(self, room: str, deliver: Deliver) -> Subscription:
+        """After this returns, ``deliver`` sees every event after ``backlog`` once, in id order."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class _RoomLog:
+    __slots__ = ("listeners", "next_id", "tail")
+
+    def __init__(self, window: int) -> None:
+        self.next_id = 1
+        self.tail: deque[RoomEvent] = deque(maxlen=window)
+        self.listeners: list[Deliver] = []
+
+
+class _MemorySubscription:
+    __slots__ = ("_deliver", "_log", "backlog")
+
+    def __init__(self, log: _RoomLog, deliver: Deliver) -> None:
+        self.backlog = tuple(log.tail)
+        self._log = log
+        self._deliver = deliver
+        log.listeners.append(deliver)
+
+    async def close(self) -> None:
+        if self._deliver in self._log.listeners:
+            self._log.listeners.remove(self._deliver)
+
+
+class MemoryBroker:
+    """In-process broker: ids from a counter per room, delivery by direct call (already in order)."""
+
+    def __init__(self, history_window: int = 1000) -> None:
+        if history_window < 1:
+            raise ValueError("history_window must be >= 1")
+        self.history_window = history_window
+        self._rooms: dict[str, _RoomLog] = {}
+
+    def _log(self, room: str) -> _RoomLog:
+        log = self._rooms.get(room)
+        if log is None:
+            log = self._rooms[room] = _RoomLog(self.history_window)
+        return log
+
+    async def publish(self, room: str, event: RoomEvent) -> RoomEvent:
+        log = self._log(room)
+        stored = dataclasses.replace(event, id=log.next_id)
+        log.next_id += 1
+        log.tail.append(stored)
+        for deliver in tuple(log.listeners):
+            deliver(stored)
+        return stored
+
+    async def subscribe(self, room: str, deliver: Deliver) -> Subscription:
+        return _MemorySubscription(self._log(room), deliver)
+
+    async def close(self) -> None:
+        for log in self._rooms.values():
+            log.listeners.clear()
