@@ -29,7 +29,8 @@ def _fmt(value: Any) -> str:
 
 
 def _img(png: bytes, alt: str) -> str:
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>'
+    data = base64.b64encode(png).decode()
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -53,7 +54,8 @@ def render_report(run_dir: Path, target_utilization: float = 0.7) -> Path:
     summary, ts, lat, tiers = load_run(run_dir)
     slo = {s["slo"]: s for s in summary["slos"]}
     rows = "".join(
-        f'<tr class="{"pass" if s["pass"] else "fail"}"><td>{_fmt(s["slo"])}</td><td>{_fmt(s["measured"])}</td>'
+        f'<tr class="{"pass" if s["pass"] else "fail"}"><td>{_fmt(s["slo"])}</td>'
+        f"<td>{_fmt(s['measured'])}</td>"
         f"<td>{_fmt(s['op'])} {_fmt(s['target'])}</td><td>{'PASS' if s['pass'] else 'FAIL'}</td></tr>"
         for s in summary["slos"]
     )
@@ -91,11 +93,13 @@ def render_report(run_dir: Path, target_utilization: float = 0.7) -> Path:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>twin: {html.escape(summary["scenario"])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}
+table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}
 tr.pass td:last-child{{color:#080;font-weight:bold}}tr.fail td:last-child{{color:#b00;font-weight:bold}}
 img{{max-width:100%}}</style></head><body>
 <h1>Digital twin run: {html.escape(summary["scenario"])}</h1>
-<p>seed {summary["seed"]}, {summary["duration_s"]:g} simulated seconds, {summary["simpy_events"]} SimPy events,
+<p>seed {summary["seed"]}, {summary["duration_s"]:g} simulated seconds,
+{summary["simpy_events"]} SimPy events,
 {summary["model"]["stream_groups"]} stream groups, {summary["model"]["tracers"]} tracer viewers.</p>
 <h2>SLOs</h2><table><tr><th>SLO</th><th>measured</th><th>target</th><th>verdict</th></tr>{rows}</table>
 <h2>Key numbers</h2><table>{key_rows}</table>

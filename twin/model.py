@@ -186,10 +186,10 @@ class Twin:
     def pick_stream(self, u: float) -> int:
         per_group = self.audience.v.sum(axis=(1, 2))
         cum = np.cumsum(per_group)
-        return int(min(np.searchsorted(cum, u * cum[-1], side="right"), self.G - 1))
+        return min(int(np.searchsorted(cum, u * cum[-1], side="right")), self.G - 1)
 
     def pick_region(self, u: float) -> int:
-        return int(min(np.searchsorted(np.cumsum(self.region_share), u, side="right"), self.R - 1))
+        return min(int(np.searchsorted(np.cumsum(self.region_share), u, side="right")), self.R - 1)
 
     def group_full_ladder(self, group: int) -> bool:
         return bool(self.groups.full_ladder[group])
@@ -197,7 +197,7 @@ class Twin:
     def stream_down(self, group: int, u: float) -> bool:
         if self.head[group]:
             return bool(self.group_down[group] > 0.5)
-        return u < self.group_down[group]
+        return bool(u < self.group_down[group])
 
     def serving(self, home: int) -> tuple[int, float]:
         if not self.region_down[home]:

@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 
+from twin.popularity import fit_popularity
+
 T = TypeVar("T")
 
+MAX_STREAMERS = 10_000_000  # the popularity law holds one float per channel: bounded memory
+MAX_REGIONS = 64
 FAULT_KINDS = ("viral_spike", "region_outage", "transcoder_loss", "chat_storm", "ad_break")
 NODE_TYPES = ("gpu", "cpu")
 
@@ -139,7 +143,7 @@ class _Reader:
             self.items[key] = (key_node, value_node)
         self.used: set[str] = set()
 
-    def fail(self, node: yaml.Node, field: str, message: str) -> Any:
+    def fail(self, node: yaml.Node, field: str, message: str) -> NoReturn:
         raise ScenarioError(self.source, node.start_mark.line + 1, field or "<root>", message)
 
     def sub(self, key: str) -> str:
@@ -275,8 +279,8 @@ def _fleet(r: _Reader) -> Fleet:
 
 def _workload(r: _Reader) -> Workload:
     w = Workload(
-        viewers=r.number("viewers", lo=1.0),
-        streamers=r.integer("streamers", lo=1),
+        viewers=r.number("viewers", lo=1.0, hi=1e10),
+        streamers=r.integer("streamers", lo=2, hi=MAX_STREAMERS),
         start_hour=r.number("start_hour", default=20.0, lo=0.0, hi=24.0),
         peak_hour=r.number("peak_hour", default=21.0, lo=0.0, hi=24.0),
         trough_ratio=r.number("trough_ratio", default=0.4, lo=0.0, hi=1.0),
@@ -295,6 +299,13 @@ def _workload(r: _Reader) -> Workload:
         )
     if w.top1_share is not None and w.top1_share >= w.top_k_share:
         r.fail(r.items["top1_share"][1], r.sub("top1_share"), "must be below top_k_share")
+    try:
+        fit_popularity(w.streamers, w.top_k, w.top_k_share, w.top1_share)
+    except ValueError as exc:
+        field = "top1_share" if "top1_share" in str(exc) else "top_k_share"
+        r.fail(
+            r.items[field][1] if r.has(field) else r.node, r.sub(field), f"unreachable popularity law: {exc}"
+        )
     r.done()
     return w
 
@@ -385,6 +396,8 @@ def _scenario(r: _Reader, source: str) -> Scenario:
     step = r.number("step_s", default=1.0, lo=0.1, hi=60.0)
     record = r.number("record_every_s", default=10.0, lo=step)
     regions = r.sequence("regions", _region)
+    if len(regions) > MAX_REGIONS:
+        r.fail(r.items["regions"][1], "regions", f"at most {MAX_REGIONS} regions")
     names = [g.name for g in regions]
     if len(set(names)) != len(names):
         r.fail(r.items["regions"][1], "regions", "region names must be unique")

@@ -46,7 +46,10 @@ class DeliveryView(Protocol):
 
 @dataclass(slots=True)
 class TracerStats:
-    """Per record-window tallies: latency samples (bounded by tracers x window / part), stall and watch time."""
+    """Per record-window tallies: latency samples, stall and watch time.
+
+    Samples are bounded by tracers x duration / part_s, known before the run starts.
+    """
 
     window_s: float
     latency: list[list[float]]

@@ -27,7 +27,7 @@ def test_ladder_is_ordered_highest_first(cal) -> None:
 def test_parameter_without_source_is_refused() -> None:
     data = _raw()
     del data["params"]["part_s"]["source"]
-    with pytest.raises(CalibrationError, match="part_s.source"):
+    with pytest.raises(CalibrationError, match=r"part_s\.source"):
         parse_calibration(data)
 
 
@@ -42,5 +42,5 @@ def test_missing_parameter_is_refused() -> None:
 def test_non_positive_or_non_numeric_value_is_refused(bad: object) -> None:
     data = copy.deepcopy(_raw())
     data["params"]["origin_rtt_s"]["value"] = bad
-    with pytest.raises(CalibrationError, match="origin_rtt_s.value"):
+    with pytest.raises(CalibrationError, match=r"origin_rtt_s\.value"):
         parse_calibration(data)

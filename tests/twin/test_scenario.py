@@ -130,3 +130,11 @@ def test_mutating_one_value_of_a_valid_file_is_either_valid_or_a_located_error(d
         assert 1 <= exc.line <= len(lines) + 1
     else:
         assert isinstance(sc, Scenario)
+
+
+def test_unreachable_popularity_law_is_a_scenario_error() -> None:
+    text = BASELINE.replace(
+        "  top_k_share: 0.75", "  top_k_share: 0.02"
+    )  # below the uniform share 1000/20000
+    err = _error(text)
+    assert err.field == "workload.top_k_share" and "unreachable" in str(err)

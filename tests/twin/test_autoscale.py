@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twin.autoscale import NodePool, autoscaler
+from twin.transcoder import TranscoderFleet
+
+
+def test_new_nodes_serve_only_after_the_provisioning_delay() -> None:
+    env = simpy.Environment()
+    pool = NodePool(env, "gpu", nodes=10, min_nodes=1, max_nodes=100, provisioning_s=120.0)
+    env.process(autoscaler(env, pool, lambda: 14.0, target=0.7, period_s=30.0))
+    env.run(until=149.0)
+    assert (pool.up, pool.provisioning) == (10, 10)
+    env.run(until=151.0)
+    assert (pool.up, pool.provisioning) == (20, 0)
+
+
+def test_autoscaler_does_not_order_twice_while_nodes_boot() -> None:
+    env = simpy.Environment()
+    pool = NodePool(env, "cpu", nodes=1, min_nodes=1, max_nodes=1000, provisioning_s=500.0)
+    env.process(autoscaler(env, pool, lambda: 70.0, target=0.7, period_s=10.0))
+    env.run(until=400.0)
+    assert pool.up + pool.provisioning == 100
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nodes=st.integers(0, 200),
+    lo=st.integers(0, 50),
+    hi=st.integers(200, 400),
+    share=st.floats(0.0, 1.0),
+    needs=st.lists(st.floats(0.0, 500.0), min_size=1, max_size=20),
+)
+def test_pool_stays_within_its_bounds(nodes: int, lo: int, hi: int, share: float, needs: list[float]) -> None:
+    env = simpy.Environment()
+    pool = NodePool(env, "p", nodes=max(nodes, lo), min_nodes=lo, max_nodes=hi, provisioning_s=15.0)
+    it = iter(needs * 10)
+    env.process(autoscaler(env, pool, lambda: next(it, 0.0), target=0.7, period_s=10.0))
+    env.run(until=50.0)
+    pool.fail(share)
+    env.run(until=300.0)
+    assert 0 <= pool.up <= hi
+    assert pool.up + pool.provisioning <= hi
+
+
+def test_lost_transcoders_put_streams_down_until_capacity_returns(cal) -> None:
+    env = simpy.Environment()
+    gpu = NodePool(env, "gpu", nodes=100, min_nodes=0, max_nodes=400, provisioning_s=cal.gpu_provisioning_s)
+    cpu = NodePool(env, "cpu", nodes=0, min_nodes=0, max_nodes=0, provisioning_s=cal.cpu_provisioning_s)
+    fleet = TranscoderFleet(cal, gpu, cpu, full=2000, source=0, rng=np.random.default_rng(1))
+    assert fleet.down_fraction("full") == 0.0
+    gpu.fail(0.5)
+    fleet.place(now=1.0)
+    lost = fleet.down_fraction("full")
+    assert lost == (2000 - 50 * int(cal.gpu_streams_full)) / 2000
+    gpu.request(50)
+    env.run(until=cal.gpu_provisioning_s + 1.0)
+    fleet.place(now=cal.gpu_provisioning_s + 1.0)
+    assert fleet.placed["full"] == 2000
+    assert fleet.down_fraction("full") == lost  # placed again, but still warming up
+    fleet.place(now=cal.gpu_provisioning_s + 1.0 + cal.transcode_start_s)
+    assert fleet.down_fraction("full") == 0.0
