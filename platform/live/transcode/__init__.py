@@ -1,0 +1,10 @@
+"""Live transcoding: one source stream into an ABR ladder with aligned IDRs.
+
+- ``ladder``: which renditions a source gets (pure policy).
+- ``encoders`` / ``decoders``: NVENC/NVDEC only after a real test encode/decode, else x264/x265
+  and software decoding; the choice and its reason are kept for metrics and the API.
+- ``pipeline``: decode once, scale once per rung, encode every rung (the synchronous core).
+- ``guard``: the real-time guard's shedding policy.
+- ``worker``: one process per stream and the ``TranscodeSupervisor`` that restarts it.
+- ``filesource``: a media file as input (VOD, benchmarks, tests).
+"""
