@@ -257,6 +257,7 @@ class HeldResult:
     all_ms: float
     cpu_ms: float
     rss_per_held: float | None
+    idle_cpu_ms_per_s: float | None
 
 
 def pct(values: list[float], q: float) -> float:
@@ -278,7 +279,10 @@ async def held_origin(port: int, pid: int, n: int) -> HeldResult:
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.2)
     rss_held = rss_bytes(pid)
+    idle_from = cpu_s(pid)
+    await asyncio.sleep(1.0)  # holding costs nothing while no part arrives (no polling)
     cpu_before = cpu_s(pid)
+    idle_ms = (cpu_before - idle_from) * 1000
     published = await http_json(port, "POST", "/bench/publish")
     answers = await asyncio.gather(*waiters, return_exceptions=True)
     cpu_after = cpu_s(pid)
@@ -287,7 +291,7 @@ async def held_origin(port: int, pid: int, n: int) -> HeldResult:
     close_conns(conns)
     await asyncio.sleep(0.3)
     return HeldResult("origin", n, len(ok), pct(delays, 0.5), pct(delays, 0.99), max(delays, default=0),
-                      (cpu_after - cpu_before) * 1000, (rss_held - rss_before) / n)
+                      (cpu_after - cpu_before) * 1000, (rss_held - rss_before) / n, idle_ms)
 
 
 async def held_nginx(port: int, pid: int, n: int, path: str) -> HeldResult:
@@ -303,7 +307,7 @@ async def held_nginx(port: int, pid: int, n: int, path: str) -> HeldResult:
     close_conns(conns)
     await asyncio.sleep(0.3)
     return HeldResult("nginx", n, len(ok), pct(delays, 0.5), pct(delays, 0.99), max(delays, default=0),
-                      (cpu_after - cpu_before) * 1000, None)
+                      (cpu_after - cpu_before) * 1000, None, None)
 
 
 async def single_release(port: int, rounds: int) -> list[float]:
@@ -413,15 +417,8 @@ async def part_rate(server: str, port: int, pid: int, paths: list[str], connecti
 
 async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx_port: int,
               nginx_pid: int, www: Path) -> None:
-    state = await http_json(origin_port, "GET", "/bench/state")
-    epoch = state["epoch"]
-    part_paths = [f"/hls/{CHANNEL}/720p/{epoch}/{m}.{i}.m4s" for m, i in state["parts"]]
-    # nginx gets the very same bytes as files
-    for path in part_paths:
-        target = www / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(await fetch_body(origin_port, path))
     playlist_path = f"/hls/{CHANNEL}/720p.m3u8"
+    (www / playlist_path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
     (www / playlist_path.lstrip("/")).write_bytes(await fetch_body(origin_port, playlist_path))
 
     held: list[tuple[HeldResult, HeldResult]] = []
@@ -431,21 +428,31 @@ async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx
 
     single = await single_release(origin_port, args.rounds)
 
+    # the parts listed now; nginx gets the very same bytes as files
+    state = await http_json(origin_port, "GET", "/bench/state")
+    part_paths = [f"/hls/{CHANNEL}/720p/{state['epoch']}/{m}.{i}.m4s" for m, i in state["parts"]]
+    for path in part_paths:
+        target = www / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(await fetch_body(origin_port, path))
+
     rates = [await part_rate("origin", origin_port, origin_pid, part_paths, args.connections, args.seconds),
              await part_rate("nginx", nginx_port, nginx_pid, part_paths, args.connections, args.seconds)]
 
     print(f"\nHeld blocking reloads released by one new part (playlist ~{state_size(www, playlist_path)} B)")
     print(f"{'N':>6} {'server':>7} {'answered':>8} {'p50 ms':>8} {'p99 ms':>8} {'all ms':>8} "
-          f"{'CPU ms':>8} {'CPU us/req':>10} {'RSS/held':>9} {'all ms ratio':>12} {'CPU ratio':>9}")
+          f"{'CPU ms':>8} {'CPU us/req':>10} {'RSS/held':>9} {'idle CPU':>9} {'all ms ratio':>12} "
+          f"{'CPU ratio':>9}")
     for origin, nginx in held:
         for row in (origin, nginx):
             rss = f"{row.rss_per_held / 1024:.1f} KiB" if row.rss_per_held is not None else "-"
+            idle = f"{row.idle_cpu_ms_per_s:.0f} ms/s" if row.idle_cpu_ms_per_s is not None else "-"
             ratio_all = f"{origin.all_ms / nginx.all_ms:.2f}x" if row is origin and nginx.all_ms else ""
             ratio_cpu = (f"{origin.cpu_ms / nginx.cpu_ms:.2f}x" if row is origin and nginx.cpu_ms
                          else "")
             print(f"{row.n:>6} {row.server:>7} {row.answered:>8} {row.p50_ms:>8.1f} {row.p99_ms:>8.1f} "
                   f"{row.all_ms:>8.1f} {row.cpu_ms:>8.0f} {row.cpu_ms * 1000 / max(row.answered, 1):>10.1f} "
-                  f"{rss:>9} {ratio_all:>12} {ratio_cpu:>9}")
+                  f"{rss:>9} {idle:>9} {ratio_all:>12} {ratio_cpu:>9}")
     print(f"\nOne held request, publish-to-answer over {len(single)} parts: p50 {pct(single, 0.5):.1f} ms, "
           f"p99 {pct(single, 0.99):.1f} ms, max {max(single):.1f} ms")
     size = rates[0].nbytes // max(rates[0].requests, 1)
