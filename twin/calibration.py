@@ -71,6 +71,7 @@ class Calibration:
     chat_backlog_limit_s: float
     ad_rps_per_server: float
     ad_decision_window_s: float
+    ad_slot_s: float
     commerce_events_per_viewer_h: float
     dvr_window_s: float
     cost_gpu_node_h: float

@@ -28,6 +28,7 @@ from twin.calibration import Calibration
 from twin.cdn import Delivery, TierQueue, deliver
 from twin.chat import ChatCluster
 from twin.popularity import StreamGroups, build_groups, fit_popularity
+from twin.regions import Regions, RegionState
 from twin.scenario import Fault, Scenario
 from twin.tracers import TracerStats, tracer
 from twin.transcoder import TranscoderFleet
@@ -120,16 +121,15 @@ class Twin:
             self.R, size=self.G, p=np.array([r.streamer_share for r in regions])
         )
         self.fate = self.rng.random(self.G)
-        self.region_down = np.zeros(self.R, dtype=bool)
-        self.region_down_since = np.full(self.R, -math.inf)
         self.ingest_lost = np.zeros(
             self.R
         )  # share of all streams whose ingest region failed, not yet re-homed
-        self.ingest_rehomed_at = np.full(self.R, math.inf)
         self.failover = [
             self.region_names.index(r.failover_to) if r.failover_to != "-" else (i + 1) % self.R
             for i, r in enumerate(regions)
         ]
+        self.regions = Regions(self.failover, cal.failover_extra_rtt_s)
+        self.outage_epoch = [0] * self.R
         self.spikes: list[Fault] = [x for x in scenario.faults if x.kind == "viral_spike"]
         self.storms: list[Fault] = [x for x in scenario.faults if x.kind == "chat_storm"]
         self.ads: list[Fault] = [x for x in scenario.faults if x.kind == "ad_break"]
@@ -137,7 +137,6 @@ class Twin:
         self.delivery: Delivery | None = None
         self.bw_factor = [1.0] * self.R
         self.rtts = [r.rtt_ms / 1000.0 for r in regions]
-        self.served_share = np.ones(self.R)
         self.rows: list[dict[str, float]] = []
         self.fault_log: list[dict[str, Any]] = []
         self.stats = TracerStats.empty(scenario.duration_s, scenario.record_every_s)
@@ -153,6 +152,7 @@ class Twin:
                 "cost_storage_usd",
                 "ad_requests",
                 "ad_unfilled",
+                "ad_impressions",
                 "commerce_events",
                 "chat_delay_weighted",
                 "fluid_stall_viewer_seconds",
@@ -200,14 +200,7 @@ class Twin:
         return bool(u < self.group_down[group])
 
     def serving(self, home: int) -> tuple[int, float]:
-        if not self.region_down[home]:
-            return home, 0.0
-        if self.env.now < self.region_down_since[home] + self.cal.dns_failover_s:
-            return -1, 0.0
-        target = self.failover[home]
-        if self.region_down[target]:
-            return -1, 0.0
-        return target, self.cal.failover_extra_rtt_s
+        return self.regions.serving(home)
 
     def edge_bandwidth_factor(self, region: int) -> float:
         return self.bw_factor[region]
@@ -232,14 +225,15 @@ class Twin:
         log: dict[str, Any] = {"kind": f.kind, "at_s": f.at_s}
         if f.kind == "region_outage":
             r = self.region_names.index(f.region)
-            self.region_down[r] = True
-            self.region_down_since[r] = self.env.now
+            self.regions.apply(r, "outage")
+            self.outage_epoch[r] += 1
             self.ingest_lost[r] = self.sc.regions[r].streamer_share
             log.update(region=f.region, duration_s=f.duration_s)
             self.fault_log.append(log)
             self.env.process(self._rehome_ingest(r))
+            self.env.process(self._dns_failover(r, self.outage_epoch[r]))
             yield self.env.timeout(f.duration_s)
-            self.region_down[r] = False
+            self.regions.apply(r, "recover")
         elif f.kind == "transcoder_loss":
             pool = self.gpu if f.node_type == "gpu" else self.cpu
             log.update(node_type=f.node_type, nodes_lost=pool.fail(f.share))
@@ -248,6 +242,12 @@ class Twin:
         else:
             log.update(stream_rank=f.stream_rank, duration_s=f.duration_s)
             self.fault_log.append(log)
+
+    def _dns_failover(self, r: int, epoch: int) -> simpy.events.ProcessGenerator:
+        """After DNS TTL + health checks, the region's viewers go to its failover region."""
+        yield self.env.timeout(self.cal.dns_failover_s)
+        if self.outage_epoch[r] == epoch and self.regions.states[r] is RegionState.DOWN:
+            self.regions.apply(r, "failover")
 
     def _rehome_ingest(self, r: int) -> simpy.events.ProcessGenerator:
         """Streamers whose ingest PoP died reconnect (OBS retry) to the failover region's ingest."""
@@ -259,7 +259,6 @@ class Twin:
         )
         moved = min(self.ingest_lost[r], max(0.0, spare) / max(live, 1))
         self.ingest_lost[r] -= moved
-        self.ingest_rehomed_at[r] = self.env.now
 
     # ---- the fluid step ---------------------------------------------------------------------
     def _stream_down(self) -> FloatArray:
@@ -309,14 +308,19 @@ class Twin:
                 members[g] = max(members[g], float(v[g].sum()) * up[g] * s.share)
         self.chat.step(dt, members, self.groups.channels, storm)
         ad_rate = 0.0
+        ad_slots = 0.0
         for a in self.ads:
             if a.at_s <= t < a.at_s + cal.ad_decision_window_s:
                 g = self.groups.group_of_rank(a.stream_rank)
-                ad_rate += float(v[g].sum()) / self.groups.channels[g] / cal.ad_decision_window_s
+                rate = float(v[g].sum()) * up[g] / self.groups.channels[g] / cal.ad_decision_window_s
+                ad_rate += rate
+                ad_slots += rate * math.ceil(a.duration_s / cal.ad_slot_s)
         self.ad_q.step(dt, ad_rate, sc.fleet.ad_servers)
         ad_cap = sc.fleet.ad_servers * cal.ad_rps_per_server
+        filled = min(1.0, ad_cap / ad_rate) if ad_rate else 0.0
         self.totals["ad_requests"] += ad_rate * dt
         self.totals["ad_unfilled"] += max(0.0, ad_rate - ad_cap) * dt
+        self.totals["ad_impressions"] += ad_slots * filled * dt
         # accounting
         for pool in (self.gpu, self.cpu, self.origin, self.chat_pool):
             pool.account(dt)

@@ -66,12 +66,13 @@ def _fault_effects(result: RunResult) -> list[dict[str, Any]]:
             e["availability_before"] = float(avail[before][-1]) if before.any() else None
             e["availability_min"] = float(avail[window].min()) if window.any() else None
             e["availability_end"] = float(avail[-1])
-            recovered = window & (avail >= 0.9999)
-            e["recovered_at_s"] = (
-                float(t[recovered & (t > f.at_s + 1.0)][0])
-                if (recovered & (t > f.at_s + 1.0)).any()
-                else None
-            )
+            dipped = bool(window.any() and avail[window].min() < 0.9999)
+            e["dipped"] = dipped
+            e["recovered_at_s"] = None
+            if dipped:
+                worst = float(t[window][int(np.argmin(avail[window]))])
+                back = (t > worst) & (avail >= 0.9999)
+                e["recovered_at_s"] = float(t[back][0]) if back.any() else None
         if f.kind == "chat_storm":
             delay = np.array([r["chat_delay_s"] for r in rows])
             e["chat_delay_max_s"] = float(delay[during].max()) if during.any() else 0.0
@@ -169,6 +170,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "peak_rps": tot["peak_ad_rps"],
             "requests": tot["ad_requests"],
             "fill_ratio": 1.0 - tot["ad_unfilled"] / tot["ad_requests"] if tot["ad_requests"] else None,
+            "impressions": tot["ad_impressions"],
         },
         "commerce_events": tot["commerce_events"],
         "dvr": {

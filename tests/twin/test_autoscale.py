@@ -64,3 +64,47 @@ def test_lost_transcoders_put_streams_down_until_capacity_returns(cal) -> None:
     assert fleet.down_fraction("full") == lost  # placed again, but still warming up
     fleet.place(now=cal.gpu_provisioning_s + 1.0 + cal.transcode_start_s)
     assert fleet.down_fraction("full") == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gpu_nodes=st.integers(0, 300),
+    cpu_nodes=st.integers(0, 300),
+    full=st.integers(0, 5000),
+    source=st.integers(0, 50000),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("churn"), st.floats(1000.0, 60000.0), st.floats(0.0, 1.0)),
+            st.tuples(st.just("fail"), st.floats(0.0, 1.0), st.sampled_from(["gpu", "cpu"])),
+            st.tuples(st.just("boot"), st.integers(0, 100), st.sampled_from(["gpu", "cpu"])),
+        ),
+        max_size=30,
+    ),
+)
+def test_fleet_placement_invariants_hold_under_any_churn_and_failures(
+    cal, gpu_nodes: int, cpu_nodes: int, full: int, source: int, ops: list
+) -> None:
+    env = simpy.Environment()
+    gpu = NodePool(env, "gpu", gpu_nodes, 0, 1000, provisioning_s=5.0)
+    cpu = NodePool(env, "cpu", cpu_nodes, 0, 1000, provisioning_s=5.0)
+    fleet = TranscoderFleet(cal, gpu, cpu, full=full, source=source, rng=np.random.default_rng(0))
+    now = 0.0
+    for op in ops:
+        now += 1.0
+        if op[0] == "churn":
+            fleet.churn(1.0, op[1], op[2])
+        elif op[0] == "fail":
+            (gpu if op[2] == "gpu" else cpu).fail(op[1])
+        else:
+            (gpu if op[2] == "gpu" else cpu).request(op[1])
+        env.run(until=now)
+        fleet.place(now)
+        cap = fleet.capacity()
+        gpu_util, cpu_util = fleet.utilization()
+        assert gpu_util <= 1.0 + 1e-9 and cpu_util <= 1.0 + 1e-9
+        for ladder in ("full", "source"):
+            assert 0 <= fleet.placed[ladder] <= fleet.demand[ladder]
+            assert fleet.placed[ladder] == min(fleet.demand[ladder], cap[ladder])
+            assert fleet.restarting_count[ladder] >= 0
+            assert 0.0 <= fleet.down_fraction(ladder) <= 1.0
+    assert fleet.started_total - fleet.stopped_total == fleet.live

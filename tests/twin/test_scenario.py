@@ -138,3 +138,13 @@ def test_unreachable_popularity_law_is_a_scenario_error() -> None:
     )  # below the uniform share 1000/20000
     err = _error(text)
     assert err.field == "workload.top_k_share" and "unreachable" in str(err)
+
+
+def test_overlapping_outages_of_one_region_are_rejected() -> None:
+    text = BASELINE.replace(
+        "faults: []",
+        "faults:\n  - {kind: region_outage, at_s: 10, region: eu, duration_s: 100}\n"
+        "  - {kind: region_outage, at_s: 50, region: eu, duration_s: 100}",
+    )
+    err = _error(text)
+    assert err.field == "faults[1].at_s" and "overlaps" in str(err)

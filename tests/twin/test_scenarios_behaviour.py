@@ -73,3 +73,11 @@ def test_same_scenario_and_seed_give_the_same_summary_bit_for_bit(cal) -> None:
     c = json.dumps(summarize(simulate(sc, seed=12, cal=cal)), sort_keys=True)
     assert a == b
     assert a != c
+
+
+def test_ad_break_on_the_spiked_stream_overwhelms_the_ad_servers(cal) -> None:
+    s = summarize(simulate(shortened("viral-spike-10x", 620.0, tracers=3), seed=1, cal=cal))
+    # 2.2M viewers ask for a decision within 2 s: ~1.1M req/s against 20 x 5,000 req/s
+    assert s["ads"]["peak_rps"] == pytest.approx(s["viewers"]["top_stream_peak"] / 2.0, rel=0.05)
+    assert s["ads"]["fill_ratio"] == pytest.approx(20 * 5000 / s["ads"]["peak_rps"], rel=0.05)
+    assert s["ads"]["impressions"] > 0
