@@ -198,7 +198,10 @@ def test_non_lc_aac_is_transcoded_to_aac_lc_that_decodes(source_aac_main: Path) 
 def test_late_frames_are_dropped_not_queued_and_boundaries_stay_aligned(
     source_720p30: Path,
 ) -> None:
-    settings = TranscodeSettings(realtime=True, guard=GuardSettings(window_s=1000.0))
+    # stale frames arrived 60 s ago; a 30 s limit keeps a slow moment on a busy machine from
+    # dropping any other frame
+    guard = GuardSettings(window_s=1000.0, max_lag_s=30.0)
+    settings = TranscodeSettings(realtime=True, guard=guard)
     pipeline, units, events = _run(source_720p30, settings=settings, stale_from=20, stale_count=10)
     metrics = pipeline.metrics()
     assert metrics.frames_dropped_late == 10
@@ -216,7 +219,8 @@ def test_late_frames_are_dropped_not_queued_and_boundaries_stay_aligned(
 
 
 def test_per_frame_delay_percentiles_are_measured_for_every_frame(source_720p30: Path) -> None:
-    settings = TranscodeSettings(realtime=True, guard=GuardSettings(window_s=1000.0))
+    guard = GuardSettings(window_s=1000.0, max_lag_s=1000.0)
+    settings = TranscodeSettings(realtime=True, guard=guard)
     pipeline, _, _ = _run(source_720p30, settings=settings)
     metrics = pipeline.metrics()
     assert metrics.delay_samples == 90
