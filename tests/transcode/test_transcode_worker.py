@@ -211,3 +211,36 @@ async def test_full_backlog_drops_input_up_to_the_next_keyframe_instead_of_queue
     await collector.task
     assert supervisor.metrics().inputs_dropped == 30 + first_ok
     assert len(collector.units()["360p30"]) == 10 + len(rest) - first_ok
+
+
+async def test_a_stopped_worker_is_killed_by_the_watchdog_and_replaced(
+    source_360p30_av: Path,
+) -> None:
+    source = open_file(source_360p30_av)
+    settings = SupervisorSettings(transcode=CALM, stall_timeout_s=1.0)
+    supervisor = TranscodeSupervisor("hung", source.video, source.fps, settings=settings)
+    collector = Collector(supervisor)
+    await supervisor.start()
+    await asyncio.wait_for(supervisor.wait_ready(), 60)
+    first_pid = supervisor.pid
+    assert first_pid is not None
+    video = [u for u in _looped(source_360p30_av, 3) if u.kind is TrackKind.VIDEO]
+    for index, unit in enumerate(video):
+        supervisor.submit(unit)
+        if index == 30:
+            await collector.wait_units("360p30", 10)
+            os.kill(first_pid, signal.SIGSTOP)  # alive, holding its pipe, doing nothing
+        await asyncio.sleep(1 / FPS)
+    await collector.wait_units("360p30", 60)
+    await supervisor.close()
+    await collector.task
+    restarts = [e for e in collector.events if isinstance(e, WorkerRestarted)]
+    assert len(restarts) == 1 and "stalled" in restarts[0].reason
+    assert restarts[0].pid != first_pid
+    metrics = supervisor.metrics()
+    assert metrics.stalls == 1 and metrics.restarts == 1
+    index = collector.events.index(restarts[0])
+    resumed = [
+        e.unit for e in collector.events[index:] if isinstance(e, RenditionUnit) and e.rendition == "360p30"
+    ]
+    assert resumed and resumed[0].keyframe

@@ -13,7 +13,9 @@ many crashes in a row). It never blocks the ingest path: ``submit()`` is synchro
 the worker's backlog is full or the worker is being restarted it drops input up to the next
 video keyframe (the only point a fresh decoder can start from) rather than queue it, so
 latency never accumulates. A restarted worker resumes at that keyframe with the same segment
-boundaries (they are multiples of the segment length on the source timeline).
+boundaries (they are multiples of the segment length on the source timeline). A watchdog treats
+a worker that is alive but produces nothing while input waits (a hung encoder, a stopped
+process) like a crashed one: it kills it, and the restart path takes over.
 """
 
 from __future__ import annotations
@@ -230,6 +232,8 @@ class SupervisorSettings:
     max_backlog: int = 90  # access units sent but not yet read by the worker (~3 s at 30 fps)
     max_restarts: int = 5  # consecutive crashes (no output in between) before giving up
     restart_backoff_s: float = 0.2  # doubled per consecutive crash
+    stall_timeout_s: float = 5.0  # input pending and no output this long: the worker is hung
+    start_timeout_s: float = 30.0  # a worker not ready this long after spawning is hung too
     max_events: int = 2048  # events awaiting the consumer before the reader stops reading
     ladder: LadderSettings = field(default_factory=LadderSettings)
     transcode: TranscodeSettings = field(default_factory=TranscodeSettings)
@@ -240,6 +244,7 @@ class SupervisorMetrics:
     state: str
     pid: int | None
     restarts: int
+    stalls: int  # restarts caused by the watchdog (worker alive but stuck)
     inputs_dropped: int
     backlog: int
     encoder: EncoderChoice | None
@@ -280,6 +285,10 @@ class TranscodeSupervisor:
         self._ladder: Ladder | None = None
         self._metrics: TranscodeMetrics | None = None
         self._ready = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._last_progress = time.monotonic()
+        self._kill_reason = ""
+        self._stalls = 0
         self._failure = ""
         self._done = asyncio.Event()
 
@@ -309,6 +318,7 @@ class TranscodeSupervisor:
             self.state.value,
             self.pid,
             self._restarts,
+            self._stalls,
             self._dropped,
             self._sent - self._consumed,
             self._encoder,
@@ -337,6 +347,10 @@ class TranscodeSupervisor:
         )
         self._proc = proc
         self._sent = self._consumed = 0
+        self._last_progress = time.monotonic()
+        self._kill_reason = ""
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog-{self.stream_id}")
         assert proc.stdin is not None
         proc.stdin.write(encode_message(self._start))
         self._reader = asyncio.create_task(self._read(proc), name=f"transcode-{self.stream_id}")
@@ -364,6 +378,9 @@ class TranscodeSupervisor:
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
         self.state = SupervisorState.CLOSED
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
         await self._events.put(None)
 
     # -- input -------------------------------------------------------------------------
@@ -389,14 +406,44 @@ class TranscodeSupervisor:
                 self._dropped += 1
                 return False
             self._need_keyframe = False
+        now = time.monotonic()
         try:
-            proc.stdin.write(encode_message(WorkerInput(unit, time.monotonic())))
+            proc.stdin.write(encode_message(WorkerInput(unit, now)))
         except (ConnectionError, RuntimeError):
             self._dropped += 1
             self._need_keyframe = True
             return False
+        if self._sent == self._consumed:  # the worker was idle: a stall is timed from here
+            self._last_progress = now
         self._sent += 1
         return True
+
+    # -- watchdog ----------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Kill a worker that is alive but stuck; the reader then restarts it like a crash."""
+        period = min(1.0, self.settings.stall_timeout_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            if self._in(SupervisorState.FAILED) or self._in(SupervisorState.CLOSED):
+                return
+            proc = self._proc
+            if proc is None or proc.returncode is not None or self._kill_reason:
+                continue
+            idle = time.monotonic() - self._last_progress
+            if self._in(SupervisorState.STARTING) and idle > self.settings.start_timeout_s:
+                self._kill_reason = f"worker not ready after {idle:.1f} s"
+            elif (
+                self._in(SupervisorState.RUNNING)
+                and self._sent > self._consumed
+                and idle > self.settings.stall_timeout_s
+            ):
+                self._kill_reason = f"worker stalled: no output for {idle:.1f} s"
+            else:
+                continue
+            self._stalls += 1
+            log.warning("transcode %s: %s, killing pid %d", self.stream_id, self._kill_reason, proc.pid)
+            proc.kill()
 
     # -- output ------------------------------------------------------------------------
 
@@ -432,11 +479,14 @@ class TranscodeSupervisor:
             log.error("transcode %s: the source cannot be transcoded", self.stream_id)
             self._to(SupervisorState.FAILED, "the source cannot be transcoded (see worker log)")
             return
-        if code != 0:
+        if self._kill_reason:
+            reason = self._kill_reason
+        elif code != 0:
             reason = f"worker exited with {code}"
         await self._restart(reason)
 
     async def _handle(self, message: object) -> None:
+        self._last_progress = time.monotonic()
         if isinstance(message, WorkerOutput):
             self._consumed = message.consumed
             for event in message.events:
