@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from fractions import Fraction
@@ -286,3 +287,36 @@ def test_h265_ladder_yields_hvcc_configs_and_rungs_that_decode_with_aligned_idrs
         assert {(f.width, f.height) for f in frames} == {(rung.width, rung.height)}
         keyframe_sets.add(frozenset(u.pts_ms for u in outputs[rung.name] if u.keyframe))
     assert keyframe_sets == {frozenset({0, 2000})}
+
+
+def test_corrupt_access_units_are_counted_and_the_stream_goes_on(source_aac_main: Path) -> None:
+    source = open_file(source_aac_main)
+    assert source.audio is not None
+    info = SourceInfo(source.video.width, source.video.height, source.fps, source.video.codec, source.audio)
+    pipeline = TranscodePipeline(
+        source.video,
+        build_ladder(info),
+        select_encoder(),
+        TranscodeSettings(realtime=False),
+        audio=source.audio,
+    )
+    pipeline.start()
+    units = list(read_units(source_aac_main))
+    garbage = b"\x00\x00\x00\x05\x41\xff\xff\xff\xff"  # a P-slice NAL of nonsense
+    events: list[TranscodeEvent] = []
+    for index, unit in enumerate(units):
+        if index == 20:
+            events += pipeline.push_video(dataclasses.replace(unit, data=garbage, pts_ms=-1))
+            events += pipeline.push_audio(dataclasses.replace(unit, kind=TrackKind.AUDIO, data=b"\xff" * 7))
+        if unit.kind is TrackKind.VIDEO:
+            events += pipeline.push_video(unit)
+        else:
+            events += pipeline.push_audio(unit)
+    events += pipeline.flush()
+    metrics = pipeline.metrics()
+    assert metrics.decode_errors == 2  # one video, one audio unit: counted, not fatal
+    video_in = [u for u in units if u.kind is TrackKind.VIDEO]
+    assert metrics.frames_decoded == len(video_in)
+    outputs = _by_rendition(events)
+    assert [u.pts_ms for u in outputs["160p30"]] == sorted(u.pts_ms for u in video_in)
+    assert len(outputs["audio"]) >= 80  # 2 s of 44.1 kHz AAC-LC is about 86 frames

@@ -274,7 +274,10 @@ class TranscodePipeline:
         video_decoder = open_decoder(
             self.decoder_choice, source.record, threads=self.settings.decoder_threads
         )
-        video_decoder.open()
+        try:
+            video_decoder.open()
+        except av.FFmpegError as exc:
+            raise TranscodeInputError(f"the publisher's {source.codec} configuration: {exc}") from exc
         self._decoder = video_decoder
         self._rungs = [_VideoRung(r, open_encoder(encoder, r, self.settings.encoder)) for r in ladder.encoded]
         self._rungs.sort(key=lambda vr: vr.rung.pixels, reverse=True)
@@ -353,7 +356,13 @@ class TranscodePipeline:
     def push_audio(self, au: AccessUnit) -> list[TranscodeEvent]:
         if self._audio is None:
             return [RenditionUnit(AUDIO_RENDITION, au)]
-        return [RenditionUnit(AUDIO_RENDITION, u) for u in self._audio.push(au)]
+        try:
+            units = self._audio.push(au)
+        except TranscodeInputError as exc:
+            self._errors += 1
+            log.warning("%s", exc)
+            return []
+        return [RenditionUnit(AUDIO_RENDITION, u) for u in units]
 
     def push_video(self, au: AccessUnit, arrival: float | None = None) -> list[TranscodeEvent]:
         """Feed one source access unit; ``arrival`` is when it reached us (``clock`` time)."""
