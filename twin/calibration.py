@@ -43,6 +43,7 @@ class Calibration:
     player_max_lag_s: float
     viewer_bandwidth_median_mbps: float
     viewer_bandwidth_sigma: float
+    viewer_rtt_sigma: float
     abr_safety: float
     viewer_session_mean_s: float
     streamer_session_mean_s: float

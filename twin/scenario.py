@@ -425,12 +425,12 @@ def _scenario(r: _Reader, source: str) -> Scenario:
         if f.kind in ("viral_spike", "chat_storm", "ad_break") and f.stream_rank > workload.streamers:
             r.fail(where, f"faults[{i}].stream_rank", f"only {workload.streamers} streams exist")
         if f.kind == "region_outage":
-            for j, g in enumerate(faults[:i]):
+            for j, other in enumerate(faults[:i]):
                 if (
-                    g.kind == "region_outage"
-                    and g.region == f.region
-                    and f.at_s < g.at_s + g.duration_s
-                    and g.at_s < f.at_s + f.duration_s
+                    other.kind == "region_outage"
+                    and other.region == f.region
+                    and f.at_s < other.at_s + other.duration_s
+                    and other.at_s < f.at_s + f.duration_s
                 ):
                     r.fail(where, f"faults[{i}].at_s", f"overlaps the outage of {f.region} in faults[{j}]")
         if f.at_s >= duration:

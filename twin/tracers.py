@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -55,15 +55,14 @@ class TracerStats:
     latency: list[list[float]]
     stall_s: list[float]
     watch_s: list[float]
+    startup_s: list[float] = field(default_factory=list)
     sessions: int = 0
+    failed_starts: int = 0
 
     @classmethod
     def empty(cls, duration_s: float, window_s: float) -> TracerStats:
         n = math.ceil(duration_s / window_s) + 1
         return cls(window_s, [[] for _ in range(n)], [0.0] * n, [0.0] * n)
-
-    def index(self, t: float) -> int:
-        return min(int(t / self.window_s), len(self.stall_s) - 1)
 
     def percentiles(self, q: tuple[float, ...]) -> list[list[float]]:
         out = []
@@ -102,8 +101,11 @@ def tracer(
         u_stream = rng.random()
         home = view.pick_region(rng.random())
         bandwidth = math.exp(rng.gauss(mu, cal.viewer_bandwidth_sigma))
+        access = math.exp(rng.gauss(0.0, cal.viewer_rtt_sigma))  # last-mile RTT factor of this viewer
         ladder = rates if view.group_full_ladder(group) else rates[:1]
         joined = False
+        played = False  # once playback has started, every second not playing is a stall
+        started = env.now
         n = 0
         display = 0.0  # when part n-1 finishes playing
         while env.now < session_end and env.now < end_s:
@@ -111,8 +113,8 @@ def tracer(
             if region < 0 or view.stream_down(group, u_stream):
                 # nothing to fetch: the player stalls, then rejoins at the live edge
                 wait = min(1.0, end_s - env.now)
-                if joined:
-                    stats.stall_s[stats.index(env.now)] += wait
+                if played:
+                    stats.stall_s[min(int(env.now / window), last)] += wait
                 joined = False
                 yield env.timeout(max(wait, 1e-9))
                 continue
@@ -127,10 +129,19 @@ def tracer(
                 n = int((now - pipeline) / part) - hold_back
             capture = n * part
             at_edge = capture + part + pipeline + view.upstream_delay(region, rand(), rand(), rand(), rand())
-            respond = view.rtt_s(region) + extra + view.edge_wait(region, rand(), rand()) + rate * part / bw
+            respond = (
+                view.rtt_s(region) * access
+                + extra
+                + view.edge_wait(region, rand(), rand())
+                + rate * part / bw
+            )
             arrival = (now if now > at_edge else at_edge) + respond
             yield env.timeout(arrival - now)
+            idx = min(int(arrival / window), last)
             if not joined:
+                # (re)joining at the live edge: after playback began, the wait is a rebuffer
+                if played:
+                    stats.stall_s[idx] += arrival - now
                 joined = True
                 display = arrival
             lag = display - capture
@@ -138,14 +149,15 @@ def tracer(
                 # too far behind: seek to the live edge, as hls.js does past liveMaxLatencyDuration
                 joined = False
                 continue
+            if not played:
+                played = True
+                stats.startup_s.append(arrival - started)
             step = part / cal.player_catchup_rate if lag > target + part else part
             start = max(arrival, display)
-            stall = arrival - display if arrival > display else 0.0
-            idx = int(arrival / window)
-            if idx > last:
-                idx = last
-            stats.stall_s[idx] += stall
+            stats.stall_s[idx] += arrival - display if arrival > display else 0.0
             stats.watch_s[idx] += part
             stats.latency[idx].append(start - capture + cal.display_s)
             display = start + step
             n += 1
+        if not played:
+            stats.failed_starts += 1

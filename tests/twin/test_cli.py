@@ -76,3 +76,35 @@ def test_compare_refuses_a_directory_that_is_not_a_run(
 ) -> None:
     assert main(["compare", str(tmp_path), str(tmp_path)]) == 2
     assert "not a twin run directory" in capsys.readouterr().err
+
+
+def test_summary_is_identical_across_processes_and_hash_seeds(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    scenario = _tiny(tmp_path, "det", duration_s=200, faults=[])
+    outputs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"run{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "twin.cli",
+                "run",
+                str(scenario),
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-report",
+                "--seed",
+                "9",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        outputs.append((out / "summary.json").read_bytes())
+    assert outputs[0] == outputs[1]
