@@ -36,7 +36,7 @@ class TranscoderFleet:
         self.restarting: deque[tuple[float, str, int]] = deque()
         self.restarting_count = {"full": 0, "source": 0}
         self.new = {"full": 0, "source": 0}
-        self.started_total = full + source
+        self.started_total = 0  # broadcasts begun during the run (initial ones excluded)
         self.stopped_total = 0
         self.initial = full + source
         self.place(now=0.0, initial=True)

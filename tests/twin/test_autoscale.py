@@ -107,4 +107,4 @@ def test_fleet_placement_invariants_hold_under_any_churn_and_failures(
             assert fleet.placed[ladder] == min(fleet.demand[ladder], cap[ladder])
             assert fleet.restarting_count[ladder] >= 0
             assert 0.0 <= fleet.down_fraction(ladder) <= 1.0
-    assert fleet.started_total - fleet.stopped_total == fleet.live
+    assert fleet.initial + fleet.started_total - fleet.stopped_total == fleet.live

@@ -31,7 +31,7 @@ def test_viewers_in_equal_viewers_out_plus_present(spike_run) -> None:
 
 def test_streams_started_minus_stopped_are_live(spike_run) -> None:
     t = spike_run.totals
-    assert t["streams_started"] - t["streams_stopped"] == t["streams_live"]
+    assert t["streams_initial"] + t["streams_started"] - t["streams_stopped"] == t["streams_live"]
 
 
 def test_edge_egress_is_bitrate_times_viewers_per_region(spike_run, cal) -> None:
