@@ -52,8 +52,11 @@ def check_part_rules(parts: list[Part], seg: Segmenter, max_sample_ticks: int | 
             assert p.independent, f"segment {msn} does not start with an independent part"
         if ticks > target:
             assert seg.stats.overlong_parts > 0 and max_sample_ticks is not None and max_sample_ticks > target
-        if not p.segment_end and max_sample_ticks is not None and max_sample_ticks * 100 <= target * 15:
-            assert ticks * 100 >= target * 85, f"part {p.msn}.{p.index} is {ticks}/{target} ticks"
+        if not p.segment_end and max_sample_ticks is not None:
+            # greedy filling: a part closes early only when its next frame would not have fit
+            assert ticks + max_sample_ticks > target, f"part {p.msn}.{p.index} closed at {ticks}/{target}"
+            if max_sample_ticks * 100 <= target * 15:
+                assert ticks * 100 >= target * 85, f"part {p.msn}.{p.index} is {ticks}/{target} ticks"
         if p.segment_end:
             msn, index = msn + 1, 0
         else:
