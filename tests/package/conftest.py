@@ -140,7 +140,7 @@ def media_from_file(path: Path, *, t0: float = 1_700_000_000.0) -> Media:
         video = audio = None
         rate = 30.0
         if vs is not None:
-            record = bytes(vs.codec_context.extradata)
+            record = bytes(vs.codec_context.extradata or b"")
             ctx = vs.codec_context
             if ctx.name == "hevc":
                 codec_string = f"hvc1.{record[1] & 0x1F}.6.L{record[12]}.B0"
@@ -152,7 +152,7 @@ def media_from_file(path: Path, *, t0: float = 1_700_000_000.0) -> Media:
                                     nal_length_size=(record[4] & 3) + 1)  # fmt: skip
             rate = float(vs.average_rate or vs.guessed_rate or 30)
         if as_ is not None:
-            asc = bytes(as_.codec_context.extradata)
+            asc = bytes(as_.codec_context.extradata or b"")
             audio = AudioConfig(
                 "aac", f"mp4a.40.{asc[0] >> 3}", as_.codec_context.sample_rate,
                 as_.codec_context.channels, asc[0] >> 3, asc,

@@ -374,6 +374,7 @@ def test_real_h264_aac_segments_demux_and_decode_with_identical_timestamps(
         got = {"video": [], "audio": []}  # type: dict[str, list[Any]]
         for packet in container.demux():
             if packet.size:
+                assert packet.dts is not None and packet.pts is not None and packet.time_base is not None
                 got[packet.stream.type].append(
                     (packet.dts * packet.time_base, packet.pts * packet.time_base, bytes(packet),
                      packet.is_keyframe)
