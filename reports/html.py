@@ -98,6 +98,7 @@ td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}
 tr.pass td:last-child{{color:#080;font-weight:bold}}tr.fail td:last-child{{color:#b00;font-weight:bold}}
 img{{max-width:100%}}</style></head><body>
 <h1>Digital twin run: {html.escape(summary["scenario"])}</h1>
+<p>{html.escape(str(summary.get("description", "")))}</p>
 <p>seed {summary["seed"]}, {summary["duration_s"]:g} simulated seconds,
 {summary["simpy_events"]} SimPy events,
 {summary["model"]["stream_groups"]} stream groups, {summary["model"]["tracers"]} tracer viewers.</p>

@@ -49,8 +49,10 @@ class CountingEnvironment(simpy.Environment):
         super().step()
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RunResult:
+    """Everything a run produced, as plain data for `summary` and `run` (no files, no wall time)."""
+
     scenario: Scenario
     seed: int
     rows: list[dict[str, float]]

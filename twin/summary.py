@@ -125,6 +125,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
     viewer_hours = tot["viewer_seconds"] / 3600.0
     return {
         "scenario": sc.name,
+        "description": sc.description,
         "seed": result.seed,
         "duration_s": sc.duration_s,
         "simpy_events": result.events,
