@@ -20,6 +20,9 @@ from live.api.storage import open_repository
 from live.config import ServeSettings
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
+from live.origin.app import setup_origin
+from live.origin.store import OriginSettings, OriginStore
+from live.pipeline import LivePipelines, PipelineSettings
 
 log = logging.getLogger("live.serve")
 
@@ -38,6 +41,8 @@ class Platform:
         self.streams = LiveStreamRegistry()
         self.repo: Repository | None = None
         self.rtmp: RtmpServer | None = None
+        self.origin = OriginStore(OriginSettings(timing=PipelineSettings().timing))
+        self.pipelines: LivePipelines | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -63,6 +68,7 @@ class Platform:
             channel = await repo.channel_by_stream_key(stream_key)
             return channel.name if channel is not None else None
 
+        self.pipelines = LivePipelines(self.streams, self.origin, PipelineSettings())
         self.rtmp = RtmpServer(
             resolve, self.streams,
             RtmpServerSettings(host=settings.host, port=settings.rtmp_port),
@@ -71,6 +77,7 @@ class Platform:
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
+        setup_origin(app, self.origin)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, settings.host, settings.http_port)
@@ -92,6 +99,9 @@ class Platform:
         if self.rtmp is not None:
             await self.rtmp.close()
             self.rtmp = None
+        if self.pipelines is not None:
+            await self.pipelines.close()
+            self.pipelines = None
         if self.repo is not None:
             await self.repo.close()
             self.repo = None

@@ -134,10 +134,14 @@ def test_video_parts_keep_duration_rules_and_lose_no_sample(
     # tfdt continuity: each part starts where the previous one ended
     for a, b in itertools.pairwise(parts):
         assert a.decode_time + round(a.duration_s * 90000) == b.decode_time
-    # segments start at keyframes, and only keyframes at least a segment target apart (within half a frame)
+    # segments cut on the absolute grid: each starts at the first keyframe at or past the grid
+    # point after the previous start (within half a frame)
     starts = [p.decode_time for p in parts if p.index == 0]
+    grid, half = round(segment_s * 90000), max(durations) * 45
+    key_times = [u.dts_ms * 90 for u in units if u.keyframe]
     for a, b in itertools.pairwise(starts):
-        assert b - a >= segment_s * 90000 - max(durations) * 45
+        assert b >= (a // grid + 1) * grid - half
+        assert all(k < ((a + half) // grid + 1) * grid for k in key_times if a < k < b)
     st_ = seg.stats
     assert (st_.samples_in, st_.samples_out, st_.parts, st_.segments) == (
         len(units),
@@ -425,3 +429,17 @@ def test_each_segment_decodes_on_its_own_after_the_init_segment(
             frames = list(container.decode(video=0))
         video_samples = len(samples_by_track(boxes, seg_parts)[1])
         assert len(frames) == video_samples and frames[0].key_frame
+
+
+def test_a_stream_starting_off_the_grid_cuts_at_the_next_grid_idr() -> None:
+    """Regression: the transcoder puts IDRs on the absolute 2 s grid; a stream whose first kept
+    frame is at 1.4 s must cut at the IDR at 2.0 s (a short first segment), not skip it and run
+    a 2.6 s segment past TARGETDURATION (which the origin refuses)."""
+    frames = 150  # 1.4 s .. 6.4 s at 25 fps (40 ms frames), IDRs at 1.4 s and every 2 s mark
+    times = [1400 + 40 * i for i in range(frames)]
+    keys = [i == 0 or t % 2000 == 0 for i, t in enumerate(times)]
+    units = video_units([40] * frames, keys, [0] * frames, t0=1400)
+    _, _, parts = run(units, part_s=0.2)
+    starts = [p.decode_time // 90 for p in parts if p.index == 0]
+    assert starts == [1400, 2000, 4000, 6000]
+    assert max(sum(p.duration_s for p in parts if p.msn == m) for m in range(3)) <= 2.0 + 1e-9

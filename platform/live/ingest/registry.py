@@ -26,6 +26,25 @@ class ChannelBusy(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class TranscodeStatus:
+    """What the media pipeline reports about one stream's transcoding and packaging."""
+
+    state: str
+    encoder: str | None
+    encoder_hardware: bool
+    encoder_reason: str | None
+    restarts: int
+    renditions: tuple[str, ...]
+    retired: dict[str, str]
+    delay_p50_ms: float | None
+    delay_p95_ms: float | None
+    frames_dropped_late: int
+    shed: tuple[str, ...]
+    parts_published: int
+    failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamHealth:
     """What `/api/v1/streams` shows for one live stream."""
 
@@ -42,6 +61,7 @@ class StreamHealth:
     video_frames: int
     audio_frames: int
     keyframes: int
+    transcode: TranscodeStatus | None = None  # once the media pipeline runs
 
 
 @dataclass(eq=False, slots=True)
@@ -58,6 +78,8 @@ class LiveStream:
     audio_frames: int = 0
     keyframes: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Set by the media pipeline: returns its status for the streams API.
+    transcode: Callable[[], TranscodeStatus] | None = None
     _recent: deque[tuple[float, int, bool]] = field(default_factory=deque)
     _listeners: list[StreamListener] = field(default_factory=list)
 
@@ -120,6 +142,7 @@ class LiveStream:
             video_frames=self.video_frames,
             audio_frames=self.audio_frames,
             keyframes=self.keyframes,
+            transcode=self.transcode() if self.transcode is not None else None,
         )
 
 

@@ -4,9 +4,10 @@ A ``Segmenter`` is a sans-I/O state machine: ``configure()`` returns the renditi
 ``InitSegment``, ``push(unit)`` returns the ``Part``s that unit completes, ``flush()`` the rest
 at end of stream. The rules it keeps (RFC 8216bis 4.4.4.9 and Apple's LL-HLS authoring rules):
 
-- every segment starts with an independent part (a keyframe); a video segment ends at the
-  first keyframe at or after the segment target (within half a frame, for millisecond
-  rounding); an audio-only rendition cuts on the absolute 2 s grid, aligned with video;
+- every segment starts with an independent part (a keyframe); a segment ends at the first
+  keyframe at or past the next point of the absolute segment-target grid (within half a
+  frame, for millisecond rounding), the grid the transcoder puts its IDRs on, so video and
+  audio-only renditions align and a stream starting off the grid never overruns the target;
 - a part never exceeds the part target; every part except the last of its segment is at least
   85 % of it whenever the frame durations allow (greedy filling gives ``>= target - one frame``,
   so frames up to 15 % of the target, e.g. 30 fps at 0.2 s, always do). The one exception is a
@@ -306,16 +307,16 @@ class Segmenter:
     def _segment_due(self, t: int, last_duration: int) -> bool:
         """Whether a sync sample at ``t`` opens a new segment (within half a frame of the target).
 
-        Video segments run from keyframe to the first keyframe a segment target later. Audio
-        (every frame is sync) cuts on the absolute grid of segment targets instead, so a
-        separate audio rendition's segments line up with video segments whose IDRs sit on it.
+        Segments cut on the absolute grid of segment targets: the first sync sample at or
+        past the grid point after the one the segment started on opens the next segment. The
+        transcoder forces IDRs on that same grid (so a restarted worker cuts where its
+        predecessor would have), and a stream whose first frame is off the grid then gets one
+        short first segment instead of a segment that skips a grid IDR and overruns the
+        target duration. Audio (every frame sync) lands on the same grid as video.
         """
         target = self._segment_target
-        if self._primary is TrackKind.VIDEO:
-            boundary = self._segment_start + target
-        else:
-            # the grid point after the one this segment started on (within the same half frame)
-            boundary = ((2 * self._segment_start + last_duration) // (2 * target) + 1) * target
+        # the grid point after the one this segment started on (within the same half frame)
+        boundary = ((2 * self._segment_start + last_duration) // (2 * target) + 1) * target
         return 2 * t + last_duration >= 2 * boundary
 
     def _append(self, sample: _Sample) -> None:

@@ -1,0 +1,313 @@
+"""The media path of one live stream: ingest registry -> transcode worker -> packager -> origin.
+
+``LivePipelines`` watches the live-stream registry. For every stream that goes live it runs a
+``StreamPipeline``: a transcode worker process (``TranscodeSupervisor``) fed the ingest's access
+units, one ``Segmenter`` per encoded rung (video muxed with the shared AAC track, so a player
+needs one playlist per quality), and the origin store the parts land in. A rung whose packaging
+fails is retired with a logged reason; the stream and its other rungs go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from live.ingest.registry import LiveStream, LiveStreamRegistry, TranscodeStatus
+from live.media.avc import AvcError, parse_avc_record, parse_sps
+from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
+from live.origin.store import ChannelTiming, OriginStore, PublishError
+from live.package.segmenter import Segmenter, SegmenterError, SegmenterSettings
+from live.transcode.worker import (
+    SupervisorSettings,
+    TranscodeSupervisor,
+    WorkerRestarted,
+)
+from live.transcode.pipeline import RenditionConfig, RenditionDropped, RenditionUnit
+
+log = logging.getLogger("live.pipeline")
+
+#: Access units held while the stream's configuration is still unknown (about 4 s at 30 fps).
+MAX_PRESTART_UNITS = 240
+AUDIO_OVERHEAD = 1.1  # BANDWIDTH is a peak: leave room above the nominal bitrates
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    # ms timestamps make 10 frames at 30 fps span 333-334 ms: 0.334 s keeps them in one part
+    part_target_s: float = 0.334
+    segment_target_s: float = 2.0
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+
+    @property
+    def timing(self) -> ChannelTiming:
+        return ChannelTiming(
+            target_duration_s=round(self.segment_target_s),
+            part_target_s=self.part_target_s,
+        )
+
+
+def source_frame_rate(stream: LiveStream, video: VideoConfig) -> float:
+    """The publisher's frame rate: onMetaData first, then the SPS timing info, else 30."""
+    for key in ("framerate", "fps", "videoframerate"):
+        value = stream.metadata.get(key)
+        if isinstance(value, int | float) and 1 <= value <= 240:
+            return float(value)
+    if video.codec == "h264":
+        with contextlib.suppress(AvcError, IndexError):
+            sps = parse_sps(parse_avc_record(video.record).sps[0])
+            if sps.frame_rate and 1 <= sps.frame_rate <= 240:
+                return float(sps.frame_rate)
+    return 30.0
+
+
+@dataclass(slots=True)
+class _Rung:
+    name: str
+    config: VideoConfig
+    bitrate_kbps: int | None
+    frame_rate: float | None
+    segmenter: Segmenter | None = None
+    retired: str = ""
+
+
+class StreamPipeline:
+    """Transcode and package one live stream into the origin."""
+
+    def __init__(self, stream: LiveStream, origin: OriginStore, settings: PipelineSettings) -> None:
+        self.stream = stream
+        self.origin = origin
+        self.settings = settings
+        self.channel = stream.channel
+        self.supervisor: TranscodeSupervisor | None = None
+        self._video: VideoConfig | None = None
+        self._audio: AudioConfig | None = None
+        self._prestart: deque[AccessUnit] = deque()
+        self._ended = asyncio.Event()
+        self._started = asyncio.Event()
+        self._rungs: dict[str, _Rung] = {}
+        self._audio_rendition: RenditionConfig | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.parts_published = 0
+        self.config_changes_ignored = 0
+        self.failure = ""
+
+    # -- ingest side (called synchronously by the RTMP session) --------------------------------
+
+    def on_item(self, _: LiveStream, item: AccessUnit | VideoConfig | AudioConfig | None) -> None:
+        if item is None:
+            self._ended.set()
+        elif isinstance(item, AccessUnit):
+            if self.supervisor is not None:
+                self.supervisor.submit(item)
+            elif self._task is None or not self._started.is_set():
+                self._hold(item)
+        elif isinstance(item, VideoConfig):
+            if self._video is not None and self._video != item:
+                log.warning("%s: video configuration changed mid-stream; keeping the first",
+                            self.channel)
+                self.config_changes_ignored += 1
+            self._video = self._video or item
+        elif isinstance(item, AudioConfig):
+            self._audio = self._audio or item
+
+    def _hold(self, unit: AccessUnit) -> None:
+        if not self._prestart and not (unit.kind is TrackKind.VIDEO and unit.keyframe):
+            return  # nothing before the first keyframe can be decoded
+        self._prestart.append(unit)
+        if len(self._prestart) > MAX_PRESTART_UNITS:
+            self._prestart.popleft()
+        if self._task is None and self._video is not None and unit.kind is TrackKind.VIDEO:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    # -- output side --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._video is not None
+        video = self._video
+        fps = source_frame_rate(self.stream, video)
+        self.origin.open(self.channel, self.settings.timing)
+        supervisor = TranscodeSupervisor(
+            self.channel, video, fps, audio=self._audio, settings=self.settings.supervisor
+        )
+        try:
+            await supervisor.start()
+            self.supervisor = supervisor
+            self._started.set()
+            held, self._prestart = self._prestart, deque()
+            for unit in held:
+                supervisor.submit(unit)
+            self.stream.transcode = self.status
+            log.info("%s: transcoding at %.2f fps", self.channel, fps)
+            ender = asyncio.get_running_loop().create_task(self._close_on_end(supervisor))
+            try:
+                async for event in supervisor.events():
+                    self._on_event(event)
+            finally:
+                ender.cancel()
+        except Exception as exc:  # a bug or a worker that could not start: stop this stream only
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("%s: pipeline failed", self.channel)
+        finally:
+            await supervisor.close()
+            self._finish()
+
+    async def _close_on_end(self, supervisor: TranscodeSupervisor) -> None:
+        await self._ended.wait()
+        await supervisor.close()
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, RenditionUnit):
+            self._on_unit(event)
+        elif isinstance(event, RenditionConfig):
+            self._on_config(event)
+        elif isinstance(event, RenditionDropped):
+            rung = self._rungs.get(event.rendition)
+            if rung is not None:
+                self._retire(rung, f"transcoder dropped it: {event.reason}")
+        elif isinstance(event, WorkerRestarted):
+            log.warning("%s: transcode worker restarted (pid %d): %s",
+                        self.channel, event.pid, event.reason)
+
+    def _on_config(self, event: RenditionConfig) -> None:
+        if isinstance(event.config, AudioConfig):
+            if self._audio_rendition is None:
+                self._audio_rendition = event
+            elif self._audio_rendition.config != event.config:
+                self.config_changes_ignored += 1
+            self._configure_ready()
+            return
+        existing = self._rungs.get(event.rendition)
+        if existing is not None:
+            if existing.config != event.config:
+                self.config_changes_ignored += 1
+                log.warning("%s/%s: a restarted worker produced a different configuration; "
+                            "the rung keeps its first init segment", self.channel, event.rendition)
+            return
+        self._rungs[event.rendition] = _Rung(
+            event.rendition, event.config, event.bitrate_kbps, event.frame_rate
+        )
+        self._configure_ready()
+
+    def _audio_ready(self) -> bool:
+        return self._audio is None or self._audio_rendition is not None
+
+    def _configure_ready(self) -> None:
+        if not self._audio_ready():
+            return
+        audio_config = self._audio_rendition.config if self._audio_rendition else None
+        assert audio_config is None or isinstance(audio_config, AudioConfig)
+        audio_kbps = (self._audio_rendition.bitrate_kbps or 128) if self._audio_rendition else 0
+        for rung in self._rungs.values():
+            if rung.segmenter is not None or rung.retired:
+                continue
+            video_kbps = rung.bitrate_kbps or max(rung.config.width * rung.config.height // 300, 300)
+            bandwidth = int((video_kbps + audio_kbps) * 1000 * AUDIO_OVERHEAD)
+            segmenter = Segmenter(rung.name, SegmenterSettings(
+                part_target_s=self.settings.part_target_s,
+                segment_target_s=self.settings.segment_target_s,
+            ))
+            try:
+                init = segmenter.configure(rung.config, audio_config, bandwidth=bandwidth,
+                                           frame_rate=rung.frame_rate)
+                self.origin.publish_init(self.channel, init)
+            except (SegmenterError, PublishError, ValueError) as exc:
+                self._retire(rung, f"cannot package: {exc}")
+                continue
+            rung.segmenter = segmenter
+
+    def _on_unit(self, event: RenditionUnit) -> None:
+        unit = event.unit
+        if unit.kind is TrackKind.AUDIO:
+            for rung in self._rungs.values():
+                if rung.segmenter is not None:
+                    self._push(rung, unit)
+            return
+        rung = self._rungs.get(event.rendition)
+        if rung is not None and rung.segmenter is not None:
+            self._push(rung, unit)
+
+    def _push(self, rung: _Rung, unit: AccessUnit) -> None:
+        assert rung.segmenter is not None
+        try:
+            parts = rung.segmenter.push(unit)
+            for part in parts:
+                self.origin.publish_part(self.channel, part)
+                self.parts_published += 1
+        except (SegmenterError, PublishError) as exc:
+            self._retire(rung, f"packaging failed: {exc}")
+
+    def _retire(self, rung: _Rung, reason: str) -> None:
+        if not rung.retired:
+            rung.retired = reason
+            rung.segmenter = None
+            log.warning("%s/%s: rendition retired: %s", self.channel, rung.name, reason)
+
+    def _finish(self) -> None:
+        for rung in self._rungs.values():
+            if rung.segmenter is None:
+                continue
+            try:
+                for part in rung.segmenter.flush():
+                    self.origin.publish_part(self.channel, part)
+                    self.parts_published += 1
+            except (SegmenterError, PublishError) as exc:
+                self._retire(rung, f"flush failed: {exc}")
+        if self.origin.channel(self.channel) is not None:
+            self.origin.end(self.channel)
+        log.info("%s: stream ended (%d parts published)", self.channel, self.parts_published)
+
+    def status(self) -> TranscodeStatus:
+        """What `/api/v1/streams` shows about this stream's transcoding."""
+        metrics = self.supervisor.metrics() if self.supervisor is not None else None
+        encoder = metrics.encoder if metrics is not None else None
+        worker = metrics.worker if metrics is not None else None
+        return TranscodeStatus(
+            state=metrics.state if metrics is not None else "starting",
+            encoder=encoder.name if encoder is not None else None,
+            encoder_hardware=bool(encoder is not None and encoder.hardware),
+            encoder_reason=encoder.reason if encoder is not None else None,
+            restarts=metrics.restarts if metrics is not None else 0,
+            renditions=tuple(sorted(r.name for r in self._rungs.values() if not r.retired)),
+            retired={r.name: r.retired for r in self._rungs.values() if r.retired},
+            delay_p50_ms=worker.delay_p50_ms if worker is not None else None,
+            delay_p95_ms=worker.delay_p95_ms if worker is not None else None,
+            frames_dropped_late=worker.frames_dropped_late if worker is not None else 0,
+            shed=tuple(f"{s.step}:{s.detail}" for s in worker.shed) if worker is not None else (),
+            parts_published=self.parts_published,
+            failure=self.failure or None,
+        )
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+
+class LivePipelines:
+    """Start a StreamPipeline for every stream that goes live; stop them all on close."""
+
+    def __init__(self, registry: LiveStreamRegistry, origin: OriginStore,
+                 settings: PipelineSettings | None = None) -> None:
+        self.origin = origin
+        self.settings = settings or PipelineSettings()
+        self.pipelines: dict[str, StreamPipeline] = {}
+        registry.on_stream_start(self._on_start)
+
+    def _on_start(self, stream: LiveStream) -> None:
+        pipeline = StreamPipeline(stream, self.origin, self.settings)
+        previous = self.pipelines.get(stream.channel)
+        if previous is not None:
+            previous._ended.set()
+        self.pipelines[stream.channel] = pipeline
+        stream.subscribe(pipeline.on_item)
+
+    async def close(self, timeout_s: float = 15.0) -> None:
+        for pipeline in self.pipelines.values():
+            pipeline._ended.set()
+        tasks = [p.wait() for p in self.pipelines.values()]
+        if tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+
