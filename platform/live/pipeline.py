@@ -14,17 +14,18 @@ import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+
 from live.ingest.registry import LiveStream, LiveStreamRegistry, TranscodeStatus
 from live.media.avc import AvcError, parse_avc_record, parse_sps
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.origin.store import ChannelTiming, OriginStore, PublishError
 from live.package.segmenter import Segmenter, SegmenterError, SegmenterSettings
+from live.transcode.pipeline import RenditionConfig, RenditionDropped, RenditionUnit
 from live.transcode.worker import (
     SupervisorSettings,
     TranscodeSupervisor,
     WorkerRestarted,
 )
-from live.transcode.pipeline import RenditionConfig, RenditionDropped, RenditionUnit
 
 log = logging.getLogger("live.pipeline")
 
