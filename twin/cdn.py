@@ -100,6 +100,7 @@ class TierQueue:
         self.mu = service_rate
         self.max_delay_s = max_delay_s
         self.backlog = 0.0
+        self.arrival_rate = 0.0
         self.dropped = 0.0
         self.utilization = 0.0
         self.wait_probability = 0.0
@@ -109,6 +110,7 @@ class TierQueue:
     def step(self, dt: float, arrival_rate: float, servers: float) -> None:
         c = max(0, int(servers))
         capacity = c * self.mu
+        self.arrival_rate = arrival_rate
         self.utilization = arrival_rate / capacity if capacity else (math.inf if arrival_rate else 0.0)
         self.backlog = max(0.0, self.backlog + (arrival_rate - capacity) * dt)
         limit = capacity * self.max_delay_s if capacity else 0.0
@@ -122,6 +124,10 @@ class TierQueue:
             self.wait_probability = 1.0
             self.decay_rate = math.inf
         self.extra_delay = self.backlog / capacity if capacity else self.max_delay_s
+
+    def servers_needed(self) -> float:
+        """Servers this step's arrivals would keep fully busy (the autoscaler's demand)."""
+        return self.arrival_rate / self.mu
 
     def mean_wait(self) -> float:
         base = self.wait_probability / self.decay_rate if self.decay_rate != math.inf else 0.0

@@ -454,9 +454,7 @@ class Twin:
         target = sc.fleet.target_utilization
         env.process(autoscaler(env, self.gpu, self.fleet.gpu_needed, target, period))
         env.process(autoscaler(env, self.cpu, self.fleet.cpu_needed, target, period))
-        env.process(
-            autoscaler(env, self.origin, lambda: self.origin_q.utilization * self.origin.up, target, period)
-        )
+        env.process(autoscaler(env, self.origin, self.origin_q.servers_needed, target, period))
         env.process(autoscaler(env, self.chat_pool, self.chat.needed, target, period))
         for f in sc.faults:
             env.process(self._fault(f))
