@@ -9,6 +9,7 @@ from typing import Any
 from reports.html import load_run
 
 METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("simulated seconds", ("duration_s",)),
     ("peak viewers", ("viewers", "peak")),
     ("top stream peak", ("viewers", "top_stream_peak")),
     ("viewer-hours", ("viewers", "viewer_hours")),
