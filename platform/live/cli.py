@@ -46,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="make sure channel NAME exists with stream key KEY (repeatable)")
     serve.add_argument("--duration", type=float, default=None, metavar="S",
                        help="stop after S seconds (default: run until interrupted)")
+
+    transcode = commands.add_parser(
+        "transcode", help="transcode a media file into an LL-HLS ladder (VOD), as fast as possible",
+        description="Run the live transcode and packaging path on a file (H.264/H.265 video, AAC "
+                    "or other audio) without real-time pacing and write a static LL-HLS tree: "
+                    "OUT/master.m3u8, one media playlist per rung, init, part and segment files.")
+    transcode.add_argument("input", type=Path, help="input media file (MP4, MOV, FLV, MKV, TS)")
+    transcode.add_argument("--out", type=Path, required=True, help="output directory")
+    transcode.add_argument("--part-target", type=float, default=0.334, metavar="S",
+                           help="LL-HLS part target in seconds (default 0.334)")
+    transcode.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     return parser
 
 
@@ -68,7 +79,40 @@ def main(argv: list[str] | None = None) -> int:
             print(f"live serve: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "transcode":
+        return _transcode(args)
     return 2
+
+
+def _transcode(args: argparse.Namespace) -> int:
+    import av
+
+    from live.pipeline import PipelineSettings
+    from live.transcode.encoders import EncoderSettings
+    from live.vod import transcode_file
+
+    if not args.input.is_file():
+        print(f"live transcode: {args.input}: no such file", file=sys.stderr)
+        return 2
+    try:
+        result = transcode_file(
+            args.input, args.out,
+            settings=PipelineSettings(part_target_s=args.part_target),
+            encoder_settings=EncoderSettings(preset=args.preset),
+            on_progress=lambda s: print(f"\r  {s:7.1f} s transcoded", end="", file=sys.stderr),
+        )
+    except (ValueError, RuntimeError, av.FFmpegError) as exc:
+        print(f"\nlive transcode: {exc}", file=sys.stderr)
+        return 1
+    print(file=sys.stderr)
+    print(f"{result.out_dir}/master.m3u8: {len(result.renditions)} renditions "
+          f"({', '.join(result.renditions)}), {result.source_frames} frames, "
+          f"{result.media_s:.1f} s of media in {result.wall_s:.1f} s "
+          f"({result.realtime_factor:.2f}x real time, {result.encoder}), "
+          f"{result.files} files, {result.bytes_written / 1e6:.1f} MB")
+    for name, reason in result.retired.items():
+        print(f"  {name} retired: {reason}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

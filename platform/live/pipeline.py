@@ -73,6 +73,129 @@ class _Rung:
     retired: str = ""
 
 
+class LadderPackager:
+    """Package a transcoder's rendition events into one origin channel, live or from a file.
+
+    Each video rung gets a ``Segmenter`` muxing the shared audio track, configured once both
+    the rung's and the audio's configurations are known (so every rung's init segment carries
+    both tracks). A rung whose packaging fails is retired with a logged reason.
+    """
+
+    def __init__(self, channel: str, origin: OriginStore, settings: PipelineSettings,
+                 *, source_has_audio: bool) -> None:
+        self.channel = channel
+        self.origin = origin
+        self.settings = settings
+        self.source_has_audio = source_has_audio
+        self.rungs: dict[str, _Rung] = {}
+        self.audio_rendition: RenditionConfig | None = None
+        self.parts_published = 0
+        self.config_changes_ignored = 0
+
+    def handle(self, event: object) -> None:
+        if isinstance(event, RenditionUnit):
+            self._on_unit(event)
+        elif isinstance(event, RenditionConfig):
+            self._on_config(event)
+        elif isinstance(event, RenditionDropped):
+            rung = self.rungs.get(event.rendition)
+            if rung is not None:
+                self._retire(rung, f"transcoder dropped it: {event.reason}")
+
+    def _on_config(self, event: RenditionConfig) -> None:
+        if isinstance(event.config, AudioConfig):
+            if self.audio_rendition is None:
+                self.audio_rendition = event
+            elif self.audio_rendition.config != event.config:
+                self.config_changes_ignored += 1
+            self._configure_ready()
+            return
+        existing = self.rungs.get(event.rendition)
+        if existing is not None:
+            if existing.config != event.config:
+                self.config_changes_ignored += 1
+                log.warning("%s/%s: a restarted worker produced a different configuration; "
+                            "the rung keeps its first init segment", self.channel, event.rendition)
+            return
+        self.rungs[event.rendition] = _Rung(
+            event.rendition, event.config, event.bitrate_kbps, event.frame_rate
+        )
+        self._configure_ready()
+
+    def _configure_ready(self) -> None:
+        if self.source_has_audio and self.audio_rendition is None:
+            return
+        audio_config = self.audio_rendition.config if self.audio_rendition else None
+        assert audio_config is None or isinstance(audio_config, AudioConfig)
+        audio_kbps = (self.audio_rendition.bitrate_kbps or 128) if self.audio_rendition else 0
+        for rung in self.rungs.values():
+            if rung.segmenter is not None or rung.retired:
+                continue
+            video_kbps = rung.bitrate_kbps or max(rung.config.width * rung.config.height // 300, 300)
+            bandwidth = int((video_kbps + audio_kbps) * 1000 * AUDIO_OVERHEAD)
+            segmenter = Segmenter(rung.name, SegmenterSettings(
+                part_target_s=self.settings.part_target_s,
+                segment_target_s=self.settings.segment_target_s,
+            ))
+            try:
+                init = segmenter.configure(rung.config, audio_config, bandwidth=bandwidth,
+                                           frame_rate=rung.frame_rate)
+                self.origin.publish_init(self.channel, init)
+            except (SegmenterError, PublishError, ValueError) as exc:
+                self._retire(rung, f"cannot package: {exc}")
+                continue
+            rung.segmenter = segmenter
+
+    def _on_unit(self, event: RenditionUnit) -> None:
+        unit = event.unit
+        if unit.kind is TrackKind.AUDIO:
+            for each in self.rungs.values():
+                if each.segmenter is not None:
+                    self._push(each, unit)
+            return
+        rung = self.rungs.get(event.rendition)
+        if rung is not None and rung.segmenter is not None:
+            self._push(rung, unit)
+
+    def _push(self, rung: _Rung, unit: AccessUnit) -> None:
+        assert rung.segmenter is not None
+        try:
+            for part in rung.segmenter.push(unit):
+                self.origin.publish_part(self.channel, part)
+                self.parts_published += 1
+        except (SegmenterError, PublishError) as exc:
+            self._retire(rung, f"packaging failed: {exc}")
+
+    def _retire(self, rung: _Rung, reason: str) -> None:
+        if not rung.retired:
+            rung.retired = reason
+            rung.segmenter = None
+            self.origin.drop_rendition(self.channel, rung.name)
+            log.warning("%s/%s: rendition retired: %s", self.channel, rung.name, reason)
+
+    def finish(self) -> None:
+        """End of stream: flush every segmenter and end the origin channel."""
+        for rung in self.rungs.values():
+            if rung.segmenter is None:
+                continue
+            try:
+                for part in rung.segmenter.flush():
+                    self.origin.publish_part(self.channel, part)
+                    self.parts_published += 1
+            except (SegmenterError, PublishError) as exc:
+                self._retire(rung, f"flush failed: {exc}")
+        if self.origin.channel(self.channel) is not None:
+            self.origin.end(self.channel)
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        return tuple(sorted(r.name for r in self.rungs.values() if not r.retired))
+
+    @property
+    def retired(self) -> dict[str, str]:
+        return {r.name: r.retired for r in self.rungs.values() if r.retired}
+
+
 class StreamPipeline:
     """Transcode and package one live stream into the origin."""
 
@@ -87,10 +210,8 @@ class StreamPipeline:
         self._prestart: deque[AccessUnit] = deque()
         self._ended = asyncio.Event()
         self._started = asyncio.Event()
-        self._rungs: dict[str, _Rung] = {}
-        self._audio_rendition: RenditionConfig | None = None
+        self.packager: LadderPackager | None = None
         self._task: asyncio.Task[None] | None = None
-        self.parts_published = 0
         self.config_changes_ignored = 0
         self.failure = ""
 
@@ -129,6 +250,8 @@ class StreamPipeline:
         video = self._video
         fps = source_frame_rate(self.stream, video)
         self.origin.open(self.channel, self.settings.timing)
+        self.packager = LadderPackager(self.channel, self.origin, self.settings,
+                                       source_has_audio=self._audio is not None)
         supervisor = TranscodeSupervisor(
             self.channel, video, fps, audio=self._audio, settings=self.settings.supervisor
         )
@@ -159,105 +282,22 @@ class StreamPipeline:
         await supervisor.close()
 
     def _on_event(self, event: object) -> None:
-        if isinstance(event, RenditionUnit):
-            self._on_unit(event)
-        elif isinstance(event, RenditionConfig):
-            self._on_config(event)
-        elif isinstance(event, RenditionDropped):
-            rung = self._rungs.get(event.rendition)
-            if rung is not None:
-                self._retire(rung, f"transcoder dropped it: {event.reason}")
-        elif isinstance(event, WorkerRestarted):
+        if isinstance(event, WorkerRestarted):
             log.warning("%s: transcode worker restarted (pid %d): %s",
                         self.channel, event.pid, event.reason)
-
-    def _on_config(self, event: RenditionConfig) -> None:
-        if isinstance(event.config, AudioConfig):
-            if self._audio_rendition is None:
-                self._audio_rendition = event
-            elif self._audio_rendition.config != event.config:
-                self.config_changes_ignored += 1
-            self._configure_ready()
-            return
-        existing = self._rungs.get(event.rendition)
-        if existing is not None:
-            if existing.config != event.config:
-                self.config_changes_ignored += 1
-                log.warning("%s/%s: a restarted worker produced a different configuration; "
-                            "the rung keeps its first init segment", self.channel, event.rendition)
-            return
-        self._rungs[event.rendition] = _Rung(
-            event.rendition, event.config, event.bitrate_kbps, event.frame_rate
-        )
-        self._configure_ready()
-
-    def _audio_ready(self) -> bool:
-        return self._audio is None or self._audio_rendition is not None
-
-    def _configure_ready(self) -> None:
-        if not self._audio_ready():
-            return
-        audio_config = self._audio_rendition.config if self._audio_rendition else None
-        assert audio_config is None or isinstance(audio_config, AudioConfig)
-        audio_kbps = (self._audio_rendition.bitrate_kbps or 128) if self._audio_rendition else 0
-        for rung in self._rungs.values():
-            if rung.segmenter is not None or rung.retired:
-                continue
-            video_kbps = rung.bitrate_kbps or max(rung.config.width * rung.config.height // 300, 300)
-            bandwidth = int((video_kbps + audio_kbps) * 1000 * AUDIO_OVERHEAD)
-            segmenter = Segmenter(rung.name, SegmenterSettings(
-                part_target_s=self.settings.part_target_s,
-                segment_target_s=self.settings.segment_target_s,
-            ))
-            try:
-                init = segmenter.configure(rung.config, audio_config, bandwidth=bandwidth,
-                                           frame_rate=rung.frame_rate)
-                self.origin.publish_init(self.channel, init)
-            except (SegmenterError, PublishError, ValueError) as exc:
-                self._retire(rung, f"cannot package: {exc}")
-                continue
-            rung.segmenter = segmenter
-
-    def _on_unit(self, event: RenditionUnit) -> None:
-        unit = event.unit
-        if unit.kind is TrackKind.AUDIO:
-            for rung in self._rungs.values():
-                if rung.segmenter is not None:
-                    self._push(rung, unit)
-            return
-        rung = self._rungs.get(event.rendition)
-        if rung is not None and rung.segmenter is not None:
-            self._push(rung, unit)
-
-    def _push(self, rung: _Rung, unit: AccessUnit) -> None:
-        assert rung.segmenter is not None
-        try:
-            parts = rung.segmenter.push(unit)
-            for part in parts:
-                self.origin.publish_part(self.channel, part)
-                self.parts_published += 1
-        except (SegmenterError, PublishError) as exc:
-            self._retire(rung, f"packaging failed: {exc}")
-
-    def _retire(self, rung: _Rung, reason: str) -> None:
-        if not rung.retired:
-            rung.retired = reason
-            rung.segmenter = None
-            log.warning("%s/%s: rendition retired: %s", self.channel, rung.name, reason)
+        elif self.packager is not None:
+            self.packager.handle(event)
 
     def _finish(self) -> None:
-        for rung in self._rungs.values():
-            if rung.segmenter is None:
-                continue
-            try:
-                for part in rung.segmenter.flush():
-                    self.origin.publish_part(self.channel, part)
-                    self.parts_published += 1
-            except (SegmenterError, PublishError) as exc:
-                self._retire(rung, f"flush failed: {exc}")
-        if self.origin.channel(self.channel) is not None:
+        if self.packager is not None:
+            self.packager.finish()
+        elif self.origin.channel(self.channel) is not None:
             self.origin.end(self.channel)
         log.info("%s: stream ended (%d parts published)", self.channel, self.parts_published)
+
+    @property
+    def parts_published(self) -> int:
+        return self.packager.parts_published if self.packager is not None else 0
 
     def status(self) -> TranscodeStatus:
         """What `/api/v1/streams` shows about this stream's transcoding."""
@@ -270,8 +310,8 @@ class StreamPipeline:
             encoder_hardware=bool(encoder is not None and encoder.hardware),
             encoder_reason=encoder.reason if encoder is not None else None,
             restarts=metrics.restarts if metrics is not None else 0,
-            renditions=tuple(sorted(r.name for r in self._rungs.values() if not r.retired)),
-            retired={r.name: r.retired for r in self._rungs.values() if r.retired},
+            renditions=self.packager.active if self.packager is not None else (),
+            retired=self.packager.retired if self.packager is not None else {},
             delay_p50_ms=worker.delay_p50_ms if worker is not None else None,
             delay_p95_ms=worker.delay_p95_ms if worker is not None else None,
             frames_dropped_late=worker.frames_dropped_late if worker is not None else 0,

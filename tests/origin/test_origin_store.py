@@ -201,3 +201,21 @@ def test_windows_hold_their_invariants_for_any_stream(shape: dict) -> None:  # t
             if video.edge_s - stored.start_s <= 3 * target - 0.001:
                 assert video.part_listed(stored, timing)
 
+
+
+def test_a_dropped_rendition_leaves_the_multivariant_playlist_and_the_reports(
+    store: OriginStore, feed: Feed
+) -> None:
+    from live.origin.playlists import render_media, render_multivariant
+
+    feed.segments(2)
+    store.drop_rendition("alpha", "360p")
+    state = store.channel("alpha")
+    assert state is not None and state.rendition("360p") is None
+    master = render_multivariant(state)
+    assert "360p.m3u8" not in master and "720p.m3u8" in master
+    assert "360p.m3u8" not in render_media(state, "720p")
+    feed.renditions = tuple(r for r in feed.renditions if r.rendition != "360p")
+    feed.part()  # the others go on
+    store.drop_rendition("alpha", "360p")  # idempotent
+    store.drop_rendition("nochannel", "360p")

@@ -351,6 +351,15 @@ class OriginStore:
         state.version += 1
         self._notify(channel, None)
 
+    def drop_rendition(self, channel: str, rendition: str) -> None:
+        """Withdraw one rendition (the packager retired it): it leaves the multivariant
+        playlist and the rendition reports; its media answers 404 from now on."""
+        state = self._channels.get(channel)
+        if state is None or state.renditions.pop(rendition, None) is None:
+            return
+        self._changed(state, rendition)
+        self._notify(channel, None)
+
     def remove(self, channel: str) -> None:
         if self._channels.pop(channel, None) is not None:
             self._notify(channel, None)

@@ -30,6 +30,8 @@ class FileSource:
 def open_file(path: str | Path) -> FileSource:
     """Read the stream headers of ``path``."""
     with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path}: no video stream")
         vstream = container.streams.video[0]
         ctx = vstream.codec_context
         codec = {"h264": "h264", "hevc": "h265"}.get(ctx.name)
