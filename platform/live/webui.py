@@ -1,0 +1,182 @@
+"""The browser side: landing page, viewer page, our static files and the vendored hls.js.
+
+The pages are HTML templates under ``platform/web/templates`` filled with escaped values, so a
+channel name can never become markup; the player itself is ``platform/web/static/watch.js``
+on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback. hls.js is
+never copied into the repository: ``npm ci --prefix platform/web`` installs the exact version
+pinned in ``package-lock.json`` and this module serves it from ``node_modules``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Final
+
+from aiohttp import web
+
+import live
+from live.ingest.registry import LiveStreamRegistry, StreamHealth
+
+CHANNEL_NAME: Final = re.compile(r"[a-z0-9_]{3,25}")
+_STATIC_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}\.(?P<ext>js|css|svg)")
+_STATIC_TYPES: Final = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}
+HLS_JS_PATH: Final = Path("node_modules", "hls.js", "dist", "hls.min.js")
+NPM_HINT: Final = "run `npm ci --prefix platform/web` to install it"
+
+# hls.js builds its transmuxing worker from a blob: URL and feeds MSE through blob: media URLs;
+# everything else comes from this origin and no inline script or style is needed.
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_PAGE_HEADERS: Final = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def default_web_root() -> Path:
+    """``platform/web`` beside the (editable-installed) ``live`` package."""
+    return Path(live.__file__).resolve().parent.parent / "web"
+
+
+def valid_channel(name: str) -> bool:
+    return CHANNEL_NAME.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class WebTemplates:
+    """The page templates, read once at setup so a missing file fails at start, not per request."""
+
+    index: Template
+    watch: Template
+
+    @classmethod
+    def load(cls, web_root: Path) -> WebTemplates:
+        folder = web_root / "templates"
+        try:
+            return cls(
+                index=Template((folder / "index.html").read_text(encoding="utf-8")),
+                watch=Template((folder / "watch.html").read_text(encoding="utf-8")),
+            )
+        except OSError as exc:
+            raise RuntimeError(f"web UI templates missing under {folder}: {exc}") from exc
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _describe(health: StreamHealth) -> str:
+    parts = []
+    if health.width and health.height:
+        parts.append(f"{health.width}x{health.height}")
+    if health.fps:
+        parts.append(f"{health.fps:g} fps")
+    minutes, seconds = divmod(int(health.uptime_s), 60)
+    parts.append(f"live for {minutes}:{seconds:02d}")
+    return " · ".join(parts)
+
+
+def render_channel_list(streams: Iterable[StreamHealth]) -> str:
+    """The landing page's ``<li>`` items; every value escaped, invalid names left out."""
+    items = []
+    for health in sorted(streams, key=lambda h: h.channel):
+        if not valid_channel(health.channel):
+            continue
+        name = _e(health.channel)
+        items.append(
+            f'<li><a href="/watch/{name}">{name}</a> '
+            f'<span class="meta">{_e(_describe(health))}</span></li>'
+        )
+    return "\n".join(items)
+
+
+def render_index(template: Template, streams: Iterable[StreamHealth]) -> str:
+    listing = render_channel_list(streams)
+    return template.substitute(
+        channels=listing,
+        empty_hidden="hidden" if listing else "",
+    )
+
+
+def render_watch(template: Template, channel: str) -> str:
+    """The viewer page for ``channel`` (already validated, escaped anyway)."""
+    return template.substitute(
+        channel=_e(channel),
+        src=_e(f"/hls/{channel}/master.m3u8"),
+    )
+
+
+class WebUi:
+    """Handlers over the live-stream registry and one ``platform/web`` folder."""
+
+    def __init__(self, streams: LiveStreamRegistry, web_root: Path) -> None:
+        self.streams = streams
+        self.web_root = web_root
+        self.templates = WebTemplates.load(web_root)
+
+    async def index(self, request: web.Request) -> web.Response:
+        now = time.monotonic()
+        body = render_index(self.templates.index, (s.health(now) for s in self.streams))
+        return web.Response(text=body, content_type="text/html", headers=_PAGE_HEADERS)
+
+    async def watch(self, request: web.Request) -> web.Response:
+        channel = request.match_info["channel"]
+        if not valid_channel(channel):
+            raise web.HTTPNotFound(text="no such channel: names are 3-25 characters of a-z, 0-9, _\n")
+        body = render_watch(self.templates.watch, channel)
+        return web.Response(text=body, content_type="text/html", headers=_PAGE_HEADERS)
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        match = _STATIC_NAME.fullmatch(name)
+        path = self.web_root / "static" / name
+        if match is None or not path.is_file():
+            raise web.HTTPNotFound(text=f"no static file {name!r}\n")
+        return web.FileResponse(path, headers={
+            "Content-Type": _STATIC_TYPES[match["ext"]],
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+        })
+
+    async def hls_js(self, request: web.Request) -> web.StreamResponse:
+        path = self.web_root / HLS_JS_PATH
+        if not path.is_file():
+            return web.Response(
+                status=503,
+                text=f"hls.js is not installed ({path} is missing): {NPM_HINT}\n",
+                headers={"Cache-Control": "no-store", "Retry-After": "60"},
+            )
+        return web.FileResponse(path, headers={
+            "Content-Type": "text/javascript",
+            "Cache-Control": "public, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+        })
+
+
+WEB_UI_KEY: Final = web.AppKey("live.webui", WebUi)
+
+
+def setup_web(app: web.Application, streams: LiveStreamRegistry,
+              web_root: Path | None = None) -> None:
+    """Mount ``/``, ``/watch/{channel}``, ``/static/{name}`` and ``/vendor/hls.js`` on ``app``.
+
+    ``web_root`` defaults to the repository's ``platform/web``; the vendored hls.js comes from
+    its ``node_modules`` and answers 503 (saying how to install it) while that is missing.
+    """
+    ui = WebUi(streams, (web_root or default_web_root()).resolve())
+    app[WEB_UI_KEY] = ui
+    app.router.add_get("/", ui.index)
+    app.router.add_get("/watch/{channel}", ui.watch)
+    app.router.add_get("/static/{name}", ui.static)
+    app.router.add_get("/vendor/hls.js", ui.hls_js)

@@ -1,0 +1,290 @@
+// livetwin viewer: LL-HLS through hls.js (MSE), Safari's native HLS where MSE is missing.
+// window.livetwinStats is the player's health as plain data, for people and for tests/e2e.
+'use strict';
+
+(function () {
+  const body = document.body;
+  const src = body.dataset.src;
+  const video = document.getElementById('video');
+  const ui = {
+    live: document.getElementById('live'),
+    quality: document.getElementById('quality'),
+    status: document.getElementById('status'),
+    latency: document.getElementById('latency'),
+    pdt: document.getElementById('pdt-latency'),
+    rate: document.getElementById('rate'),
+    level: document.getElementById('level'),
+    stalls: document.getElementById('stalls'),
+    errors: document.getElementById('errors'),
+  };
+  const OFFLINE_RETRY_MS = 3000;
+  const ERROR_LOG_MAX = 20;
+  // "at the live edge" = within this much of the target latency
+  const LIVE_SLACK_S = 1.5;
+
+  const stats = {
+    engine: null,            // 'hls.js' | 'native' | null
+    hlsVersion: null,
+    state: 'starting',       // starting | offline | loading | playing | waiting | paused | ended | failed
+    startedAt: Date.now(),
+    firstPlayingAt: null,    // ms since epoch of the first 'playing' event
+    startupMs: null,
+    playingTime: 0,          // seconds of wall clock spent actually playing
+    currentTime: 0,
+    stalls: 0,               // 'waiting' events after playback first started
+    bufferStalledErrors: 0,  // hls.js BUFFER_STALLED_ERROR
+    errors: 0,
+    fatalErrors: 0,
+    errorLog: [],            // last ERROR_LOG_MAX {at, type, details, fatal}
+    autoLevel: true,
+    currentLevel: -1,
+    currentHeight: null,
+    levels: [],              // [{index, width, height, bitrate}]
+    levelSwitches: 0,
+    latency: null,           // seconds from playhead to live edge (hls.latency)
+    targetLatency: null,     // hls.targetLatency (PART-HOLD-BACK in low-latency mode)
+    pdtLatency: null,        // Date.now() - playhead's PROGRAM-DATE-TIME: packager -> screen
+    playbackRate: 1,
+    droppedFrames: 0,
+    totalFrames: 0,
+  };
+  window.livetwinStats = stats;
+
+  let hls = null;
+  let playing = false;
+  let lastTick = performance.now();
+
+  function setStatus(state, text) {
+    stats.state = state;
+    ui.status.textContent = text;
+  }
+
+  function logError(type, details, fatal) {
+    stats.errors += 1;
+    if (fatal) stats.fatalErrors += 1;
+    stats.errorLog.push({ at: Date.now() - stats.startedAt, type: type, details: details, fatal: fatal });
+    if (stats.errorLog.length > ERROR_LOG_MAX) stats.errorLog.shift();
+  }
+
+  // -- media element events (both engines) -----------------------------------------------------
+
+  video.addEventListener('playing', function () {
+    playing = true;
+    if (stats.firstPlayingAt === null) {
+      stats.firstPlayingAt = Date.now();
+      stats.startupMs = stats.firstPlayingAt - stats.startedAt;
+    }
+    setStatus('playing', 'playing');
+  });
+  video.addEventListener('waiting', function () {
+    playing = false;
+    if (stats.firstPlayingAt !== null) stats.stalls += 1;
+    setStatus('waiting', 'buffering…');
+  });
+  video.addEventListener('pause', function () {
+    playing = false;
+    setStatus('paused', 'paused');
+  });
+  video.addEventListener('ended', function () {
+    playing = false;
+    setStatus('ended', 'the stream has ended');
+    teardown();
+    setTimeout(start, OFFLINE_RETRY_MS);
+  });
+  video.addEventListener('error', function () {
+    // hls.js reports its own errors; this is the native engine (or a decode failure).
+    if (stats.engine === 'native') {
+      const err = video.error;
+      logError('mediaError', err ? 'code ' + err.code + ': ' + err.message : 'unknown', true);
+      setStatus('failed', 'playback failed; retrying');
+      teardown();
+      setTimeout(start, OFFLINE_RETRY_MS);
+    }
+  });
+
+  // -- quality selector ------------------------------------------------------------------------
+
+  function levelLabel(level) {
+    const kbps = Math.round(level.bitrate / 1000);
+    return (level.height ? level.height + 'p · ' : '') + kbps + ' kbps';
+  }
+
+  function fillQuality(levels) {
+    const select = ui.quality;
+    while (select.options.length > 1) select.remove(1);
+    stats.levels = levels.map(function (level, index) {
+      const option = document.createElement('option');
+      option.value = String(index);
+      option.textContent = levelLabel(level);
+      select.appendChild(option);
+      return { index: index, width: level.width, height: level.height, bitrate: level.bitrate };
+    });
+    select.value = '-1';
+    select.disabled = levels.length < 2;
+  }
+
+  ui.quality.addEventListener('change', function () {
+    if (!hls) return;
+    const index = parseInt(ui.quality.value, 10);
+    // nextLevel switches at the next fragment boundary without flushing the buffer (no stall);
+    // -1 hands the choice back to ABR.
+    hls.nextLevel = index;
+    stats.autoLevel = index === -1;
+  });
+
+  ui.live.addEventListener('click', function () {
+    if (hls && hls.liveSyncPosition !== null) {
+      video.currentTime = hls.liveSyncPosition;
+    } else if (video.seekable.length) {
+      video.currentTime = Math.max(video.seekable.end(video.seekable.length - 1) - 3, 0);
+    }
+    video.play().catch(function () {});
+  });
+
+  document.addEventListener('visibilitychange', function () {
+    // A hidden tab gets throttled; come back to the edge rather than crawl back at 1.1x.
+    if (document.visibilityState === 'visible' && hls && stats.latency !== null &&
+        stats.targetLatency !== null && stats.latency > stats.targetLatency + 6 &&
+        hls.liveSyncPosition !== null) {
+      video.currentTime = hls.liveSyncPosition;
+    }
+  });
+
+  // -- engines ---------------------------------------------------------------------------------
+
+  function startHlsJs() {
+    stats.engine = 'hls.js';
+    stats.hlsVersion = Hls.version;
+    hls = new Hls({
+      lowLatencyMode: true,
+      // liveSyncDuration/liveSyncDurationCount are deliberately unset: in low-latency mode
+      // hls.js then targets the playlist's PART-HOLD-BACK (RFC 8216bis 4.4.3.8), which the
+      // packager sets to 3 x PART-TARGET, so the server decides how close to the edge to play.
+      maxLiveSyncPlaybackRate: 1.1,   // catch up by playing up to 10 % fast, never by seeking
+      liveDurationInfinity: true,
+      backBufferLength: 30,            // bounded memory on long sessions
+      maxBufferLength: 10,
+      enableWorker: true,
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, function (event, data) {
+      fillQuality(data.levels);
+      setStatus('loading', 'loading…');
+      video.play().catch(function () {
+        setStatus('paused', 'press play to start');
+      });
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, function (event, data) {
+      stats.levelSwitches += 1;
+      stats.currentLevel = data.level;
+      const level = hls.levels[data.level];
+      stats.currentHeight = level ? level.height : null;
+      stats.autoLevel = hls.autoLevelEnabled;
+      ui.quality.options[0].textContent = level ? 'Auto (' + level.height + 'p)' : 'Auto';
+    });
+    hls.on(Hls.Events.ERROR, function (event, data) {
+      if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) stats.bufferStalledErrors += 1;
+      logError(data.type, data.details, data.fatal);
+      if (!data.fatal) return;
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+        setStatus('waiting', 'recovering from a media error…');
+        hls.recoverMediaError();
+        return;
+      }
+      setStatus('failed', 'stream unavailable (' + data.details + '); retrying');
+      teardown();
+      setTimeout(start, OFFLINE_RETRY_MS);
+    });
+    hls.loadSource(src);
+    hls.attachMedia(video);
+  }
+
+  function startNative() {
+    stats.engine = 'native';
+    video.src = src;
+    setStatus('loading', 'loading…');
+    video.play().catch(function () {
+      setStatus('paused', 'press play to start');
+    });
+  }
+
+  function teardown() {
+    playing = false;
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    } else if (stats.engine === 'native') {
+      video.removeAttribute('src');
+      video.load();
+    }
+  }
+
+  function start() {
+    // Ask for the multivariant playlist first so an offline channel shows as offline instead
+    // of as a fatal player error.
+    fetch(src, { cache: 'no-store' }).then(function (response) {
+      if (!response.ok) {
+        setStatus('offline', 'offline: waiting for the channel to go live');
+        setTimeout(start, OFFLINE_RETRY_MS);
+        return;
+      }
+      if (typeof Hls !== 'undefined' && Hls.isSupported()) {
+        startHlsJs();
+      } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+        startNative();
+      } else {
+        setStatus('failed', typeof Hls === 'undefined'
+          ? 'the player library (hls.js) failed to load'
+          : 'this browser can play neither MSE nor native HLS');
+      }
+    }, function () {
+      setStatus('offline', 'cannot reach the server; retrying');
+      setTimeout(start, OFFLINE_RETRY_MS);
+    });
+  }
+
+  // -- readout ---------------------------------------------------------------------------------
+
+  function fmt(seconds) {
+    return seconds === null || !isFinite(seconds) ? '–' : seconds.toFixed(2) + ' s';
+  }
+
+  function sample() {
+    const now = performance.now();
+    if (playing && !video.paused) stats.playingTime += (now - lastTick) / 1000;
+    lastTick = now;
+    stats.currentTime = video.currentTime;
+    stats.playbackRate = video.playbackRate;
+    if (typeof video.getVideoPlaybackQuality === 'function') {
+      const quality = video.getVideoPlaybackQuality();
+      stats.droppedFrames = quality.droppedVideoFrames;
+      stats.totalFrames = quality.totalVideoFrames;
+    }
+    if (hls) {
+      const latency = hls.latency;
+      stats.latency = latency > 0 && isFinite(latency) ? latency : null;
+      stats.targetLatency = hls.targetLatency;
+      const date = hls.playingDate;
+      stats.pdtLatency = date ? (Date.now() - date.getTime()) / 1000 : null;
+    } else if (stats.engine === 'native' && video.seekable.length) {
+      stats.latency = video.seekable.end(video.seekable.length - 1) - video.currentTime;
+      const startDate = typeof video.getStartDate === 'function' ? video.getStartDate() : null;
+      stats.pdtLatency = startDate && !isNaN(startDate.getTime())
+        ? (Date.now() - (startDate.getTime() + video.currentTime * 1000)) / 1000 : null;
+    }
+    const target = stats.targetLatency !== null ? stats.targetLatency : 3;
+    const atEdge = playing && stats.latency !== null && stats.latency <= target + LIVE_SLACK_S;
+    ui.live.classList.toggle('at-edge', atEdge);
+    ui.live.textContent = atEdge ? 'LIVE' : 'GO LIVE';
+    ui.latency.textContent = fmt(stats.latency) +
+      (stats.targetLatency !== null ? ' (target ' + fmt(stats.targetLatency) + ')' : '');
+    ui.pdt.textContent = fmt(stats.pdtLatency);
+    ui.rate.textContent = stats.playbackRate.toFixed(2) + '×';
+    ui.level.textContent = stats.currentHeight !== null
+      ? stats.currentHeight + 'p' + (stats.autoLevel ? ' (auto)' : '') : '–';
+    ui.stalls.textContent = String(stats.stalls);
+    ui.errors.textContent = stats.errors + ' (' + stats.fatalErrors + ')';
+  }
+
+  setInterval(sample, 250);
+  start();
+})();
