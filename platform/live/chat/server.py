@@ -26,7 +26,9 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from live.chat.auth import ChatAuth, ChatUser, NoRelationshipStore, Relationships, UnknownChannel
 from live.chat.broker import Broker, Subscription
@@ -163,7 +165,7 @@ class _Room:
         messages = sum(isinstance(event, ChatMessage) for event, _ in batch)
         ready = self._writable(batch[0][0].id)
         for frame in frames:
-            broadcast(ready, frame)
+            self.server._fan_out(ready, frame)
         stats = self.server._counters
         stats[0] += len(frames) * len(ready)
         stats[1] += messages * len(ready)
@@ -295,6 +297,22 @@ class ChatServer:
         frames, messages, slow, skips = self._counters
         return ChatStats(len(self._rooms), sum(len(r.clients) for r in self._rooms.values()),
                          frames, messages, slow, skips)
+
+    def _fan_out(self, connections: list[ServerConnection], frame: str) -> None:
+        """Write one text frame to many clients, serialized once (RFC 6455 5.2: servers never mask).
+
+        ``websockets.broadcast`` serializes the frame again for every connection; without
+        per-connection extensions the bytes are identical, so they are built once and handed to
+        each transport. With compression on, each connection's deflate context differs, so that
+        path goes through ``broadcast``.
+        """
+        if self.settings.compression:
+            broadcast(connections, frame)
+            return
+        data = Frame(Opcode.TEXT, frame.encode()).serialize(mask=False)
+        for ws in connections:
+            if ws.protocol.state is State.OPEN and ws.send_in_progress is None:
+                ws.transport.write(data)
 
     def _spawn(self, coroutine: object) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
