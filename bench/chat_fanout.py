@@ -68,8 +68,9 @@ async def serve_chat(port: int, data_dir: Path) -> None:
     account = await repo.create_account("bench_streamer", "unused-hash")
     await repo.create_session(account.id, hashlib.sha256(TOKEN.encode()).digest(), time.time() + 3600)
     await repo.create_channel(ROOM, account.id, "bench_key")
-    settings = ChatSettings(rate_limit=1_000_000, rate_limit_privileged=1_000_000, ping_interval_s=None,
-                            max_text_chars=500)
+    settings = ChatSettings(
+        rate_limit=1_000_000, rate_limit_privileged=1_000_000, ping_interval_s=None, max_text_chars=500
+    )
     server = ChatServer(RepositoryChatAuth(repo), MemoryBroker(), settings)
     await server.start("127.0.0.1", port)
     print("ready", flush=True)
@@ -117,8 +118,10 @@ class RawCounter(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         key = base64.b64encode(os.urandom(16)).decode()
-        request = (f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         transport.write(request.encode())  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
@@ -132,12 +135,12 @@ class RawCounter(asyncio.Protocol):
                     self.opened.set_exception(RuntimeError(self.header[:80].decode(errors="replace")))
                 return
             self.upgraded = True
-            data = self.header[end + 4:]
+            data = self.header[end + 4 :]
             if not self.opened.done():
                 self.opened.set_result(None)
         chunk = self.tail + data
         self.messages += chunk.count(MARKER)
-        self.tail = chunk[-(len(MARKER) - 1):]
+        self.tail = chunk[-(len(MARKER) - 1) :]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -180,8 +183,9 @@ async def run_probe(port: int, rate: float, seconds: float, probes: int) -> dict
     from websockets.asyncio.client import connect
 
     path = f"/chat/{ROOM}"
-    probe_ws = [await connect(f"ws://127.0.0.1:{port}{path}", compression=None, max_queue=None)
-                for _ in range(probes)]
+    probe_ws = [
+        await connect(f"ws://127.0.0.1:{port}{path}", compression=None, max_queue=None) for _ in range(probes)
+    ]
     injector = await connect(f"ws://127.0.0.1:{port}{path}?token={TOKEN}", compression=None)
     print("connected", flush=True)
     commands = await stdin_lines()
@@ -222,7 +226,8 @@ async def run_probe(port: int, rate: float, seconds: float, probes: int) -> dict
         task.cancel()
     lat = sorted(latencies)
     return {
-        "sent": sent, "probe_delivered": sum(probe_counts),
+        "sent": sent,
+        "probe_delivered": sum(probe_counts),
         "p50_ms": statistics.median(lat) if lat else float("nan"),
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
     }
@@ -271,6 +276,10 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def _child(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
 def _ask(process: subprocess.Popen[str], command: str) -> str:
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(command + "\n")
@@ -281,21 +290,32 @@ def _ask(process: subprocess.Popen[str], command: str) -> str:
 def run_one(kind: str, connections: int, rate: float, seconds: float, probes: int, load_procs: int) -> Result:
     port = free_port()
     me = [sys.executable, str(Path(__file__).resolve())]
-    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
     counted = connections - probes
     shares = [counted // load_procs + (i < counted % load_procs) for i in range(load_procs)]
     with tempfile.TemporaryDirectory() as data_dir:
-        server = subprocess.Popen([*me, "--serve", kind, "--port", str(port), "--data", data_dir], **pipes)
+        server = _child([*me, "--serve", kind, "--port", str(port), "--data", data_dir])
         children: list[subprocess.Popen[str]] = []
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
             rss_empty = rss_kib(server.pid)
             for share in shares:
-                children.append(subprocess.Popen([*me, "--count", str(share), "--port", str(port)], **pipes))
+                children.append(_child([*me, "--count", str(share), "--port", str(port)]))
             for child in children:
                 assert child.stdout is not None and child.stdout.readline().strip() == "connected"
-            prober = subprocess.Popen([*me, "--probe", "--port", str(port), "--rate", str(rate),
-                                       "--seconds", str(seconds), "--probes", str(probes)], **pipes)
+            prober = _child(
+                [
+                    *me,
+                    "--probe",
+                    "--port",
+                    str(port),
+                    "--rate",
+                    str(rate),
+                    "--seconds",
+                    str(seconds),
+                    "--probes",
+                    str(probes),
+                ]
+            )
             children.append(prober)
             assert prober.stdout is not None and prober.stdout.readline().strip() == "connected"
             time.sleep(1.0)
@@ -329,8 +349,19 @@ def run_one(kind: str, connections: int, rate: float, seconds: float, probes: in
             server.terminate()
             server.wait(10)
     delivered = total + out["probe_delivered"]
-    return Result(kind, connections, rate, out["sent"], delivered, out["sent"] * connections, wall_s,
-                  out["p50_ms"], out["p99_ms"], cpu_s, (rss_idle - rss_empty) / connections)
+    return Result(
+        kind,
+        connections,
+        rate,
+        out["sent"],
+        delivered,
+        out["sent"] * connections,
+        wall_s,
+        out["p50_ms"],
+        out["p99_ms"],
+        cpu_s,
+        (rss_idle - rss_empty) / connections,
+    )
 
 
 def main() -> None:
@@ -341,8 +372,12 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--servers", default="chat,baseline")
     parser.add_argument("--serve", choices=["chat", "baseline"])
-    parser.add_argument("--load-procs", type=int, default=max(1, min(8, (os.cpu_count() or 2) // 2)),
-                        help="processes the counting connections are spread over")
+    parser.add_argument(
+        "--load-procs",
+        type=int,
+        default=max(1, min(8, (os.cpu_count() or 2) // 2)),
+        help="processes the counting connections are spread over",
+    )
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int)
@@ -369,16 +404,22 @@ def main() -> None:
             result = run_one(kind, n, args.rate, args.seconds, min(args.probes, n - 1), args.load_procs)
             results.append(result)
             print(f"# {kind} n={n}: {result}", file=sys.stderr, flush=True)
-    print(f"\nchat fan-out: one room, {args.rate:g} msg/s for {args.seconds:g} s, "
-          f"{os.cpu_count()} CPUs, {args.load_procs} load processes, python {sys.version.split()[0]}")
-    header = (f"{'server':<9} {'conns':>6} {'sent':>6} {'delivered':>10} {'lost':>7} {'deliv/s':>10} "
-              f"{'p50 ms':>8} {'p99 ms':>8} {'cpu cores':>9} {'us/deliv':>9} {'KiB/conn':>9}")
+    print(
+        f"\nchat fan-out: one room, {args.rate:g} msg/s for {args.seconds:g} s, "
+        f"{os.cpu_count()} CPUs, {args.load_procs} load processes, python {sys.version.split()[0]}"
+    )
+    header = (
+        f"{'server':<9} {'conns':>6} {'sent':>6} {'delivered':>10} {'lost':>7} {'deliv/s':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'cpu cores':>9} {'us/deliv':>9} {'KiB/conn':>9}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r.server:<9} {r.connections:>6} {r.sent:>6} {r.delivered:>10} {r.expected - r.delivered:>7} "
-              f"{r.deliveries_per_s:>10.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.cpu_cores:>9.2f} "
-              f"{r.cpu_us_per_delivery:>9.2f} {r.rss_idle_per_conn_kib:>9.1f}")
+        print(
+            f"{r.server:<9} {r.connections:>6} {r.sent:>6} {r.delivered:>10} {r.expected - r.delivered:>7} "
+            f"{r.deliveries_per_s:>10.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.cpu_cores:>9.2f} "
+            f"{r.cpu_us_per_delivery:>9.2f} {r.rss_idle_per_conn_kib:>9.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-
 from live.chat.auth import ChatUser, UnknownChannel
 from live.chat.broker import MemoryBroker
 from live.chat.moderation import Relationship
 from live.chat.server import ChatServer
 from live.chat.settings import ChatSettings
+from websockets.asyncio.client import ClientConnection, connect
 
 
 class TableAuth:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
 from live.chat.moderation import (
     ModerationRefused,
     ModerationState,
@@ -46,7 +47,9 @@ class ModerationMachine(RuleBasedStateMachine):
         self.model_timeouts: dict[str, int] = {}
 
     def _role(self, user: str) -> Role:
-        return Role.BROADCASTER if user == OWNER else Role.MODERATOR if user in self.model_mods else Role.VIEWER
+        return (
+            Role.BROADCASTER if user == OWNER else Role.MODERATOR if user in self.model_mods else Role.VIEWER
+        )
 
     def _model_standing(self, user: str) -> Standing:
         if user in self.model_bans:
@@ -59,8 +62,15 @@ class ModerationMachine(RuleBasedStateMachine):
             return False
         if isinstance(action, (AddModerator, RemoveModerator)):
             target = self._role(action.user)
-            return role is Role.BROADCASTER and target is not Role.BROADCASTER and (
-                (target is Role.VIEWER) if isinstance(action, AddModerator) else (target is Role.MODERATOR))
+            return (
+                role is Role.BROADCASTER
+                and target is not Role.BROADCASTER
+                and (
+                    (target is Role.VIEWER)
+                    if isinstance(action, AddModerator)
+                    else (target is Role.MODERATOR)
+                )
+            )
         if isinstance(action, (Timeout, Ban, Unban)):
             target = self._role(action.user)
             if target is Role.BROADCASTER or (target is Role.MODERATOR and role is not Role.BROADCASTER):
@@ -77,12 +87,20 @@ class ModerationMachine(RuleBasedStateMachine):
     def time_passes(self, seconds: int) -> None:
         self.now += seconds * 1000
 
-    @rule(actor=st.sampled_from(USERS), subject=st.sampled_from(USERS), kind=st.sampled_from(
-        ["timeout", "ban", "unban", "mod", "unmod", "slow"]), seconds=st.integers(1, 1_209_600))
+    @rule(
+        actor=st.sampled_from(USERS),
+        subject=st.sampled_from(USERS),
+        kind=st.sampled_from(["timeout", "ban", "unban", "mod", "unmod", "slow"]),
+        seconds=st.integers(1, 1_209_600),
+    )
     def act(self, actor: str, subject: str, kind: str, seconds: int) -> None:
         action: ModAction = {
-            "timeout": Timeout(subject, seconds), "ban": Ban(subject), "unban": Unban(subject),
-            "mod": AddModerator(subject), "unmod": RemoveModerator(subject), "slow": ModeChange(slow_s=seconds % 121),
+            "timeout": Timeout(subject, seconds),
+            "ban": Ban(subject),
+            "unban": Unban(subject),
+            "mod": AddModerator(subject),
+            "unmod": RemoveModerator(subject),
+            "slow": ModeChange(slow_s=seconds % 121),
         }[kind]
         expected = self._allowed(actor, action)
         try:
@@ -113,8 +131,9 @@ class ModerationMachine(RuleBasedStateMachine):
             standing, until = self.state.standing(user, self.now)
             assert standing is self._model_standing(user)
             assert self.state.role(user, user == OWNER) is self._role(user)
-            refusal = self.state.check_send(user, self._role(user), f"hi {self.next_id}", self.now,
-                                            Relationship(), DEFAULT_EMOTES)
+            refusal = self.state.check_send(
+                user, self._role(user), f"hi {self.next_id}", self.now, Relationship(), DEFAULT_EMOTES
+            )
             if standing is Standing.BANNED:
                 assert refusal is not None and refusal.code == "banned"
             elif standing is Standing.TIMED_OUT:
@@ -130,7 +149,9 @@ TestModerationMachine.settings = settings(max_examples=60, stateful_step_count=3
 
 @settings(max_examples=100)
 @given(gaps=st.lists(st.integers(0, 20_000), min_size=1, max_size=30), slow=st.integers(1, 120))
-def test_slow_mode_spaces_a_viewers_accepted_messages_by_at_least_the_interval(gaps: list[int], slow: int) -> None:
+def test_slow_mode_spaces_a_viewers_accepted_messages_by_at_least_the_interval(
+    gaps: list[int], slow: int
+) -> None:
     state = ModerationState()
     state.apply(ModerationEvent(1, 0, OWNER, ModeChange(slow_s=slow)))
     now, accepted = 0, []
@@ -139,7 +160,7 @@ def test_slow_mode_spaces_a_viewers_accepted_messages_by_at_least_the_interval(g
         if state.check_send("viewer", Role.VIEWER, f"line {i}", now, Relationship(), DEFAULT_EMOTES) is None:
             accepted.append(now)
             state.observe(ChatMessage(i + 2, "viewer", f"line {i}", now))
-    assert all(b - a >= slow * 1000 for a, b in zip(accepted, accepted[1:], strict=False))
+    assert all(b - a >= slow * 1000 for a, b in itertools.pairwise(accepted))
     assert accepted and accepted[0] == gaps[0]
 
 
@@ -158,8 +179,12 @@ def test_duplicate_line_is_refused_within_the_window_even_for_moderators() -> No
     state = ModerationState()
     state.observe(ChatMessage(1, "mod", "Same  Thing", 0))
     refusal = state.check_send("mod", Role.MODERATOR, "same thing", 10_000, Relationship(), DEFAULT_EMOTES)
-    assert refusal is not None and refusal.code == "duplicate" and refusal.retry_after_s == pytest.approx(20.0)
-    assert state.check_send("mod", Role.MODERATOR, "same thing", 30_000, Relationship(), DEFAULT_EMOTES) is None
+    assert (
+        refusal is not None and refusal.code == "duplicate" and refusal.retry_after_s == pytest.approx(20.0)
+    )
+    assert (
+        state.check_send("mod", Role.MODERATOR, "same thing", 30_000, Relationship(), DEFAULT_EMOTES) is None
+    )
 
 
 def test_unique_mode_refuses_a_line_anyone_just_posted() -> None:
@@ -178,6 +203,7 @@ def test_followers_only_admits_followers_after_the_minimum_age_and_subscribers_a
     def verdict(rel: Relationship) -> str | None:
         refusal = state.check_send("fan", Role.VIEWER, "hi", now, rel, DEFAULT_EMOTES)
         return None if refusal is None else refusal.code
+
     assert verdict(Relationship()) == "followers_only"
     assert verdict(Relationship(followed_at_s=now / 1000 - 60)) == "followers_only"
     assert verdict(Relationship(followed_at_s=now / 1000 - 601)) is None
@@ -190,4 +216,3 @@ def test_clear_chat_and_delete_hide_messages_from_history() -> None:
     assert not state.visible(3) and state.visible(4)
     state.apply(ModerationEvent(10, 0, OWNER, ClearChat()))
     assert not any(state.visible(i) for i in range(1, 11)) and state.visible(11)
-

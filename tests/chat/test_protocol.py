@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from live.chat.protocol import (
     AddModerator,
     Ban,
@@ -37,13 +36,30 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
-types = st.sampled_from(["send", "auth", "ping", "delete", "timeout", "ban", "unban", "clear", "mod", "unmod",
-                         "modes", "nope"])
+types = st.sampled_from(
+    ["send", "auth", "ping", "delete", "timeout", "ban", "unban", "clear", "mod", "unmod", "modes", "nope"]
+)
 frames = st.builds(
     lambda t, members: {"type": t, **members},
     types,
-    st.dictionaries(st.sampled_from(["text", "token", "id", "user", "seconds", "reason", "slow", "emote_only",
-                                     "followers_min", "nonce"]), json_values, max_size=4),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "text",
+                "token",
+                "id",
+                "user",
+                "seconds",
+                "reason",
+                "slow",
+                "emote_only",
+                "followers_min",
+                "nonce",
+            ]
+        ),
+        json_values,
+        max_size=4,
+    ),
 )
 
 
@@ -74,7 +90,9 @@ def test_timeouts_outside_one_second_to_two_weeks_are_refused() -> None:
     for seconds in (0, 1_209_601, 1.5, "60"):
         with pytest.raises(ClientError, match="seconds"):
             parse_client_message(json.dumps({"type": "timeout", "user": "abc", "seconds": seconds}))
-    assert parse_client_message('{"type":"timeout","user":"abc","seconds":1209600}') == Timeout("abc", 1_209_600)
+    assert parse_client_message('{"type":"timeout","user":"abc","seconds":1209600}') == Timeout(
+        "abc", 1_209_600
+    )
 
 
 def test_oversized_frames_and_control_characters_are_refused() -> None:
@@ -95,17 +113,36 @@ actions = st.one_of(
     st.just(ClearChat()),
     st.builds(AddModerator, users),
     st.builds(RemoveModerator, users),
-    st.builds(ModeChange, st.none() | st.integers(0, 120), st.none() | st.booleans(),
-              st.none() | st.integers(0, 7_776_000), st.none() | st.booleans(), st.none() | st.booleans(),
-              st.none() | st.booleans()).filter(lambda c: c != ModeChange()),
+    st.builds(
+        ModeChange,
+        st.none() | st.integers(0, 120),
+        st.none() | st.booleans(),
+        st.none() | st.integers(0, 7_776_000),
+        st.none() | st.booleans(),
+        st.none() | st.booleans(),
+        st.none() | st.booleans(),
+    ).filter(lambda c: c != ModeChange()),
 )
-texts = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF, exclude_characters="\x7f\u2028\u2029"),
-                min_size=1, max_size=60)
+texts = st.text(
+    st.characters(min_codepoint=32, max_codepoint=0x2FFF, exclude_characters="\x7f\u2028\u2029"),
+    min_size=1,
+    max_size=60,
+)
 events = st.one_of(
-    st.builds(ChatMessage, st.integers(0, 2**40), users, texts, st.integers(0, 2**45),
-              st.lists(st.sampled_from(["broadcaster", "moderator", "subscriber"]), max_size=2).map(tuple),
-              st.lists(st.builds(EmoteRange, st.integers(0, 99), st.integers(0, 99), st.sampled_from(
-                  sorted(DEFAULT_EMOTES))), max_size=3).map(tuple)),
+    st.builds(
+        ChatMessage,
+        st.integers(0, 2**40),
+        users,
+        texts,
+        st.integers(0, 2**45),
+        st.lists(st.sampled_from(["broadcaster", "moderator", "subscriber"]), max_size=2).map(tuple),
+        st.lists(
+            st.builds(
+                EmoteRange, st.integers(0, 99), st.integers(0, 99), st.sampled_from(sorted(DEFAULT_EMOTES))
+            ),
+            max_size=3,
+        ).map(tuple),
+    ),
     st.builds(ModerationEvent, st.integers(0, 2**40), st.integers(0, 2**45), users, actions),
 )
 
@@ -129,11 +166,15 @@ def test_batch_frame_is_the_json_list_of_its_messages(batch: list[ChatMessage]) 
 def test_emote_ranges_point_at_exactly_the_emote_names(words: list[str]) -> None:
     text = " ".join(words)
     for emote in emote_ranges(text, DEFAULT_EMOTES):
-        assert text[emote.start:emote.end + 1] == emote.name
+        assert text[emote.start : emote.end + 1] == emote.name
 
 
 def test_peer_payloads_that_are_not_room_events_are_peer_errors() -> None:
-    for raw in [b"\xff", b'{"type":"message","id":-1}', b'{"type":"moderation","id":1,"at":1,"by":"abc",'
-                b'"action":"send","text":"x"}', b'{"type":"other"}']:
+    for raw in [
+        b"\xff",
+        b'{"type":"message","id":-1}',
+        b'{"type":"moderation","id":1,"at":1,"by":"abc","action":"send","text":"x"}',
+        b'{"type":"other"}',
+    ]:
         with pytest.raises(PeerError):
             decode_event(raw)

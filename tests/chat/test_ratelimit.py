@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from live.chat.ratelimit import SlidingWindowLimiter
 
 # quarter seconds: exact in binary floating point, so the test's own arithmetic adds no rounding

@@ -7,14 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
-
 from live.api.storage import open_repository
 from live.chat.auth import RepositoryChatAuth, UnknownChannel
 from live.chat.broker import MemoryBroker
 from live.chat.server import ChatServer
 from live.chat.settings import ChatSettings
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from .conftest import join
 
@@ -38,7 +37,9 @@ async def test_session_tokens_and_channel_owner_come_from_the_sqlite_store(tmp_p
         await node.start("127.0.0.1", 0)
         try:
             broadcaster = await join(node.port, "studio", "owner-token")
-            assert broadcaster.welcome["user"] == "Streamer_1" and broadcaster.welcome["role"] == "broadcaster"
+            assert (
+                broadcaster.welcome["user"] == "Streamer_1" and broadcaster.welcome["role"] == "broadcaster"
+            )
             chatter = await join(node.port, "studio", "viewer-token")
             assert chatter.welcome["role"] == "viewer"
             await chatter.send(type="send", text="hello from the store")

@@ -6,12 +6,11 @@ import asyncio
 import socket
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
 from live.chat.broker import MemoryBroker
 from live.chat.server import ChatServer
 from live.chat.settings import ChatSettings, SlowClientPolicy
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from .conftest import TableAuth, TableRelationships, join
 
@@ -65,9 +64,13 @@ async def test_malformed_frames_get_error_frames_and_the_connection_survives(
     server: ChatServer, auth: TableAuth
 ) -> None:
     client = await join(server.port, "lobby", auth.account("carol"))
-    for raw, code in [("not json", "bad_json"), ("[1]", "bad_json"), ('{"type": 3}', "bad_type"),
-                      ('{"type": "send"}', "bad_field"), ('{"type": "send", "text": "' + "x" * 600 + '"}',
-                                                           "too_long")]:
+    for raw, code in [
+        ("not json", "bad_json"),
+        ("[1]", "bad_json"),
+        ('{"type": 3}', "bad_type"),
+        ('{"type": "send"}', "bad_field"),
+        ('{"type": "send", "text": "' + "x" * 600 + '"}', "too_long"),
+    ]:
         await client.ws.send(raw)
         assert (await client.next())["code"] == code
     await client.send(type="send", text="still here")
@@ -83,8 +86,12 @@ async def test_frame_over_the_size_limit_closes_with_1009(server: ChatServer, au
 
 
 async def test_unknown_room_bad_path_and_bad_token_are_refused_at_the_handshake(server: ChatServer) -> None:
-    for path, status in [("/chat/nosuchroom", 404), ("/other", 404), ("/chat/lobby?token=forged", 401),
-                         ("/chat/lobby?after=-1", 400)]:
+    for path, status in [
+        ("/chat/nosuchroom", 404),
+        ("/other", 404),
+        ("/chat/lobby?token=forged", 401),
+        ("/chat/lobby?after=-1", 400),
+    ]:
         with pytest.raises(InvalidStatus) as refused:
             await connect(f"ws://127.0.0.1:{server.port}{path}", open_timeout=5)
         assert refused.value.response.status_code == status
@@ -129,8 +136,11 @@ async def test_resume_from_last_seen_id_delivers_the_rest_once(server: ChatServe
 
 
 async def test_resume_older_than_the_window_is_reported_truncated(auth: TableAuth) -> None:
-    node = ChatServer(auth, MemoryBroker(history_window=4), ChatSettings(batch_interval_s=0.01,
-                                                                          join_history=4, history_window=4))
+    node = ChatServer(
+        auth,
+        MemoryBroker(history_window=4),
+        ChatSettings(batch_interval_s=0.01, join_history=4, history_window=4),
+    )
     await node.start("127.0.0.1", 0)
     try:
         owner = await join(node.port, "lobby", "token-streamer")
@@ -158,7 +168,9 @@ async def test_viewer_rate_limit_refuses_the_21st_message_with_retry_after(
     assert "one too many" not in client.texts
 
 
-async def test_broadcaster_and_moderators_get_the_higher_rate_limit(server: ChatServer, auth: TableAuth) -> None:
+async def test_broadcaster_and_moderators_get_the_higher_rate_limit(
+    server: ChatServer, auth: TableAuth
+) -> None:
     owner = await join(server.port, "lobby", "token-streamer")
     for i in range(30):
         await owner.send(type="send", text=f"b{i}")
@@ -213,7 +225,9 @@ async def test_room_modes_apply_to_viewers_but_not_moderators(
     await fan.until_text("owner ignores modes")
 
 
-async def test_clear_chat_hides_earlier_messages_from_later_joiners(server: ChatServer, auth: TableAuth) -> None:
+async def test_clear_chat_hides_earlier_messages_from_later_joiners(
+    server: ChatServer, auth: TableAuth
+) -> None:
     owner = await join(server.port, "lobby", "token-streamer")
     for i in range(3):
         await owner.send(type="send", text=f"old {i}")
@@ -226,9 +240,14 @@ async def test_clear_chat_hides_earlier_messages_from_later_joiners(server: Chat
 
 
 async def test_slow_client_is_disconnected_with_a_reason_and_others_keep_receiving(auth: TableAuth) -> None:
-    settings = ChatSettings(batch_interval_s=0.005, send_queue_bytes=16 * 1024, rate_limit_privileged=100_000,
-                            rate_limit=100_000, ping_interval_s=None,
-                            socket_send_buffer=4096)
+    settings = ChatSettings(
+        batch_interval_s=0.005,
+        send_queue_bytes=16 * 1024,
+        rate_limit_privileged=100_000,
+        rate_limit=100_000,
+        ping_interval_s=None,
+        socket_send_buffer=4096,
+    )
     node = ChatServer(auth, MemoryBroker(), settings)
     await node.start("127.0.0.1", 0)
     try:
@@ -258,9 +277,15 @@ async def test_slow_client_is_disconnected_with_a_reason_and_others_keep_receivi
 
 
 async def test_skip_policy_tells_a_slow_client_which_ids_it_missed(auth: TableAuth) -> None:
-    settings = ChatSettings(batch_interval_s=0.005, send_queue_bytes=16 * 1024, rate_limit_privileged=100_000,
-                            rate_limit=100_000, slow_client=SlowClientPolicy.SKIP, ping_interval_s=None,
-                            socket_send_buffer=4096)
+    settings = ChatSettings(
+        batch_interval_s=0.005,
+        send_queue_bytes=16 * 1024,
+        rate_limit_privileged=100_000,
+        rate_limit=100_000,
+        slow_client=SlowClientPolicy.SKIP,
+        ping_interval_s=None,
+        socket_send_buffer=4096,
+    )
     node = ChatServer(auth, MemoryBroker(), settings)
     await node.start("127.0.0.1", 0)
     try:

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 
 import nats
 import pytest
-
 from live.chat.nats_broker import NatsBroker, stream_name
 from live.chat.protocol import ChatMessage, encode_event
 from live.chat.server import ChatServer
 from live.chat.settings import ChatSettings
+from websockets.exceptions import ConnectionClosed
 
 from .conftest import Client, TableAuth, join
 
@@ -44,8 +44,9 @@ async def room(auth: TableAuth) -> AsyncIterator[str]:
 
 
 async def _node(auth: TableAuth, **settings: object) -> ChatServer:
-    node = ChatServer(auth, NatsBroker(NATS_URL, history_window=500),
-                      ChatSettings(batch_interval_s=0.02, **settings))  # type: ignore[arg-type]
+    node = ChatServer(
+        auth, NatsBroker(NATS_URL, history_window=500), ChatSettings(batch_interval_s=0.02, **settings)
+    )  # type: ignore[arg-type]
     await node.start("127.0.0.1", 0)
     return node
 
@@ -113,7 +114,9 @@ async def test_a_node_joining_later_replays_history_from_jetstream(auth: TableAu
         await _stop(a)
 
 
-async def test_an_event_whose_live_copy_was_lost_is_recovered_from_the_stream(auth: TableAuth, room: str) -> None:
+async def test_an_event_whose_live_copy_was_lost_is_recovered_from_the_stream(
+    auth: TableAuth, room: str
+) -> None:
     a = await _node(auth)
     nc = await nats.connect(NATS_URL)
     try:
@@ -123,7 +126,9 @@ async def test_an_event_whose_live_copy_was_lost_is_recovered_from_the_stream(au
         await reader.until_text("first")
         # A publisher that died between the stream append and the live copy: only JetStream has it.
         lost = ChatMessage(0, "streamer", "only in the stream", 1_700_000_000_000)
-        await nc.jetstream().publish(f"chat.log.{room}", encode_event(lost).encode(), stream=stream_name(room))
+        await nc.jetstream().publish(
+            f"chat.log.{room}", encode_event(lost).encode(), stream=stream_name(room)
+        )
         await reader.until_text("only in the stream", timeout=10)
         await owner.send(type="send", text="third")
         await reader.until_text("third")
@@ -163,7 +168,7 @@ async def test_closing_node_a_mid_run_its_clients_resume_on_b_without_loss_or_du
             await asyncio.sleep(0.01)
         await a.close()  # every client on A is told 1001 going away
         for task in readers:
-            with pytest.raises(Exception):
+            with pytest.raises(ConnectionClosed):
                 await task
         resumed: list[Client] = []
         for client in on_a:

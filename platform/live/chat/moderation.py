@@ -61,7 +61,7 @@ _STANDING: dict[tuple[Standing, str], Standing] = {
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a request was refused; ``code`` is the client-visible word, ``retry_after_s`` when waiting helps."""
+    """Why a request was refused: ``code`` is the client-visible word; ``retry_after_s`` if waiting helps."""
 
     code: str
     message: str
@@ -135,7 +135,9 @@ class ModerationState:
 
     @staticmethod
     def badges(role: Role, relationship: Relationship) -> tuple[str, ...]:
-        badges = ["broadcaster"] if role is Role.BROADCASTER else ["moderator"] if role is Role.MODERATOR else []
+        badges = (
+            ["broadcaster"] if role is Role.BROADCASTER else ["moderator"] if role is Role.MODERATOR else []
+        )
         if relationship.subscriber:
             badges.append("subscriber")
         return tuple(badges)
@@ -143,7 +145,13 @@ class ModerationState:
     # ---------------------------------------------------------------- sending
 
     def check_send(
-        self, user: str, role: Role, text: str, now_ms: int, relationship: Relationship, emotes: frozenset[str]
+        self,
+        user: str,
+        role: Role,
+        text: str,
+        now_ms: int,
+        relationship: Relationship,
+        emotes: frozenset[str],
     ) -> Refusal | None:
         """None if ``user`` may post ``text`` now, else why not. Broadcaster and mods bypass room modes."""
         standing, until = self.standing(user, now_ms)
@@ -154,9 +162,14 @@ class ModerationState:
         key = _key(user)
         folded = _fold(text)
         last = self._last_line.get(key)
-        if last is not None and last[1] == folded and now_ms - last[0] < self.limits.duplicate_window_s * 1000:
+        if (
+            last is not None
+            and last[1] == folded
+            and now_ms - last[0] < self.limits.duplicate_window_s * 1000
+        ):
             return Refusal(
-                "duplicate", "identical to your previous message",
+                "duplicate",
+                "identical to your previous message",
                 (last[0] + self.limits.duplicate_window_s * 1000 - now_ms) / 1000,
             )
         if role is not Role.VIEWER:
@@ -174,7 +187,9 @@ class ModerationState:
         if modes.emote_only and not only_emotes(text, emotes):
             return Refusal("emote_only", "the room is in emote-only mode")
         if modes.slow_s and last is not None and now_ms - last[0] < modes.slow_s * 1000:
-            return Refusal("slow_mode", "the room is in slow mode", (last[0] + modes.slow_s * 1000 - now_ms) / 1000)
+            return Refusal(
+                "slow_mode", "the room is in slow mode", (last[0] + modes.slow_s * 1000 - now_ms) / 1000
+            )
         if modes.unique:
             seen = self._recent_lines.get(folded)
             if seen is not None and now_ms - seen < self.limits.unique_window_s * 1000:
@@ -221,7 +236,9 @@ class ModerationState:
             raise ModerationRefused(Refusal("forbidden", "only the broadcaster and moderators may moderate"))
         if isinstance(action, (AddModerator, RemoveModerator)):
             if role is not Role.BROADCASTER:
-                raise ModerationRefused(Refusal("forbidden", "only the broadcaster may add or remove moderators"))
+                raise ModerationRefused(
+                    Refusal("forbidden", "only the broadcaster may add or remove moderators")
+                )
             target = self.role(action.user, target_is_owner)
             if target is Role.BROADCASTER:
                 raise ModerationRefused(Refusal("bad_target", "the broadcaster is not a moderator"))
@@ -234,12 +251,16 @@ class ModerationState:
             target = self.role(action.user, target_is_owner)
             if target is Role.BROADCASTER or (target is Role.MODERATOR and role is not Role.BROADCASTER):
                 raise ModerationRefused(
-                    Refusal("bad_target", f"{action.user} is {target.name.lower()} and cannot be moderated by you")
+                    Refusal(
+                        "bad_target", f"{action.user} is {target.name.lower()} and cannot be moderated by you"
+                    )
                 )
             kind = {Timeout: "timeout", Ban: "ban", Unban: "unban"}[type(action)]
             standing, _ = self.standing(action.user, now_ms)
             if (standing, kind) not in _STANDING:
-                raise ModerationRefused(Refusal("bad_target", f"{action.user} is {standing.value}; cannot {kind}"))
+                raise ModerationRefused(
+                    Refusal("bad_target", f"{action.user} is {standing.value}; cannot {kind}")
+                )
 
     def apply(self, event: ModerationEvent) -> None:
         """The transition every node runs, in log order. Never refuses: the event was authorized upstream."""

@@ -115,7 +115,7 @@ class _NatsSubscription:
                     self.deliver(ready)
 
     async def _watch_tail(self) -> None:
-        nc, js = await self.broker._connection()
+        _, js = await self.broker._connection()
         while not self._closed:
             await asyncio.sleep(self.broker.tail_check_s)
             try:
@@ -124,7 +124,9 @@ class _NatsSubscription:
                 log.warning("chat %s: stream check failed: %s", self.room, error)
                 continue
             assert self.sequencer is not None
-            if info.state.last_seq >= self.sequencer.next_id and (self._repair is None or self._repair.done()):
+            if info.state.last_seq >= self.sequencer.next_id and (
+                self._repair is None or self._repair.done()
+            ):
                 self._repair = asyncio.create_task(self._fill(0.0, info.state.last_seq))
 
     async def close(self) -> None:
@@ -143,7 +145,11 @@ class NatsBroker:
     """``Broker`` over NATS JetStream (history, ids) and core NATS (live fan-out)."""
 
     def __init__(
-        self, url: str, history_window: int = 1000, gap_wait_s: float = 0.05, tail_check_s: float = 1.0,
+        self,
+        url: str,
+        history_window: int = 1000,
+        gap_wait_s: float = 0.05,
+        tail_check_s: float = 1.0,
     ) -> None:
         self.url = url
         self.history_window = history_window
@@ -158,8 +164,9 @@ class NatsBroker:
     async def _connection(self) -> tuple[NatsClient, JetStreamContext]:
         async with self._lock:
             if self._nc is None or self._js is None:
-                self._nc = await nats.connect(self.url, name="live-chat", max_reconnect_attempts=-1,
-                                              connect_timeout=5)
+                self._nc = await nats.connect(
+                    self.url, name="live-chat", max_reconnect_attempts=-1, connect_timeout=5
+                )
                 self._js = self._nc.jetstream()
             return self._nc, self._js
 
@@ -168,8 +175,12 @@ class NatsBroker:
             return
         _, js = await self._connection()
         config = StreamConfig(
-            name=stream_name(room), subjects=[f"chat.log.{room}"], max_msgs=self.history_window,
-            discard=DiscardPolicy.OLD, storage=StorageType.FILE, allow_direct=True,
+            name=stream_name(room),
+            subjects=[f"chat.log.{room}"],
+            max_msgs=self.history_window,
+            discard=DiscardPolicy.OLD,
+            storage=StorageType.FILE,
+            allow_direct=True,
         )
         try:
             await js.add_stream(config)
@@ -198,7 +209,7 @@ class NatsBroker:
         ids = list(ids)
         out: list[RoomEvent] = []
         for start in range(0, len(ids), _FETCH_CONCURRENCY):
-            chunk = await asyncio.gather(*(one(seq) for seq in ids[start:start + _FETCH_CONCURRENCY]))
+            chunk = await asyncio.gather(*(one(seq) for seq in ids[start : start + _FETCH_CONCURRENCY]))
             out.extend(event for event in chunk if event is not None)
         return out
 

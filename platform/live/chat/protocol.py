@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 TIMEOUT_MIN_S: Final = 1
 TIMEOUT_MAX_S: Final = 1_209_600  # two weeks, Twitch's longest timeout
@@ -164,7 +164,9 @@ class Modes:
         return Modes(
             slow_s=self.slow_s if change.slow_s is None else change.slow_s,
             followers_only=self.followers_only if change.followers_only is None else change.followers_only,
-            followers_min_s=self.followers_min_s if change.followers_min_s is None else change.followers_min_s,
+            followers_min_s=self.followers_min_s
+            if change.followers_min_s is None
+            else change.followers_min_s,
             subscribers_only=(
                 self.subscribers_only if change.subscribers_only is None else change.subscribers_only
             ),
@@ -190,15 +192,16 @@ def _object(raw: str | bytes, max_bytes: int, who: type[Exception]) -> Mapping[s
     if len(raw) > max_bytes:
         _fail(who, "too_large", f"frame of {len(raw)} bytes is over the {max_bytes}-byte limit")
     try:
-        value = json.loads(raw)
+        value: Any = json.loads(raw)
     except (ValueError, RecursionError) as error:
         _fail(who, "bad_json", f"frame is not JSON: {error}")
     if not isinstance(value, dict):
         _fail(who, "bad_json", f"frame must be a JSON object, got {type(value).__name__}")
-    return value
+    obj: dict[str, Any] = value
+    return obj
 
 
-def _fail(who: type[Exception], code: str, message: str) -> Any:
+def _fail(who: type[Exception], code: str, message: str) -> NoReturn:
     if who is ClientError:
         raise ClientError(code, message)
     raise PeerError(f"{code}: {message}")
@@ -212,17 +215,17 @@ class _Reader:
     def __init__(self, obj: Mapping[str, Any], kind: str, who: type[Exception]) -> None:
         self.obj, self.kind, self.who = obj, kind, who
 
-    def bad(self, member: str, want: str) -> Any:
-        return _fail(self.who, "bad_field", f"{self.kind!r}: member {member!r} must be {want}")
+    def bad(self, member: str, want: str) -> NoReturn:
+        _fail(self.who, "bad_field", f"{self.kind!r}: member {member!r} must be {want}")
 
-    def int(self, member: str, low: int, high: int, default: int | None = None) -> int:
+    def integer(self, member: str, low: int, high: int, default: int | None = None) -> int:
         value = self.obj.get(member, default)
         if type(value) is not int or not low <= value <= high:
             self.bad(member, f"an integer in [{low}, {high}]")
         return int(value)
 
-    def opt_int(self, member: str, low: int, high: int) -> int | None:
-        return None if self.obj.get(member) is None else self.int(member, low, high)
+    def opt_integer(self, member: str, low: int, high: int) -> int | None:
+        return None if self.obj.get(member) is None else self.integer(member, low, high)
 
     def opt_bool(self, member: str) -> bool | None:
         value = self.obj.get(member)
@@ -230,14 +233,14 @@ class _Reader:
             self.bad(member, "true or false")
         return value
 
-    def str(self, member: str, high: int, low: int = 1, default: str | None = None) -> str:
+    def string(self, member: str, high: int, low: int = 1, default: str | None = None) -> str:
         value = self.obj.get(member, default)
         if not isinstance(value, str) or not low <= len(value) <= high:
             self.bad(member, f"a string of {low}-{high} characters")
         return str(value)
 
     def user(self, member: str = "user") -> str:
-        value = self.str(member, USER_MAX_CHARS, 3)
+        value = self.string(member, USER_MAX_CHARS, 3)
         if not all(c.isascii() and (c.isalnum() or c == "_") for c in value):
             self.bad(member, "a user name of letters, digits and _")
         return value
@@ -273,18 +276,19 @@ def parse_client_message(
                 raise ClientError("too_long", f"'send': 'text' is over {max_text_chars} characters")
             return Send(text)
         case "auth":
-            return Auth(r.str("token", TOKEN_MAX_CHARS))
+            return Auth(r.string("token", TOKEN_MAX_CHARS))
         case "ping":
-            return Ping(r.int("nonce", 0, 2**53, 0))
+            return Ping(r.integer("nonce", 0, 2**53, 0))
         case "delete":
-            return DeleteMessage(r.int("id", 1, 2**63))
+            return DeleteMessage(r.integer("id", 1, 2**63))
         case "timeout":
             return Timeout(
-                r.user(), r.int("seconds", TIMEOUT_MIN_S, TIMEOUT_MAX_S),
-                r.str("reason", REASON_MAX_CHARS, 0, ""),
+                r.user(),
+                r.integer("seconds", TIMEOUT_MIN_S, TIMEOUT_MAX_S),
+                r.string("reason", REASON_MAX_CHARS, 0, ""),
             )
         case "ban":
-            return Ban(r.user(), r.str("reason", REASON_MAX_CHARS, 0, ""))
+            return Ban(r.user(), r.string("reason", REASON_MAX_CHARS, 0, ""))
         case "unban":
             return Unban(r.user())
         case "clear":
@@ -295,9 +299,9 @@ def parse_client_message(
             return RemoveModerator(r.user())
         case "modes":
             change = ModeChange(
-                slow_s=r.opt_int("slow", 0, SLOW_MAX_S),
+                slow_s=r.opt_integer("slow", 0, SLOW_MAX_S),
                 followers_only=r.opt_bool("followers_only"),
-                followers_min_s=r.opt_int("followers_min", 0, FOLLOWERS_MAX_S),
+                followers_min_s=r.opt_integer("followers_min", 0, FOLLOWERS_MAX_S),
                 subscribers_only=r.opt_bool("subscribers_only"),
                 emote_only=r.opt_bool("emote_only"),
                 unique=r.opt_bool("unique"),
@@ -348,22 +352,33 @@ def _action_json(action: ModAction) -> dict[str, Any]:
         case RemoveModerator(user):
             return {"action": "unmod", "user": user}
         case ModeChange():
-            return {"action": "modes", "change": {
-                k: v for k, v in (
-                    ("slow", action.slow_s), ("followers_only", action.followers_only),
-                    ("followers_min", action.followers_min_s),
-                    ("subscribers_only", action.subscribers_only),
-                    ("emote_only", action.emote_only), ("unique", action.unique),
-                ) if v is not None
-            }}
+            return {
+                "action": "modes",
+                "change": {
+                    k: v
+                    for k, v in (
+                        ("slow", action.slow_s),
+                        ("followers_only", action.followers_only),
+                        ("followers_min", action.followers_min_s),
+                        ("subscribers_only", action.subscribers_only),
+                        ("emote_only", action.emote_only),
+                        ("unique", action.unique),
+                    )
+                    if v is not None
+                },
+            }
     raise AssertionError(f"unhandled action {action!r}")  # pragma: no cover
 
 
 def event_json(event: RoomEvent, modes: Modes | None = None) -> dict[str, Any]:
     if isinstance(event, ChatMessage):
         return {
-            "type": "message", "id": event.id, "user": event.user, "text": event.text,
-            "sent_at": event.sent_at, "badges": list(event.badges),
+            "type": "message",
+            "id": event.id,
+            "user": event.user,
+            "text": event.text,
+            "sent_at": event.sent_at,
+            "badges": list(event.badges),
             "emotes": [[e.start, e.end, e.name] for e in event.emotes],
         }
     out = {"type": "moderation", "id": event.id, "at": event.at, "by": event.by}
@@ -397,13 +412,20 @@ def decode_event(raw: str | bytes, *, max_bytes: int = 65536) -> RoomEvent:
         if not isinstance(badges, list) or not all(isinstance(b, str) for b in badges):
             r.bad("badges", "a list of strings")
         if not isinstance(emotes, list) or not all(
-            isinstance(e, list) and len(e) == 3 and type(e[0]) is int and type(e[1]) is int
-            and isinstance(e[2], str) for e in emotes
+            isinstance(e, list)
+            and len(e) == 3
+            and type(e[0]) is int
+            and type(e[1]) is int
+            and isinstance(e[2], str)
+            for e in emotes
         ):
             r.bad("emotes", "a list of [start, end, name]")
         return ChatMessage(
-            id=r.int("id", 0, 2**63), user=r.user(), text=r.str("text", 65536),
-            sent_at=r.int("sent_at", 0, 2**53), badges=tuple(badges),
+            id=r.integer("id", 0, 2**63),
+            user=r.user(),
+            text=r.string("text", 65536),
+            sent_at=r.integer("sent_at", 0, 2**53),
+            badges=tuple(badges),
             emotes=tuple(EmoteRange(s, e, n) for s, e, n in emotes),
         )
     if kind == "moderation":
@@ -422,7 +444,9 @@ def decode_event(raw: str | bytes, *, max_bytes: int = 65536) -> RoomEvent:
             raise PeerError(f"moderation event: {error.message}") from None
         if isinstance(action, (Auth, Send, Ping)):
             raise PeerError(f"moderation event with non-moderation action {obj.get('action')!r}")
-        return ModerationEvent(id=r.int("id", 0, 2**63), at=r.int("at", 0, 2**53), by=r.user("by"), action=action)
+        return ModerationEvent(
+            id=r.integer("id", 0, 2**63), at=r.integer("at", 0, 2**53), by=r.user("by"), action=action
+        )
     raise PeerError(f"unknown room event type {str(kind)[:40]!r}")
 
 

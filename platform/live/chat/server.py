@@ -19,8 +19,9 @@ import re
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -138,10 +139,13 @@ class _Room:
             return
         self.pending.append(self._take(event))
         if self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(self.server.settings.batch_interval_s, self.flush)
+            self.timer = asyncio.get_running_loop().call_later(
+                self.server.settings.batch_interval_s, self.flush
+            )
 
     def _take(self, event: RoomEvent) -> tuple[RoomEvent, str]:
         self.last_id = event.id
+        entry: tuple[RoomEvent, str]
         if isinstance(event, ModerationEvent):
             self.state.apply(event)
             modes = self.state.modes if isinstance(event.action, ModeChange) else None
@@ -183,7 +187,10 @@ class _Room:
                 continue
             if transport.get_write_buffer_size() <= limit:
                 if client.skipped_from:
-                    broadcast([client.ws], encode_frame("skipped", **{"from": client.skipped_from, "to": first_id - 1}))
+                    broadcast(
+                        [client.ws],
+                        encode_frame("skipped", **{"from": client.skipped_from, "to": first_id - 1}),
+                    )
                     client.skipped_from = 0
                 ready.append(client.ws)
             elif skip:
@@ -222,11 +229,13 @@ class _Room:
             events = [entry for entry in self.ring if client.after < entry[0].id <= self.flushed_id]
         else:
             visible = [
-                entry for entry in self.ring
-                if isinstance(entry[0], ChatMessage) and entry[0].id <= self.flushed_id
+                entry
+                for entry in self.ring
+                if isinstance(entry[0], ChatMessage)
+                and entry[0].id <= self.flushed_id
                 and self.state.visible(entry[0].id)
             ]
-            events = visible[-self.server.settings.join_history:]
+            events = visible[-self.server.settings.join_history :]
         for frame in _frames(events):
             broadcast([client.ws], frame)
 
@@ -243,12 +252,12 @@ class ChatServer:
         self,
         auth: ChatAuth,
         broker: Broker,
-        settings: ChatSettings = ChatSettings(),
+        settings: ChatSettings | None = None,
         relationships: Relationships | None = None,
     ) -> None:
         self.auth = auth
         self.broker = broker
-        self.settings = settings
+        self.settings = settings = settings if settings is not None else ChatSettings()
         self.relationships: Relationships = relationships or NoRelationshipStore()
         self._rooms: dict[str, _Room] = {}
         self._opening: dict[str, asyncio.Future[_Room]] = {}
@@ -262,7 +271,9 @@ class ChatServer:
 
     async def start(self, host: str, port: int) -> None:
         self._server = await serve(
-            self._handler, host, port,
+            self._handler,
+            host,
+            port,
             process_request=self._process_request,
             compression="deflate" if self.settings.compression else None,
             max_size=self.settings.max_frame_bytes,
@@ -295,8 +306,9 @@ class ChatServer:
 
     def stats(self) -> ChatStats:
         frames, messages, slow, skips = self._counters
-        return ChatStats(len(self._rooms), sum(len(r.clients) for r in self._rooms.values()),
-                         frames, messages, slow, skips)
+        return ChatStats(
+            len(self._rooms), sum(len(r.clients) for r in self._rooms.values()), frames, messages, slow, skips
+        )
 
     def _fan_out(self, connections: list[ServerConnection], frame: str) -> None:
         """Write one text frame to many clients, serialized once (RFC 6455 5.2: servers never mask).
@@ -314,8 +326,8 @@ class ChatServer:
             if ws.protocol.state is State.OPEN and ws.send_in_progress is None:
                 ws.transport.write(data)
 
-    def _spawn(self, coroutine: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -386,7 +398,9 @@ class ChatServer:
             async for raw in ws:
                 try:
                     message = parse_client_message(
-                        raw, max_text_chars=self.settings.max_text_chars, max_bytes=self.settings.max_frame_bytes
+                        raw,
+                        max_text_chars=self.settings.max_text_chars,
+                        max_bytes=self.settings.max_frame_bytes,
                     )
                 except ClientError as error:
                     await ws.send(encode_frame("error", code=error.code, message=error.message))
@@ -441,7 +455,9 @@ class ChatServer:
         now = time.time()
         now_ms = int(now * 1000)
         role = self._role(room, user)
-        refusal = room.state.check_send(user.name, role, text, now_ms, client.relationship, self.settings.emotes)
+        refusal = room.state.check_send(
+            user.name, role, text, now_ms, client.relationship, self.settings.emotes
+        )
         if refusal is not None:
             return _error(refusal.code, refusal.message, refusal.retry_after_s)
         limit = self.settings.rate_limit if role is Role.VIEWER else self.settings.rate_limit_privileged
@@ -449,15 +465,22 @@ class ChatServer:
         if wait:
             return _error("rate_limited", f"over {limit} messages in {self.settings.rate_window_s:g} s", wait)
         message = ChatMessage(
-            0, user.name, text, now_ms,
-            room.state.badges(role, client.relationship), emote_ranges(text, self.settings.emotes),
+            0,
+            user.name,
+            text,
+            now_ms,
+            room.state.badges(role, client.relationship),
+            emote_ranges(text, self.settings.emotes),
         )
         room.state.observe(message)  # before the log echoes it, so a burst cannot slip past slow mode
         return await self._publish(room, message)
 
     async def _moderate(self, room: _Room, user: ChatUser, action: ModAction) -> str | None:
-        target = getattr(action, "user", None) if isinstance(
-            action, (Timeout, Ban, Unban, AddModerator, RemoveModerator)) else None
+        target = (
+            getattr(action, "user", None)
+            if isinstance(action, (Timeout, Ban, Unban, AddModerator, RemoveModerator))
+            else None
+        )
         target_is_owner = False
         if target is not None and room.owner_id is not None:
             target_is_owner = await self.auth.account_id(target) == room.owner_id
@@ -487,5 +510,3 @@ def _refuse(status: http.HTTPStatus, reason: str) -> Response:
     body = (reason + "\n").encode()
     headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
     return Response(status.value, status.phrase, headers, body)
-
-

@@ -7,15 +7,32 @@ from enum import Enum
 
 from live.chat.moderation import ModerationLimits
 
-DEFAULT_EMOTES = frozenset({
-    "Kappa", "PogChamp", "LUL", "Kreygasm", "BibleThump", "ResidentSleeper", "SeemsGood",
-    "NotLikeThis", "VoHiYo", "HeyGuys", "CoolCat", "FailFish", "BabyRage", "4Head", "DansGame",
-})
+DEFAULT_EMOTES = frozenset(
+    {
+        "Kappa",
+        "PogChamp",
+        "LUL",
+        "Kreygasm",
+        "BibleThump",
+        "ResidentSleeper",
+        "SeemsGood",
+        "NotLikeThis",
+        "VoHiYo",
+        "HeyGuys",
+        "CoolCat",
+        "FailFish",
+        "BabyRage",
+        "4Head",
+        "DansGame",
+    }
+)
 
 
 class SlowClientPolicy(Enum):
     DISCONNECT = "disconnect"  # close 1008 with a reason; the client reconnects and resumes from its last id
-    SKIP = "skip"  # drop batches for it while its queue is full; it then gets a "skipped" frame naming the ids
+    SKIP = (
+        "skip"  # drop batches for it while its queue is full; it then gets a "skipped" frame naming the ids
+    )
 
 
 @dataclass(frozen=True, slots=True)
