@@ -91,6 +91,7 @@ async def test_unknown_room_bad_path_and_bad_token_are_refused_at_the_handshake(
         ("/other", 404),
         ("/chat/lobby?token=forged", 401),
         ("/chat/lobby?after=-1", 400),
+        ("/chat/lobby?after=999999", 400),
     ]:
         with pytest.raises(InvalidStatus) as refused:
             await connect(f"ws://127.0.0.1:{server.port}{path}", open_timeout=5)

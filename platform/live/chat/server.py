@@ -246,7 +246,10 @@ class _Room:
 
 
 class ChatServer:
-    """A chat node. ``start`` listens; ``close`` stops listening and closes every client (1001)."""
+    """A chat node. ``start`` listens; ``close`` stops listening and closes every client (1001).
+
+    The broker is the caller's: ``close`` ends this node's room subscriptions, not the broker.
+    """
 
     def __init__(
         self,
@@ -378,7 +381,11 @@ class ChatServer:
             room = await self._room(match.group(1).lower())
         except UnknownChannel:
             return _refuse(http.HTTPStatus.NOT_FOUND, f"no channel {match.group(1)!r}")
-        self._handshakes[ws] = (room, user, int(after_text))
+        after = int(after_text)
+        if after > room.last_id + self.settings.history_window:
+            # Far ahead of this room's log: not an id this room has issued (another room's, or made up).
+            return _refuse(http.HTTPStatus.BAD_REQUEST, f"after={after} is ahead of this room's messages")
+        self._handshakes[ws] = (room, user, after)
         return None
 
     # ---------------------------------------------------------------- connection
