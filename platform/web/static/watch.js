@@ -36,6 +36,7 @@
     errors: 0,
     fatalErrors: 0,
     errorLog: [],            // last ERROR_LOG_MAX {at, type, details, fatal}
+    mediaLog: [],            // last ERROR_LOG_MAX {at, event, currentTime, buffered}: why it stalled
     autoLevel: true,
     currentLevel: -1,
     currentHeight: null,
@@ -65,6 +66,24 @@
     stats.errorLog.push({ at: Date.now() - stats.startedAt, type: type, details: details, fatal: fatal });
     if (stats.errorLog.length > ERROR_LOG_MAX) stats.errorLog.shift();
   }
+
+  function bufferedRanges() {
+    const ranges = [];
+    for (let i = 0; i < video.buffered.length; i += 1) {
+      ranges.push([+video.buffered.start(i).toFixed(3), +video.buffered.end(i).toFixed(3)]);
+    }
+    return ranges;
+  }
+
+  function logMedia(event) {
+    stats.mediaLog.push({ at: Date.now() - stats.startedAt, event: event.type,
+      currentTime: +video.currentTime.toFixed(3), buffered: bufferedRanges() });
+    if (stats.mediaLog.length > ERROR_LOG_MAX) stats.mediaLog.shift();
+  }
+
+  ['playing', 'waiting', 'seeking', 'seeked', 'stalled', 'pause', 'ended'].forEach(function (type) {
+    video.addEventListener(type, logMedia);
+  });
 
   // -- media element events (both engines) -----------------------------------------------------
 
@@ -261,7 +280,7 @@
     }
     if (hls) {
       const latency = hls.latency;
-      stats.latency = latency > 0 && isFinite(latency) ? latency : null;
+      stats.latency = isFinite(latency) && hls.levels.length ? latency : null;
       stats.targetLatency = hls.targetLatency;
       const date = hls.playingDate;
       stats.pdtLatency = date ? (Date.now() - date.getTime()) / 1000 : null;

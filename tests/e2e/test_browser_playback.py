@@ -1,0 +1,194 @@
+"""End to end: ffmpeg publishes over RTMP, the real platform serves LL-HLS, hls.js plays it in
+headless Debian Chromium (driven by playwright-core through ``play_hls.cjs``) for a minute.
+
+The reference player is the one the design names: hls.js in Chromium. ffprobe then reads the
+same multivariant URL, as the non-browser (VLC/ffplay-class) client. Needs Chromium
+(``apt-get install chromium``), Node 20 and ``npm ci --prefix platform/web``; locally a missing
+one skips, in CI (``CI`` set) it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from live.config import ChannelSeed, ServeSettings
+from live.serve import Platform
+from live.webui import HLS_JS_PATH, default_web_root
+
+pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
+
+CHROMIUM = Path(os.environ.get("LIVETWIN_CHROMIUM", "/usr/bin/chromium"))
+PLAY_SCRIPT = Path(__file__).with_name("play_hls.cjs")
+WEB_ROOT = default_web_root()
+CHANNEL, STREAM_KEY = "demo", "demo_key_123"
+PLAY_S = 60
+PUBLISH_S = 80  # outlives playback plus the ffprobe pass; terminated as soon as both are done
+#: "Within a few seconds of live": hls.latency (playhead to live edge) on every sample.
+LIVE_BOUND_S = 4.0
+
+
+def _require(present: bool, what: str) -> None:
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must provide {what}")
+    pytest.skip(f"needs {what}")
+
+
+def _check_prerequisites() -> None:
+    _require(shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None,
+             "Debian's ffmpeg and ffprobe")
+    _require(shutil.which("node") is not None, "Node.js 20 (`node` on PATH)")
+    _require(CHROMIUM.is_file(), f"Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    _require((WEB_ROOT / "node_modules" / "playwright-core").is_dir()
+             and (WEB_ROOT / HLS_JS_PATH).is_file(),
+             "hls.js and playwright-core: run `npm ci --prefix platform/web`")
+
+
+def _publisher_args(rtmp_port: int) -> list[str]:
+    return [
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-t", str(PUBLISH_S),
+        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "60",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+        "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/{STREAM_KEY}",
+    ]
+
+
+async def _wait_for_master(http: aiohttp.ClientSession, url: str, timeout_s: float) -> str:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            async with http.get(url) as response:
+                if response.status == 200:
+                    return await response.text()
+            await asyncio.sleep(0.25)
+
+
+async def _ffprobe(url: str) -> list[dict[str, Any]]:
+    probe = await asyncio.create_subprocess_exec(
+        "ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height",
+        "-of", "json", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(probe.communicate(), 30)
+    finally:
+        if probe.returncode is None:
+            probe.kill()
+            await probe.wait()
+    assert probe.returncode == 0, f"ffprobe failed on {url}: {err.decode(errors='replace')}"
+    streams: list[dict[str, Any]] = json.loads(out)["streams"]
+    return streams
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def _events(stdout: bytes) -> list[dict[str, Any]]:
+    events = []
+    for line in stdout.decode(errors="replace").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            events.append(json.loads(line))
+    return events
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+@pytest.mark.timeout(160)
+async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling(tmp_path: Path) -> None:
+    _check_prerequisites()
+    settings = ServeSettings(rtmp_port=0, http_port=0, data_dir=tmp_path,
+                             channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
+    async with Platform(settings) as platform:
+        base = f"http://127.0.0.1:{platform.ports.http}"
+        master_url = f"{base}/hls/{CHANNEL}/master.m3u8"
+        publisher = await asyncio.create_subprocess_exec(
+            *_publisher_args(platform.ports.rtmp),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+                master = await _wait_for_master(http, master_url, 20)
+                assert "#EXT-X-STREAM-INF" in master
+                async with http.get(f"{base}/watch/{CHANNEL}") as page:
+                    assert page.status == 200, "the platform must mount live.webui.setup_web"
+                async with http.get(f"{base}/") as landing:
+                    assert f'href="/watch/{CHANNEL}"' in await landing.text()
+            player = await asyncio.create_subprocess_exec(
+                "node", str(PLAY_SCRIPT), "--web-root", str(WEB_ROOT),
+                "--url", f"{base}/watch/{CHANNEL}", "--seconds", str(PLAY_S),
+                "--chromium", str(CHROMIUM), "--startup-timeout", "20",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                out, err = await asyncio.wait_for(player.communicate(), PLAY_S + 45)
+            finally:
+                await _stop(player)
+            # the fallback client reads the same URL while the stream is still live
+            probed = await _ffprobe(master_url)
+        finally:
+            await _stop(publisher)
+
+    events = _events(out)
+    log = err.decode(errors="replace")[-4000:]
+    done = next((e for e in events if e["event"] == "done"), None)
+    assert done is not None, f"the player script reported nothing; stderr:\n{log}"
+    assert done["ok"], f"{done.get('reason')}; stats {done.get('stats')}; stderr:\n{log}"
+    assert not [e for e in events if e["event"] == "pageerror"], log
+    started = next(e["stats"] for e in events if e["event"] == "started")
+    final = done["stats"]
+    samples = [e["stats"] for e in events if e["event"] == "sample"]
+    latencies = [s["latency"] for s in samples if s["latency"] is not None]
+    pdt = [s["pdtLatency"] for s in samples if s["pdtLatency"] is not None]
+    summary = {
+        "hls.js": final["hlsVersion"], "startup_ms": final["startupMs"],
+        "target_latency_s": final["targetLatency"],
+        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "latency_p95_s": round(_quantile(latencies, 0.95), 3) if latencies else None,
+        "latency_max_s": round(max(latencies), 3) if latencies else None,
+        "pdt_latency_p50_s": round(statistics.median(pdt), 3) if pdt else None,
+        "pdt_latency_p95_s": round(_quantile(pdt, 0.95), 3) if pdt else None,
+        "stalls": final["stalls"], "buffer_stalled_errors": final["bufferStalledErrors"],
+        "errors": final["errors"], "fatal_errors": final["fatalErrors"],
+        "played_s": round(final["currentTime"] - started["currentTime"], 2),
+        "dropped_frames": f"{final['droppedFrames']}/{final['totalFrames']}",
+        "level": final["currentHeight"], "level_switches": final["levelSwitches"],
+    }
+    print("browser playback:", json.dumps(summary))
+    diagnostics = f"{summary}\nerrors {final['errorLog']}\nmedia {final['mediaLog']}"
+
+    assert final["engine"] == "hls.js"
+    assert final["fatalErrors"] == 0, diagnostics
+    assert final["stalls"] == 0, diagnostics
+    assert final["bufferStalledErrors"] == 0, diagnostics
+    assert final["currentTime"] - started["currentTime"] >= PLAY_S - 5, diagnostics
+    assert len(latencies) >= PLAY_S - 5, diagnostics
+    assert max(latencies) <= LIVE_BOUND_S, diagnostics
+
+    video = [s for s in probed if s.get("codec_type") == "video"]
+    audio = [s for s in probed if s.get("codec_type") == "audio"]
+    assert video and audio, probed
+    assert {s["codec_name"] for s in video} == {"h264"}
+    assert max(s["height"] for s in video) == 720
