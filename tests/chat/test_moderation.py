@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -126,6 +127,14 @@ class ModerationMachine(RuleBasedStateMachine):
                 self.model_mods.discard(user)
 
     @invariant()
+    def a_snapshot_restores_the_same_roles_standings_and_modes(self) -> None:
+        restored = ModerationState.restore(json.loads(json.dumps(self.state.snapshot())))
+        assert restored.modes == self.state.modes
+        for user in USERS:
+            assert restored.role(user) is self.state.role(user)
+            assert restored.standing(user, self.now) == self.state.standing(user, self.now)
+
+    @invariant()
     def standings_and_roles_match_the_model(self) -> None:
         for user in USERS:
             standing, until = self.state.standing(user, self.now)
@@ -216,3 +225,20 @@ def test_clear_chat_and_delete_hide_messages_from_history() -> None:
     assert not state.visible(3) and state.visible(4)
     state.apply(ModerationEvent(10, 0, OWNER, ClearChat()))
     assert not any(state.visible(i) for i in range(1, 11)) and state.visible(11)
+
+
+@settings(max_examples=100)
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["moderators", "banned", "timeouts", "modes", "cleared_before", "deleted"]),
+        st.none()
+        | st.integers()
+        | st.lists(st.text(max_size=5) | st.integers(), max_size=3)
+        | st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=3), max_size=3),
+    )
+)
+def test_restoring_a_malformed_snapshot_raises_value_error_naming_the_member(data: dict[str, object]) -> None:
+    try:
+        ModerationState.restore(data)
+    except ValueError as error:
+        assert "moderation snapshot" in str(error)

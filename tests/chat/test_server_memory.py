@@ -322,3 +322,29 @@ async def test_skip_policy_tells_a_slow_client_which_ids_it_missed(auth: TableAu
         assert seen == sorted(seen)
     finally:
         await node.close()
+
+
+async def test_a_ban_older_than_the_history_window_still_holds_on_a_node_joining_later(
+    auth: TableAuth,
+) -> None:
+    broker = MemoryBroker(history_window=3)
+    settings = ChatSettings(batch_interval_s=0.01, join_history=3, history_window=3)
+    first = ChatServer(auth, broker, settings)
+    await first.start("127.0.0.1", 0)
+    troll_token = auth.account("troll")
+    try:
+        owner = await join(first.port, "lobby", "token-streamer")
+        await owner.send(type="ban", user="troll")
+        for i in range(6):
+            await owner.send(type="send", text=f"pushing the ban out of the window {i}")
+        await owner.until_text("pushing the ban out of the window 5")
+        second = ChatServer(auth, broker, settings)
+        await second.start("127.0.0.1", 0)
+        try:
+            troll = await join(second.port, "lobby", troll_token)
+            await troll.send(type="send", text="am I still banned")
+            assert (await troll.until(lambda f: f["type"] == "error"))["code"] == "banned"
+        finally:
+            await second.close()
+    finally:
+        await first.close()

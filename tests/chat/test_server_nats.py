@@ -9,6 +9,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import nats
 import pytest
@@ -43,10 +44,9 @@ async def room(auth: TableAuth) -> AsyncIterator[str]:
         await nc.close()
 
 
-async def _node(auth: TableAuth, **settings: object) -> ChatServer:
-    node = ChatServer(
-        auth, NatsBroker(NATS_URL, history_window=500), ChatSettings(batch_interval_s=0.02, **settings)
-    )  # type: ignore[arg-type]
+async def _node(auth: TableAuth, window: int = 500, **settings: Any) -> ChatServer:
+    broker = NatsBroker(NATS_URL, history_window=window)
+    node = ChatServer(auth, broker, ChatSettings(batch_interval_s=0.02, **settings))
     await node.start("127.0.0.1", 0)
     return node
 
@@ -187,3 +187,27 @@ async def test_closing_node_a_mid_run_its_clients_resume_on_b_without_loss_or_du
     finally:
         await _stop(b)
         await a.broker.close()
+
+
+async def test_a_ban_older_than_the_stream_window_still_holds_on_a_node_joining_later(
+    auth: TableAuth, room: str
+) -> None:
+    a = await _node(auth, window=3, join_history=3, history_window=3)
+    try:
+        owner = await join(a.port, room, "token-streamer")
+        troll_token = auth.account("troll")
+        await owner.send(type="ban", user="troll")
+        await owner.send(type="modes", emote_only=True)
+        for i in range(6):
+            await owner.send(type="send", text=f"filler {i}")
+        await owner.until_text("filler 5")
+        fresh = await _node(auth, window=3, join_history=3, history_window=3)
+        try:
+            troll = await join(fresh.port, room, troll_token)
+            assert troll.welcome["modes"]["emote_only"] is True
+            await troll.send(type="send", text="Kappa")
+            assert (await troll.until(lambda f: f["type"] == "error"))["code"] == "banned"
+        finally:
+            await _stop(fresh)
+    finally:
+        await _stop(a)

@@ -19,8 +19,17 @@ from live.chat.protocol import RoomEvent
 Deliver = Callable[[RoomEvent], None]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A room's moderation state as of event ``as_of`` (``ModerationState.snapshot`` as JSON)."""
+
+    as_of: int
+    payload: bytes
+
+
 class Subscription(Protocol):
     backlog: tuple[RoomEvent, ...]  # the retained log at subscription time, oldest first
+    snapshot: Snapshot | None  # the newest saved moderation snapshot, if any
 
     async def close(self) -> None: ...
 
@@ -34,23 +43,29 @@ class Broker(Protocol):
         """After this returns, ``deliver`` sees every event after ``backlog`` once, in id order."""
         ...
 
+    async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        """Keep the snapshot unless one as of a later (or the same) event is already kept."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class _RoomLog:
-    __slots__ = ("listeners", "next_id", "tail")
+    __slots__ = ("listeners", "next_id", "snapshot", "tail")
 
     def __init__(self, window: int) -> None:
         self.next_id = 1
+        self.snapshot: Snapshot | None = None
         self.tail: deque[RoomEvent] = deque(maxlen=window)
         self.listeners: list[Deliver] = []
 
 
 class _MemorySubscription:
-    __slots__ = ("_deliver", "_log", "backlog")
+    __slots__ = ("_deliver", "_log", "backlog", "snapshot")
 
     def __init__(self, log: _RoomLog, deliver: Deliver) -> None:
         self.backlog = tuple(log.tail)
+        self.snapshot = log.snapshot
         self._log = log
         self._deliver = deliver
         log.listeners.append(deliver)
@@ -86,6 +101,11 @@ class MemoryBroker:
 
     async def subscribe(self, room: str, deliver: Deliver) -> Subscription:
         return _MemorySubscription(self._log(room), deliver)
+
+    async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        log = self._log(room)
+        if log.snapshot is None or log.snapshot.as_of < snapshot.as_of:
+            log.snapshot = snapshot
 
     async def close(self) -> None:
         for log in self._rooms.values():

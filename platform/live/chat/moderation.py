@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from live.chat.protocol import (
     AddModerator,
@@ -295,6 +296,66 @@ class ModerationState:
         """Drop delete marks for ids that left the history window (keeps ``deleted`` bounded)."""
         if self.deleted and min(self.deleted) < oldest_id:
             self.deleted = {i for i in self.deleted if i >= oldest_id}
+
+    # ---------------------------------------------------------------- snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        """The durable part (roles, standings, modes, clears) as JSON-able data.
+
+        A node that starts serving a room restores this and replays only the log after it, so a
+        ban outlives the history window. Slow-mode and duplicate memory are transient and left out.
+        """
+        return {
+            "moderators": sorted(self.moderators),
+            "banned": sorted(self.banned),
+            "timeouts": dict(sorted(self.timeouts.items())),
+            "modes": self.modes.as_json(),
+            "cleared_before": self.cleared_before,
+            "deleted": sorted(self.deleted),
+        }
+
+    @classmethod
+    def restore(cls, data: object, limits: ModerationLimits = ModerationLimits()) -> ModerationState:
+        """The inverse of ``snapshot``; ``ValueError`` naming the member at fault for anything else."""
+        if not isinstance(data, dict):
+            raise ValueError("moderation snapshot must be an object")
+        state = cls(limits)
+
+        def names(member: str) -> set[str]:
+            value = data.get(member)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"moderation snapshot: {member!r} must be a list of names")
+            return {_key(v) for v in value}
+
+        state.moderators, state.banned = names("moderators"), names("banned")
+        timeouts, modes = data.get("timeouts"), data.get("modes")
+        if not isinstance(timeouts, dict) or not all(
+            isinstance(k, str) and type(v) is int for k, v in timeouts.items()
+        ):
+            raise ValueError("moderation snapshot: 'timeouts' must map names to instants")
+        state.timeouts = {_key(k): v for k, v in timeouts.items()}
+        cleared, deleted = data.get("cleared_before"), data.get("deleted")
+        if (
+            type(cleared) is not int
+            or not isinstance(deleted, list)
+            or not all(type(i) is int for i in deleted)
+        ):
+            raise ValueError("moderation snapshot: 'cleared_before' and 'deleted' must be ids")
+        state.cleared_before, state.deleted = cleared, set(deleted)
+        if not isinstance(modes, dict):
+            raise ValueError("moderation snapshot: 'modes' must be an object")
+        try:
+            state.modes = Modes(
+                slow_s=int(modes["slow"]),
+                followers_only=bool(modes["followers_only"]),
+                followers_min_s=int(modes["followers_min"]),
+                subscribers_only=bool(modes["subscribers_only"]),
+                emote_only=bool(modes["emote_only"]),
+                unique=bool(modes["unique"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"moderation snapshot: bad 'modes': {error}") from None
+        return state
 
     def visible(self, message_id: int) -> bool:
         """Whether a message in history should still be shown to a joining client."""

@@ -8,6 +8,8 @@ the room subscribes to once. Core NATS is at-most-once and unordered across publ
 ``Sequencer`` restores id order and reports gaps, which are filled from the stream by sequence
 (``get_msg``); ids the stream no longer holds are given up. A periodic check of the stream's last
 sequence catches an event whose live copy never came (its publisher died between the two steps).
+Moderation snapshots live in the key-value bucket ``chat_moderation`` (one key per room), so a
+ban outlives the stream's window.
 """
 
 from __future__ import annotations
@@ -22,15 +24,23 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import (
+    BadRequestError,
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
+from nats.js.kv import KeyValue
 
-from live.chat.broker import Deliver, Subscription
+from live.chat.broker import Deliver, Snapshot, Subscription
 from live.chat.protocol import PeerError, RoomEvent, decode_event, encode_event
 from live.chat.sequencer import Sequencer
 
 log = logging.getLogger("live.chat.nats")
 
 _FETCH_CONCURRENCY = 64
+SNAPSHOT_BUCKET = "chat_moderation"  # JetStream key-value bucket: room -> b"AS_OF\n" + snapshot JSON
 
 
 def stream_name(room: str) -> str:
@@ -43,6 +53,7 @@ class _NatsSubscription:
         self.room = room
         self.deliver = deliver
         self.backlog: tuple[RoomEvent, ...] = ()
+        self.snapshot: Snapshot | None = None
         self.sequencer: Sequencer[RoomEvent] | None = None
         self._early: list[RoomEvent] = []
         self._core: object | None = None
@@ -54,6 +65,7 @@ class _NatsSubscription:
         nc, js = await self.broker._connection()
         await self.broker._ensure_stream(self.room)
         self._core = await nc.subscribe(f"chat.live.{self.room}", cb=self._on_live)
+        self.snapshot = await self.broker._load_snapshot(self.room)
         info = await js.stream_info(stream_name(self.room))
         first, last = max(info.state.first_seq, 1), info.state.last_seq
         first = max(first, last - self.broker.history_window + 1)
@@ -141,6 +153,14 @@ class _NatsSubscription:
                 log.debug("chat %s: unsubscribe: %s", self.room, error)
 
 
+def _parse_snapshot(value: bytes | None) -> Snapshot | None:
+    head, _, payload = (value or b"").partition(b"\n")
+    if not head.isdigit():
+        log.warning("chat: unreadable moderation snapshot entry")
+        return None
+    return Snapshot(int(head), payload)
+
+
 class NatsBroker:
     """``Broker`` over NATS JetStream (history, ids) and core NATS (live fan-out)."""
 
@@ -160,6 +180,7 @@ class NatsBroker:
         self._lock = asyncio.Lock()
         self._streams: set[str] = set()
         self._subscriptions: list[_NatsSubscription] = []
+        self._bucket: KeyValue | None = None
 
     async def _connection(self) -> tuple[NatsClient, JetStreamContext]:
         async with self._lock:
@@ -213,6 +234,46 @@ class NatsBroker:
             out.extend(event for event in chunk if event is not None)
         return out
 
+    async def _kv(self) -> KeyValue:
+        if self._bucket is None:
+            _, js = await self._connection()
+            try:
+                self._bucket = await js.key_value(SNAPSHOT_BUCKET)
+            except BucketNotFoundError:
+                self._bucket = await js.create_key_value(bucket=SNAPSHOT_BUCKET, history=1)
+        return self._bucket
+
+    async def _load_snapshot(self, room: str) -> Snapshot | None:
+        kv = await self._kv()
+        try:
+            entry = await kv.get(room)
+        except KeyNotFoundError:
+            return None
+        return _parse_snapshot(entry.value)
+
+    async def save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        """Compare-and-set on the bucket revision, so a newer snapshot is never overwritten by an older."""
+        kv = await self._kv()
+        value = b"%d\n" % snapshot.as_of + snapshot.payload
+        for _ in range(5):
+            try:
+                entry = await kv.get(room)
+            except KeyNotFoundError:
+                try:
+                    await kv.create(room, value)
+                    return
+                except KeyWrongLastSequenceError:
+                    continue
+            kept = _parse_snapshot(entry.value)
+            if kept is not None and kept.as_of >= snapshot.as_of:
+                return
+            try:
+                await kv.update(room, value, last=entry.revision)
+                return
+            except KeyWrongLastSequenceError:
+                continue
+        log.warning("chat %s: gave up saving the moderation snapshot as of %d", room, snapshot.as_of)
+
     async def publish(self, room: str, event: RoomEvent) -> RoomEvent:
         nc, js = await self._connection()
         await self._ensure_stream(room)
@@ -234,3 +295,4 @@ class NatsBroker:
         if self._nc is not None:
             await self._nc.close()
             self._nc = self._js = None
+            self._bucket = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import json
 import logging
 import re
 import socket
@@ -32,7 +33,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from live.chat.auth import ChatAuth, ChatUser, NoRelationshipStore, Relationships, UnknownChannel
-from live.chat.broker import Broker, Subscription
+from live.chat.broker import Broker, Snapshot, Subscription
 from live.chat.moderation import ModerationRefused, ModerationState, Relationship, Role
 from live.chat.protocol import (
     AddModerator,
@@ -124,11 +125,21 @@ class _Room:
 
     # ---------------------------------------------------------------- log in
 
-    def load(self, backlog: Iterable[RoomEvent]) -> None:
+    def load(self, backlog: Iterable[RoomEvent], snapshot: Snapshot | None) -> None:
+        """Rebuild from the broker: the moderation snapshot, then the retained log after it."""
+        restored_to = 0
+        if snapshot is not None:
+            try:
+                self.state = ModerationState.restore(
+                    json.loads(snapshot.payload), self.server.settings.moderation
+                )
+                restored_to = snapshot.as_of
+            except ValueError as error:  # a peer wrote something unreadable: fall back to the log alone
+                log.warning("chat %s: moderation snapshot ignored: %s", self.name, error)
         early, self._early = self._early or [], None
         for event in (*backlog, *early):
             if event.id > self.last_id:
-                self._take(event)
+                self._take(event, apply=not (isinstance(event, ModerationEvent) and event.id <= restored_to))
         self.flushed_id = self.last_id
 
     def on_event(self, event: RoomEvent) -> None:
@@ -138,16 +149,20 @@ class _Room:
         if event.id <= self.last_id:
             return
         self.pending.append(self._take(event))
+        if isinstance(event, ModerationEvent):
+            payload = json.dumps(self.state.snapshot(), separators=(",", ":")).encode()
+            self.server._spawn(self.server._save_snapshot(self.name, Snapshot(event.id, payload)))
         if self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(
                 self.server.settings.batch_interval_s, self.flush
             )
 
-    def _take(self, event: RoomEvent) -> tuple[RoomEvent, str]:
+    def _take(self, event: RoomEvent, apply: bool = True) -> tuple[RoomEvent, str]:
         self.last_id = event.id
         entry: tuple[RoomEvent, str]
         if isinstance(event, ModerationEvent):
-            self.state.apply(event)
+            if apply:
+                self.state.apply(event)
             modes = self.state.modes if isinstance(event.action, ModeChange) else None
             entry = (event, encode_event(event, modes))
         else:
@@ -329,6 +344,12 @@ class ChatServer:
             if ws.protocol.state is State.OPEN and ws.send_in_progress is None:
                 ws.transport.write(data)
 
+    async def _save_snapshot(self, room: str, snapshot: Snapshot) -> None:
+        try:
+            await self.broker.save_snapshot(room, snapshot)
+        except Exception as error:  # the next moderation event saves a newer one
+            log.warning("chat %s: saving the moderation snapshot failed: %s", room, error)
+
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
@@ -349,7 +370,7 @@ class ChatServer:
             owner_id = await self.auth.channel_owner(name)
             room = _Room(self, name, owner_id)
             room.subscription = await self.broker.subscribe(name, room.on_event)
-            room.load(room.subscription.backlog)
+            room.load(room.subscription.backlog, room.subscription.snapshot)
             self._rooms[name] = room
             future.set_result(room)
             return room
