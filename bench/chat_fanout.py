@@ -11,7 +11,9 @@ stamped with their send time. Both servers see the same messages in the same JSO
 
 Reported per server and N: deliveries/s (messages x receiving connections, counted by the load
 side), p50/p99 delivery latency (injector send -> probe receive), server CPU (cores busy and
-microseconds per delivery), and server RSS per idle connection.
+microseconds per delivery), and server RSS per idle connection. "in p50" is the median of
+injector send -> server accept (the message's ``sent_at``), the part of the latency spent before
+fan-out (the baseline's server stamps ``sent_at`` the same way).
 
     python bench/chat_fanout.py [--connections 1000,5000] [--rate 100] [--seconds 10]
 """
@@ -192,6 +194,7 @@ async def run_probe(port: int, rate: float, seconds: float, probes: int) -> dict
     await commands.readline()  # "go"
 
     latencies: list[float] = []
+    inbound: list[float] = []  # injector send -> server accept (sent_at), to split the latency
     probe_counts = [0] * probes
     sent = 0
     done_sending = asyncio.Event()
@@ -210,6 +213,7 @@ async def run_probe(port: int, rate: float, seconds: float, probes: int) -> dict
                 if item.get("type") == "message" and item["text"].startswith("bench "):
                     probe_counts[i] += 1
                     latencies.append((now - int(item["text"].split()[2])) / 1e6)
+                    inbound.append(item["sent_at"] - int(item["text"].split()[2]) / 1e6)
 
     probe_tasks = [asyncio.create_task(probe(i)) for i in range(probes)]
     t0 = time.monotonic()
@@ -230,6 +234,7 @@ async def run_probe(port: int, rate: float, seconds: float, probes: int) -> dict
         "probe_delivered": sum(probe_counts),
         "p50_ms": statistics.median(lat) if lat else float("nan"),
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
+        "inbound_p50_ms": statistics.median(inbound) if inbound else float("nan"),
     }
 
 
@@ -249,6 +254,7 @@ class Result:
     p99_ms: float
     cpu_s: float
     rss_idle_per_conn_kib: float
+    inbound_p50_ms: float  # injector send -> server accept: the part of the latency before fan-out
 
     @property
     def deliveries_per_s(self) -> float:
@@ -361,6 +367,7 @@ def run_one(kind: str, connections: int, rate: float, seconds: float, probes: in
         out["p99_ms"],
         cpu_s,
         (rss_idle - rss_empty) / connections,
+        out["inbound_p50_ms"],
     )
 
 
@@ -410,14 +417,15 @@ def main() -> None:
     )
     header = (
         f"{'server':<9} {'conns':>6} {'sent':>6} {'delivered':>10} {'lost':>7} {'deliv/s':>10} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'cpu cores':>9} {'us/deliv':>9} {'KiB/conn':>9}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'in p50':>7} {'cpu cores':>9} {'us/deliv':>9} {'KiB/conn':>9}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r.server:<9} {r.connections:>6} {r.sent:>6} {r.delivered:>10} {r.expected - r.delivered:>7} "
-            f"{r.deliveries_per_s:>10.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.cpu_cores:>9.2f} "
+            f"{r.deliveries_per_s:>10.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.inbound_p50_ms:>7.1f} "
+            f"{r.cpu_cores:>9.2f} "
             f"{r.cpu_us_per_delivery:>9.2f} {r.rss_idle_per_conn_kib:>9.1f}"
         )
 
