@@ -50,6 +50,7 @@ async function main() {
       mse: typeof MediaSource !== 'undefined',
       h264: typeof MediaSource !== 'undefined' &&
         MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001f,mp4a.40.2"'),
+      nativeHls: document.createElement('video').canPlayType('application/vnd.apple.mpegurl'),
     }));
     emit('capabilities', codecs);
     await page.goto(args.url, { waitUntil: 'load' });

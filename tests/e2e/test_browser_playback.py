@@ -31,7 +31,8 @@ PLAY_SCRIPT = Path(__file__).with_name("play_hls.cjs")
 WEB_ROOT = default_web_root()
 CHANNEL, STREAM_KEY = "demo", "demo_key_123"
 PLAY_S = 60
-PUBLISH_S = 80  # outlives playback plus the ffprobe pass; terminated as soon as both are done
+NATIVE_PLAY_S = 8
+PUBLISH_S = 100  # outlives both players and the ffprobe pass; terminated as soon as they are done
 #: "Within a few seconds of live": hls.latency (playhead to live edge) on every sample.
 LIVE_BOUND_S = 4.0
 
@@ -111,12 +112,44 @@ def _events(stdout: bytes) -> list[dict[str, Any]]:
     return events
 
 
+async def _play(url: str, seconds: int) -> tuple[bytes, bytes]:
+    player = await asyncio.create_subprocess_exec(
+        "node", str(PLAY_SCRIPT), "--web-root", str(WEB_ROOT), "--url", url,
+        "--seconds", str(seconds), "--chromium", str(CHROMIUM), "--startup-timeout", "20",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        return await asyncio.wait_for(player.communicate(), seconds + 45)
+    finally:
+        await _stop(player)
+
+
+def _check_native_fallback(events: list[dict[str, Any]], log: str) -> None:
+    """The page's non-MSE path plays through the browser's own HLS engine.
+
+    Chromium >= 141 ships one (so this exercises the code Safari/iOS run); a Chromium without it
+    must say so in its capabilities, and then the page must say it cannot play.
+    """
+    capabilities = next(e for e in events if e["event"] == "capabilities")
+    done = next((e for e in events if e["event"] == "done"), None)
+    assert done is not None, log
+    if not capabilities["nativeHls"]:
+        assert not done["ok"] and done["stats"]["state"] == "failed", done
+        return
+    assert done["ok"], f"{done.get('reason')}; stats {done.get('stats')}; stderr:\n{log}"
+    started = next(e["stats"] for e in events if e["event"] == "started")
+    final = done["stats"]
+    assert final["engine"] == "native"
+    assert final["fatalErrors"] == 0, final
+    assert final["currentTime"] - started["currentTime"] >= NATIVE_PLAY_S - 3, final
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
-@pytest.mark.timeout(160)
+@pytest.mark.timeout(200)
 async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling(tmp_path: Path) -> None:
     _check_prerequisites()
     settings = ServeSettings(rtmp_port=0, http_port=0, data_dir=tmp_path,
@@ -136,21 +169,17 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
                     assert page.status == 200, "the platform must mount live.webui.setup_web"
                 async with http.get(f"{base}/") as landing:
                     assert f'href="/watch/{CHANNEL}"' in await landing.text()
-            player = await asyncio.create_subprocess_exec(
-                "node", str(PLAY_SCRIPT), "--web-root", str(WEB_ROOT),
-                "--url", f"{base}/watch/{CHANNEL}", "--seconds", str(PLAY_S),
-                "--chromium", str(CHROMIUM), "--startup-timeout", "20",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )
-            try:
-                out, err = await asyncio.wait_for(player.communicate(), PLAY_S + 45)
-            finally:
-                await _stop(player)
-            # the fallback client reads the same URL while the stream is still live
+            out, err = await _play(f"{base}/watch/{CHANNEL}", PLAY_S)
+            async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/streams") as response:
+                server_side = (await response.json())["streams"]
+            # the Safari-style fallback: the page handing the URL to the browser's own HLS player
+            native_out, native_err = await _play(f"{base}/watch/{CHANNEL}?engine=native", NATIVE_PLAY_S)
+            # the non-browser fallback client reads the same URL while the stream is still live
             probed = await _ffprobe(master_url)
         finally:
             await _stop(publisher)
 
+    _check_native_fallback(_events(native_out), native_err.decode(errors="replace")[-4000:])
     events = _events(out)
     log = err.decode(errors="replace")[-4000:]
     done = next((e for e in events if e["event"] == "done"), None)
@@ -175,9 +204,12 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
         "played_s": round(final["currentTime"] - started["currentTime"], 2),
         "dropped_frames": f"{final['droppedFrames']}/{final['totalFrames']}",
         "level": final["currentHeight"], "level_switches": final["levelSwitches"],
+        "loads": final["loads"], "slow_loads": len(final["slowLoads"]),
     }
     print("browser playback:", json.dumps(summary))
-    diagnostics = f"{summary}\nerrors {final['errorLog']}\nmedia {final['mediaLog']}"
+    transcode = [s.get("transcode") for s in server_side]
+    diagnostics = (f"{summary}\nerrors {final['errorLog']}\nmedia {final['mediaLog']}\n"
+                   f"slow loads {final['slowLoads']}\nserver transcode status {transcode}")
 
     assert final["engine"] == "hls.js"
     assert final["fatalErrors"] == 0, diagnostics
@@ -186,6 +218,8 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
     assert final["currentTime"] - started["currentTime"] >= PLAY_S - 5, diagnostics
     assert len(latencies) >= PLAY_S - 5, diagnostics
     assert max(latencies) <= LIVE_BOUND_S, diagnostics
+    # the quality menu offers what the multivariant playlist listed (less any rung retired since)
+    assert 1 <= len(final["levels"]) <= master.count("#EXT-X-STREAM-INF"), final["levels"]
 
     video = [s for s in probed if s.get("codec_type") == "video"]
     audio = [s for s in probed if s.get("codec_type") == "audio"]

@@ -21,6 +21,9 @@
   const ERROR_LOG_MAX = 20;
   // "at the live edge" = within this much of the target latency
   const LIVE_SLACK_S = 1.5;
+  // A blocking playlist reload or preload-hinted part normally answers within one part (~1/3 s);
+  // much longer means the origin had nothing new, which tells a server-side stall from ours.
+  const SLOW_LOAD_MS = 1500;
 
   const stats = {
     engine: null,            // 'hls.js' | 'native' | null
@@ -37,6 +40,8 @@
     fatalErrors: 0,
     errorLog: [],            // last ERROR_LOG_MAX {at, type, details, fatal}
     mediaLog: [],            // last ERROR_LOG_MAX {at, event, currentTime, buffered}: why it stalled
+    slowLoads: [],           // last ERROR_LOG_MAX loads slower than SLOW_LOAD_MS {at, url, ms}
+    loads: 0,
     autoLevel: true,
     currentLevel: -1,
     currentHeight: null,
@@ -200,6 +205,22 @@
       stats.autoLevel = hls.autoLevelEnabled;
       ui.quality.options[0].textContent = level ? 'Auto (' + level.height + 'p)' : 'Auto';
     });
+    function timeLoad(url, loadStats) {
+      stats.loads += 1;
+      if (!loadStats || !loadStats.loading) return;
+      const ms = loadStats.loading.end - loadStats.loading.start;
+      if (ms < SLOW_LOAD_MS) return;
+      stats.slowLoads.push({ at: Date.now() - stats.startedAt, url: url.replace(/^.*\/hls\//, ''),
+        ms: Math.round(ms) });
+      if (stats.slowLoads.length > ERROR_LOG_MAX) stats.slowLoads.shift();
+    }
+    hls.on(Hls.Events.FRAG_LOADED, function (event, data) {
+      const unit = data.part || data.frag;
+      timeLoad(unit.url, unit.stats);
+    });
+    hls.on(Hls.Events.LEVEL_LOADED, function (event, data) {
+      timeLoad(data.details.url, data.stats);
+    });
     hls.on(Hls.Events.ERROR, function (event, data) {
       if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) stats.bufferStalledErrors += 1;
       logError(data.type, data.details, data.fatal);
@@ -246,7 +267,9 @@
         setTimeout(start, OFFLINE_RETRY_MS);
         return;
       }
-      if (typeof Hls !== 'undefined' && Hls.isSupported()) {
+      // ?engine=native forces the browser's own HLS player (what Safari/iOS without MSE get)
+      const forced = new URLSearchParams(window.location.search).get('engine');
+      if (forced !== 'native' && typeof Hls !== 'undefined' && Hls.isSupported()) {
         startHlsJs();
       } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
         startNative();
