@@ -93,7 +93,8 @@ class ProbeReport:
     playout_latency_ms: Percentiles | None
     stalls: int
     stall_s: float
-    #: "PDT latency (packager->probe, not glass-to-glass)": part arrival - its PROGRAM-DATE-TIME.
+    #: "PDT latency (packager->probe, not glass-to-glass)": part arrival - its PROGRAM-DATE-TIME
+    #: (the instant its first frame starts, so a part's own duration is included).
     pdt_latency_ms: Percentiles | None
     parts: int
     segments: int
@@ -247,7 +248,8 @@ class _Player:
         self.tally = tally
         self.decoder = decoder
         self.map_uri: str | None = None
-        self.hinted: dict[str, None] = {}
+        #: Hinted part URI -> its arrival wall-clock until a playlist places it (then None).
+        self.hinted: dict[str, float | None] = {}
 
     async def get(self, url: str, byterange_header: str | None = None) -> bytes | None:
         headers = {"Range": byterange_header} if byterange_header else None
@@ -305,17 +307,24 @@ class _Player:
         await self.play(data, item.program_date_time)
         return True
 
+    def placed_hint(self, item: Fetch) -> None:
+        """A playlist now lists a part fetched through its hint: its PDT is known at last."""
+        arrival = self.hinted.get(item.uri)
+        if arrival is not None and item.program_date_time is not None:
+            self.tally.pdt.append((arrival - item.program_date_time) * 1000)
+        self.hinted[item.uri] = None  # counted once
+
     async def fetch_hint(self, playlist: MediaPlaylist) -> bool:
         hint = playlist.preload_hint
         if hint is None or hint.uri in self.hinted or not playlist.can_block_reload:
             return False
         await self.ensure_init(playlist.segments[-1].map_uri if playlist.segments else None)
         data = await self.get(hint.uri, hint.byterange.header() if hint.byterange else None)
-        self.hinted[hint.uri] = None
+        if data is None:
+            return False  # not remembered: once listed, it is fetched like any part
+        self.hinted[hint.uri] = time.time()
         while len(self.hinted) > MAX_REMEMBERED_HINTS:
             del self.hinted[next(iter(self.hinted))]
-        if data is None:
-            return False
         self.tally.parts += 1
         self.tally.hinted += 1
         await self.play(data, None)
@@ -333,7 +342,9 @@ async def _run(player: _Player, media_url: str) -> None:
         cursor = steps.cursor
         caught_up = True
         for item in steps.fetches:
-            if not item.is_marker and item.uri not in player.hinted and not await player.fetch(item):
+            if item.uri in player.hinted:
+                player.placed_hint(item)
+            elif not item.is_marker and not await player.fetch(item):
                 caught_up = False  # a failed download: reload and try again from the same place
                 break
             cursor = cursor.after(item)

@@ -147,7 +147,8 @@ def _publish(container: av.container.OutputContainer, url: str, settings: Publis
     video = container.add_stream("libx264", rate=fps)
     video.width, video.height, video.pix_fmt = settings.width, settings.height, "yuv420p"
     video.bit_rate = settings.bitrate_kbps * 1000
-    video.time_base = Fraction(1, fps)
+    frame_time_base = Fraction(1, fps)
+    video.time_base = frame_time_base
     video.codec_context.options = {
         "preset": settings.preset, "tune": "zerolatency", "bf": "0",
         "g": str(settings.keyint_frames), "keyint_min": str(settings.keyint_frames),
@@ -191,7 +192,7 @@ def _publish(container: av.container.OutputContainer, url: str, settings: Publis
         last_ms = capture_ms
         frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
         frame.pts = index
-        frame.time_base = video.time_base
+        frame.time_base = frame_time_base  # not video.time_base: the FLV header resets it to 1/1000
         mux(video.encode(frame), "video")
         index += 1
         while samples < index * settings.audio_rate / fps:

@@ -74,6 +74,10 @@ async def test_published_units_reach_the_registry_and_carry_capture_clocks(
     assert seen.audio_config.sample_rate == 44100 and seen.audio_config.channels == 1
     assert len(seen.audio) == stats.audio_frames >= 2 * 44100 // 1024
     assert [i for i, u in enumerate(seen.video) if u.keyframe] == [0, 15]
+    steps = [b.dts_ms - a.dts_ms for a, b in zip(seen.video, seen.video[1:], strict=False)]
+    assert set(steps) <= {66, 67}  # 15 fps on FLV's 1 kHz clock
+    audio_steps = [b.dts_ms - a.dts_ms for a, b in zip(seen.audio, seen.audio[1:], strict=False)]
+    assert set(audio_steps) <= {23, 24}  # 1024 samples at 44.1 kHz
     codes = read_codes(seen.video_config, seen.video)
     assert None not in codes and len(codes) == 30
     assert codes == sorted(codes) and len(set(codes)) == 30
