@@ -58,6 +58,8 @@
 
   let hls = null;
   let playing = false;
+  let streamEnded = false;     // the playlist carries EXT-X-ENDLIST
+  let waitingAtEndSince = null;
   let lastTick = performance.now();
 
   function setStatus(state, text) {
@@ -109,12 +111,16 @@
     playing = false;
     setStatus('paused', 'paused');
   });
-  video.addEventListener('ended', function () {
+  function onStreamEnded() {
+    if (stats.state === 'ended') return;
     playing = false;
     setStatus('ended', 'the stream has ended');
     teardown();
-    setTimeout(start, OFFLINE_RETRY_MS);
-  });
+    // The origin keeps serving the ended stream (with EXT-X-ENDLIST) for a while, so reloading
+    // the playlist would replay it; wait until the channel is live again instead.
+    setTimeout(waitUntilLive, OFFLINE_RETRY_MS);
+  }
+  video.addEventListener('ended', onStreamEnded);
   video.addEventListener('error', function () {
     // hls.js reports its own errors; this is the native engine (or a decode failure).
     if (stats.engine === 'native') {
@@ -220,6 +226,8 @@
     });
     hls.on(Hls.Events.LEVEL_LOADED, function (event, data) {
       timeLoad(data.details.url, data.stats);
+      // EXT-X-ENDLIST: the publisher has stopped (RFC 8216bis 4.4.3.4)
+      if (!data.details.live) streamEnded = true;
     });
     hls.on(Hls.Events.ERROR, function (event, data) {
       if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) stats.bufferStalledErrors += 1;
@@ -249,6 +257,8 @@
 
   function teardown() {
     playing = false;
+    streamEnded = false;
+    waitingAtEndSince = null;
     if (hls) {
       hls.destroy();
       hls = null;
@@ -256,6 +266,21 @@
       video.removeAttribute('src');
       video.load();
     }
+  }
+
+  function waitUntilLive() {
+    fetch('/api/v1/streams', { cache: 'no-store' })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        const live = data && Array.isArray(data.streams) &&
+          data.streams.some(function (stream) { return stream.channel === body.dataset.channel; });
+        if (live) {
+          start();
+        } else {
+          setTimeout(waitUntilLive, OFFLINE_RETRY_MS);
+        }
+      })
+      .catch(function () { setTimeout(waitUntilLive, OFFLINE_RETRY_MS); });
   }
 
   function start() {
@@ -312,6 +337,15 @@
       const startDate = typeof video.getStartDate === 'function' ? video.getStartDate() : null;
       stats.pdtLatency = startDate && !isNaN(startDate.getTime())
         ? (Date.now() - (startDate.getTime() + video.currentTime * 1000)) / 1000 : null;
+    }
+    // Some endings leave the element waiting a few ms short of the buffered end instead of
+    // firing 'ended' (no endOfStream); once the playlist has ended, that is the end.
+    const bufferedEnd = video.buffered.length ? video.buffered.end(video.buffered.length - 1) : 0;
+    if (streamEnded && stats.state === 'waiting' && bufferedEnd - video.currentTime < 0.5) {
+      if (waitingAtEndSince === null) waitingAtEndSince = now;
+      if (now - waitingAtEndSince > 2000) onStreamEnded();
+    } else {
+      waitingAtEndSince = null;
     }
     const target = stats.targetLatency !== null ? stats.targetLatency : 3;
     const atEdge = playing && stats.latency !== null && stats.latency <= target + LIVE_SLACK_S;
