@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -24,11 +25,11 @@ SECONDS = 2
 FIRST_MS = 1_795_000_000_000
 
 
-def painted_clip(width: int, height: int) -> tuple[bytes, list[int]]:
+def painted_clip(width: int, height: int, seconds: int = SECONDS) -> tuple[bytes, list[int]]:
     """Raw yuv420p frames with a moving picture and a clock code each; and the painted times."""
     frames, times = [], []
     yy, xx = np.mgrid[0:height, 0:width]
-    for i in range(FPS * SECONDS):
+    for i in range(FPS * seconds):
         ms = FIRST_MS + i * 1000 // FPS
         y = ((xx + yy + 5 * i) % 200 + 30).astype(np.uint8)
         clockcode.paint(y, ms)
@@ -116,3 +117,44 @@ async def test_probe_picks_the_rendition_asked_for_from_a_multivariant_playlist(
 async def test_unknown_rendition_names_the_ones_there_are(static_server: str) -> None:
     with pytest.raises(LookupError, match="180p"):
         await probe(f"{static_server}/master.m3u8", 5, rendition="4k")
+
+
+async def test_probe_joins_a_live_playlist_at_its_newest_segment_and_follows_it_to_the_end(
+    tmp_path: Path,
+) -> None:
+    """ffmpeg writes plain (non-LL) HLS in real time while the probe plays it by polling."""
+    raw, painted = painted_clip(320, 180, seconds=4)  # the playlist is live for a while
+    source = tmp_path / "clip.yuv"
+    source.write_bytes(raw)
+    out = tmp_path / "live"
+    out.mkdir()
+    app = web.Application()
+    app.router.add_static("/", out)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    ffmpeg = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "320x180", "-r", str(FPS), "-i", str(source),
+        "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "150k", "-g", str(FPS), "-bf", "0",
+        "-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", "1", "-hls_list_size", "0",
+        "-hls_flags", "temp_file", "-hls_fmp4_init_filename", "init.mp4", str(out / "index.m3u8"))
+    try:
+        async with asyncio.timeout(20):
+            while not (out / "index.m3u8").exists() or (out / "index.m3u8").read_text().count("#EXTINF") < 2:
+                await asyncio.sleep(0.05)
+        seen: list[DecodedFrame] = []
+        report = await probe(f"http://127.0.0.1:{port}/index.m3u8", 30, on_frame=seen.append)
+        assert await ffmpeg.wait() == 0
+    finally:
+        if ffmpeg.returncode is None:
+            ffmpeg.kill()
+            await ffmpeg.wait()
+        await runner.cleanup()
+    codes = [f.painted_ms for f in seen]
+    assert report.ended and report.unreadable_frames == 0 and report.http_errors == 0
+    assert report.playlist_reloads > 2  # it polled a live playlist, not one finished file
+    assert len(codes) < len(painted)  # joined live, not from the start
+    assert codes == painted[len(painted) - len(codes):]  # then every frame, once, in order
