@@ -95,29 +95,40 @@ class TestPattern:
 
     __test__ = False  # not a pytest class, despite the name
 
+    #: The pattern repeats every PERIOD pixels, so a frame is a moving window on a wider one.
+    PERIOD = 200
+
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height
-        yy, xx = np.mgrid[0:height, 0:width]
-        self._ramp = (xx + yy).astype(np.uint16)
-        self._texture = ((xx // 2 + yy // 2) % 2 * 24).astype(np.uint16)
-        cy, cx = np.mgrid[0:height // 2, 0:width // 2]
-        self._chroma_ramp = (cx * 2 + cy).astype(np.uint16)
+        period = self.PERIOD
+        yy, xx = np.mgrid[0:height, 0:width + period]
+        self._luma = ((xx + yy) % period + 24 + (xx // 2 + yy // 2) % 2 * 24).astype(np.uint8)
+        cy, cx = np.mgrid[0:height // 2, 0:width // 2 + period]
+        self._u = ((cx * 2 + cy) % (period * 4 // 5) + 48).astype(np.uint8)
+        self._v = ((cx + 2 * cy) % (period * 4 // 5) + 48).astype(np.uint8)
         self._strip = clockcode.strip_height(height)
 
     def frame(self, index: int) -> npt.NDArray[np.uint8]:
         """Frame ``index`` as the (H * 3/2) x W array `av.VideoFrame.from_ndarray` takes."""
         w, h = self.width, self.height
-        luma = ((self._ramp + index * 3) % 200 + 24 + self._texture).astype(np.uint8)
+        out = np.empty((h * 3 // 2, w), dtype=np.uint8)
+        luma = out[:h]
+        shift = (index * 3) % self.PERIOD
+        luma[:] = self._luma[:, shift:shift + w]
         box = max(8, h // 6)
         x = (index * 7) % max(1, w - box)
         y = self._strip + (index * 3) % max(1, h - self._strip - box)
         luma[y:y + box, x:x + box] = 235
-        u = ((self._chroma_ramp + index) % 160 + 48).astype(np.uint8)
-        v = ((self._chroma_ramp[::-1] + 2 * index) % 160 + 48).astype(np.uint8)
+        quarter = (h // 2) * (w // 2)
+        u = out[h:].reshape(-1)[:quarter].reshape(h // 2, w // 2)
+        v = out[h:].reshape(-1)[quarter:].reshape(h // 2, w // 2)
+        shift = index % self.PERIOD
+        u[:] = self._u[:, shift:shift + w // 2]
+        v[:] = self._v[:, ::-1][:, shift:shift + w // 2]
         chroma_strip = (self._strip + 1) // 2
         u[:chroma_strip] = 128  # the code stays pure luma: no colour bleeding into its cells
         v[:chroma_strip] = 128
-        return np.concatenate([luma.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+        return out
 
 
 def _tone(settings: PublishSettings, first_sample: int, count: int) -> npt.NDArray[np.float32]:
