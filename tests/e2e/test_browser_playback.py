@@ -209,7 +209,8 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
     print("browser playback:", json.dumps(summary))
     transcode = [s.get("transcode") for s in server_side]
     diagnostics = (f"{summary}\nerrors {final['errorLog']}\nmedia {final['mediaLog']}\n"
-                   f"slow loads {final['slowLoads']}\nserver transcode status {transcode}")
+                   f"slow loads {final['slowLoads']}\nloads around stalls {final['stallLoads']}\n"
+                   f"server transcode status {transcode}")
 
     assert final["engine"] == "hls.js"
     assert final["fatalErrors"] == 0, diagnostics

@@ -38,9 +38,11 @@
     bufferStalledErrors: 0,  // hls.js BUFFER_STALLED_ERROR
     errors: 0,
     fatalErrors: 0,
+    // logs below: `at` is performance.now() in ms, the clock hls.js stamps its loads with
     errorLog: [],            // last ERROR_LOG_MAX {at, type, details, fatal}
     mediaLog: [],            // last ERROR_LOG_MAX {at, event, currentTime, buffered}: why it stalled
     slowLoads: [],           // last ERROR_LOG_MAX loads slower than SLOW_LOAD_MS {at, url, ms}
+    stallLoads: [],          // per stall: the loads just before it and up to its end
     loads: 0,
     autoLevel: true,
     currentLevel: -1,
@@ -70,7 +72,7 @@
   function logError(type, details, fatal) {
     stats.errors += 1;
     if (fatal) stats.fatalErrors += 1;
-    stats.errorLog.push({ at: Date.now() - stats.startedAt, type: type, details: details, fatal: fatal });
+    stats.errorLog.push({ at: Math.round(performance.now()), type: type, details: details, fatal: fatal });
     if (stats.errorLog.length > ERROR_LOG_MAX) stats.errorLog.shift();
   }
 
@@ -82,8 +84,21 @@
     return ranges;
   }
 
+  const recentLoads = [];    // the last RECENT_LOADS_MAX loads {at, url, ms}
+  const RECENT_LOADS_MAX = 40;
+  let stallFrom = null;
   function logMedia(event) {
-    stats.mediaLog.push({ at: Date.now() - stats.startedAt, event: event.type,
+    const at = Math.round(performance.now());
+    if (event.type === 'waiting' && stats.firstPlayingAt !== null && stallFrom === null) {
+      stallFrom = at;
+    } else if (event.type === 'playing' && stallFrom !== null) {
+      const from = stallFrom;
+      stats.stallLoads.push({ from: from, to: at,
+        loads: recentLoads.filter(function (load) { return load.at + load.ms >= from - 3000; }) });
+      if (stats.stallLoads.length > 5) stats.stallLoads.shift();
+      stallFrom = null;
+    }
+    stats.mediaLog.push({ at: at, event: event.type,
       currentTime: +video.currentTime.toFixed(3), buffered: bufferedRanges() });
     if (stats.mediaLog.length > ERROR_LOG_MAX) stats.mediaLog.shift();
   }
@@ -215,8 +230,11 @@
       stats.loads += 1;
       if (!loadStats || !loadStats.loading) return;
       const ms = loadStats.loading.end - loadStats.loading.start;
+      recentLoads.push({ at: Math.round(loadStats.loading.start),
+        url: url.replace(/^.*\/hls\//, ''), ms: Math.round(ms) });
+      if (recentLoads.length > RECENT_LOADS_MAX) recentLoads.shift();
       if (ms < SLOW_LOAD_MS) return;
-      stats.slowLoads.push({ at: Date.now() - stats.startedAt, url: url.replace(/^.*\/hls\//, ''),
+      stats.slowLoads.push({ at: Math.round(loadStats.loading.start), url: url.replace(/^.*\/hls\//, ''),
         ms: Math.round(ms) });
       if (stats.slowLoads.length > ERROR_LOG_MAX) stats.slowLoads.shift();
     }
