@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 import pytest
@@ -21,14 +22,19 @@ from websockets.exceptions import ConnectionClosed
 
 from .conftest import Client, TableAuth, join
 
-NATS_URL = os.environ.get("LIVE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+pytestmark = pytest.mark.nats
+
+NATS_URL = os.environ.get("LIVETWIN_TEST_NATS", "nats://127.0.0.1:4222")
 
 
 @pytest.fixture
 async def room(auth: TableAuth) -> AsyncIterator[str]:
+    url = urlsplit(NATS_URL)
     try:
-        nc = await nats.connect(NATS_URL, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
-    except Exception as error:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, url.port or 4222), 2)
+        writer.close()
+        nc = await asyncio.wait_for(nats.connect(NATS_URL, allow_reconnect=False), 5)
+    except (OSError, TimeoutError) as error:
         if os.environ.get("CI") == "true":
             pytest.fail(f"NATS at {NATS_URL} is required in CI: {error}")
         pytest.skip(f"NATS at {NATS_URL} unreachable: {error}")

@@ -170,8 +170,10 @@ class NatsBroker:
         history_window: int = 1000,
         gap_wait_s: float = 0.05,
         tail_check_s: float = 1.0,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         self.url = url
+        self.connect_timeout_s = connect_timeout_s
         self.history_window = history_window
         self.gap_wait_s = gap_wait_s
         self.tail_check_s = tail_check_s
@@ -185,9 +187,19 @@ class NatsBroker:
     async def _connection(self) -> tuple[NatsClient, JetStreamContext]:
         async with self._lock:
             if self._nc is None or self._js is None:
-                self._nc = await nats.connect(
-                    self.url, name="live-chat", max_reconnect_attempts=-1, connect_timeout=5
-                )
+                # nats-py keeps retrying a refused first connection; bound it so a chat handshake
+                # fails with a clear error instead of hanging while NATS is down.
+                try:
+                    self._nc = await asyncio.wait_for(
+                        nats.connect(
+                            self.url, name="live-chat", max_reconnect_attempts=-1, connect_timeout=5
+                        ),
+                        self.connect_timeout_s,
+                    )
+                except TimeoutError:
+                    raise ConnectionError(
+                        f"NATS at {self.url} did not answer within {self.connect_timeout_s} s"
+                    ) from None
                 self._js = self._nc.jetstream()
             return self._nc, self._js
 
