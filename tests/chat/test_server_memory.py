@@ -348,3 +348,14 @@ async def test_a_ban_older_than_the_history_window_still_holds_on_a_node_joining
             await second.close()
     finally:
         await first.close()
+
+
+def test_open_broker_picks_memory_by_default_nats_for_a_nats_url_and_refuses_others() -> None:
+    from live.chat.broker import open_broker
+    from live.chat.nats_broker import NatsBroker
+
+    assert isinstance(open_broker(None), MemoryBroker)
+    nats_broker = open_broker("nats://127.0.0.1:4222", history_window=50)
+    assert isinstance(nats_broker, NatsBroker) and nats_broker.history_window == 50
+    with pytest.raises(ValueError, match="nats://"):
+        open_broker("redis://127.0.0.1:6379")

@@ -110,3 +110,15 @@ class MemoryBroker:
     async def close(self) -> None:
         for log in self._rooms.values():
             log.listeners.clear()
+
+
+def open_broker(url: str | None, history_window: int = 1000) -> Broker:
+    """The broker ``live serve --chat-broker`` names: None for in-process, ``nats://...`` for NATS."""
+    if url is None:
+        return MemoryBroker(history_window)
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("nats", "tls"):
+        from live.chat.nats_broker import NatsBroker
+
+        return NatsBroker(url, history_window=history_window)
+    raise ValueError(f"chat broker {url!r}: expected a nats:// URL (or none for the in-process broker)")
