@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 
 import pytest
@@ -359,3 +360,18 @@ def test_open_broker_picks_memory_by_default_nats_for_a_nats_url_and_refuses_oth
     assert isinstance(nats_broker, NatsBroker) and nats_broker.history_window == 50
     with pytest.raises(ValueError, match="nats://"):
         open_broker("redis://127.0.0.1:6379")
+
+
+async def test_requests_that_pass_routing_but_fail_the_upgrade_leave_nothing_behind(
+    server: ChatServer,
+) -> None:
+    for _ in range(20):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /chat/lobby HTTP/1.1\r\nHost: x\r\n\r\n")  # no Upgrade: websockets answers 426
+        status = await reader.readline()
+        assert b"426" in status
+        writer.close()
+        await writer.wait_closed()
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert len(server._handshakes) == 0

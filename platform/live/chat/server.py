@@ -4,9 +4,10 @@
 channel it serves: one broker subscription, the retained log tail (for history and resume), the
 moderation replica, and a batch of encoded events flushed to every client once per
 ``batch_interval_s`` as a single frame (so a room costs one frame per viewer per interval, not
-one per message). Frames are written with ``websockets.broadcast`` (no per-client task or queue);
-a client whose transport holds more than ``send_queue_bytes`` unsent is slow and is disconnected
-with a reason or skipped, per ``ChatSettings.slow_client``. Everything a client sends goes
+one per message). Each frame is serialized once and written to every client's transport (no
+per-client task or queue; see ``ChatServer._fan_out``); a client whose transport holds more than
+``send_queue_bytes`` unsent is slow and is disconnected with a reason or skipped, per
+``ChatSettings.slow_client``. Everything a client sends goes
 through ``parse_client_message``; bad input earns an ``error`` frame, never a crash.
 """
 
@@ -19,6 +20,7 @@ import logging
 import re
 import socket
 import time
+import weakref
 from collections import deque
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
@@ -63,7 +65,6 @@ log = logging.getLogger("live.chat")
 
 PATH = re.compile(r"^/chat/([A-Za-z0-9_]{3,25})$")
 CLOSE_TOO_SLOW = 1008  # policy violation: RFC 6455 7.4.1
-CLOSE_GOING_AWAY = 1001
 
 
 @dataclass(slots=True, eq=False)
@@ -279,7 +280,11 @@ class ChatServer:
         self.relationships: Relationships = relationships or NoRelationshipStore()
         self._rooms: dict[str, _Room] = {}
         self._opening: dict[str, asyncio.Future[_Room]] = {}
-        self._handshakes: dict[ServerConnection, tuple[_Room, ChatUser | None, int]] = {}
+        # What the handshake learned, for the handler. Weak: a request that passes process_request
+        # but then fails the upgrade (no Upgrade header, bad key) never reaches the handler.
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, tuple[_Room, ChatUser | None, int]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._limiter = SlidingWindowLimiter(settings.rate_window_s, settings.rate_limit_privileged)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
