@@ -375,3 +375,14 @@ async def test_requests_that_pass_routing_but_fail_the_upgrade_leave_nothing_beh
     await asyncio.sleep(0.1)
     gc.collect()
     assert len(server._handshakes) == 0
+
+
+async def test_a_connection_guessing_tokens_is_closed_after_five_failures(server: ChatServer) -> None:
+    client = await join(server.port, "lobby")
+    for i in range(5):
+        await client.send(type="auth", token=f"guess-{i}")
+        assert (await client.next())["code"] == "bad_token"
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.next()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.reason == "too many failed sign-ins"

@@ -65,6 +65,7 @@ log = logging.getLogger("live.chat")
 
 PATH = re.compile(r"^/chat/([A-Za-z0-9_]{3,25})$")
 CLOSE_TOO_SLOW = 1008  # policy violation: RFC 6455 7.4.1
+MAX_FAILED_AUTHS = 5  # per connection
 
 
 @dataclass(slots=True, eq=False)
@@ -76,6 +77,7 @@ class _Client:
     relationship: Relationship
     after: int  # resume point: the client has every event with id <= after
     skipped_from: int = 0  # SKIP policy: first id this client missed, 0 when none
+    failed_auths: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,6 +477,10 @@ class ChatServer:
                     return _error("already_authenticated", "this connection is already signed in")
                 user = await self.auth.user_for_token(token)
                 if user is None:
+                    client.failed_auths += 1
+                    if client.failed_auths >= MAX_FAILED_AUTHS:
+                        # each attempt costs a store lookup: a connection guessing tokens is cut off
+                        self._spawn(client.ws.close(CLOSE_TOO_SLOW, "too many failed sign-ins"))
                     return _error("bad_token", "token is not a live session")
                 await self._authenticate(room, client, user)
                 return encode_frame("authenticated", user=user.name, role=self._role(room, user).name.lower())
