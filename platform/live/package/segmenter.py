@@ -10,9 +10,13 @@ at end of stream. The rules it keeps (RFC 8216bis 4.4.4.9 and Apple's LL-HLS aut
   audio-only renditions align and a stream starting off the grid never overruns the target;
 - a part never exceeds the part target; every part except the last of its segment is at least
   85 % of it whenever the frame durations allow (greedy filling gives ``>= target - one frame``,
-  so frames up to 15 % of the target, e.g. 30 fps at 0.2 s, always do). The one exception is a
-  single frame longer than the part target (a stall), which becomes a part of its own and is
-  counted in ``stats.overlong_parts``;
+  so frames up to 15 % of the target, e.g. 30 fps at 0.2 s, always do);
+- a hole in the timeline longer than the part target (a restarted transcoder resumes at a
+  later keyframe; a publisher stalls) is a gap, not a long frame: the frame before it keeps the
+  previous frame's duration, its part closes there, and if a keyframe follows the gap it opens
+  a new segment. The next part's ``tfdt`` jumps across the hole (players skip it; every
+  segment carries its own PROGRAM-DATE-TIME), and no part ever exceeds the target. Gaps are
+  counted in ``stats.gaps``;
 - ``msn`` counts segments and ``index`` parts within one; the last part has ``segment_end``.
 
 Timing: video uses a 90 kHz timescale, so millisecond timestamps convert exactly (x 90) and a
@@ -84,7 +88,7 @@ class SegmenterStats:
     dropped_before_keyframe: int
     parts: int
     segments: int
-    overlong_parts: int
+    gaps: int
 
 
 class _Sample:
@@ -132,7 +136,7 @@ class Segmenter:
         self._index = 0
         self._sequence = 1
         self._samples_in = self._samples_out = self._dropped = 0
-        self._parts = self._segments = self._overlong = 0
+        self._parts = self._segments = self._gaps = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -188,7 +192,7 @@ class Segmenter:
     @property
     def stats(self) -> SegmenterStats:
         return SegmenterStats(
-            self._samples_in, self._samples_out, self._dropped, self._parts, self._segments, self._overlong
+            self._samples_in, self._samples_out, self._dropped, self._parts, self._segments, self._gaps
         )
 
     def push(self, unit: AccessUnit) -> list[Part]:
@@ -291,15 +295,21 @@ class Segmenter:
         out: list[Part] = []
         held = self._pending
         if held is not None:
-            held.duration = sample.t - held.t
-            self._last_duration = held.duration
+            duration = sample.t - held.t
+            gap = duration > self._part_target
+            if gap:
+                self._gaps += 1
+                duration = min(self._last_duration or self._default_duration, self._part_target)
+            else:
+                self._last_duration = duration
+            held.duration = duration
             if self._part and self._part_ticks + held.duration > self._part_target:
                 out.append(self._close(held.dts_ms, segment_end=False))
             self._append(held)
-            if sample.sync and self._segment_due(sample.t, held.duration):
+            if sample.sync and (gap or self._segment_due(sample.t, held.duration)):
                 out.append(self._close(sample.dts_ms, segment_end=True))
                 self._segment_start = sample.t
-            elif self._part_ticks >= self._part_target:
+            elif gap or self._part_ticks >= self._part_target:
                 out.append(self._close(sample.dts_ms, segment_end=False))
         self._pending = sample
         return out
@@ -361,8 +371,6 @@ class Segmenter:
             segment_end,
             first.t,
         )
-        if self._part_ticks > self._part_target:
-            self._overlong += 1
         self._samples_out += count
         self._parts += 1
         self._sequence += 1
