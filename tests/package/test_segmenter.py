@@ -166,7 +166,7 @@ def test_holes_longer_than_the_part_target_are_gaps_not_overlong_parts(
     samples = samples_by_track(boxes, parts)[1]
     assert [t for t, _, _ in samples] == [u.dts_ms * 90 for u in kept]  # the timeline is kept
     starts = {p.decode_time for p in parts if p.index == 0}
-    for before, after in holes:  # a part ends at every gap; a keyframe after one opens a segment
+    for _before, after in holes:  # a part ends at every gap; a keyframe after one opens a segment
         assert any(p.decode_time == after.dts_ms * 90 for p in parts)
         if after.keyframe:
             assert after.dts_ms * 90 in starts
