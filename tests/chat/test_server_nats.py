@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import nats
 import pytest
-from live.chat.nats_broker import NatsBroker, stream_name
+from live.chat.nats_broker import SNAPSHOT_BUCKET, NatsBroker, stream_name
 from live.chat.protocol import ChatMessage, encode_event
 from live.chat.server import ChatServer
 from live.chat.settings import ChatSettings
@@ -46,6 +46,10 @@ async def room(auth: TableAuth) -> AsyncIterator[str]:
         try:
             await nc.jetstream().delete_stream(stream_name(name))
         except Exception:  # never created: nothing to remove
+            pass
+        try:
+            await (await nc.jetstream().key_value(SNAPSHOT_BUCKET)).purge(name)
+        except Exception:  # no snapshot was saved
             pass
         await nc.close()
 
