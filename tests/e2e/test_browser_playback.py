@@ -76,7 +76,8 @@ async def _wait_for_master(http: aiohttp.ClientSession, url: str, timeout_s: flo
             await asyncio.sleep(0.25)
 
 
-async def _ffprobe(url: str) -> list[dict[str, Any]]:
+async def _ffprobe(url: str) -> tuple[int | None, list[dict[str, Any]], str]:
+    """ffprobe's exit status, the streams it found and its complaints."""
     probe = await asyncio.create_subprocess_exec(
         "ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height",
         "-of", "json", url,
@@ -88,9 +89,8 @@ async def _ffprobe(url: str) -> list[dict[str, Any]]:
         if probe.returncode is None:
             probe.kill()
             await probe.wait()
-    assert probe.returncode == 0, f"ffprobe failed on {url}: {err.decode(errors='replace')}"
-    streams: list[dict[str, Any]] = json.loads(out)["streams"]
-    return streams
+    streams: list[dict[str, Any]] = json.loads(out or b"{}").get("streams", [])
+    return probe.returncode, streams, err.decode(errors="replace")
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
@@ -175,11 +175,10 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
             # the Safari-style fallback: the page handing the URL to the browser's own HLS player
             native_out, native_err = await _play(f"{base}/watch/{CHANNEL}?engine=native", NATIVE_PLAY_S)
             # the non-browser fallback client reads the same URL while the stream is still live
-            probed = await _ffprobe(master_url)
+            probe_status, probed, probe_err = await _ffprobe(master_url)
         finally:
             await _stop(publisher)
 
-    _check_native_fallback(_events(native_out), native_err.decode(errors="replace")[-4000:])
     events = _events(out)
     log = err.decode(errors="replace")[-4000:]
     done = next((e for e in events if e["event"] == "done"), None)
@@ -191,6 +190,7 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
     samples = [e["stats"] for e in events if e["event"] == "sample"]
     latencies = [s["latency"] for s in samples if s["latency"] is not None]
     pdt = [s["pdtLatency"] for s in samples if s["pdtLatency"] is not None]
+    ahead = [s["bufferAhead"] for s in samples if s["bufferAhead"] is not None]
     summary = {
         "hls.js": final["hlsVersion"], "startup_ms": final["startupMs"],
         "target_latency_s": final["targetLatency"],
@@ -199,6 +199,8 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
         "latency_max_s": round(max(latencies), 3) if latencies else None,
         "pdt_latency_p50_s": round(statistics.median(pdt), 3) if pdt else None,
         "pdt_latency_p95_s": round(_quantile(pdt, 0.95), 3) if pdt else None,
+        "buffer_ahead_min_s": round(min(ahead), 3) if ahead else None,
+        "buffer_ahead_p50_s": round(statistics.median(ahead), 3) if ahead else None,
         "stalls": final["stalls"], "buffer_stalled_errors": final["bufferStalledErrors"],
         "errors": final["errors"], "fatal_errors": final["fatalErrors"],
         "played_s": round(final["currentTime"] - started["currentTime"], 2),
@@ -222,6 +224,8 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
     # the quality menu offers what the multivariant playlist listed (less any rung retired since)
     assert 1 <= len(final["levels"]) <= master.count("#EXT-X-STREAM-INF"), final["levels"]
 
+    _check_native_fallback(_events(native_out), native_err.decode(errors="replace")[-4000:])
+    assert probe_status == 0, f"ffprobe failed on {master_url}: {probe_err}"
     video = [s for s in probed if s.get("codec_type") == "video"]
     audio = [s for s in probed if s.get("codec_type") == "audio"]
     assert video and audio, probed

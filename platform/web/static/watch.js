@@ -52,6 +52,7 @@
     latency: null,           // seconds from playhead to live edge (hls.latency)
     targetLatency: null,     // hls.targetLatency (PART-HOLD-BACK in low-latency mode)
     pdtLatency: null,        // Date.now() - playhead's PROGRAM-DATE-TIME: packager -> screen
+    bufferAhead: null,       // seconds buffered past the playhead: the margin before a stall
     playbackRate: 1,
     droppedFrames: 0,
     totalFrames: 0,
@@ -359,6 +360,7 @@
     // Some endings leave the element waiting a few ms short of the buffered end instead of
     // firing 'ended' (no endOfStream); once the playlist has ended, that is the end.
     const bufferedEnd = video.buffered.length ? video.buffered.end(video.buffered.length - 1) : 0;
+    stats.bufferAhead = video.buffered.length ? Math.max(bufferedEnd - video.currentTime, 0) : null;
     if (streamEnded && stats.state === 'waiting' && bufferedEnd - video.currentTime < 0.5) {
       if (waitingAtEndSince === null) waitingAtEndSince = now;
       if (now - waitingAtEndSince > 2000) onStreamEnded();
