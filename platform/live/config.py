@@ -40,6 +40,7 @@ class ServeSettings:
     chat_port: int = 8081
     data_dir: Path = Path("data")
     database: str | None = None  # None = SQLite under data_dir; or postgresql://...
+    chat_broker: str | None = None  # None = in-process; or nats://... to share rooms across nodes
     channels: tuple[ChannelSeed, ...] = field(default_factory=tuple)
     public_host: str | None = None  # host name to print in URLs; defaults to host
 

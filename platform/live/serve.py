@@ -17,6 +17,9 @@ from aiohttp import web
 from live.api.app import setup_api
 from live.api.repository import Repository
 from live.api.storage import open_repository
+from live.chat.auth import RepositoryChatAuth
+from live.chat.broker import Broker, open_broker
+from live.chat.server import ChatServer
 from live.config import ServeSettings
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
@@ -31,6 +34,7 @@ log = logging.getLogger("live.serve")
 class BoundPorts:
     rtmp: int
     http: int
+    chat: int
 
 
 class Platform:
@@ -43,6 +47,8 @@ class Platform:
         self.rtmp: RtmpServer | None = None
         self.origin = OriginStore(OriginSettings(timing=PipelineSettings().timing))
         self.pipelines: LivePipelines | None = None
+        self.chat: ChatServer | None = None
+        self._broker: Broker | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -82,6 +88,9 @@ class Platform:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, settings.host, settings.http_port)
         await self._site.start()
+        self._broker = open_broker(settings.chat_broker)
+        self.chat = ChatServer(RepositoryChatAuth(repo), self._broker)
+        await self.chat.start(settings.host, settings.chat_port)
 
     @property
     def ports(self) -> BoundPorts:
@@ -90,9 +99,16 @@ class Platform:
         for address in self._runner.addresses:
             if isinstance(address, tuple):
                 http_port = int(address[1])
-        return BoundPorts(rtmp=self.rtmp.port, http=http_port)
+        return BoundPorts(rtmp=self.rtmp.port, http=http_port,
+                          chat=self.chat.port if self.chat is not None else 0)
 
     async def close(self) -> None:
+        if self.chat is not None:
+            await self.chat.close()
+            self.chat = None
+        if self._broker is not None:
+            await self._broker.close()
+            self._broker = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -132,6 +148,7 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
             print("  no channels yet: create one with POST /api/v1/channels "
                   "or start with --channel NAME=KEY", flush=True)
         print(f"  streams: http://{settings.url_host}:{ports.http}/api/v1/streams", flush=True)
+        print(f"  chat:    ws://{settings.url_host}:{ports.chat}/chat/CHANNEL", flush=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration_s):
                 await stop.wait()

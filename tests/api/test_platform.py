@@ -32,7 +32,7 @@ def ffmpeg_args(port: int, key: str, seconds: int) -> list[str]:
 async def test_a_channel_made_through_the_api_goes_live_and_a_rotated_key_is_refused(
     database: str | None, tmp_path: Path
 ) -> None:
-    settings = ServeSettings(rtmp_port=0, http_port=0, data_dir=tmp_path, database=database)
+    settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path, database=database)
     async with Platform(settings) as platform, aiohttp.ClientSession(
         f"http://127.0.0.1:{platform.ports.http}"
     ) as http:

@@ -1,0 +1,50 @@
+"""Chat served by `live serve`: an API session token signs a viewer in, and a message fans out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+import websockets
+from live.config import ServeSettings
+from live.serve import Platform
+
+
+async def next_of_type(ws: websockets.ClientConnection, kind: str) -> dict:
+    async with asyncio.timeout(10):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == kind:
+                return frame
+
+
+async def test_a_signed_in_user_chats_and_a_reader_receives_it(tmp_path: Path) -> None:
+    settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path)
+    async with Platform(settings) as platform, aiohttp.ClientSession() as http:
+        api = f"http://127.0.0.1:{platform.ports.http}/api/v1"
+        credentials = {"username": "streamer_1", "password": "correct horse battery staple"}
+        async with http.post(f"{api}/accounts", json=credentials) as response:
+            assert response.status == 201
+        async with http.post(f"{api}/sessions", json=credentials) as response:
+            token = (await response.json())["token"]
+        async with http.post(f"{api}/channels", json={"name": "lobby"},
+                             headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 201
+
+        chat = f"ws://127.0.0.1:{platform.ports.chat}/chat/lobby"
+        async with websockets.connect(chat) as reader, \
+                websockets.connect(f"{chat}?token={token}") as writer:
+            welcome = await next_of_type(writer, "welcome")
+            assert welcome["user"] == "streamer_1" and welcome["role"] == "broadcaster"
+            await writer.send(json.dumps({"type": "send", "text": "hello from the platform"}))
+            batch = await next_of_type(reader, "messages")
+            (message,) = batch["messages"]
+            assert message["user"] == "streamer_1" and message["text"] == "hello from the platform"
+
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(f"{chat}?token=not-a-session"):
+                pass
+        assert refused.value.response.status_code == 401
