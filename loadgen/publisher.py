@@ -7,20 +7,21 @@ a moving box and a fine texture), the audio track is a sine tone, and both are e
 muxed by PyAV (libx264 zerolatency without B-frames, keyframe every ``keyint_s``; AAC-LC) and
 published with FFmpeg's RTMP client, the same client OBS and ffmpeg use.
 
-`publish_blocking` is the loop itself, for a script or a subprocess; `publish` runs it in a
-child process (see there for why not a thread).
+`publish_blocking` is the loop itself; `main` (``python -m loadgen.publisher``) wraps it for a
+subprocess, and `publish` runs that subprocess from asyncio (see there for why not a thread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
-import multiprocessing
+import os
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
-from multiprocessing.connection import Connection
 from typing import Protocol
 
 import av
@@ -223,14 +224,38 @@ def _publish(container: av.container.OutputContainer, url: str, settings: Publis
     )
 
 
-def _child(url: str, settings: PublishSettings, stop: _Stop, results: Connection) -> None:
-    """Entry point of the publishing process: one result message, then exit."""
+def main(argv: list[str] | None = None) -> int:
+    """``python -m loadgen.publisher URL SETTINGS_JSON``: publish until done or stdin closes.
+
+    The subprocess entry `publish` uses; prints the `PublishStats` as one JSON line. Closing
+    stdin (or the parent dying) stops it at the next frame.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m loadgen.publisher URL SETTINGS_JSON", file=sys.stderr)
+        return 64
     try:
-        results.send(("ok", publish_blocking(url, settings, stop)))
+        settings = PublishSettings(**json.loads(args[1]))
+    except (ValueError, TypeError) as exc:
+        print(f"bad settings: {exc}", file=sys.stderr)
+        return 64
+    stop = threading.Event()
+
+    def watch_stdin() -> None:
+        # the raw descriptor, not sys.stdin: a daemon thread parked in a buffered read
+        # aborts interpreter shutdown
+        while os.read(0, 4096):
+            pass
+        stop.set()
+
+    threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+    try:
+        stats = publish_blocking(args[0], settings, stop)
     except PublishError as exc:
-        results.send(("refused", str(exc)))
-    finally:
-        results.close()
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(json.dumps(asdict(stats)), flush=True)
+    return 0
 
 
 async def publish(url: str, *, width: int = 1280, height: int = 720, fps: int = 30,
@@ -245,38 +270,30 @@ async def publish(url: str, *, width: int = 1280, height: int = 720, fps: int = 
     """
     settings = PublishSettings(width=width, height=height, fps=fps, bitrate_kbps=bitrate_kbps,
                                duration_s=duration_s, preset=preset, keyint_s=keyint_s)
-    context = multiprocessing.get_context("spawn")
-    halt = context.Event()
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(url, settings, halt, sender),
-                            name="loadgen-publisher", daemon=True)
-    child.start()
-    sender.close()
-    outcome = asyncio.ensure_future(asyncio.to_thread(_receive, receiver))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadgen.publisher", url, json.dumps(asdict(settings)),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    # not communicate(): it closes stdin at once, which is this child's stop signal
+    outcome = asyncio.ensure_future(asyncio.gather(child.stdout.read(), child.stderr.read(), child.wait()))
     waiter = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
         if waiter is not None:
-            await asyncio.wait({outcome, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            halt.set()
-        status, payload = await asyncio.shield(outcome)
+            await asyncio.wait([outcome, waiter], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+            child.stdin.close()
+        stdout, stderr, _ = await asyncio.shield(outcome)
     finally:
-        halt.set()
+        child.stdin.close()  # stop the child at its next frame if we are leaving early
         if waiter is not None:
             waiter.cancel()
         await asyncio.wait({outcome})
-        await asyncio.to_thread(child.join)
-        receiver.close()
-    if status == "refused":
-        raise PublishError(str(payload))
-    if status != "ok" or not isinstance(payload, PublishStats):
-        raise RuntimeError(f"publisher process died (exit code {child.exitcode})")
-    return payload
+    message = stderr.decode(errors="replace").strip()
+    if child.returncode == 2:
+        raise PublishError(message)
+    if child.returncode != 0:
+        raise RuntimeError(f"publisher process failed (exit {child.returncode}): {message[-2000:]}")
+    return PublishStats(**json.loads(stdout.decode().strip().splitlines()[-1]))
 
 
-def _receive(receiver: Connection) -> tuple[str, object]:
-    try:
-        message = receiver.recv()
-    except EOFError:
-        return ("died", None)
-    status, payload = message
-    return str(status), payload
+if __name__ == "__main__":
+    sys.exit(main())
