@@ -1,10 +1,101 @@
-"""`loadgen`: the load generators' command line."""
+"""`loadgen`: synthetic publishers and probe viewers for livetwin (or any RTMP/LL-HLS server)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
+from dataclasses import asdict
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT") from exc
+    return width, height
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loadgen", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pub = commands.add_parser(
+        "publish", help="publish N synthetic clock-painted streams over RTMP",
+        description="Publish N concurrent synthetic streams (moving test pattern with the capture "
+                    "wall-clock painted as a block code, plus a sine tone), encoded with PyAV "
+                    "(x264 zerolatency, AAC) and paced in real time. Stream i uses KEY, or "
+                    "KEY_i when N > 1.")
+    pub.add_argument("url", help="rtmp://HOST:PORT/live/KEY")
+    pub.add_argument("-n", "--publishers", type=int, default=1, help="concurrent publishers (default 1)")
+    pub.add_argument("--ramp", type=float, default=0.0, metavar="S",
+                     help="seconds between publisher starts (default 0)")
+    pub.add_argument("--size", type=_size, default=(1280, 720), help="resolution (default 1280x720)")
+    pub.add_argument("--fps", type=int, default=30, help="frame rate (default 30)")
+    pub.add_argument("--bitrate", type=int, default=2500, metavar="KBPS", help="video kbit/s (default 2500)")
+    pub.add_argument("--duration", type=float, required=True, metavar="S", help="seconds to publish")
+
+    probe = commands.add_parser(
+        "probe", help="play an LL-HLS stream like a player and report glass-to-glass latency",
+        description="Play a multivariant or media playlist with blocking reloads, parts and "
+                    "preload hints, decode every frame, read the painted capture clock and report "
+                    "glass-to-glass latency percentiles (and PROGRAM-DATE-TIME latency, labelled "
+                    "as packager->probe).")
+    probe.add_argument("url", help="http://HOST:PORT/hls/CHANNEL/master.m3u8")
+    probe.add_argument("--duration", type=float, default=30.0, metavar="S", help="seconds (default 30)")
+    probe.add_argument("--rendition", default=None,
+                       help="lowest, highest, a name (360p30) or a height (360p); default: first")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+async def _publish_many(args: argparse.Namespace) -> int:
+    from loadgen.publisher import PublishError, publish
+
+    width, height = args.size
+
+    async def one(index: int) -> bool:
+        await asyncio.sleep(index * args.ramp)
+        url = args.url if args.publishers == 1 else f"{args.url}_{index}"
+        try:
+            stats = await publish(url, width=width, height=height, fps=args.fps,
+                                  bitrate_kbps=args.bitrate, duration_s=args.duration)
+        except PublishError as exc:
+            print(f"{url}: refused: {exc}", file=sys.stderr)
+            return False
+        print(f"{url}: {stats.video_frames} video / {stats.audio_frames} audio frames, "
+              f"{(stats.video_bytes + stats.audio_bytes) * 8 / 1e6 / stats.elapsed_s:.2f} Mbit/s, "
+              f"{stats.late_frames} late (max {stats.max_lateness_s * 1000:.0f} ms)", flush=True)
+        return True
+
+    results = await asyncio.gather(*(one(i) for i in range(args.publishers)))
+    return 0 if all(results) else 1
+
+
+async def _probe(args: argparse.Namespace) -> int:
+    from loadgen.probe import ProbeError, probe
+
+    try:
+        report = await probe(args.url, args.duration, rendition=args.rendition)
+    except ProbeError as exc:
+        print(f"loadgen probe: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(asdict(report), indent=2) if args.json else report.summary())
+    return 0 if report.frames else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="loadgen", description=__doc__).parse_args(argv)
-    return 0
+    args = build_parser().parse_args(argv)
+    if args.command == "publish":
+        if args.publishers < 1:
+            print("loadgen publish: --publishers must be at least 1", file=sys.stderr)
+            return 2
+        return asyncio.run(_publish_many(args))
+    if args.command == "probe":
+        return asyncio.run(_probe(args))
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
