@@ -13,7 +13,7 @@ from live.ingest.rtmp.server import RtmpServer
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
 from loadgen import clockcode
-from loadgen.publisher import PublishError, PublishSettings, TestPattern, publish
+from loadgen.publisher import PublishError, PublishSettings, TestPattern, main, publish
 
 pytestmark = pytest.mark.slow
 
@@ -126,3 +126,30 @@ def test_settings_refuse_odd_sizes_and_nonsense_rates() -> None:
         PublishSettings(fps=0)
     with pytest.raises(ValueError):
         PublishSettings(duration_s=0)
+
+
+async def test_cancelling_publish_stops_the_child_and_ends_the_stream(
+    rtmp_server: RtmpServer, registry: LiveStreamRegistry
+) -> None:
+    seen = capture(registry)
+    task = asyncio.create_task(publish(f"rtmp://127.0.0.1:{rtmp_server.port}/live/probe_key_1",
+                                       width=160, height=90, fps=10, duration_s=None))
+    while len(seen.video) < 3:
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(20):
+        while not seen.ended:
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("argv", [
+    ["rtmp://h/live/k"], ["rtmp://h/live/k", "{not json"],
+    ["rtmp://h/live/k", '{"width": 321}'], ["rtmp://h/live/k", '{"colour": 1}'],
+])
+def test_subprocess_entry_refuses_bad_arguments_with_a_usage_code(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 64
+    assert capsys.readouterr().err
