@@ -227,7 +227,8 @@ def parse_multivariant(text: str, base_url: str) -> list[Variant]:
 
 def pick_variant(variants: list[Variant], choice: str | None) -> Variant:
     """``None``/``"lowest"``/``"highest"`` by bandwidth among video variants, else by name or ``NNNp``."""
-    video = [v for v in variants if v.resolution is not None or (v.codecs or "avc").find("avc") >= 0]
+    video = [v for v in variants
+             if v.resolution is not None or any(c in (v.codecs or "avc") for c in ("avc", "hvc", "hev"))]
     pool = video or variants
     if choice in (None, "lowest"):
         return min(pool, key=lambda v: v.bandwidth)
