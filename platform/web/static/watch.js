@@ -202,6 +202,7 @@
     stats.engine = 'hls.js';
     stats.hlsVersion = Hls.version;
     hls = new Hls({
+      debug: new URLSearchParams(window.location.search).get('debug') === '1',
       lowLatencyMode: true,
       // liveSyncDuration/liveSyncDurationCount are deliberately unset: in low-latency mode
       // hls.js then targets the playlist's PART-HOLD-BACK (RFC 8216bis 4.4.3.8), which the
