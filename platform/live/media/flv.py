@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from live.media import aac, avc, hevc
 from live.media.bits import MediaFormatError
+from live.media.streambuffer import StreamBuffer
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
 TAG_AUDIO = 8
@@ -374,30 +375,6 @@ def encode_tag(tag: FlvTag) -> bytes:
     return header + tag.body + _U32.pack(size + 11)
 
 
-class _Buffer:
-    __slots__ = ("_data", "_pos")
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._pos = 0
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        if self._pos and self._pos >= len(self._data) // 2:
-            del self._data[: self._pos]
-            self._pos = 0
-        self._data += data
-
-    def __len__(self) -> int:
-        return len(self._data) - self._pos
-
-    def read_exact(self, size: int) -> Generator[None, None, bytes]:
-        while len(self._data) - self._pos < size:
-            yield
-        start = self._pos
-        self._pos = start + size
-        return bytes(self._data[start : self._pos])
-
-
 class FlvReader:
     """Incremental FLV file parser: ``feed(bytes)`` returns the header and tags those bytes
     complete, however the file is split; ``feed_eof()`` checks the file did not end mid-tag.
@@ -409,7 +386,7 @@ class FlvReader:
     def __init__(self, max_tag_size: int = MAX_TAG_SIZE, strict: bool = True) -> None:
         self.max_tag_size = max_tag_size
         self.strict = strict
-        self._buffer = _Buffer()
+        self._buffer = StreamBuffer()
         self._ready: list[FlvHeader | FlvTag] = []
         self._at_boundary = False
         self._failed: FlvError | None = None

@@ -18,6 +18,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from live.ingest.rtmp.errors import LimitExceeded, LocalProtocolError, RtmpProtocolError
+from live.media.streambuffer import StreamBuffer
 
 DEFAULT_CHUNK_SIZE = 128
 MAX_TIMESTAMP_FIELD = 0xFFFFFF
@@ -63,43 +64,6 @@ class _InboundStream:
     partial: bytearray = field(default_factory=bytearray)
 
 
-class _Buffer:
-    """Bytes received but not yet parsed; a read cursor avoids copying on every consume."""
-
-    __slots__ = ("_data", "_pos")
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._pos = 0
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        if self._pos and self._pos >= len(self._data) // 2:
-            del self._data[: self._pos]
-            self._pos = 0
-        self._data += data
-
-    def __len__(self) -> int:
-        return len(self._data) - self._pos
-
-    def read_exact(self, size: int) -> Generator[None, None, bytes]:
-        while len(self._data) - self._pos < size:
-            yield
-        start = self._pos
-        self._pos = start + size
-        return bytes(self._data[start : self._pos])
-
-    def read_into(self, target: bytearray, size: int) -> Generator[None, None, None]:
-        """Append exactly ``size`` bytes to ``target``, as they arrive (no intermediate copy)."""
-        remaining = size
-        while remaining:
-            while len(self._data) == self._pos:
-                yield
-            take = min(remaining, len(self._data) - self._pos)
-            target += memoryview(self._data)[self._pos : self._pos + take]
-            self._pos += take
-            remaining -= take
-
-
 class ChunkReader:
     """Reassemble RTMP messages from the chunk stream bytes a peer sends.
 
@@ -111,7 +75,7 @@ class ChunkReader:
         self.limits = limits or ChunkLimits()
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.bytes_received = 0
-        self._buffer = _Buffer()
+        self._buffer = StreamBuffer()
         self._streams: dict[int, _InboundStream] = {}
         self._pending_bytes = 0
         self._ready: list[RtmpMessage] = []
