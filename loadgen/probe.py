@@ -104,6 +104,8 @@ class ProbeReport:
     http_errors: int
     decode_errors: int
     skipped_segments: int
+    #: Times the stream started over (new init segment, sequence numbers reset) mid-probe.
+    restarts: int
     ended: bool
 
     def summary(self) -> str:
@@ -152,6 +154,9 @@ class FragmentDecoder:
         self.errors = 0
 
     def set_init(self, init: bytes) -> None:
+        """A new EXT-X-MAP; a different one (a new stream) gets a fresh decoder for its avcC."""
+        if init != self._init and self._init:
+            self._decoder = None
         self._init = init
 
     def feed(self, chunk: bytes) -> list[DecodedFrame]:
@@ -213,6 +218,7 @@ class _Tally:
     bytes: int = 0
     http_errors: int = 0
     skipped: int = 0
+    restarts: int = 0
     ended: bool = False
     on_frame: Callable[[DecodedFrame], None] | None = None
     _clock_origin: float | None = None  # wall time at which pts 0 plays
@@ -366,6 +372,17 @@ async def _run(player: _Player, media_url: str) -> None:
             await asyncio.sleep(playlist.part_target or 0.2)
             continue
         playlist = fresh
+        if _restarted(playlist, cursor, player.map_uri):
+            player.tally.restarts += 1
+            cursor = start_cursor(playlist)
+
+
+def _restarted(playlist: MediaPlaylist, cursor: Cursor, map_uri: str | None) -> bool:
+    """The stream started over: sequence numbers went back and the init segment changed."""
+    if not playlist.segments or map_uri is None:
+        return False
+    behind = playlist.next_position < (cursor.msn, cursor.part)
+    return behind and playlist.segments[-1].map_uri != map_uri
 
 
 async def probe(url: str, duration_s: float, rendition: str | None = None,
@@ -404,5 +421,6 @@ async def probe(url: str, duration_s: float, rendition: str | None = None,
         stalls=tally.stalls, stall_s=round(tally.stall_s, 3), pdt_latency_ms=Percentiles.of(tally.pdt),
         parts=tally.parts, segments=tally.segments, hinted_parts=tally.hinted,
         playlist_reloads=tally.reloads, bytes=tally.bytes, http_errors=tally.http_errors,
-        decode_errors=decoder.errors, skipped_segments=tally.skipped, ended=tally.ended,
+        decode_errors=decoder.errors, skipped_segments=tally.skipped, restarts=tally.restarts,
+        ended=tally.ended,
     )

@@ -25,12 +25,13 @@ SECONDS = 2
 FIRST_MS = 1_795_000_000_000
 
 
-def painted_clip(width: int, height: int, seconds: int = SECONDS) -> tuple[bytes, list[int]]:
+def painted_clip(width: int, height: int, seconds: int = SECONDS,
+                 first_ms: int = FIRST_MS) -> tuple[bytes, list[int]]:
     """Raw yuv420p frames with a moving picture and a clock code each; and the painted times."""
     frames, times = [], []
     yy, xx = np.mgrid[0:height, 0:width]
     for i in range(FPS * seconds):
-        ms = FIRST_MS + i * 1000 // FPS
+        ms = first_ms + i * 1000 // FPS
         y = ((xx + yy + 5 * i) % 200 + 30).astype(np.uint8)
         clockcode.paint(y, ms)
         uv = np.full(width * height // 2, 128, dtype=np.uint8)
@@ -39,9 +40,10 @@ def painted_clip(width: int, height: int, seconds: int = SECONDS) -> tuple[bytes
     return b"".join(frames), times
 
 
-def ffmpeg_cmaf_hls(directory: Path, width: int, height: int, kbps: int) -> list[int]:
+def ffmpeg_cmaf_hls(directory: Path, width: int, height: int, kbps: int,
+                    first_ms: int = FIRST_MS) -> list[int]:
     """Encode a painted clip to fMP4 HLS (1 s segments) in ``directory``; the painted times."""
-    raw, times = painted_clip(width, height)
+    raw, times = painted_clip(width, height, first_ms=first_ms)
     directory.mkdir(parents=True)
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
@@ -158,3 +160,41 @@ async def test_probe_joins_a_live_playlist_at_its_newest_segment_and_follows_it_
     assert report.playlist_reloads > 2  # it polled a live playlist, not one finished file
     assert len(codes) < len(painted)  # joined live, not from the start
     assert codes == painted[len(painted) - len(codes):]  # then every frame, once, in order
+
+
+async def test_probe_follows_a_stream_that_starts_over_with_a_new_init_segment(tmp_path: Path) -> None:
+    """A publisher reconnects: sequence numbers restart at 0 under a new EXT-X-MAP."""
+    first = ffmpeg_cmaf_hls(tmp_path / "a", 320, 180, 150)
+    second = ffmpeg_cmaf_hls(tmp_path / "b", 160, 90, 60, first_ms=FIRST_MS + 100_000)
+
+    def served(tree: str, live: bool) -> str:
+        text = (tmp_path / tree / "index.m3u8").read_text().replace('URI="', f'URI="{tree}/')
+        lines = [line if line.startswith("#") else f"{tree}/{line}" for line in text.splitlines()]
+        if live:
+            lines = [line.replace("#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-MEDIA-SEQUENCE:5") for line in lines
+                     if line not in ("#EXT-X-ENDLIST", "#EXT-X-PLAYLIST-TYPE:VOD")]
+        return "\n".join(lines) + "\n"
+
+    requests = 0
+
+    async def playlist(_: web.Request) -> web.Response:
+        nonlocal requests
+        requests += 1
+        return web.Response(text=served("a", live=True) if requests <= 2 else served("b", live=False))
+
+    app = web.Application()
+    app.router.add_get("/index.m3u8", playlist)
+    app.router.add_static("/", tmp_path)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        seen: list[DecodedFrame] = []
+        report = await probe(f"http://127.0.0.1:{runner.addresses[0][1]}/index.m3u8", 30,
+                             on_frame=seen.append)
+    finally:
+        await runner.cleanup()
+    assert report.restarts == 1 and report.ended
+    assert report.unreadable_frames == 0 and report.decode_errors == 0
+    assert [f.painted_ms for f in seen] == first[FPS:] + second  # joined at A's newest segment
