@@ -406,7 +406,10 @@ async def probe(url: str, duration_s: float, rendition: str | None = None,
         try:
             media_url = url
             if is_multivariant(text):
-                media_url = pick_variant(parse_multivariant(text, url), rendition).uri
+                try:
+                    media_url = pick_variant(parse_multivariant(text, url), rendition).uri
+                except LookupError as exc:
+                    raise ProbeError(f"{url}: {exc}") from exc
             try:
                 async with asyncio.timeout(duration_s):
                     await _run(player, media_url)

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from loadgen import clockcode
-from loadgen.probe import DecodedFrame, probe
+from loadgen.probe import DecodedFrame, ProbeError, probe
 
 pytestmark = [
     pytest.mark.ffmpeg,
@@ -117,7 +117,7 @@ async def test_probe_picks_the_rendition_asked_for_from_a_multivariant_playlist(
 
 
 async def test_unknown_rendition_names_the_ones_there_are(static_server: str) -> None:
-    with pytest.raises(LookupError, match="180p"):
+    with pytest.raises(ProbeError, match="180p"):
         await probe(f"{static_server}/master.m3u8", 5, rendition="4k")
 
 
@@ -198,3 +198,8 @@ async def test_probe_follows_a_stream_that_starts_over_with_a_new_init_segment(t
     assert report.restarts == 1 and report.ended
     assert report.unreadable_frames == 0 and report.decode_errors == 0
     assert [f.painted_ms for f in seen] == first[FPS:] + second  # joined at A's newest segment
+
+
+async def test_an_unreachable_server_is_a_probe_error_not_a_crash(unused_tcp_port: int) -> None:
+    with pytest.raises(ProbeError, match="could not be fetched"):
+        await probe(f"http://127.0.0.1:{unused_tcp_port}/hls/x/master.m3u8", 5)
