@@ -26,6 +26,7 @@ from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
 from live.pipeline import LivePipelines, PipelineSettings
+from live.webui import setup_web
 
 log = logging.getLogger("live.serve")
 
@@ -84,6 +85,7 @@ class Platform:
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
         setup_origin(app, self.origin)
+        setup_web(app, self.streams)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, settings.host, settings.http_port)
@@ -147,6 +149,8 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
         if not settings.channels:
             print("  no channels yet: create one with POST /api/v1/channels "
                   "or start with --channel NAME=KEY", flush=True)
+        print(f"  watch:   http://{settings.url_host}:{ports.http}/  (landing page, /watch/CHANNEL)",
+              flush=True)
         print(f"  streams: http://{settings.url_host}:{ports.http}/api/v1/streams", flush=True)
         print(f"  chat:    ws://{settings.url_host}:{ports.chat}/chat/CHANNEL", flush=True)
         with contextlib.suppress(TimeoutError):
