@@ -232,15 +232,15 @@ async def test_blocking_request_gets_503_after_three_target_durations() -> None:
 
 
 async def test_delta_update_over_http_carries_ext_x_skip(client: Client, feed: Feed) -> None:
-    feed.segments(15)
+    feed.segments(70)
     feed.parts(1)
     status, full = await get_text(client, "/hls/alpha/720p.m3u8")
-    status_delta, delta = await get_text(client, "/hls/alpha/720p.m3u8?_HLS_msn=15&_HLS_part=0&_HLS_skip=YES")
+    status_delta, delta = await get_text(client, "/hls/alpha/720p.m3u8?_HLS_msn=70&_HLS_part=0&_HLS_skip=YES")
     assert status == 200 and status_delta == 200
     assert "#EXT-X-SKIP" not in full
     skip = playlist_of(delta).skip
-    # edge at 30.33 s, CAN-SKIP-UNTIL 12 s: segments 0-8 end before 18.33 s
-    assert skip is not None and skip.skipped_segments == 9
+    # edge at 140.33 s, CAN-SKIP-UNTIL 120 s: segments 0-9 end before 20.33 s
+    assert skip is not None and skip.skipped_segments == 10
     assert len(delta) < len(full)
 
 

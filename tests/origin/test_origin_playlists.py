@@ -175,7 +175,7 @@ def test_ended_playlist_has_endlist_and_no_preload_hint(feed: Feed) -> None:
 
 def test_delta_update_skips_segments_older_than_can_skip_until(store: OriginStore) -> None:
     feed = Feed(store).start()
-    feed.segments(20)
+    feed.segments(70)  # 140 s: past the two-minute skip window
     feed.parts(1)
     full = media(store)
     delta = media(store, skip=True)

@@ -45,6 +45,9 @@ class ChannelTiming:
 
     target_duration_s: int = 2
     part_target_s: float = 0.334
+    #: Delta updates are for long playlists: skip only segments older than this (REFERENCES:
+    #: offer them when the window exceeds 2 minutes; the 4 h DVR window needs them).
+    min_skip_window_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.target_duration_s < 1:
@@ -62,7 +65,8 @@ class ChannelTiming:
 
     @property
     def can_skip_until_s(self) -> float:
-        return 6.0 * self.target_duration_s
+        """RFC 8216bis 4.4.3.8: at least six target durations; here at least two minutes."""
+        return max(6.0 * self.target_duration_s, self.min_skip_window_s)
 
     @property
     def part_list_window_s(self) -> float:
