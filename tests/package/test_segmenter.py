@@ -6,6 +6,7 @@ import itertools
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -462,3 +463,27 @@ def test_a_stream_starting_off_the_grid_cuts_at_the_next_grid_idr() -> None:
     starts = [p.decode_time // 90 for p in parts if p.index == 0]
     assert starts == [1400, 2000, 4000, 6000]
     assert max(sum(p.duration_s for p in parts if p.msn == m) for m in range(3)) <= 2.0 + 1e-9
+
+
+@given(jitter=st.lists(st.floats(-0.2, 0.2), min_size=90, max_size=90))
+@settings(max_examples=50, deadline=None)
+def test_part_wallclocks_follow_media_time_not_arrival_jitter(jitter: list[float]) -> None:
+    """PROGRAM-DATE-TIME comes from these: they must advance exactly with the media timeline."""
+    units = [
+        AccessUnit(TrackKind.VIDEO, 33 * i, 33 * i, b"v%d" % i, i % 60 == 0, 1000.0 + 0.033 * i + j)
+        for i, j in enumerate(jitter)
+    ]
+    _, _, parts = run(units, part_s=0.334)
+    anchor = parts[0]
+    for part in parts:
+        expected = anchor.capture_wallclock + (part.decode_time - anchor.decode_time) / 90000
+        assert part.capture_wallclock == pytest.approx(expected, abs=1e-9)
+
+
+def test_part_wallclock_reanchors_after_a_gap() -> None:
+    before = video_units([33] * 20, [i == 0 for i in range(20)], [0] * 20)
+    after = video_units([33] * 20, [i == 0 for i in range(20)], [0] * 20, t0=before[-1].dts_ms + 1633)
+    shifted = [replace(u, ingest_wallclock=u.ingest_wallclock + 5.0) for u in after]  # clocks jump
+    _, _, parts = run(before + shifted, part_s=0.334)
+    resumed = next(p for p in parts if p.decode_time == shifted[0].dts_ms * 90)
+    assert resumed.capture_wallclock == pytest.approx(shifted[0].ingest_wallclock)

@@ -52,6 +52,7 @@ from live.package.parts import InitSegment, Part
 
 _VIDEO_TRACK_ID = 1
 _AUDIO_TRACK_ID = 2
+_CLOCK_REANCHOR_S = 0.5  # part wall-clock strays this far from media time: re-anchor
 _MAX_AUDIO_LAG_S = 10  # muxed: audio buffered while no video arrives, before it is an error
 
 
@@ -132,6 +133,7 @@ class Segmenter:
         self._audio_queue: deque[_Sample] = deque()
         self._last_dts: dict[TrackKind, int] = {}
         self._audio_t: int | None = None
+        self._clock_anchor: tuple[float, int] | None = None  # (wall-clock, media ticks)
         self._msn = 0
         self._index = 0
         self._sequence = 1
@@ -333,6 +335,23 @@ class Segmenter:
         self._part.append(sample)
         self._part_ticks += sample.duration
 
+    def _media_clock(self, first: _Sample) -> float:
+        """The wall-clock of a part's first sample, advancing with media time.
+
+        PROGRAM-DATE-TIME is the date of a segment's first sample (RFC 8216bis 4.4.4.6), so it
+        must move in step with the media timeline; arrival clocks jitter by tens of ms, and
+        players that align playlists by PDT then disagree with EXTINF. The clock is anchored
+        on the first part and re-anchored when the sample's own clock strays by more than
+        ``_CLOCK_REANCHOR_S`` (a gap, or a publisher whose media clock drifts).
+        """
+        anchor = self._clock_anchor
+        if anchor is not None:
+            predicted = anchor[0] + (first.t - anchor[1]) / self.timescale
+            if abs(first.wallclock - predicted) <= _CLOCK_REANCHOR_S:
+                return predicted
+        self._clock_anchor = (first.wallclock, first.t)
+        return first.wallclock
+
     def _close(self, cut_ms: int | None, *, segment_end: bool) -> Part:
         """Emit the current part; in a muxed rendition with the audio whose DTS is before ``cut_ms``."""
         samples = self._part
@@ -367,7 +386,7 @@ class Segmenter:
             data,
             self._part_ticks / self.timescale,
             first.sync,
-            first.wallclock,
+            self._media_clock(first),
             segment_end,
             first.t,
         )
