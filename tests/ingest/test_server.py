@@ -151,11 +151,9 @@ async def test_partial_messages_on_too_many_chunk_streams_close_the_connection(
 
 
 async def test_shutdown_with_a_live_publisher_ends_it_cleanly(
-    registry: LiveStreamRegistry, caplog: pytest.LogCaptureFixture
+    registry: LiveStreamRegistry, key_resolver, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
 ) -> None:
-    from tests.ingest.conftest import resolve
-
-    server = RtmpServer(resolve, registry, RtmpServerSettings(port=0))
+    server = RtmpServer(key_resolver, registry, RtmpServerSettings(port=0))
     await server.start()
     client, reader, writer = await publish(server.port, "key_alpha_123")
     assert registry.get("alpha") is not None
