@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 

@@ -8,7 +8,6 @@ import os
 import random
 
 import pytest
-
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.client_protocol import ClientConnection, ClientState
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
