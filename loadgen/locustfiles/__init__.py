@@ -1,0 +1,1 @@
+"""Locust users that load the platform like real viewers (LL-HLS players) and chatters."""
