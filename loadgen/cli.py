@@ -47,7 +47,46 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--rendition", default=None,
                        help="lowest, highest, a name (360p30) or a height (360p); default: first")
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    swarm = commands.add_parser(
+        "locust", help="run Locust headless with LL-HLS viewer or chat users",
+        description="Run Locust headless: 'viewers' behave like hls.js in low-latency mode "
+                    "(blocking reloads, hinted parts, ABR, a playout buffer) and report STARTUP, "
+                    "PDT_LATENCY, REBUFFER and PART_WAIT events; 'chat' users read a room and, "
+                    "with --token, send messages, reporting CHAT_DELIVERY latency.")
+    swarm.add_argument("kind", choices=["viewers", "chat"], help="which users to run")
+    swarm.add_argument("--host", required=True, help="platform HTTP base, e.g. http://127.0.0.1:8080")
+    swarm.add_argument("-u", "--users", type=int, default=10, help="concurrent users (default 10)")
+    swarm.add_argument("-r", "--spawn-rate", type=float, default=10, help="users started per second")
+    swarm.add_argument("-t", "--run-time", default="60s", help="how long, e.g. 60s or 5m (default 60s)")
+    swarm.add_argument("--csv", default=None, metavar="PREFIX", help="write Locust's CSV stats here")
+    swarm.add_argument("--channel", default="demo", help="channel to watch or chat in (default demo)")
+    swarm.add_argument("--chat-port", type=int, default=8081, help="chat port (default 8081)")
+    swarm.add_argument("--token", default=None, help="session token for chat users that send")
+    swarm.add_argument("--chat-rate", type=float, default=None, help="messages/s per chat user")
     return parser
+
+
+def _locust(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    files = Path(__file__).with_name("locustfiles")
+    script = files / ("llhls_viewer.py" if args.kind == "viewers" else "chatter.py")
+    env = dict(os.environ)
+    env["LIVETWIN_HLS_MASTER"] = f"/hls/{args.channel}/master.m3u8"
+    env["LIVETWIN_CHAT_CHANNEL"] = args.channel
+    env["LIVETWIN_CHAT_PORT"] = str(args.chat_port)
+    if args.token:
+        env["LIVETWIN_CHAT_TOKEN"] = args.token
+    if args.chat_rate is not None:
+        env["LIVETWIN_CHAT_RATE"] = str(args.chat_rate)
+    command = [sys.executable, "-m", "locust", "-f", str(script), "--headless", "--host", args.host,
+               "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time]
+    if args.csv:
+        command += ["--csv", args.csv]
+    return subprocess.run(command, env=env, check=False).returncode
 
 
 async def _publish_many(args: argparse.Namespace) -> int:
@@ -94,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_publish_many(args))
     if args.command == "probe":
         return asyncio.run(_probe(args))
+    if args.command == "locust":
+        return _locust(args)
     return 2
 
 

@@ -10,7 +10,7 @@ import pytest
 COMMANDS = [
     ["live.cli", "serve"], ["live.cli", "demo"], ["live.cli", "transcode"],
     ["twin.cli", "run"], ["twin.cli", "compare"],
-    ["loadgen.cli", "publish"], ["loadgen.cli", "probe"],
+    ["loadgen.cli", "publish"], ["loadgen.cli", "probe"], ["loadgen.cli", "locust"],
 ]
 
 
