@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _net import free_port
 
 ROOM = "benchroom"
 TOKEN = "bench-session-token"
@@ -48,12 +49,6 @@ def raise_fd_limit(wanted: int) -> int:
     target = min(hard, max(soft, wanted)) if hard != resource.RLIM_INFINITY else max(soft, wanted)
     resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return target
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------- servers

@@ -15,13 +15,14 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from _net import free_port, wait_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -48,22 +49,6 @@ class Result:
     def cpu_per_publisher(self) -> float:
         """Server core share one real-time publisher costs (CPU s per media s)."""
         return self.cpu_s / self.media_s
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def process_cpu_s(pids: list[int]) -> float:

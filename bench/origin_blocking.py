@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from _net import free_port, wait_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CHANNEL = "bench"
@@ -98,22 +99,6 @@ def serve_origin(port: int) -> None:
 
 
 # -- process helpers -----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
 
 def tree_pids(pid: int) -> list[int]:
     pids = [pid]
@@ -504,8 +489,8 @@ def main() -> None:
                               str(root / "error.log")]),
         ]
         try:
-            wait_port(origin_port)
-            wait_port(nginx_port)
+            wait_port(origin_port, poll_s=0.05)
+            wait_port(nginx_port, poll_s=0.05)
             asyncio.run(run(args, origin_port, procs[0].pid, nginx_port, procs[1].pid, root / "www"))
         finally:
             for proc in procs:
