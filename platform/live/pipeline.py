@@ -90,7 +90,6 @@ class LadderPackager:
         self.rungs: dict[str, _Rung] = {}
         self.audio_rendition: RenditionConfig | None = None
         self.parts_published = 0
-        self.config_changes_ignored = 0
 
     def handle(self, event: object) -> None:
         if isinstance(event, RenditionUnit):
@@ -107,13 +106,13 @@ class LadderPackager:
             if self.audio_rendition is None:
                 self.audio_rendition = event
             elif self.audio_rendition.config != event.config:
-                self.config_changes_ignored += 1
+                log.warning("%s: a restarted worker produced a different audio configuration; "
+                            "the renditions keep the first", self.channel)
             self._configure_ready()
             return
         existing = self.rungs.get(event.rendition)
         if existing is not None:
             if existing.config != event.config:
-                self.config_changes_ignored += 1
                 log.warning("%s/%s: a restarted worker produced a different configuration; "
                             "the rung keeps its first init segment", self.channel, event.rendition)
             return
@@ -209,10 +208,8 @@ class StreamPipeline:
         self._audio: AudioConfig | None = None
         self._prestart: deque[AccessUnit] = deque()
         self._ended = asyncio.Event()
-        self._started = asyncio.Event()
         self.packager: LadderPackager | None = None
         self._task: asyncio.Task[None] | None = None
-        self.config_changes_ignored = 0
         self.failure = ""
 
     # -- ingest side (called synchronously by the RTMP session) --------------------------------
@@ -223,13 +220,12 @@ class StreamPipeline:
         elif isinstance(item, AccessUnit):
             if self.supervisor is not None:
                 self.supervisor.submit(item)
-            elif self._task is None or not self._started.is_set():
+            else:
                 self._hold(item)
         elif isinstance(item, VideoConfig):
             if self._video is not None and self._video != item:
                 log.warning("%s: video configuration changed mid-stream; keeping the first",
                             self.channel)
-                self.config_changes_ignored += 1
             self._video = self._video or item
         elif isinstance(item, AudioConfig):
             self._audio = self._audio or item
@@ -258,7 +254,6 @@ class StreamPipeline:
         try:
             await supervisor.start()
             self.supervisor = supervisor
-            self._started.set()
             held, self._prestart = self._prestart, deque()
             for unit in held:
                 supervisor.submit(unit)
