@@ -1,0 +1,102 @@
+"""The `real:` section of a scenario: the scaled-down run `loadgen run` performs and `twin validate` checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from twin.scenario import Bands, ScenarioError, parse_scenario
+
+from .conftest import SCENARIOS
+
+BASELINE = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8")
+
+REAL = """real:
+  duration_s: 90
+  warmup_s: 15
+  channels: 2
+  ladder: full
+  source: {width: 640, height: 360, fps: 30, bitrate_kbps: 1200}
+  viewers: 40
+  viewer_shares: [0.75, 0.25]
+  spawn_rate: 8
+  chatters: 10
+  chat_messages_per_s: 4
+  locust_processes: 2
+  faults:
+    - {kind: viral_spike, at_s: 40, stream_rank: 1, factor: 5, ramp_s: 30, duration_s: 20}
+    - {kind: worker_kill, at_s: 60, stream_rank: 2}
+  bands: {throughput: 0.1, latency: 0.3}
+"""
+
+
+def _parse(real: str):
+    return parse_scenario(BASELINE + real, "demo.yaml")
+
+
+def _error(real: str) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        _parse(real)
+    return info.value
+
+
+def test_a_scenario_without_real_section_has_none() -> None:
+    assert parse_scenario(BASELINE, "demo.yaml").real is None
+
+
+def test_real_section_is_parsed_with_defaults() -> None:
+    spec = _parse(REAL).real
+    assert spec is not None
+    assert (spec.duration_s, spec.warmup_s, spec.channels, spec.ladder) == (90, 15, 2, "full")
+    assert (spec.source.width, spec.source.height, spec.source.fps, spec.source.bitrate_kbps) == (
+        640,
+        360,
+        30,
+        1200,
+    )
+    assert spec.viewer_shares == (0.75, 0.25)
+    assert [f.kind for f in spec.faults] == ["viral_spike", "worker_kill"]
+    assert spec.faults[0].factor == 5 and spec.faults[0].ramp_s == 30
+    assert spec.faults[1].stream_rank == 2
+    assert spec.bands == Bands(throughput=0.1, utilization=0.15, latency=0.3, rebuffer_abs=0.01)
+
+
+def test_minimal_real_section_puts_every_viewer_on_channel_one() -> None:
+    spec = _parse("real:\n  duration_s: 60\n  viewers: 10\n  channels: 3\n").real
+    assert spec is not None and spec.viewer_shares == (1.0, 0.0, 0.0)
+    assert spec.bands == Bands()
+
+
+@pytest.mark.parametrize(
+    ("real", "field"),
+    [
+        ("real:\n  duration_s: 60\n  viewers: 10\n  viewerz: 3\n", "real.viewerz"),
+        (
+            "real:\n  duration_s: 60\n  viewers: 10\n  channels: 2\n  viewer_shares: [1.0]\n",
+            "real.viewer_shares",
+        ),
+        (
+            "real:\n  duration_s: 60\n  viewers: 10\n  channels: 2\n  viewer_shares: [0.5, 0.2]\n",
+            "real.viewer_shares",
+        ),
+        ("real:\n  duration_s: 60\n  viewers: 10\n  ladder: half\n", "real.ladder"),
+        (
+            "real:\n  duration_s: 60\n  viewers: 10\n  faults:\n    - {kind: worker_kill, at_s: 10, stream_rank: 2}\n",
+            "real.faults[0].stream_rank",
+        ),
+        (
+            "real:\n  duration_s: 60\n  viewers: 10\n  faults:\n    - {kind: worker_kill, at_s: 500}\n",
+            "real.faults[0].at_s",
+        ),
+        (
+            "real:\n  duration_s: 60\n  viewers: 10\n  faults:\n    - {kind: meteor, at_s: 5}\n",
+            "real.faults[0].kind",
+        ),
+        ("real:\n  duration_s: 60\n  viewers: 99999\n", "real.viewers"),
+        ("real:\n  duration_s: 60\n  viewers: 10\n  source: {width: 641}\n", "real.source"),
+        ("real:\n  duration_s: 60\n  viewers: 10\n  bands: {latency: 0}\n", "real.bands.latency"),
+    ],
+)
+def test_bad_real_section_names_field_and_line(real: str, field: str) -> None:
+    err = _error(real)
+    assert err.field == field
+    assert err.line > BASELINE.count("\n")
