@@ -161,7 +161,7 @@ def test_holes_longer_than_the_part_target_are_gaps_not_overlong_parts(
     seg, _, parts = run(units, part_s=part_s)
     check_part_rules(parts, seg, max(durations) * 90)  # no part over the target, ever
     target = seg.part_target_ticks
-    kept = [u for u in units[units.index(next(u for u in units if u.keyframe)):]]
+    kept = [u for u in units[units.index(next(u for u in units if u.keyframe)) :]]
     holes = [(a, b) for a, b in itertools.pairwise(kept) if (b.dts_ms - a.dts_ms) * 90 > target]
     assert seg.stats.gaps == len(holes)
     samples = samples_by_track(boxes, parts)[1]
@@ -487,3 +487,51 @@ def test_part_wallclock_reanchors_after_a_gap() -> None:
     _, _, parts = run(before + shifted, part_s=0.334)
     resumed = next(p for p in parts if p.decode_time == shifted[0].dts_ms * 90)
     assert resumed.capture_wallclock == pytest.approx(shifted[0].ingest_wallclock)
+
+
+def _audio_end_and_cut(boxes: Any, parts: list[Part]) -> list[tuple[float, float]]:
+    """(audio end, video cut) in seconds for every part followed by another."""
+    out = []
+    for p, nxt in itertools.pairwise(parts):
+        (frag,) = boxes.read_fragments(p.data)
+        audio = [traf for traf in frag.trafs if traf.track_id == 2]
+        if audio:
+            end = audio[0].decode_time + sum(s.duration for s in audio[0].samples)
+            out.append((end / 48000, nxt.decode_time / 90000))
+    return out
+
+
+def test_part_audio_ends_past_its_video_when_an_aac_frame_starts_on_the_cut(boxes: Any) -> None:
+    """ffmpeg's FLV: audio and video both start at 21 ms, so every 8 s an AAC frame starts exactly
+    on a segment cut, and ffmpeg sends it after the video frame of the same timestamp. Audio
+    ending exactly on the cut reads as 1 us short in Chromium's buffered ranges and hls.js stalls
+    at the live edge; the part must wait for that frame and end its audio past its video."""
+    video = [
+        AccessUnit(
+            TrackKind.VIDEO, 21 + round(k * 1000 / 30), 21 + round(k * 1000 / 30), b"v", k % 60 == 0, 0.0
+        )
+        for k in range(30 * 17)
+    ]
+    audio = audio_units(int(17 * 48000 / 1024), t0=21.0)
+    seg, _, parts = run(interleave(video, audio), audio=AUDIO)
+    check_part_rules(parts, seg)
+    ends = _audio_end_and_cut(boxes, parts)
+    assert any(abs(cut - 8.021) < 1e-9 for _, cut in ends), "the stream must have a cut on an AAC frame start"
+    late = [(end, cut) for end, cut in ends if end < cut + 0.001]
+    assert not late, f"audio ends at or before its part's video cut: {late[:3]}"
+
+
+@given(stream=video_streams(max_ms=45), audio_offset=st.floats(0, 60), part_s=st.sampled_from([0.2, 0.333]))
+@settings(max_examples=80, deadline=None)
+def test_muxed_part_audio_always_covers_its_video_while_audio_flows(
+    stream: tuple[list[int], list[bool], list[int]], audio_offset: float, part_s: float, boxes: Any
+) -> None:
+    durations, keys, ctss = stream
+    video = video_units(durations, keys, ctss)
+    end = video[-1].dts_ms
+    audio = audio_units(int((end - audio_offset) / AAC_MS) + 4, audio_offset)
+    seg, _, parts = run(interleave(video, audio), audio=AUDIO, part_s=part_s)
+    last_audio_s = audio[-1].dts_ms / 1000
+    for audio_end, cut in _audio_end_and_cut(boxes, parts):
+        if cut + 0.05 < last_audio_s:
+            assert audio_end >= cut + 0.001 - 1e-9, (audio_end, cut)

@@ -34,10 +34,18 @@ or 1024 ticks for AAC).
 
 Each track's DTS must strictly increase (anything else is the caller's error). In a muxed
 rendition (video + audio in one fMP4, two tracks) video drives the cuts and a part takes the
-queued audio frames whose DTS is before its cut; audio that arrives after the cut it belongs
-before (publishers interleave loosely) simply goes in the next part, which is still a valid
-CMAF chunk since each track's ``tfdt`` is its own. Units before the first video keyframe (and
-audio before its DTS) are dropped and counted: a segment must start independent.
+queued audio frames that start before its cut plus ``_AUDIO_OVERHANG_MS``, so its audio always
+ends at least that far past its video. Browsers report a muxed SourceBuffer's buffered range
+as the intersection of its tracks, in whole microseconds rounded per frame: audio that ends
+exactly on the cut (AAC frames land on it every 8 s when audio and video start together)
+shows as ending 1 us before the part, and hls.js then never asks for the next, still partial
+segment at the live edge (a stall of a whole segment). For the same reason a part whose
+covering audio frame has not arrived yet (publishers interleave loosely; ffmpeg sends the
+audio frame that shares a video frame's timestamp after it) waits for it, while audio flows,
+until the next part closes at the latest; audio that still arrives late simply goes in the
+next part, which is still a valid CMAF chunk since each track's ``tfdt`` is its own. Units
+before the first video keyframe (and audio before its DTS) are dropped and counted: a segment
+must start independent.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ _VIDEO_TRACK_ID = 1
 _AUDIO_TRACK_ID = 2
 _CLOCK_REANCHOR_S = 0.5  # part wall-clock strays this far from media time: re-anchor
 _MAX_AUDIO_LAG_S = 10  # muxed: audio buffered while no video arrives, before it is an error
+_AUDIO_OVERHANG_MS = 1  # muxed: a part's audio ends at least this far past its video
+_AUDIO_FLOWING_S = 0.5  # muxed: a part waits for its audio only if audio arrived this recently
 
 
 class SegmenterError(ValueError):
@@ -109,6 +119,30 @@ class _Sample:
         )
 
 
+class _Sealed:
+    """A part whose primary samples are final, waiting (at most one at a time) for its audio."""
+
+    __slots__ = ("cut_t", "index", "msn", "samples", "segment_end", "sequence", "ticks")
+
+    def __init__(
+        self,
+        samples: list[_Sample],
+        ticks: int,
+        cut_t: int | None,
+        segment_end: bool,
+        msn: int,
+        index: int,
+        sequence: int,
+    ) -> None:
+        self.samples = samples
+        self.ticks = ticks
+        self.cut_t = cut_t  # primary-timescale time the part ends at; None at end of stream
+        self.segment_end = segment_end
+        self.msn = msn
+        self.index = index
+        self.sequence = sequence
+
+
 class Segmenter:
     """Per-rendition packager state machine (see the module docstring for the rules)."""
 
@@ -131,6 +165,7 @@ class Segmenter:
         self._segment_start = 0
         # secondary (audio in a muxed rendition)
         self._audio_queue: deque[_Sample] = deque()
+        self._sealed: deque[_Sealed] = deque()
         self._last_dts: dict[TrackKind, int] = {}
         self._audio_t: int | None = None
         self._clock_anchor: tuple[float, int] | None = None  # (wall-clock, media ticks)
@@ -212,7 +247,7 @@ class Segmenter:
         sample = self._sample(unit)
         if unit.kind is not self._primary:
             self._queue_audio(sample)
-            return []
+            return self._release(force=False) if self._sealed else []
         if self.state is SegmenterState.AWAITING_KEYFRAME:
             # Audio before the first keyframe has no segment to go in; audio at its DTS does.
             self._drop_audio_before(unit.dts_ms)
@@ -221,22 +256,23 @@ class Segmenter:
                 return []
             self.state = SegmenterState.STREAMING
             self._segment_start = sample.t
-        return self._advance(sample)
+        self._advance(sample)
+        return self._release(force=False)
 
     def flush(self) -> list[Part]:
         """End of stream: emit what is held, the last part closing its segment."""
         if self.state is SegmenterState.UNCONFIGURED:
             raise SegmenterError(f"{self.rendition}: flush() before configure()")
-        out: list[Part] = []
         pending = self._pending
         if pending is not None:
             pending.duration = self._last_duration or self._default_duration
             if self._part and self._part_ticks + pending.duration > self._part_target:
-                out.append(self._close(pending.dts_ms, segment_end=False))
+                self._close(pending.t, segment_end=False)
             self._append(pending)
             self._pending = None
         if self._part:
-            out.append(self._close(None, segment_end=True))
+            self._close(None, segment_end=True)
+        out = self._release(force=True)
         self._dropped += len(self._audio_queue)
         self._audio_queue.clear()
         self.state = SegmenterState.FINISHED
@@ -293,8 +329,7 @@ class Segmenter:
 
     # -- cutting ------------------------------------------------------------------------------
 
-    def _advance(self, sample: _Sample) -> list[Part]:
-        out: list[Part] = []
+    def _advance(self, sample: _Sample) -> None:
         held = self._pending
         if held is not None:
             duration = sample.t - held.t
@@ -306,15 +341,14 @@ class Segmenter:
                 self._last_duration = duration
             held.duration = duration
             if self._part and self._part_ticks + held.duration > self._part_target:
-                out.append(self._close(held.dts_ms, segment_end=False))
+                self._close(held.t, segment_end=False)
             self._append(held)
             if sample.sync and (gap or self._segment_due(sample.t, held.duration)):
-                out.append(self._close(sample.dts_ms, segment_end=True))
+                self._close(sample.t, segment_end=True)
                 self._segment_start = sample.t
             elif gap or self._part_ticks >= self._part_target:
-                out.append(self._close(sample.dts_ms, segment_end=False))
+                self._close(sample.t, segment_end=False)
         self._pending = sample
-        return out
 
     def _segment_due(self, t: int, last_duration: int) -> bool:
         """Whether a sync sample at ``t`` opens a new segment (within half a frame of the target).
@@ -352,9 +386,53 @@ class Segmenter:
         self._clock_anchor = (first.wallclock, first.t)
         return first.wallclock
 
-    def _close(self, cut_ms: int | None, *, segment_end: bool) -> Part:
-        """Emit the current part; in a muxed rendition with the audio whose DTS is before ``cut_ms``."""
-        samples = self._part
+    def _close(self, cut_t: int | None, *, segment_end: bool) -> None:
+        """Seal the current part, ending at ``cut_t`` (primary ticks; None at end of stream)."""
+        self._sealed.append(
+            _Sealed(self._part, self._part_ticks, cut_t, segment_end, self._msn, self._index, self._sequence)
+        )
+        self._parts += 1
+        self._sequence += 1
+        self._part = []
+        self._part_ticks = 0
+        if segment_end:
+            self._segments += 1
+            self._msn += 1
+            self._index = 0
+        else:
+            self._index += 1
+
+    def _release(self, *, force: bool) -> list[Part]:
+        """Emit sealed parts in order; only the newest may wait for the audio that covers its cut."""
+        out: list[Part] = []
+        sealed = self._sealed
+        while sealed:
+            head = sealed[0]
+            if not force and len(sealed) == 1 and not self._audio_covers(head.cut_t):
+                break
+            out.append(self._emit(sealed.popleft()))
+        return out
+
+    def _audio_limit(self, cut_t: int) -> int:
+        """Audio frames starting before this time (audio ticks x primary timescale) belong before the cut."""
+        assert self._audio is not None
+        rate = self._audio.sample_rate
+        return cut_t * rate + rate * self.timescale * _AUDIO_OVERHANG_MS // 1000
+
+    def _audio_covers(self, cut_t: int | None) -> bool:
+        """Whether the audio that ends this part (or proof that none is coming soon) has arrived."""
+        if cut_t is None or self._audio is None or self._primary is not TrackKind.VIDEO:
+            return True
+        rate = self._audio.sample_rate
+        last = self._audio_t
+        if last is None or last * self.timescale < (cut_t - _AUDIO_FLOWING_S * self.timescale) * rate:
+            return True  # no audio flowing: do not hold video back for it
+        queue = self._audio_queue
+        return bool(queue) and queue[-1].t * self.timescale >= self._audio_limit(cut_t)
+
+    def _emit(self, sealed: _Sealed) -> Part:
+        """Build a sealed part; in a muxed rendition with the audio that starts before its cut."""
+        samples = sealed.samples
         first = samples[0]
         primary_id = _VIDEO_TRACK_ID if self._primary is TrackKind.VIDEO else _AUDIO_TRACK_ID
         runs = [
@@ -366,39 +444,30 @@ class Segmenter:
         ]
         count = len(samples)
         queue = self._audio_queue
-        if queue and (cut_ms is None or queue[0].dts_ms < cut_ms):
+        if queue:
+            limit = None if sealed.cut_t is None else self._audio_limit(sealed.cut_t)
             audio: list[_Sample] = []
-            while queue and (cut_ms is None or queue[0].dts_ms < cut_ms):
+            while queue and (limit is None or queue[0].t * self.timescale < limit):
                 audio.append(queue.popleft())
-            following = queue[0].t if queue else None
-            audio_samples: list[fmp4.Sample] = []
-            for i, s in enumerate(audio):
-                nxt = audio[i + 1].t if i + 1 < len(audio) else following
-                duration = nxt - s.t if nxt is not None else fmp4.AAC_FRAME_SAMPLES
-                audio_samples.append(fmp4.Sample(s.data, duration, True, s.cts))
-            runs.append(fmp4.TrackRun(_AUDIO_TRACK_ID, audio[0].t, audio_samples))
-            count += len(audio)
-        data = fmp4.fragment(self._sequence, runs, segment_start=self.settings.styp and self._index == 0)
-        part = Part(
+            if audio:
+                following = queue[0].t if queue else None
+                audio_samples: list[fmp4.Sample] = []
+                for i, s in enumerate(audio):
+                    nxt = audio[i + 1].t if i + 1 < len(audio) else following
+                    duration = nxt - s.t if nxt is not None else fmp4.AAC_FRAME_SAMPLES
+                    audio_samples.append(fmp4.Sample(s.data, duration, True, s.cts))
+                runs.append(fmp4.TrackRun(_AUDIO_TRACK_ID, audio[0].t, audio_samples))
+                count += len(audio)
+        data = fmp4.fragment(sealed.sequence, runs, segment_start=self.settings.styp and sealed.index == 0)
+        self._samples_out += count
+        return Part(
             self.rendition,
-            self._msn,
-            self._index,
+            sealed.msn,
+            sealed.index,
             data,
-            self._part_ticks / self.timescale,
+            sealed.ticks / self.timescale,
             first.sync,
             self._media_clock(first),
-            segment_end,
+            sealed.segment_end,
             first.t,
         )
-        self._samples_out += count
-        self._parts += 1
-        self._sequence += 1
-        self._part = []
-        self._part_ticks = 0
-        if segment_end:
-            self._segments += 1
-            self._msn += 1
-            self._index = 0
-        else:
-            self._index += 1
-        return part
