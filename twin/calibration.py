@@ -83,10 +83,31 @@ class Calibration:
     cost_ad_server_h: float
     cost_egress_gb: float
     cost_storage_gb_month: float
+    # per-unit costs of the real components (issue 6: fitted by `twin calibrate` from run dirs)
+    transcode_core_s_per_mpixel: float
+    origin_cpu_s_per_request: float
+    held_request_cpu_s: float
+    chat_cpu_s_per_delivery: float
+    ingest_cpu_s_per_mbit: float
+    platform_idle_cores: float
+    transcode_restart_s: float
+    cpu_node_cores: float
+    origin_node_cores: float
+    chat_node_cores: float
 
     def source_of(self, name: str) -> str:
         return dict(self.sources)[name]
 
+
+#: Per-unit costs from which the big-fleet capacities can be derived (`derived_capacities`).
+UNIT_COSTS = (
+    "transcode_core_s_per_mpixel",
+    "origin_cpu_s_per_request",
+    "held_request_cpu_s",
+    "chat_cpu_s_per_delivery",
+    "ingest_cpu_s_per_mbit",
+    "platform_idle_cores",
+)
 
 _PARAMS = tuple(f.name for f in fields(Calibration) if f.name not in ("ladder", "sources"))
 
@@ -148,3 +169,34 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     except yaml.YAMLError as exc:
         raise CalibrationError(f"{origin}: not valid YAML: {exc}") from exc
     return parse_calibration(data, origin)
+
+
+def rung_mpixels_per_s(name: str) -> float:
+    """Pixels per second of a 16:9 rung named like "720p60" or "source-1080p60", in millions."""
+    label = name.rsplit("-", 1)[-1]
+    height_text, _, fps_text = label.partition("p")
+    try:
+        height, fps = int(height_text), float(fps_text or 30)
+    except ValueError as exc:
+        raise CalibrationError(f"ladder rung {name!r}: cannot read <height>p<fps> from its name") from exc
+    width = 2 * round(height * 16 / 9 / 2)
+    return width * height * fps / 1e6
+
+
+def derived_capacities(cal: Calibration) -> dict[str, float]:
+    """The big-fleet capacities the per-unit costs imply for the stated node sizes.
+
+    A CPU node carrying full ladders decodes the source rung and encodes every other rung
+    (decode counted like one more encoded picture, as the real worker's CPU regression
+    lumps them); an origin node spends `origin_cpu_s_per_request` per request and holds one
+    request per viewer (`held_request_cpu_s` per second held, one held request per
+    2 requests at LL-HLS's reload + part pattern); a chat node spends
+    `chat_cpu_s_per_delivery` per delivered message. Nodes are used up to all their cores.
+    """
+    per_stream = sum(rung_mpixels_per_s(r.name) for r in cal.ladder) * cal.transcode_core_s_per_mpixel
+    per_request = cal.origin_cpu_s_per_request + cal.held_request_cpu_s * cal.part_s / 2.0
+    return {
+        "cpu_streams_full": cal.cpu_node_cores / per_stream,
+        "origin_rps_per_server": cal.origin_node_cores / per_request,
+        "chat_deliveries_per_node": cal.chat_node_cores / cal.chat_cpu_s_per_delivery,
+    }

@@ -87,6 +87,31 @@ def deliver(
     )
 
 
+def deliver_direct(served: FloatArray, bitrate_bps: FloatArray, origin_rps: float) -> Delivery:
+    """The single-machine layout: no cache tier, the origin answers every request itself.
+
+    Egress is bitrate x served viewers, uncapped (loopback); `origin_rps` comes from the
+    caller, which knows the load generator's request pattern.
+    """
+    by_rk = served.sum(axis=0)
+    viewers = by_rk.sum(axis=1)
+    demand = by_rk @ bitrate_bps
+    per_region = viewers / viewers.sum() * origin_rps if viewers.sum() else np.zeros_like(viewers)
+    return Delivery(
+        by_rk=by_rk,
+        viewers=viewers,
+        edge_demand_bps=demand,
+        edge_delivered_bps=demand,
+        edge_capacity_bps=np.full_like(demand, math.inf),
+        edge_rps=per_region,
+        edge_miss_rps=per_region,
+        shield_egress_bps=demand,
+        shield_miss_rps=per_region,
+        origin_egress_bps=float(demand.sum()),
+        origin_rps=origin_rps,
+    )
+
+
 class TierQueue:
     """A pool of c servers, rate mu each: M/M/c wait while stable, a fluid backlog beyond.
 

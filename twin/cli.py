@@ -1,4 +1,4 @@
-"""`twin`: run scenarios through the digital twin and compare runs."""
+"""`twin`: run scenarios through the digital twin, compare runs, calibrate and validate the twin."""
 
 from __future__ import annotations
 
@@ -51,6 +51,82 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    import datetime
+    import platform
+    import shlex
+
+    import yaml
+
+    from twin.calibrate import CalibrateError, calibrate, report, write_calibration
+    from twin.calibration import load_calibration
+    from twin.rundir import RunDirError, read_run
+
+    base_path = Path(args.base) if args.base else None
+    try:
+        base = load_calibration(base_path)
+        raw_text = base_path.read_text(encoding="utf-8") if base_path else None
+        runs = [read_run(d) for d in args.run_dirs]
+    except (CalibrationError, RunDirError, OSError) as exc:
+        print(f"twin: {exc}", file=sys.stderr)
+        return 2
+    if raw_text is None:
+        from importlib import resources
+
+        raw_text = resources.files("twin").joinpath("calibration.yaml").read_text(encoding="utf-8")
+    machines = sorted({r.machine for r in runs})
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    command = "twin calibrate " + " ".join(shlex.quote(a) for a in (args.argv or []))
+    ids = ", ".join(r.run_id for r in runs)
+    provenance = f"measured: twin calibrate {ids} on {'; '.join(machines)} {today}; command: {command}"
+    try:
+        result = calibrate(runs, base, provenance, seed=args.seed)
+        out = Path(args.out)
+        header = (
+            f"Calibrated by `{command}` on {platform.node()} {today}\n"
+            f"from real runs {ids} ({'; '.join(machines)}).\n"
+            "Entries whose source starts with 'measured:' or 'derived:' come from those runs; the rest\n"
+            f"are the base calibration's ({base_path or 'twin/calibration.yaml'})."
+        )
+        write_calibration(yaml.safe_load(raw_text), result, out, header)
+    except (CalibrateError, CalibrationError, RunDirError, ScenarioError, ValueError) as exc:
+        print(f"twin: {exc}", file=sys.stderr)
+        return 2
+    print(report(result, base))
+    print(f"-> {out} ({len(result.values)} entries measured or derived)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from twin.rundir import RunDirError
+    from twin.validate import format_table
+    from twin.validation_run import validate_run
+
+    scenario = Path(args.scenario)
+    out = Path(args.out) if args.out else Path("reports/out") / f"validate-{scenario.stem}"
+    try:
+        checks, payload = validate_run(
+            scenario,
+            out,
+            run_dir=Path(args.run) if args.run else None,
+            calibration=Path(args.calibration) if args.calibration else None,
+            seed=args.seed,
+        )
+    except (ScenarioError, CalibrationError, RunDirError, OSError) as exc:
+        print(f"twin: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{payload['scenario']}: twin (small deployment) vs real run {payload['run_id']} "
+        f"({payload['machine']})"
+    )
+    print(format_table(checks))
+    for note in payload["notes"]:
+        print(f"note: {note}")
+    verdict = "every metric in band" if payload["all_in_band"] else "OUT OF BAND"
+    print(f"{verdict} -> {out}/validation.html")
+    return 0 if payload["all_in_band"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="twin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,7 +155,47 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("b", help="second run directory")
     cmp_.add_argument("--html", help="also write a side-by-side HTML page here")
     cmp_.set_defaults(func=_compare)
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit the twin's per-unit costs from real run directories",
+        description="Fit CPU per request, per held request, per chat delivery, per ingested Mbit, idle "
+        "cores and transcode cost per megapixel (non-negative least squares over the runs' per-second "
+        "rows), the transcode delay and the publisher's latency share from real run directories "
+        "(`loadgen run`); print R^2, residuals and which parameters could not be identified (those "
+        "keep the base value and source); write a calibration YAML whose changed entries name the "
+        "runs, machine, date and command.",
+    )
+    cal.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="real run directories (loadgen run --out)"
+    )
+    cal.add_argument(
+        "--out",
+        default="reports/out/calibration.yaml",
+        help="calibration YAML to write "
+        "(default reports/out/calibration.yaml; the shipped file is only replaced if named)",
+    )
+    cal.add_argument("--base", help="calibration to start from (default: twin/calibration.yaml)")
+    cal.add_argument("--seed", type=int, default=1, help="seed of the twin runs used for the latency fit")
+    cal.set_defaults(func=_calibrate)
+    val = sub.add_parser(
+        "validate",
+        help="twin as the small deployment vs a real run of the scenario's real: section",
+        description="Run the twin configured as the single-machine deployment of SCENARIO's real: section "
+        "and compare it with the real run (performed now with loadgen's run_real into DIR/real, or "
+        "given by --run): origin requests/s, CPU cores of the platform process and the transcode "
+        "workers, glass-to-glass p50/p95 on the probe's clock, rebuffer ratio, each against the "
+        "scenario's bands. Writes validation.json, validation.txt, predicted_timeseries.csv and "
+        "validation.html into --out. Exit 0: every metric in band; 1: one or more out of band; "
+        "2: bad scenario, calibration or run directory.",
+    )
+    val.add_argument("scenario", help="scenario YAML with a real: section")
+    val.add_argument("--run", help="an existing real run directory (default: perform the run now)")
+    val.add_argument("--calibration", help="calibration YAML (default: twin/calibration.yaml)")
+    val.add_argument("--out", help="output directory (default reports/out/validate-<scenario>)")
+    val.add_argument("--seed", type=int, default=1, help="seed of the twin (and of the real run's load)")
+    val.set_defaults(func=_validate)
     args = parser.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])[1:]
     return int(args.func(args))
 
 

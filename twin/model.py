@@ -13,6 +13,7 @@ wall time or hash order, so a scenario and seed give the same result bit for bit
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable
@@ -25,12 +26,12 @@ import simpy
 
 from twin.autoscale import NodePool, autoscaler
 from twin.calibration import Calibration
-from twin.cdn import Delivery, TierQueue, deliver
+from twin.cdn import Delivery, TierQueue, deliver, deliver_direct
 from twin.chat import ChatCluster
 from twin.popularity import StreamGroups, build_groups, fit_popularity
 from twin.regions import Regions, RegionState
 from twin.scenario import Fault, Scenario
-from twin.tracers import TracerStats, tracer
+from twin.tracers import ProbeStats, TracerStats, probe, tracer
 from twin.transcoder import TranscoderFleet
 from twin.viewers import FluidAudience, diurnal, rendition_shares
 
@@ -50,6 +51,37 @@ class CountingEnvironment(simpy.Environment):
 
 
 @dataclass(frozen=True, slots=True)
+class Direct:
+    """The single-machine layout (`twin validate`): viewers fetch from the origin itself.
+
+    No edge or shield tier: every request reaches the origin, which is the one platform
+    process; its CPU is modeled from the per-unit costs of the calibration. `channel_shares`
+    replaces the popularity law (a handful of channels with stated watch shares); channels
+    never stop (they are fixed publishers) and all are transcoded on the one machine.
+    `requests_per_viewer_s` and `held_per_viewer` describe the load generator's viewers
+    (twin.deployment derives them); `probes` replicas of the probe viewer follow
+    `probe_rank` from `probe_start_s` with staggered joins (twin.tracers.probe).
+    """
+
+    channel_shares: tuple[float, ...]
+    full_ladder: bool
+    mpixels_per_stream: float
+    mbit_per_stream: float
+    requests_per_viewer_s: float
+    held_per_viewer: float
+    chatters: float
+    chat_messages_per_s: float
+    segment_s: float
+    frames_per_part: int
+    probe_rank: int
+    probes: int
+    probe_start_s: float
+    probe_pipeline_s: float
+    transfer_s: float
+    decode_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """Everything a run produced, as plain data for `summary` and `run` (no files, no wall time)."""
 
@@ -62,13 +94,15 @@ class RunResult:
     tiers: list[dict[str, Any]]
     events: int
     faults: list[dict[str, Any]] = field(default_factory=list)
+    probe_stats: ProbeStats | None = None
 
 
 class Twin:
-    def __init__(self, scenario: Scenario, cal: Calibration, seed: int) -> None:
+    def __init__(self, scenario: Scenario, cal: Calibration, seed: int, direct: Direct | None = None) -> None:
         self.sc = scenario
         self.cal = cal
         self.seed = seed
+        self.direct = direct
         self.env = CountingEnvironment()
         self.rng = np.random.default_rng(seed)
         w = scenario.workload
@@ -76,8 +110,17 @@ class Twin:
         self.region_names = [r.name for r in regions]
         self.R = len(regions)
         full_channels = round(w.streamers * w.full_ladder_share)
-        pop = fit_popularity(w.streamers, w.top_k, w.top_k_share, w.top1_share)
-        self.groups: StreamGroups = build_groups(pop, scenario.head_streams, full_channels)
+        if direct is None:
+            pop = fit_popularity(w.streamers, w.top_k, w.top_k_share, w.top1_share)
+            self.groups: StreamGroups = build_groups(pop, scenario.head_streams, full_channels)
+        else:
+            n = len(direct.channel_shares)
+            self.groups = StreamGroups(
+                first_rank=np.arange(1, n + 1, dtype=np.int64),
+                channels=np.ones(n),
+                share=np.array(direct.channel_shares, dtype=np.float64),
+                full_ladder=np.full(n, direct.full_ladder),
+            )
         self.G = self.groups.size
         self.bitrate = np.array([r.bitrate_bps for r in cal.ladder])
         self.K = len(cal.ladder)
@@ -105,8 +148,13 @@ class Twin:
             env, "chat", f.chat.nodes, f.chat.min_nodes, f.chat.max_nodes, cal.chat_provisioning_s
         )
         live0 = self._streamer_target(0.0)
+        fleet_cal = cal
+        if direct is not None:
+            # the one machine runs one worker per channel, however loaded: none is refused
+            per_node = float(max(w.streamers, 1))
+            fleet_cal = dataclasses.replace(cal, cpu_streams_full=per_node, cpu_streams_source=per_node)
         self.fleet = TranscoderFleet(
-            cal,
+            fleet_cal,
             self.gpu,
             self.cpu,
             round(live0 * w.full_ladder_share),
@@ -136,6 +184,9 @@ class Twin:
         self.storms: list[Fault] = [x for x in scenario.faults if x.kind == "chat_storm"]
         self.ads: list[Fault] = [x for x in scenario.faults if x.kind == "ad_break"]
         self.group_down = np.zeros(self.G)
+        self.restart_until = np.zeros(self.G)  # worker_restart: a stream's output stops until then
+        self.probe_stats = ProbeStats() if direct is not None else None
+        self.machine: dict[str, float] = {}  # direct layout: the machine's modeled load this step
         self.delivery: Delivery | None = None
         self.bw_factor = [1.0] * self.R
         self.rtts = [r.rtt_ms / 1000.0 for r in regions]
@@ -208,9 +259,13 @@ class Twin:
         return self.bw_factor[region]
 
     def edge_wait(self, region: int, u1: float, u2: float) -> float:
+        if self.direct is not None:
+            return self.origin_q.sample_wait(u1, u2)
         return self.edge_q[region].sample_wait(u1, u2)
 
     def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float:
+        if self.direct is not None:
+            return 0.0  # the origin is the edge
         return (
             self.cal.shield_rtt_s
             + self.shield_q[region].sample_wait(u1, u2)
@@ -236,6 +291,11 @@ class Twin:
             self.env.process(self._dns_failover(r, self.outage_epoch[r]))
             yield self.env.timeout(f.duration_s)
             self.regions.apply(r, "recover")
+        elif f.kind == "worker_restart":
+            g = self.groups.group_of_rank(f.stream_rank)
+            self.restart_until[g] = max(self.restart_until[g], f.at_s + self.cal.transcode_restart_s)
+            log.update(stream_rank=f.stream_rank, restart_s=self.cal.transcode_restart_s)
+            self.fault_log.append(log)
         elif f.kind == "transcoder_loss":
             pool = self.gpu if f.node_type == "gpu" else self.cpu
             log.update(node_type=f.node_type, nodes_lost=pool.fail(f.share))
@@ -263,22 +323,24 @@ class Twin:
         self.ingest_lost[r] -= moved
 
     # ---- the fluid step ---------------------------------------------------------------------
-    def _stream_down(self) -> FloatArray:
+    def _stream_down(self, t: float) -> FloatArray:
         full = self.fleet.down_fraction("full")
         src = self.fleet.down_fraction("source")
         tx = np.where(self.groups.full_ladder, full, src)
         down = np.where(self.head, (self.fate < tx).astype(np.float64), tx)
         ingest_head = self.ingest_lost[self.ingest_region] > 0.0
         ingest = np.where(self.head, ingest_head.astype(np.float64), self.ingest_lost.sum())
-        return 1.0 - (1.0 - down) * (1.0 - ingest)
+        restarting = (t < self.restart_until).astype(np.float64)
+        return 1.0 - (1.0 - down) * (1.0 - ingest) * (1.0 - restarting)
 
     def _step(self, t: float, dt: float) -> None:
         sc, cal = self.sc, self.cal
-        self.fleet.churn(dt, self._streamer_target(t + dt), sc.workload.full_ladder_share)
+        if self.direct is None:  # the real run's publishers never stop
+            self.fleet.churn(dt, self._streamer_target(t + dt), sc.workload.full_ladder_share)
         self.fleet.place(t + dt)
         self.audience.step(dt, self.group_targets(t + dt))
         v = self.audience.v
-        self.group_down = self._stream_down()
+        self.group_down = self._stream_down(t + dt)
         up = 1.0 - self.group_down
         mapping = np.zeros((self.R, self.R))
         for home in range(self.R):
@@ -291,18 +353,26 @@ class Twin:
             if not np.array_equal(mapping, np.eye(self.R))
             else live_v
         )
-        d = deliver(served, self.groups.channels, self.pops, self.bitrate, cal.part_s, self.edge_capacity)
-        self.delivery = d
-        self.bw_factor = [min(1.0, 1.0 / x) if x > 0 else 1.0 for x in d.overload.tolist()]
         present = float(v.sum())
         served_total = float(served.sum())
-        for r in range(self.R):
-            self.edge_q[r].step(dt, float(d.edge_rps[r]) / self.pops[r], sc.regions[r].edge_servers_per_pop)
-            self.shield_q[r].step(dt, float(d.edge_miss_rps[r]), sc.regions[r].shield_servers)
-        self.origin_q.step(dt, d.origin_rps, self.origin.up)
+        if self.direct is None:
+            d = deliver(served, self.groups.channels, self.pops, self.bitrate, cal.part_s, self.edge_capacity)
+            for r in range(self.R):
+                self.edge_q[r].step(
+                    dt, float(d.edge_rps[r]) / self.pops[r], sc.regions[r].edge_servers_per_pop
+                )
+                self.shield_q[r].step(dt, float(d.edge_miss_rps[r]), sc.regions[r].shield_servers)
+            self.origin_q.step(dt, d.origin_rps, self.origin.up)
+        else:
+            d = self._direct_step(dt, v, served, up)
+        self.delivery = d
+        self.bw_factor = [min(1.0, 1.0 / x) if x > 0 else 1.0 for x in d.overload.tolist()]
         # chat and ads
         members = v.sum(axis=(1, 2)) * up * sc.workload.chatter_share
         storm: dict[int, float] = {}
+        if self.direct is not None and self.direct.chatters:
+            members[0] = self.direct.chatters  # chat users join channel 1, watching or not
+            storm[0] = self.direct.chat_messages_per_s
         for s in self.storms:
             if s.at_s <= t < s.at_s + s.duration_s:
                 g = self.groups.group_of_rank(s.stream_rank)
@@ -370,6 +440,36 @@ class Twin:
         if (t + dt) % sc.record_every_s < dt / 2 or (t + dt) >= sc.duration_s - dt / 2:
             self._record(t + dt, v, d, present, served_total, storage_gb)
 
+    def _direct_step(self, dt: float, v: FloatArray, served: FloatArray, up: FloatArray) -> Delivery:
+        """One step of the single machine: origin load, then the platform process's CPU model."""
+        direct, cal = self.direct, self.cal
+        assert direct is not None
+        viewers = float(v.sum())
+        probes = float(direct.probes) if self.env.now >= direct.probe_start_s else 0.0
+        rps = viewers * direct.requests_per_viewer_s + probes * 2.0 / cal.part_s
+        d = deliver_direct(served, self.bitrate, rps)
+        streams = float(self.G)  # every channel publishes, watched or not
+        transcoded = float(up.sum()) if direct.full_ladder else 0.0  # a killed worker costs nothing
+        held = viewers * direct.held_per_viewer + probes
+        deliveries = self.chat.deliveries_per_s
+        other = (
+            cal.platform_idle_cores
+            + cal.ingest_cpu_s_per_mbit * direct.mbit_per_stream * streams
+            + cal.held_request_cpu_s * held
+            + cal.chat_cpu_s_per_delivery * deliveries
+        )
+        # the platform is one asyncio process: one core shared by ingest, packaging, origin, chat
+        spare = max(1.0 - other, 1e-3)
+        self.origin_q.mu = spare / cal.origin_cpu_s_per_request
+        self.origin_q.step(dt, rps, 1)
+        self.machine = {
+            "held_requests": held,
+            "cpu_platform": other + cal.origin_cpu_s_per_request * rps,
+            "cpu_transcode": cal.transcode_core_s_per_mpixel * direct.mpixels_per_stream * transcoded,
+            "transcode_restarts": float((self.env.now < self.restart_until).sum()),
+        }
+        return d
+
     def _ladder_bps(self) -> float:
         full = float(self.bitrate.sum()) * self.fleet.demand["full"]
         return full + float(self.bitrate[0]) * self.fleet.demand["source"]
@@ -428,6 +528,8 @@ class Twin:
             "dvr_storage_pb": storage_gb / 1e6,
             "cost_usd": self.totals["cost_usd"],
         }
+        if self.direct is not None:
+            row.update(self.machine)
         for r, name in enumerate(self.region_names):
             row[f"viewers.{name}"] = float(d.viewers[r])
             row[f"egress_gbps.{name}"] = float(d.edge_delivered_bps[r]) / 1e9
@@ -464,6 +566,27 @@ class Twin:
             env.process(
                 tracer(env, self, cal, random.Random(tracer_rng.getrandbits(64)), self.stats, sc.duration_s)
             )
+        if self.direct is not None and self.probe_stats is not None:
+            d = self.direct
+            probe_rng = random.Random(self.seed * 7_919 + 3)
+            for _ in range(d.probes):
+                env.process(
+                    probe(
+                        env,
+                        self,
+                        cal,
+                        random.Random(probe_rng.getrandbits(64)),
+                        self.probe_stats,
+                        self.groups.group_of_rank(d.probe_rank),
+                        d.probe_start_s + probe_rng.random() * d.segment_s,
+                        sc.duration_s,
+                        d.probe_pipeline_s,
+                        max(1, round(d.segment_s / cal.part_s)),
+                        d.frames_per_part,
+                        d.transfer_s,
+                        d.decode_s,
+                    )
+                )
         env.run(until=sc.duration_s)
         return self._result()
 
@@ -536,4 +659,5 @@ class Twin:
             tiers,
             self.env.processed,
             self.fault_log,
+            self.probe_stats,
         )

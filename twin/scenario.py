@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 MAX_STREAMERS = 10_000_000  # the popularity law holds one float per channel: bounded memory
 MAX_REGIONS = 64
-FAULT_KINDS = ("viral_spike", "region_outage", "transcoder_loss", "chat_storm", "ad_break")
+FAULT_KINDS = ("viral_spike", "region_outage", "transcoder_loss", "chat_storm", "ad_break", "worker_restart")
 NODE_TYPES = ("gpu", "cpu")
 REAL_FAULT_KINDS = ("viral_spike", "worker_kill")
 REAL_LADDERS = ("full", "source")
@@ -412,6 +412,9 @@ def _fault(r: _Reader) -> Fault:
             messages_per_s=r.number("messages_per_s", lo=0.0),
             share=r.number("chatter_share", default=0.0, lo=0.0, hi=1.0),
         )
+    elif kind == "worker_restart":
+        # the stream's transcode worker dies and is restarted after `transcode_restart_s`
+        f = Fault(kind, at_s, 0.0, stream_rank=r.integer("stream_rank", lo=1))
     else:
         f = Fault(
             kind,
@@ -595,7 +598,10 @@ def _scenario(r: _Reader, source: str) -> Scenario:
             r.fail(
                 where, f"faults[{i}].region", f"unknown region {f.region!r}; regions are {', '.join(names)}"
             )
-        if f.kind in ("viral_spike", "chat_storm", "ad_break") and f.stream_rank > workload.streamers:
+        if (
+            f.kind in ("viral_spike", "chat_storm", "ad_break", "worker_restart")
+            and f.stream_rank > workload.streamers
+        ):
             r.fail(where, f"faults[{i}].stream_rank", f"only {workload.streamers} streams exist")
         if f.kind == "region_outage":
             for j, other in enumerate(faults[:i]):

@@ -161,3 +161,79 @@ def tracer(
             n += 1
         if not played:
             stats.failed_starts += 1
+
+
+@dataclass(slots=True)
+class ProbeStats:
+    """Glass-to-glass samples of the probe replicas: (time, decode latency, playout latency)."""
+
+    t: list[float] = field(default_factory=list)
+    decode_s: list[float] = field(default_factory=list)
+    playout_s: list[float] = field(default_factory=list)
+    stall_s: float = 0.0
+    joins: int = 0
+
+
+def probe(
+    env: simpy.Environment,
+    view: DeliveryView,
+    cal: Calibration,
+    rng: random.Random,
+    stats: ProbeStats,
+    group: int,
+    start_s: float,
+    end_s: float,
+    pipeline_s: float,
+    segment_parts: int,
+    frames_per_part: int,
+    transfer_s: float,
+    decode_s: float,
+) -> simpy.events.ProcessGenerator:
+    """One probe viewer as loadgen/probe.py plays: live-edge join, decode and playout clocks.
+
+    It joins at the newest independent part (the start of the newest segment: IDR every
+    segment), fetches what is listed back to back, then each next part the moment it exists
+    (preload hint). Every frame of a part comes out of the decoder `decode_s` after the part
+    arrives; decode latency = that instant - the frame's capture (painted) time. The playout
+    clock starts at the first frame and only ever waits, so a frame's playout latency is the
+    running maximum of the decode latencies so far (frames lost while the stream is down
+    carry no timestamps, so a gap does not move the clock). Frames are spread evenly over the
+    part; a part holds `frames_per_part` frames.
+    """
+    part = cal.part_s
+    frame = part / frames_per_part
+    yield env.timeout(start_s)
+    clock = -math.inf  # playout clock offset: wall - capture of the frame shown at its slot
+    n = -1
+    while env.now < end_s:
+        u = rng.random()
+        if view.stream_down(group, u):
+            yield env.timeout(min(0.1, max(end_s - env.now, 1e-9)))
+            if n >= 0:
+                n = -2  # the cursor resumes with whatever the restarted worker produces first
+            continue
+        now = env.now
+        newest = math.floor((now - pipeline_s) / part) - 1  # the newest part complete at the origin
+        if n == -1:
+            if newest < 0:
+                yield env.timeout(part)
+                continue
+            n = newest - newest % segment_parts
+            stats.joins += 1
+        elif n == -2:
+            n = newest + 1
+        ready = n * part + part + pipeline_s
+        respond = view.rtt_s(0) + view.edge_wait(0, rng.random(), rng.random()) + transfer_s
+        arrival = max(now, ready) + respond
+        yield env.timeout(arrival - now)
+        out = arrival + decode_s
+        for f in range(frames_per_part):
+            latency = out - (n * part + f * frame)
+            if latency > clock:
+                if clock > -math.inf and latency - clock > 0.1:
+                    stats.stall_s += latency - clock
+                clock = latency
+            stats.t.append(out)
+            stats.decode_s.append(latency)
+            stats.playout_s.append(clock)
+        n += 1

@@ -1,0 +1,124 @@
+"""The I/O shell of `twin validate`: get the real run, run the twin as the small deployment, write.
+
+Writes into the output directory: validation.json (checks, both summaries, provenance),
+validation.txt (the table as printed), predicted_timeseries.csv (the twin's per-second rows
+in the real run's columns) and validation.html (reports.validation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from twin.calibration import load_calibration
+from twin.deployment import predict
+from twin.rundir import RealRun, RunDirError, read_run
+from twin.scenario import RealSpec, load_scenario
+from twin.validate import Check, compare, format_table
+
+PREDICTED_COLUMNS = (
+    "t_s",
+    "viewers",
+    "origin_rps",
+    "held_requests",
+    "chat_deliveries_per_s",
+    "cpu_platform",
+    "cpu_transcode",
+    "transcode_restarts",
+)
+
+
+def _same_load(a: RealSpec, b: RealSpec) -> bool:
+    return dataclasses.replace(a, bands=b.bands) == b
+
+
+def _probe_rendition(run: RealRun) -> str:
+    """Whether the probe watched a transcoded rung: run.json may say so; else the ladder decides."""
+    probe = run.run.get("probe")
+    name = probe.get("rendition") if isinstance(probe, dict) else run.run.get("probe_rendition")
+    if isinstance(name, str) and name in ("source", "passthrough"):
+        return "passthrough"
+    return "transcoded"
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def validate_run(
+    scenario_path: Path,
+    out: Path,
+    run_dir: Path | None = None,
+    calibration: Path | None = None,
+    seed: int = 1,
+) -> tuple[list[Check], dict[str, Any]]:
+    """Compare the twin with a real run of the scenario (performed now when `run_dir` is None)."""
+    scenario = load_scenario(scenario_path)
+    if scenario.real is None:
+        raise RunDirError(f"{scenario_path}: has no real: section to run or validate against")
+    cal = load_calibration(calibration)
+    out.mkdir(parents=True, exist_ok=True)
+    if run_dir is None:
+        try:
+            from loadgen.realrun import run_real  # the real platform and load: only when asked for
+        except ImportError as exc:
+            raise RunDirError(
+                f"cannot perform the real run here ({exc}); pass --run RUN_DIR from `loadgen run`"
+            ) from exc
+        run_dir = run_real(scenario_path, out / "real", seed=seed)
+    run = read_run(run_dir)
+    spec = run.spec or scenario.real
+    if not _same_load(spec, scenario.real):
+        raise RunDirError(
+            f"{run.path}/run.json: real: the run was made from a different real: section than {scenario_path}"
+        )
+    clock = str(run.measured["measured"].get("glass_to_glass_s", {}).get("clock", "playout"))
+    prediction = predict(
+        spec, cal, seed=seed, clock=clock, name=scenario.name, probe_rendition=_probe_rendition(run)
+    )
+    checks = compare(prediction.measured, run.measured["measured"], scenario.real.bands)
+    notes = []
+    if (prediction.window_s[0], prediction.window_s[1]) != run.window:
+        notes.append(
+            f"the run measured {run.window[0]:g}-{run.window[1]:g} s; the twin's window is "
+            f"{prediction.window_s[0]:g}-{prediction.window_s[1]:g} s (warmup_s, warmup_s + duration_s)"
+        )
+    payload: dict[str, Any] = {
+        "schema": 1,
+        "scenario": scenario.name,
+        "scenario_file": str(scenario_path),
+        "run_dir": str(run.path.resolve()),
+        "run_id": run.run_id,
+        "machine": run.machine,
+        "calibration": str(calibration) if calibration else "twin/calibration.yaml",
+        "seed": seed,
+        "clock": clock,
+        "window_s": list(prediction.window_s),
+        "bands": dataclasses.asdict(scenario.real.bands),
+        "checks": [c.as_dict() for c in checks],
+        "all_in_band": all(c.ok for c in checks),
+        "predicted": _clean(prediction.measured),
+        "measured": _clean(run.measured["measured"]),
+        "notes": notes,
+    }
+    (out / "validation.json").write_text(
+        json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    (out / "validation.txt").write_text(format_table(checks) + "\n", encoding="utf-8")
+    rows = [{k: r.get(k, math.nan) for k in PREDICTED_COLUMNS} for r in prediction.rows]
+    pd.DataFrame(rows, columns=list(PREDICTED_COLUMNS)).to_csv(out / "predicted_timeseries.csv", index=False)
+    from reports.validation import render_validation
+
+    render_validation(out)
+    return checks, payload
