@@ -45,7 +45,7 @@ LOCUST_WAIT_S = 0.75  # wait_time = between(0.5, 1.0)
 SEGMENT_S = 2.0  # the platform's segment target (IDR every segment, DESIGN.md)
 LOOPBACK_RTT_MS = 0.1
 LOOPBACK_BPS = 1e9  # what one Python HTTP client pulls over loopback, order of magnitude
-PROBES = 24  # probe replicas with staggered joins: the probe's expected distribution
+PROBES = 100  # probe replicas with staggered joins: the probe's expected distribution (no load)
 TRACERS = 40
 CLOCKS = ("decode", "playout")
 

@@ -76,8 +76,9 @@ def fit_costs(
 ) -> Fit:
     """Fit y ~ sum c_name * columns[name] (c >= 0), in the dict's order of priority.
 
-    `base` holds the value kept for a parameter that is not identifiable or fits to the bound
-    0 (the calibration loader only takes positive values).
+    `base` holds the value kept for a parameter that is not identifiable. A parameter whose
+    fit reaches the bound 0 stays 0 in the fit (and its quality figures) but is not `fitted`:
+    the calibration loader only takes positive values, so the file keeps its base.
     """
     names = list(columns)
     n = int(y.shape[0])
@@ -103,17 +104,14 @@ def fit_costs(
         else:
             free.append(name)
             basis.append(col)
-    while True:
-        target = y - sum((base[k] * columns[k] for k in kept), np.zeros_like(y))
-        coef_free = nnls(np.column_stack([columns[k] for k in free]), target) if free else np.zeros(0)
-        zero = [k for k, c in zip(free, coef_free, strict=True) if c <= 0.0]
-        if not zero:
-            break
-        for k in zero:
-            kept[k] = "fit reached the bound 0 (no measurable cost)"
-            free.remove(k)
+    target = y - sum((base[k] * columns[k] for k in kept), np.zeros_like(y))
+    coef_free = nnls(np.column_stack([columns[k] for k in free]), target) if free else np.zeros(0)
     coef = {k: base[k] for k in kept}
-    coef.update(zip(free, (float(c) for c in coef_free), strict=True))
+    for k, c in zip(free, coef_free, strict=True):
+        coef[k] = float(c)
+        if c <= 0.0:
+            kept[k] = "fit reached the bound 0 (no measurable cost); the file keeps the base value"
+    free = [k for k in free if k not in kept]
     pred = sum((coef[k] * columns[k] for k in names), np.zeros_like(y))
     resid = y - pred
     ss_tot = float(((y - y.mean()) ** 2).sum())

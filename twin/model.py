@@ -60,7 +60,8 @@ class Direct:
     never stop (they are fixed publishers) and all are transcoded on the one machine.
     `requests_per_viewer_s` and `held_per_viewer` describe the load generator's viewers
     (twin.deployment derives them); `probes` replicas of the probe viewer follow
-    `probe_rank` from `probe_start_s` with staggered joins (twin.tracers.probe).
+    `probe_rank` from `probe_start_s` with staggered joins (twin.tracers.probe): they sample
+    the probe's latency distribution, while the origin carries the load of `probe_viewers`.
     """
 
     channel_shares: tuple[float, ...]
@@ -79,6 +80,7 @@ class Direct:
     probe_pipeline_s: float
     transfer_s: float
     decode_s: float
+    probe_viewers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +447,7 @@ class Twin:
         direct, cal = self.direct, self.cal
         assert direct is not None
         viewers = float(v.sum())
-        probes = float(direct.probes) if self.env.now >= direct.probe_start_s else 0.0
+        probes = float(direct.probe_viewers) if self.env.now >= direct.probe_start_s else 0.0
         rps = viewers * direct.requests_per_viewer_s + probes * 2.0 / cal.part_s
         d = deliver_direct(served, self.bitrate, rps)
         streams = float(self.G)  # every channel publishes, watched or not
@@ -569,7 +571,7 @@ class Twin:
         if self.direct is not None and self.probe_stats is not None:
             d = self.direct
             probe_rng = random.Random(self.seed * 7_919 + 3)
-            for _ in range(d.probes):
+            for i in range(d.probes):
                 env.process(
                     probe(
                         env,
@@ -578,7 +580,7 @@ class Twin:
                         random.Random(probe_rng.getrandbits(64)),
                         self.probe_stats,
                         self.groups.group_of_rank(d.probe_rank),
-                        d.probe_start_s + probe_rng.random() * d.segment_s,
+                        d.probe_start_s + (i + probe_rng.random()) / d.probes * d.segment_s,
                         sc.duration_s,
                         d.probe_pipeline_s,
                         max(1, round(d.segment_s / cal.part_s)),
