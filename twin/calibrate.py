@@ -210,7 +210,8 @@ def _fit_publisher(
 
 
 def apply(base: Calibration, values: dict[str, float]) -> Calibration:
-    return dataclasses.replace(base, **values)
+    changes: dict[str, Any] = dict(values)
+    return dataclasses.replace(base, **changes)
 
 
 def write_calibration(base_raw: dict[str, Any], result: Calibrated, out: Path, header: str) -> None:
