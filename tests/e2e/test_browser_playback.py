@@ -216,8 +216,7 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
 
     assert final["engine"] == "hls.js"
     assert final["fatalErrors"] == 0, diagnostics
-    # one known boundary pause (below) costs up to ~5 s of playback; anything more fails
-    assert final["currentTime"] - started["currentTime"] >= PLAY_S - 10, diagnostics
+    assert final["currentTime"] - started["currentTime"] >= PLAY_S - 5, diagnostics
     assert len(latencies) >= PLAY_S - 5, diagnostics
     # the quality menu offers what the multivariant playlist listed (less any rung retired since)
     assert 1 <= len(final["levels"]) <= master.count("#EXT-X-STREAM-INF"), final["levels"]
@@ -230,17 +229,6 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
     assert {s["codec_name"] for s in video} == {"h264"}
     assert max(s["height"] for s in video) == 360
 
-    stalled = final["stalls"] or final["bufferStalledErrors"] or max(latencies) > LIVE_BOUND_S
-    if stalled and final["stalls"] <= 1:
-        # Known and open: in about a third of the runs hls.js 1.7.4 stops fetching parts for
-        # 2-5 s at one segment boundary while its blocking playlist reloads keep succeeding.
-        # Its debug log (watch?debug=1) shows why: every append carries timestampOffset -0.021,
-        # so the buffer can end at 47.999999 instead of 48.0; the fragment lookup then skips the
-        # last complete segment (within tolerance) and the partial next segment is only taken
-        # once bufferEnd >= its start, so the player idles until that segment completes. The
-        # origin has every part on time. Reported as an expected failure with its diagnostics
-        # instead of hidden; more than one stall fails outright.
-        pytest.xfail(f"known hls.js segment-boundary pause: {diagnostics}")
     assert final["stalls"] == 0, diagnostics
     assert final["bufferStalledErrors"] == 0, diagnostics
     assert max(latencies) <= LIVE_BOUND_S, diagnostics
