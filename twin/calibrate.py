@@ -232,9 +232,9 @@ def report(result: Calibrated, base: Calibration) -> str:
     """Plain-text fit report: per fit, quality and each parameter's value (fitted or kept, why)."""
     lines = []
     for target, fit in result.fits.items():
+        r2 = f"{fit.r2:.3f}" if math.isfinite(fit.r2) else "n/a (the measured CPU did not vary)"
         lines.append(
-            f"{target}: R^2 {fit.r2:.3f}, residual rms {fit.rms:.4f} cores, "
-            f"max {fit.max_abs:.4f}, {fit.n} rows"
+            f"{target}: R^2 {r2}, residual rms {fit.rms:.4f} cores, max {fit.max_abs:.4f}, {fit.n} rows"
         )
         for name, value in fit.coef.items():
             if name in fit.fitted:
