@@ -1,8 +1,10 @@
 """A Locust LL-HLS viewer on a bounded link switches renditions against the real platform.
 
-One viewer, link 3000 -> 500 -> 3000 kbit/s, watching a 640x360 publish that the platform turns
+One viewer, link 4000 -> 500 -> 4000 kbit/s, watching a 640x360 publish that the platform turns
 into a full ladder (160p30, 360p30, source passthrough). At 500 kbit/s only 160p30 fits, so the
-viewer must fall below the top rung's bitrate and climb back once the link recovers.
+viewer must fall below the top rung's bitrate and climb back once the link recovers (4000, not
+3000: the platform raises the source rung's BANDWIDTH to its measured ~1.7 Mbit/s a few seconds
+in, and a step up needs 0.7 x the estimate above it).
 The EWMA half-lives are shortened (1 s / 2 s of transfer time instead of hls.js's 3 s / 9 s) so
 the climb back, which at the defaults takes about a minute with 1/3 s parts, fits the run.
 """
@@ -30,7 +32,7 @@ LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadgen" / "locustfiles" / "
 EVENT_LOG = Path(__file__).with_name("player_event_log.py")
 LOCUST = Path(sys.executable).with_name("locust")
 LOW_FROM_S, HIGH_FROM_S, RUN_S = 12, 27, 60
-SCHEDULE = f"3000@0,500@{LOW_FROM_S},3000@{HIGH_FROM_S}"
+SCHEDULE = f"4000@0,500@{LOW_FROM_S},4000@{HIGH_FROM_S}"
 
 
 def _publisher(rtmp_port: int) -> list[str]:
