@@ -212,6 +212,11 @@ class StreamPipeline:
         self._task: asyncio.Task[None] | None = None
         self.failure = ""
 
+    @property
+    def ended(self) -> bool:
+        """The publisher is gone (or a newer stream of the channel replaced this one)."""
+        return self._ended.is_set()
+
     # -- ingest side (called synchronously by the RTMP session) --------------------------------
 
     def on_item(self, _: LiveStream, item: AccessUnit | VideoConfig | AudioConfig | None) -> None:

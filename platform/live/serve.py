@@ -23,6 +23,7 @@ from live.chat.server import ChatServer
 from live.config import ServeSettings
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
+from live.metrics import setup_metrics
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
 from live.pipeline import LivePipelines, PipelineSettings
@@ -51,6 +52,7 @@ class Platform:
         self.chat: ChatServer | None = None
         self._broker: Broker | None = None
         self._runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
         self._site: web.TCPSite | None = None
 
     async def __aenter__(self) -> Platform:
@@ -86,6 +88,8 @@ class Platform:
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
         setup_origin(app, self.origin)
         setup_web(app, self.streams)
+        setup_metrics(app, self)
+        self.app = app
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, settings.host, settings.http_port)
@@ -114,6 +118,7 @@ class Platform:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self.app = None
         if self.rtmp is not None:
             await self.rtmp.close()
             self.rtmp = None

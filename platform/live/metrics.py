@@ -1,0 +1,148 @@
+"""`GET /metrics`: the platform's own measurements in Prometheus text format.
+
+`loadgen run` scrapes this every second to measure what the twin predicts (origin requests per
+second, held blocking requests, chat deliveries, transcode delay and restarts), and it finds a
+stream's transcode worker process here (to kill it in a fault drill) instead of guessing from
+process lists. Each `Platform` gets its own `CollectorRegistry`: nothing is registered
+globally, so several platforms (tests) can run in one process. Gauges are read from the live
+objects at scrape time; only the request counter is kept as requests pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from live.origin.app import BLOCKER_KEY
+
+if TYPE_CHECKING:
+    from live.serve import Platform
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+REQUEST_KINDS: Final = ("multivariant", "playlist", "part", "segment", "init", "other")
+_STATUS_CLASSES: Final = ("2xx", "3xx", "4xx", "5xx")
+
+
+def request_kind(path: str) -> str | None:
+    """What an origin path asks for; None for paths outside /hls/ (API, pages, metrics)."""
+    if not path.startswith("/hls/"):
+        return None
+    name = path.rsplit("/", 1)[-1]
+    if name == "master.m3u8":
+        return "multivariant"
+    if name.endswith(".m3u8"):
+        return "playlist"
+    if name.endswith(".m4s"):
+        return "part" if name.count(".") == 2 else "segment"
+    if name.endswith(".mp4"):
+        return "init"
+    return "other"
+
+
+def _status_class(status: int) -> str:
+    return f"{min(max(status // 100, 2), 5)}xx"
+
+
+class PlatformCollector(Collector):
+    """Reads the platform's live state at scrape time (no copies to keep in step)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        platform = self.platform
+        held = GaugeMetricFamily("livetwin_origin_held_requests", "Blocking playlist/part requests held now")
+        app = platform.app
+        held.add_metric([], float(app[BLOCKER_KEY].held) if app is not None else 0.0)
+        yield held
+
+        live = GaugeMetricFamily("livetwin_live_streams", "Streams being published now")
+        live.add_metric([], float(len(platform.streams)))
+        yield live
+
+        restarts = CounterMetricFamily(
+            "livetwin_transcode_restarts", "Transcode worker restarts per stream", labels=["channel"]
+        )
+        delay = GaugeMetricFamily(
+            "livetwin_transcode_delay_seconds",
+            "Per-frame transcode delay percentile over the recent window",
+            labels=["channel", "quantile"],
+        )
+        pid = GaugeMetricFamily(
+            "livetwin_transcode_worker_pid", "Process id of the stream's transcode worker", labels=["channel"]
+        )
+        parts = CounterMetricFamily(
+            "livetwin_parts_published", "CMAF parts published to the origin per stream", labels=["channel"]
+        )
+        pipelines = platform.pipelines.pipelines if platform.pipelines is not None else {}
+        for channel, pipeline in sorted(pipelines.items()):
+            status = pipeline.status()
+            restarts.add_metric([channel], float(status.restarts))
+            parts.add_metric([channel], float(status.parts_published))
+            for quantile, value in (("0.5", status.delay_p50_ms), ("0.95", status.delay_p95_ms)):
+                if value is not None:
+                    delay.add_metric([channel, quantile], value / 1000.0)
+            supervisor = pipeline.supervisor
+            if supervisor is not None and supervisor.pid is not None and not pipeline.ended:
+                pid.add_metric([channel], float(supervisor.pid))
+        yield from (restarts, delay, pid, parts)
+
+        chat = platform.chat
+        if chat is not None:
+            stats = chat.stats()
+            delivered = CounterMetricFamily(
+                "livetwin_chat_messages_delivered", "Chat messages written to clients (one per client)"
+            )
+            delivered.add_metric([], float(stats.messages_delivered))
+            clients = GaugeMetricFamily("livetwin_chat_clients", "Connected chat clients")
+            clients.add_metric([], float(stats.clients))
+            yield delivered
+            yield clients
+
+
+class PlatformMetrics:
+    """The registry of one platform and the aiohttp pieces that feed and serve it."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "livetwin_origin_requests",
+            "HTTP requests the LL-HLS origin answered, by what they asked for and status class",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        for kind in REQUEST_KINDS:  # export zeros so rates exist from the first scrape
+            for status in _STATUS_CLASSES:
+                self.requests.labels(kind, status)
+        self.registry.register(PlatformCollector(platform))
+
+    @web.middleware
+    async def count_requests(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        kind = request_kind(request.path)
+        if kind is None:
+            return await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self.requests.labels(kind, _status_class(exc.status)).inc()
+            raise
+        self.requests.labels(kind, _status_class(response.status)).inc()
+        return response
+
+    async def serve(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE})
+
+
+def setup_metrics(app: web.Application, platform: Platform) -> PlatformMetrics:
+    """Count origin requests on ``app`` and serve ``GET /metrics``."""
+    metrics = PlatformMetrics(platform)
+    app.middlewares.append(metrics.count_requests)
+    app.router.add_get("/metrics", metrics.serve)
+    return metrics
