@@ -22,38 +22,48 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pub = commands.add_parser(
-        "publish", help="publish N synthetic clock-painted streams over RTMP",
+        "publish",
+        help="publish N synthetic clock-painted streams over RTMP",
         description="Publish N concurrent synthetic streams (moving test pattern with the capture "
-                    "wall-clock painted as a block code, plus a sine tone), encoded with PyAV "
-                    "(x264 zerolatency, AAC) and paced in real time. Stream i uses KEY, or "
-                    "KEY_i when N > 1.")
+        "wall-clock painted as a block code, plus a sine tone), encoded with PyAV "
+        "(x264 zerolatency, AAC) and paced in real time. Stream i uses KEY, or "
+        "KEY_i when N > 1.",
+    )
     pub.add_argument("url", help="rtmp://HOST:PORT/live/KEY")
     pub.add_argument("-n", "--publishers", type=int, default=1, help="concurrent publishers (default 1)")
-    pub.add_argument("--ramp", type=float, default=0.0, metavar="S",
-                     help="seconds between publisher starts (default 0)")
+    pub.add_argument(
+        "--ramp", type=float, default=0.0, metavar="S", help="seconds between publisher starts (default 0)"
+    )
     pub.add_argument("--size", type=_size, default=(1280, 720), help="resolution (default 1280x720)")
     pub.add_argument("--fps", type=int, default=30, help="frame rate (default 30)")
     pub.add_argument("--bitrate", type=int, default=2500, metavar="KBPS", help="video kbit/s (default 2500)")
     pub.add_argument("--duration", type=float, required=True, metavar="S", help="seconds to publish")
 
     probe = commands.add_parser(
-        "probe", help="play an LL-HLS stream like a player and report glass-to-glass latency",
+        "probe",
+        help="play an LL-HLS stream like a player and report glass-to-glass latency",
         description="Play a multivariant or media playlist with blocking reloads, parts and "
-                    "preload hints, decode every frame, read the painted capture clock and report "
-                    "glass-to-glass latency percentiles (and PROGRAM-DATE-TIME latency, labelled "
-                    "as packager->probe).")
+        "preload hints, decode every frame, read the painted capture clock and report "
+        "glass-to-glass latency percentiles (and PROGRAM-DATE-TIME latency, labelled "
+        "as packager->probe).",
+    )
     probe.add_argument("url", help="http://HOST:PORT/hls/CHANNEL/master.m3u8")
     probe.add_argument("--duration", type=float, default=30.0, metavar="S", help="seconds (default 30)")
-    probe.add_argument("--rendition", default=None,
-                       help="lowest, highest, a name (360p30) or a height (360p); default: first")
+    probe.add_argument(
+        "--rendition",
+        default=None,
+        help="lowest, highest, a name (360p30) or a height (360p); default: first",
+    )
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
 
     swarm = commands.add_parser(
-        "locust", help="run Locust headless with LL-HLS viewer or chat users",
+        "locust",
+        help="run Locust headless with LL-HLS viewer or chat users",
         description="Run Locust headless: 'viewers' behave like hls.js in low-latency mode "
-                    "(blocking reloads, hinted parts, ABR, a playout buffer) and report STARTUP, "
-                    "PDT_LATENCY, REBUFFER and PART_WAIT events; 'chat' users read a room and, "
-                    "with --token, send messages, reporting CHAT_DELIVERY latency.")
+        "(blocking reloads, hinted parts, ABR, a playout buffer) and report STARTUP, "
+        "PDT_LATENCY, REBUFFER and PART_WAIT events; 'chat' users read a room and, "
+        "with --token, send messages, reporting CHAT_DELIVERY latency.",
+    )
     swarm.add_argument("kind", choices=["viewers", "chat"], help="which users to run")
     swarm.add_argument("--host", required=True, help="platform HTTP base, e.g. http://127.0.0.1:8080")
     swarm.add_argument("-u", "--users", type=int, default=10, help="concurrent users (default 10)")
@@ -64,7 +74,59 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--chat-port", type=int, default=8081, help="chat port (default 8081)")
     swarm.add_argument("--token", default=None, help="session token for chat users that send")
     swarm.add_argument("--chat-rate", type=float, default=None, help="messages/s per chat user")
+
+    real = commands.add_parser(
+        "run",
+        help="perform a scenario's real: section on this machine and write a run directory",
+        description="Start `live serve`, one clock-painting publisher per channel, Locust viewer and "
+        "chat users following the scenario's schedule and spikes (distributed over "
+        "locust_processes), and the probe viewer; kill transcode workers where the "
+        "scenario says so; sample CPU per role and the platform's /metrics every second; "
+        "write run.json, measured.json, timeseries.csv, Locust CSVs, probe.json, "
+        "platform.log and report.html (docs/validation.md).",
+    )
+    real.add_argument("scenario", help="scenario YAML with a real: section (see scenarios/)")
+    real.add_argument("--out", default=None, help="run directory (default runs/<scenario>-<UTC time>)")
+    real.add_argument("--seed", type=int, default=1, help="seed for the load generators (default 1)")
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from loadgen.realrun import RealRunError, run_real
+    from twin.scenario import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"loadgen run: {exc}", file=sys.stderr)
+        return 2
+    if scenario.real is None:
+        print(f"loadgen run: {args.scenario}: has no real: section (docs/validation.md)", file=sys.stderr)
+        return 2
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"{scenario.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    )
+    command = " ".join(["loadgen", *sys.argv[1:]]) if sys.argv[1:2] == ["run"] else None
+    try:
+        run_dir = run_real(Path(args.scenario), out, seed=args.seed, command=command)
+    except RealRunError as exc:
+        print(f"loadgen run: {exc}", file=sys.stderr)
+        return 1
+    measured = json.loads((run_dir / "measured.json").read_text(encoding="utf-8"))["measured"]
+    g2g = measured["glass_to_glass_s"]
+    cpu = measured["cpu_cores"]
+    print(
+        f"origin {measured['origin_rps']:.1f} req/s (peak {measured['origin_rps_peak']:.1f}), "
+        f"CPU platform {cpu['platform']:.2f} / transcode {cpu['transcode']:.2f} / loadgen "
+        f"{cpu['loadgen']:.2f} cores, glass-to-glass p50 {g2g['p50']} s p95 {g2g['p95']} s, "
+        f"rebuffer {measured['rebuffer_ratio']:.4f} -> {run_dir}"
+    )
+    return 0
 
 
 def _locust(args: argparse.Namespace) -> int:
@@ -82,8 +144,22 @@ def _locust(args: argparse.Namespace) -> int:
         env["LIVETWIN_CHAT_TOKEN"] = args.token
     if args.chat_rate is not None:
         env["LIVETWIN_CHAT_RATE"] = str(args.chat_rate)
-    command = [sys.executable, "-m", "locust", "-f", str(script), "--headless", "--host", args.host,
-               "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time]
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(script),
+        "--headless",
+        "--host",
+        args.host,
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.spawn_rate),
+        "-t",
+        args.run_time,
+    ]
     if args.csv:
         command += ["--csv", args.csv]
     return subprocess.run(command, env=env, check=False).returncode
@@ -98,14 +174,23 @@ async def _publish_many(args: argparse.Namespace) -> int:
         await asyncio.sleep(index * args.ramp)
         url = args.url if args.publishers == 1 else f"{args.url}_{index}"
         try:
-            stats = await publish(url, width=width, height=height, fps=args.fps,
-                                  bitrate_kbps=args.bitrate, duration_s=args.duration)
+            stats = await publish(
+                url,
+                width=width,
+                height=height,
+                fps=args.fps,
+                bitrate_kbps=args.bitrate,
+                duration_s=args.duration,
+            )
         except PublishError as exc:
             print(f"{url}: refused: {exc}", file=sys.stderr)
             return False
-        print(f"{url}: {stats.video_frames} video / {stats.audio_frames} audio frames, "
-              f"{(stats.video_bytes + stats.audio_bytes) * 8 / 1e6 / stats.elapsed_s:.2f} Mbit/s, "
-              f"{stats.late_frames} late (max {stats.max_lateness_s * 1000:.0f} ms)", flush=True)
+        print(
+            f"{url}: {stats.video_frames} video / {stats.audio_frames} audio frames, "
+            f"{(stats.video_bytes + stats.audio_bytes) * 8 / 1e6 / stats.elapsed_s:.2f} Mbit/s, "
+            f"{stats.late_frames} late (max {stats.max_lateness_s * 1000:.0f} ms)",
+            flush=True,
+        )
         return True
 
     results = await asyncio.gather(*(one(i) for i in range(args.publishers)))
@@ -135,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_probe(args))
     if args.command == "locust":
         return _locust(args)
+    if args.command == "run":
+        return _run(args)
     return 2
 
 

@@ -2,8 +2,9 @@
 
 Connects to ``/chat/{channel}`` on the chat port, reads live messages and reports delivery
 latency (now minus the server's ``sent_at``, same-host clocks) as request_type CHAT_DELIVERY.
-With a session token in ``LIVETWIN_CHAT_TOKEN`` it also sends ``LIVETWIN_CHAT_RATE``
-messages per second; without one it is a read-only viewer. Locust's gevent patches make the
+With a session token in ``LIVETWIN_CHAT_TOKEN`` (or several, comma-separated: each user signs
+in with one at random) it also sends ``LIVETWIN_CHAT_RATE`` messages per second; without one
+it is a read-only viewer. Locust's gevent patches make the
 ``websockets`` sync client cooperative; every receive is bounded by a timeout.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 
 from locust import User, constant, task
@@ -29,11 +31,12 @@ class Chatter(User):
     wait_time = constant(0)  # each task already blocks up to RECEIVE_WINDOW_S in recv()
 
     def on_start(self) -> None:
-        self.token = os.environ.get("LIVETWIN_CHAT_TOKEN") or None
+        # several comma-separated tokens spread the senders over accounts (the rate limit is per user)
+        tokens = [t for t in os.environ.get("LIVETWIN_CHAT_TOKEN", "").split(",") if t]
+        self.token = random.choice(tokens) if tokens else None
         self.rate = float(os.environ.get("LIVETWIN_CHAT_RATE", "0.2")) if self.token else 0.0
         port = os.environ.get("LIVETWIN_CHAT_PORT")
-        self.url = chat_url(self.host or "http://127.0.0.1", CHANNEL, self.token,
-                            int(port) if port else None)
+        self.url = chat_url(self.host or "http://127.0.0.1", CHANNEL, self.token, int(port) if port else None)
         self.ws: ClientConnection | None = None
         self.last_id = 0
         self.next_send = time.monotonic()
@@ -46,8 +49,9 @@ class Chatter(User):
             self.ws = None
 
     def _fire(self, kind: str, name: str, ms: float, exc: BaseException | None = None) -> None:
-        self.environment.events.request.fire(request_type=kind, name=name, response_time=ms,
-                                             response_length=0, exception=exc, context={})
+        self.environment.events.request.fire(
+            request_type=kind, name=name, response_time=ms, response_length=0, exception=exc, context={}
+        )
 
     def _connect(self) -> None:
         t0 = time.monotonic()

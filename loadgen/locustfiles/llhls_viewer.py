@@ -108,6 +108,10 @@ class LlHlsViewer(FastHttpUser):
             float(getattr(options, "viewer_abr_ewma_slow", 9.0)),
         )
 
+    def master_path(self) -> str:
+        """The multivariant playlist of the next session (one channel unless a subclass spreads them)."""
+        return MASTER_PATH
+
     def _event(
         self,
         kind: str,
@@ -183,7 +187,7 @@ class LlHlsViewer(FastHttpUser):
 
     @task
     def watch(self) -> None:
-        base = self.host.rstrip("/") + MASTER_PATH
+        base = self.host.rstrip("/") + self.master_path()
         joined = time.monotonic()
         text = self._get_text(base, "multivariant")
         if text is None:

@@ -29,7 +29,7 @@ from loadgen import hls_client as hls
 pytestmark = [pytest.mark.slow]
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadgen" / "locustfiles" / "llhls_viewer.py"
-EVENT_LOG = Path(__file__).with_name("player_event_log.py")
+EVENT_LOG = Path(__file__).parents[2] / "loadgen" / "locustfiles" / "event_log.py"
 LOCUST = Path(sys.executable).with_name("locust")
 LOW_FROM_S, HIGH_FROM_S, RUN_S = 12, 27, 60
 SCHEDULE = f"4000@0,500@{LOW_FROM_S},4000@{HIGH_FROM_S}"

@@ -8,7 +8,7 @@ from twin.scenario import Bands, ScenarioError, parse_scenario
 
 from .conftest import SCENARIOS
 
-BASELINE = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8")
+BASELINE = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8").split("\nreal:")[0].rstrip("\n") + "\n"
 
 REAL = """real:
   duration_s: 90

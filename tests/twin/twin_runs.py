@@ -34,7 +34,8 @@ REAL = """real:
 
 
 def scenario_text(real: str = REAL) -> str:
-    return (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8") + real
+    text = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8")
+    return text.split("\nreal:")[0].rstrip("\n") + "\n" + real  # the shipped real: replaced
 
 
 def real_spec(real: str = REAL) -> RealSpec:
