@@ -24,7 +24,7 @@ MAX_REGIONS = 64
 FAULT_KINDS = ("viral_spike", "region_outage", "transcoder_loss", "chat_storm", "ad_break", "worker_restart")
 NODE_TYPES = ("gpu", "cpu")
 REAL_FAULT_KINDS = ("viral_spike", "worker_kill")
-REAL_LADDERS = ("full", "source")
+REAL_LADDERS = ("full",)  # the platform transcodes every live stream into its ladder
 MAX_REAL_CHANNELS = 16
 MAX_REAL_VIEWERS = 5000
 
