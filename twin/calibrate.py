@@ -177,6 +177,9 @@ def _node_size(name: str) -> list[str]:
     }[name]
 
 
+LATENCY_FLOOR_S = 0.005  # no latency part is ever fitted below 5 ms (a frame is 17-33 ms)
+
+
 def _fit_publisher(
     runs: list[RealRun], base: Calibration, out: Calibrated, provenance: str, seed: int
 ) -> None:
@@ -196,12 +199,26 @@ def _fit_publisher(
         out.notes.append("publisher_encode_s: no run measured glass-to-glass; base kept")
         return
     value = base.publisher_encode_s + float(np.mean(gaps))
-    if value <= 0:
-        out.notes.append(
-            f"publisher_encode_s: the twin already over-predicts g2g p50 by {-float(np.mean(gaps)):.3f} s "
-            "with the publisher's share at 0; base kept"
+    if value < LATENCY_FLOOR_S:
+        # The unmeasured parts the twin adds besides the publisher (the probe's decode,
+        # `display_s`, an assumption) already exceed the measurement: take the rest from there.
+        display = cal.display_s + value - LATENCY_FLOOR_S
+        if display < LATENCY_FLOOR_S:
+            out.notes.append(
+                f"publisher_encode_s: the twin over-predicts g2g p50 by {LATENCY_FLOOR_S - value:.3f} s "
+                "more than the publisher's and the decoder's shares together; base kept"
+            )
+            return
+        out.values["display_s"] = display
+        out.sources["display_s"] = (
+            f"{provenance}; residual of the probe's glass-to-glass p50 once publisher_encode_s is at its "
+            f"floor ({LATENCY_FLOOR_S:g} s): the base {cal.display_s:g} s over-counted the probe's decode"
         )
-        return
+        out.notes.append(
+            f"publisher_encode_s: residual {value:.3f} s below the floor; set to {LATENCY_FLOOR_S:g} s and "
+            f"display_s lowered from {cal.display_s:g} s to {display:.3f} s"
+        )
+        value = LATENCY_FLOOR_S
     out.values["publisher_encode_s"] = value
     out.sources["publisher_encode_s"] = (
         f"{provenance}; residual of the probe's glass-to-glass p50 after the twin's other parts "

@@ -42,6 +42,7 @@ from twin.scenario import (
 
 LOCUST_SESSION_S = 60.0  # LIVETWIN_VIEWER_SESSION_S default (llhls_viewer.py)
 LOCUST_WAIT_S = 0.75  # wait_time = between(0.5, 1.0)
+LOCUST_USER_LEAVE_S = 1.0  # the load shape stops surplus users within a tick (1 s)
 SEGMENT_S = 2.0  # the platform's segment target (IDR every segment, DESIGN.md)
 LOOPBACK_RTT_MS = 0.1
 LOOPBACK_BPS = 1e9  # what one Python HTTP client pulls over loopback, order of magnitude
@@ -114,6 +115,10 @@ def small_calibration(cal: Calibration, spec: RealSpec) -> Calibration:
         viewer_bandwidth_median_mbps=LOOPBACK_BPS / 1e6,
         viewer_bandwidth_sigma=0.05,
         viewer_rtt_sigma=0.05,
+        # Locust users never leave on their own (a session ends and the same user rejoins); the
+        # load shape stops them the second the schedule drops. Second-long sessions that the
+        # arrivals refill every step make the fluid follow the schedule the same way.
+        viewer_session_mean_s=LOCUST_USER_LEAVE_S,
     )
 
 

@@ -86,6 +86,15 @@ def test_viral_spike_grows_origin_load_without_a_cache_tier(cal: Calibration) ->
     assert during["origin_rps"] > 2.0 * before["origin_rps"] * 0.9
 
 
+def test_viewers_leave_when_the_spike_ends_like_locust_stops_users(cal: Calibration) -> None:
+    """Locust's load shape stops surplus users within a second; the twin must not keep them for
+    a platform-scale viewing session (it over-predicted the spike run's requests by 22 %)."""
+    pred = predict(real_spec(), cal)
+    rows = {r["t_s"]: r for r in pred.rows}
+    assert rows[45.0]["viewers"] == pytest.approx(100)  # spike: 10 s ramp from 25 s, 15 s hold
+    assert rows[55.0]["viewers"] == pytest.approx(40, abs=1)
+
+
 def test_worker_restart_stops_that_streams_output_for_the_restart_time(cal: Calibration) -> None:
     spec = real_spec()
     pred = predict(spec, cal)
