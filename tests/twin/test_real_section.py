@@ -100,3 +100,19 @@ def test_bad_real_section_names_field_and_line(real: str, field: str) -> None:
     err = _error(real)
     assert err.field == field
     assert err.line > BASELINE.count("\n")
+
+
+def test_the_three_shipped_real_scenarios_steady_spike_and_worker_kill() -> None:
+    from twin.scenario import load_scenario
+
+    steady = load_scenario(SCENARIOS / "baseline.yaml").real
+    spike = load_scenario(SCENARIOS / "viral-spike-5x.yaml").real
+    kill = load_scenario(SCENARIOS / "transcoder-loss.yaml").real
+    assert steady is not None and spike is not None and kill is not None
+    assert steady.faults == ()
+    (s,) = spike.faults
+    assert (s.kind, s.factor, s.ramp_s) == ("viral_spike", 5, 30)
+    (k,) = kill.faults
+    assert k.kind == "worker_kill" and spike.warmup_s < k.at_s < kill.warmup_s + kill.duration_s
+    for spec in (steady, spike, kill):  # a few minutes each on this machine
+        assert spec.warmup_s + spec.duration_s <= 200 and spec.locust_processes == 2

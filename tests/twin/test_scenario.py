@@ -10,7 +10,15 @@ from twin.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 from .conftest import SCENARIOS
 
-REQUIRED = ("baseline", "peak-100m", "viral-spike-10x", "region-outage", "transcoder-loss", "chat-storm")
+REQUIRED = (
+    "baseline",
+    "peak-100m",
+    "viral-spike-5x",
+    "viral-spike-10x",
+    "region-outage",
+    "transcoder-loss",
+    "chat-storm",
+)
 BASELINE = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8")
 
 
