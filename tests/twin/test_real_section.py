@@ -1,4 +1,4 @@
-"""The `real:` section of a scenario: the scaled-down run `loadgen run` performs and `twin validate` checks."""
+"""The `real:` section of a scenario: the scaled-down run `loadgen run` performs, `twin validate` checks."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ def test_minimal_real_section_puts_every_viewer_on_channel_one() -> None:
         ),
         ("real:\n  duration_s: 60\n  viewers: 10\n  ladder: half\n", "real.ladder"),
         (
-            "real:\n  duration_s: 60\n  viewers: 10\n  faults:\n    - {kind: worker_kill, at_s: 10, stream_rank: 2}\n",
+            "real:\n  duration_s: 60\n  viewers: 10\n  faults:\n"
+            "    - {kind: worker_kill, at_s: 10, stream_rank: 2}\n",
             "real.faults[0].stream_rank",
         ),
         (
