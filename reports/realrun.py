@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from reports.html import _fmt, _img
 
 
-def _png(draw: Callable[[Axes], None], title: str, ylabel: str, events: list[dict[str, Any]]) -> bytes:
+def _png(draw: Callable[[Axes], object], title: str, ylabel: str, events: list[dict[str, Any]]) -> bytes:
     fig = Figure(figsize=(9.0, 3.2), layout="constrained")
     ax = fig.add_subplot()
     draw(ax)
