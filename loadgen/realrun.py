@@ -38,24 +38,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.measure import KINDS, CpuDelta, summarize
 from loadgen.schedule import ViewerSchedule
+from twin.rundir import TIMESERIES_COLUMNS as REQUIRED_COLUMNS
 from twin.scenario import RealSpec, load_scenario
 
 LIVE_TIMEOUT_S = 90.0  # publishers must all be live this soon after they start
 STOP_GRACE_S = 15.0
 CHAT_ACCOUNTS = 5  # the API's sign-up limit per client (5 an hour): senders share these accounts
 PROBE_RENDITION = "lowest"  # a transcoded rung: the probe measures the whole path
-TIMESERIES_COLUMNS = (
-    "t_s",
+TIMESERIES_COLUMNS = (  # what twin.rundir requires, then what the report adds
+    *REQUIRED_COLUMNS,
     "dt_s",
-    "viewers",
-    "chatters",
-    "origin_rps",
-    "held_requests",
-    "chat_deliveries_per_s",
-    "cpu_platform",
-    "cpu_transcode",
-    "cpu_loadgen",
-    "transcode_restarts",
     "transcode_delay_p50_s",
     "transcode_delay_p95_s",
     *(f"rps_{k}" for k in KINDS),
@@ -276,7 +268,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
         )
         time.sleep(1.0)
         src = spec.source
-        publish = children.start(
+        children.start(
             "publishers",
             [
                 sys.executable,
@@ -371,9 +363,10 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
                 metrics = _scrape(f"{base}/metrics")
             except (urllib.error.URLError, OSError, ValueError):
                 metrics = last_metrics
+            platform_tree = _tree(serve.pid)  # the platform process, then its transcode workers
             roles = {
-                "platform": _cpu(_tree(serve.pid)[:1]),
-                "transcode": _cpu(_tree(serve.pid)[1:]),
+                "platform": _cpu(platform_tree[:1]),
+                "transcode": _cpu(platform_tree[1:]),
                 "loadgen": _cpu(
                     [
                         p
@@ -400,7 +393,6 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
             raise RealRunError(f"locust exited with status {locust.returncode} (see locust.log)")
         with contextlib.suppress(OSError, ValueError):
             probe_report = json.loads((out / "probe.json").read_text(encoding="utf-8"))
-        del publish
     finally:
         children.stop_all()
         shutil.rmtree(data, ignore_errors=True)
@@ -518,10 +510,9 @@ def _write(
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TIMESERIES_COLUMNS})
-    from live.transcode.ladder import SourceInfo, build_ladder
+    from twin.deployment import real_ladder  # the platform's ladder policy on the run's source
 
     src = spec.source
-    ladder = build_ladder(SourceInfo(src.width, src.height, float(src.fps), video_kbps=src.bitrate_kbps))
     sel = [r for r in rows if window[0] <= r["t_s"] < window[1]]
     payload = {
         "schema": 1,
@@ -531,7 +522,7 @@ def _write(
         "load": {
             "channels": spec.channels,
             "ladder": spec.ladder,
-            "rungs": [r.name for r in ladder.video],
+            "rungs": [r.name for r in real_ladder(spec)],
             "viewers_mean": sum(r["viewers"] for r in sel) / len(sel) if sel else 0.0,
             "viewers_peak": schedule.peak_viewers(),
             "chatters": spec.chatters,

@@ -14,13 +14,19 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
-def _png(draw: Callable[[Axes], None], title: str, ylabel: str, width: float = 9.0) -> bytes:
+def _png(
+    draw: Callable[[Axes], object],
+    title: str,
+    ylabel: str,
+    width: float = 9.0,
+    xlabel: str = "simulated time (min)",
+) -> bytes:
     fig = Figure(figsize=(width, 3.4), layout="constrained")
     ax = fig.add_subplot()
     draw(ax)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    ax.set_xlabel("simulated time (min)")
+    ax.set_xlabel(xlabel)
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", loc="best")

@@ -7,7 +7,6 @@ a twin run's report, so it can be re-rendered or put beside `twin validate`'s pa
 from __future__ import annotations
 
 import html
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,26 +14,20 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
+from reports import figures
 from reports.html import _fmt, _img
 
 
 def _png(draw: Callable[[Axes], object], title: str, ylabel: str, events: list[dict[str, Any]]) -> bytes:
-    fig = Figure(figsize=(9.0, 3.2), layout="constrained")
-    ax = fig.add_subplot()
-    draw(ax)
-    for event in events:
-        ax.axvline(event["at_s"], color="red", alpha=0.5, linestyle="--")
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    ax.set_xlabel("time since every publisher was live (s)")
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="best")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
+    """A time-series figure of the run with its faults marked."""
+
+    def with_faults(ax: Axes) -> None:
+        draw(ax)
+        for event in events:
+            ax.axvline(event["at_s"], color="red", alpha=0.5, linestyle="--")
+
+    return figures._png(with_faults, title, ylabel, xlabel="time since every publisher was live (s)")
 
 
 def _rows(prefix: str, node: Any) -> list[tuple[str, Any]]:

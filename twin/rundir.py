@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from twin.scenario import RealSpec, ScenarioError, parse_scenario
+from twin.validate import number_at
 
 TIMESERIES_COLUMNS = (
     "t_s",
@@ -92,14 +93,7 @@ class RealRun:
 
     def value(self, *path: str) -> float:
         """A number under measured.json's `measured`; NaN when the run did not measure it."""
-        node: Any = self.measured["measured"]
-        for key in path:
-            if not isinstance(node, dict) or key not in node:
-                return math.nan
-            node = node[key]
-        if isinstance(node, bool) or not isinstance(node, int | float):
-            return math.nan
-        return float(node)
+        return number_at(self.measured["measured"], path)
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -53,7 +53,8 @@ class Check:
         }
 
 
-def _get(data: dict[str, Any], path: tuple[str, ...]) -> float:
+def number_at(data: dict[str, Any], path: tuple[str, ...]) -> float:
+    """The number at `path` in nested mappings; NaN where it is absent or not a number."""
     node: Any = data
     for key in path:
         if not isinstance(node, dict) or key not in node:
@@ -85,7 +86,7 @@ def compare(predicted: dict[str, Any], measured: dict[str, Any], bands: Bands) -
     for metric, path, kind, _ in METRICS:
         band = getattr(bands, kind)
         checks.append(
-            check(metric, _get(predicted, path), _get(measured, path), band, kind == "rebuffer_abs")
+            check(metric, number_at(predicted, path), number_at(measured, path), band, kind == "rebuffer_abs")
         )
     return checks
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from twin.calibration import Calibration
 from twin.deployment import predict
+from twin.rundir import TIMESERIES_COLUMNS
 from twin.scenario import RealSpec, parse_scenario
 
 from .conftest import SCENARIOS
@@ -86,35 +87,16 @@ def write_twin_run(
     )
     restarted = False  # the column counts restarts so far
     with (path / "timeseries.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "t_s",
-                "viewers",
-                "chatters",
-                "origin_rps",
-                "held_requests",
-                "chat_deliveries_per_s",
-                "cpu_platform",
-                "cpu_transcode",
-                "cpu_loadgen",
-                "transcode_restarts",
-            ]
-        )
+        w = csv.DictWriter(fh, fieldnames=TIMESERIES_COLUMNS)
+        w.writeheader()
         for r in pred.rows:
             restarted = restarted or r["transcode_restarts"] > 0
             w.writerow(
-                [
-                    r["t_s"],
-                    r["viewers"],
-                    spec.chatters,
-                    r["origin_rps"],
-                    r["held_requests"],
-                    r["chat_deliveries_per_s"],
-                    r["cpu_platform"],
-                    r["cpu_transcode"],
-                    0.5,
-                    1.0 if restarted else 0.0,
-                ]
+                {
+                    **{c: r[c] for c in TIMESERIES_COLUMNS if c in r},
+                    "chatters": spec.chatters,
+                    "cpu_loadgen": 0.5,
+                    "transcode_restarts": 1.0 if restarted else 0.0,
+                }
             )
     return path
