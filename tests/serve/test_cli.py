@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 COMMANDS = [
     ["live.cli", "serve"], ["live.cli", "demo"], ["live.cli", "transcode"],
-    ["twin.cli", "run"], ["twin.cli", "compare"],
-    ["loadgen.cli", "publish"], ["loadgen.cli", "probe"], ["loadgen.cli", "locust"],
+    ["twin.cli", "run"], ["twin.cli", "compare"], ["twin.cli", "calibrate"], ["twin.cli", "validate"],
+    ["loadgen.cli", "publish"], ["loadgen.cli", "probe"], ["loadgen.cli", "locust"], ["loadgen.cli", "run"],
 ]
 
 
@@ -32,3 +33,15 @@ def test_loadgen_refuses_a_bad_size() -> None:
     run = subprocess.run([sys.executable, "-m", "loadgen.cli", "publish", "rtmp://x/live/k",
                           "--duration", "1", "--size", "big"], capture_output=True, text=True)
     assert run.returncode == 2 and "WIDTHxHEIGHT" in run.stderr
+
+
+def test_loadgen_run_refuses_a_scenario_without_a_real_section(tmp_path: Path) -> None:
+    scenarios = Path(__file__).parents[2] / "scenarios"
+    run = subprocess.run([sys.executable, "-m", "loadgen.cli", "run", str(scenarios / "peak-100m.yaml"),
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert run.returncode == 2 and "has no real: section" in run.stderr and "Traceback" not in run.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nreal: {duration_s: 5}\n")
+    run = subprocess.run([sys.executable, "-m", "loadgen.cli", "run", str(bad)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "bad.yaml:" in run.stderr and "Traceback" not in run.stderr
