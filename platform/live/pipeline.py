@@ -20,8 +20,8 @@ from live.media.avc import AvcError, parse_avc_record, parse_sps
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.origin.store import ChannelTiming, OriginStore, PublishError
 from live.package.segmenter import Segmenter, SegmenterError, SegmenterSettings
-from live.transcode.pipeline import RenditionConfig, RenditionDropped, RenditionUnit
-from live.transcode.worker import (
+from live.transcode.events import RenditionConfig, RenditionDropped, RenditionUnit
+from live.transcode.supervisor import (
     SupervisorSettings,
     TranscodeSupervisor,
     WorkerRestarted,
