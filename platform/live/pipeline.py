@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from live.ingest.registry import LiveStream, LiveStreamRegistry, TranscodeStatus
 from live.media.avc import AvcError, parse_avc_record, parse_sps
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
-from live.origin.store import ChannelTiming, OriginStore, PublishError
-from live.package.segmenter import Segmenter, SegmenterError, SegmenterSettings
-from live.transcode.events import RenditionConfig, RenditionDropped, RenditionUnit
+from live.origin.store import OriginStore
+from live.package.ladder_packager import LadderPackager, PackagingSettings
 from live.transcode.supervisor import (
     SupervisorSettings,
     TranscodeSupervisor,
@@ -31,22 +30,12 @@ log = logging.getLogger("live.pipeline")
 
 #: Access units held while the stream's configuration is still unknown (about 4 s at 30 fps).
 MAX_PRESTART_UNITS = 240
-AUDIO_OVERHEAD = 1.1  # BANDWIDTH is a peak: leave room above the nominal bitrates
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
-    # ms timestamps make 10 frames at 30 fps span 333-334 ms: 0.334 s keeps them in one part
-    part_target_s: float = 0.334
-    segment_target_s: float = 2.0
+    packaging: PackagingSettings = field(default_factory=PackagingSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
-
-    @property
-    def timing(self) -> ChannelTiming:
-        return ChannelTiming(
-            target_duration_s=round(self.segment_target_s),
-            part_target_s=self.part_target_s,
-        )
 
 
 def source_frame_rate(stream: LiveStream, video: VideoConfig) -> float:
@@ -61,138 +50,6 @@ def source_frame_rate(stream: LiveStream, video: VideoConfig) -> float:
             if sps.frame_rate and 1 <= sps.frame_rate <= 240:
                 return float(sps.frame_rate)
     return 30.0
-
-
-@dataclass(slots=True)
-class _Rung:
-    name: str
-    config: VideoConfig
-    bitrate_kbps: int | None
-    frame_rate: float | None
-    segmenter: Segmenter | None = None
-    retired: str = ""
-
-
-class LadderPackager:
-    """Package a transcoder's rendition events into one origin channel, live or from a file.
-
-    Each video rung gets a ``Segmenter`` muxing the shared audio track, configured once both
-    the rung's and the audio's configurations are known (so every rung's init segment carries
-    both tracks). A rung whose packaging fails is retired with a logged reason.
-    """
-
-    def __init__(self, channel: str, origin: OriginStore, settings: PipelineSettings,
-                 *, source_has_audio: bool) -> None:
-        self.channel = channel
-        self.origin = origin
-        self.settings = settings
-        self.source_has_audio = source_has_audio
-        self.rungs: dict[str, _Rung] = {}
-        self.audio_rendition: RenditionConfig | None = None
-        self.parts_published = 0
-
-    def handle(self, event: object) -> None:
-        if isinstance(event, RenditionUnit):
-            self._on_unit(event)
-        elif isinstance(event, RenditionConfig):
-            self._on_config(event)
-        elif isinstance(event, RenditionDropped):
-            rung = self.rungs.get(event.rendition)
-            if rung is not None:
-                self._retire(rung, f"transcoder dropped it: {event.reason}")
-
-    def _on_config(self, event: RenditionConfig) -> None:
-        if isinstance(event.config, AudioConfig):
-            if self.audio_rendition is None:
-                self.audio_rendition = event
-            elif self.audio_rendition.config != event.config:
-                log.warning("%s: a restarted worker produced a different audio configuration; "
-                            "the renditions keep the first", self.channel)
-            self._configure_ready()
-            return
-        existing = self.rungs.get(event.rendition)
-        if existing is not None:
-            if existing.config != event.config:
-                log.warning("%s/%s: a restarted worker produced a different configuration; "
-                            "the rung keeps its first init segment", self.channel, event.rendition)
-            return
-        self.rungs[event.rendition] = _Rung(
-            event.rendition, event.config, event.bitrate_kbps, event.frame_rate
-        )
-        self._configure_ready()
-
-    def _configure_ready(self) -> None:
-        if self.source_has_audio and self.audio_rendition is None:
-            return
-        audio_config = self.audio_rendition.config if self.audio_rendition else None
-        assert audio_config is None or isinstance(audio_config, AudioConfig)
-        audio_kbps = (self.audio_rendition.bitrate_kbps or 128) if self.audio_rendition else 0
-        for rung in self.rungs.values():
-            if rung.segmenter is not None or rung.retired:
-                continue
-            video_kbps = rung.bitrate_kbps or max(rung.config.width * rung.config.height // 300, 300)
-            bandwidth = int((video_kbps + audio_kbps) * 1000 * AUDIO_OVERHEAD)
-            segmenter = Segmenter(rung.name, SegmenterSettings(
-                part_target_s=self.settings.part_target_s,
-                segment_target_s=self.settings.segment_target_s,
-            ))
-            try:
-                init = segmenter.configure(rung.config, audio_config, bandwidth=bandwidth,
-                                           frame_rate=rung.frame_rate)
-                self.origin.publish_init(self.channel, init)
-            except (SegmenterError, PublishError, ValueError) as exc:
-                self._retire(rung, f"cannot package: {exc}")
-                continue
-            rung.segmenter = segmenter
-
-    def _on_unit(self, event: RenditionUnit) -> None:
-        unit = event.unit
-        if unit.kind is TrackKind.AUDIO:
-            for each in self.rungs.values():
-                if each.segmenter is not None:
-                    self._push(each, unit)
-            return
-        rung = self.rungs.get(event.rendition)
-        if rung is not None and rung.segmenter is not None:
-            self._push(rung, unit)
-
-    def _push(self, rung: _Rung, unit: AccessUnit) -> None:
-        assert rung.segmenter is not None
-        try:
-            for part in rung.segmenter.push(unit):
-                self.origin.publish_part(self.channel, part)
-                self.parts_published += 1
-        except (SegmenterError, PublishError) as exc:
-            self._retire(rung, f"packaging failed: {exc}")
-
-    def _retire(self, rung: _Rung, reason: str) -> None:
-        if not rung.retired:
-            rung.retired = reason
-            rung.segmenter = None
-            self.origin.drop_rendition(self.channel, rung.name)
-            log.warning("%s/%s: rendition retired: %s", self.channel, rung.name, reason)
-
-    def finish(self) -> None:
-        """End of stream: flush every segmenter and end the origin channel."""
-        for rung in self.rungs.values():
-            if rung.segmenter is None:
-                continue
-            try:
-                for part in rung.segmenter.flush():
-                    self.origin.publish_part(self.channel, part)
-                    self.parts_published += 1
-            except (SegmenterError, PublishError) as exc:
-                self._retire(rung, f"flush failed: {exc}")
-        if self.origin.channel(self.channel) is not None:
-            self.origin.end(self.channel)
-
-    @property
-    def active(self) -> tuple[str, ...]:
-        return tuple(sorted(r.name for r in self.rungs.values() if not r.retired))
-
-    @property
-    def retired(self) -> dict[str, str]:
-        return {r.name: r.retired for r in self.rungs.values() if r.retired}
 
 
 class StreamPipeline:
@@ -250,8 +107,8 @@ class StreamPipeline:
         assert self._video is not None
         video = self._video
         fps = source_frame_rate(self.stream, video)
-        self.origin.open(self.channel, self.settings.timing)
-        self.packager = LadderPackager(self.channel, self.origin, self.settings,
+        self.origin.open(self.channel, self.settings.packaging.timing)
+        self.packager = LadderPackager(self.channel, self.origin, self.settings.packaging,
                                        source_has_audio=self._audio is not None)
         supervisor = TranscodeSupervisor(
             self.channel, video, fps, audio=self._audio, settings=self.settings.supervisor

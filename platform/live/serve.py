@@ -26,6 +26,7 @@ from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.metrics import setup_metrics
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
+from live.package.ladder_packager import PackagingSettings
 from live.pipeline import LivePipelines, PipelineSettings
 from live.webui import setup_web
 
@@ -47,7 +48,7 @@ class Platform:
         self.streams = LiveStreamRegistry()
         self.repo: Repository | None = None
         self.rtmp: RtmpServer | None = None
-        self.origin = OriginStore(OriginSettings(timing=PipelineSettings().timing))
+        self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
         self.pipelines: LivePipelines | None = None
         self.chat: ChatServer | None = None
         self._broker: Broker | None = None
