@@ -1,10 +1,11 @@
 """The media path of one live stream: ingest registry -> transcode worker -> packager -> origin.
 
-``LivePipelines`` watches the live-stream registry. For every stream that goes live it runs a
-``StreamPipeline``: a transcode worker process (``TranscodeSupervisor``) fed the ingest's access
-units, one ``Segmenter`` per encoded rung (video muxed with the shared AAC track, so a player
-needs one playlist per quality), and the origin store the parts land in. A rung whose packaging
-fails is retired with a logged reason; the stream and its other rungs go on.
+``LiveMediaPaths`` watches the live-stream registry. For every stream that goes live it runs a
+``StreamMediaPath``: a transcode worker process (``TranscodeSupervisor``) fed the ingest's
+access units, and a ``LadderPackager`` (one ``Segmenter`` per encoded rung, video muxed with
+the shared AAC track, so a player needs one playlist per quality) writing to the origin store as
+its ``PartSink``. A rung whose packaging fails is retired with a logged reason; the stream and
+its other rungs go on.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from live.transcode.supervisor import (
     WorkerRestarted,
 )
 
-log = logging.getLogger("live.pipeline")
+log = logging.getLogger("live.mediapath")
 
 #: Access units held while the stream's configuration is still unknown (about 4 s at 30 fps).
 MAX_PRESTART_UNITS = 240
 
 
 @dataclass(frozen=True, slots=True)
-class PipelineSettings:
+class MediaPathSettings:
     packaging: PackagingSettings = field(default_factory=PackagingSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
 
@@ -52,10 +53,10 @@ def source_frame_rate(stream: LiveStream, video: VideoConfig) -> float:
     return 30.0
 
 
-class StreamPipeline:
+class StreamMediaPath:
     """Transcode and package one live stream into the origin."""
 
-    def __init__(self, stream: LiveStream, origin: OriginStore, settings: PipelineSettings) -> None:
+    def __init__(self, stream: LiveStream, origin: OriginStore, settings: MediaPathSettings) -> None:
         self.stream = stream
         self.origin = origin
         self.settings = settings
@@ -129,7 +130,7 @@ class StreamPipeline:
                 ender.cancel()
         except Exception as exc:  # a bug or a worker that could not start: stop this stream only
             self.failure = f"{type(exc).__name__}: {exc}"
-            log.exception("%s: pipeline failed", self.channel)
+            log.exception("%s: media path failed", self.channel)
         finally:
             await supervisor.close()
             self._finish()
@@ -182,28 +183,28 @@ class StreamPipeline:
             await self._task
 
 
-class LivePipelines:
-    """Start a StreamPipeline for every stream that goes live; stop them all on close."""
+class LiveMediaPaths:
+    """Start a StreamMediaPath for every stream that goes live; stop them all on close."""
 
     def __init__(self, registry: LiveStreamRegistry, origin: OriginStore,
-                 settings: PipelineSettings | None = None) -> None:
+                 settings: MediaPathSettings | None = None) -> None:
         self.origin = origin
-        self.settings = settings or PipelineSettings()
-        self.pipelines: dict[str, StreamPipeline] = {}
+        self.settings = settings or MediaPathSettings()
+        self.by_channel: dict[str, StreamMediaPath] = {}
         registry.on_stream_start(self._on_start)
 
     def _on_start(self, stream: LiveStream) -> None:
-        pipeline = StreamPipeline(stream, self.origin, self.settings)
-        previous = self.pipelines.get(stream.channel)
+        path = StreamMediaPath(stream, self.origin, self.settings)
+        previous = self.by_channel.get(stream.channel)
         if previous is not None:
             previous._ended.set()
-        self.pipelines[stream.channel] = pipeline
-        stream.subscribe(pipeline.on_item)
+        self.by_channel[stream.channel] = path
+        stream.subscribe(path.on_item)
 
     async def close(self, timeout_s: float = 15.0) -> None:
-        for pipeline in self.pipelines.values():
-            pipeline._ended.set()
-        tasks = [p.wait() for p in self.pipelines.values()]
+        for path in self.by_channel.values():
+            path._ended.set()
+        tasks = [p.wait() for p in self.by_channel.values()]
         if tasks:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
