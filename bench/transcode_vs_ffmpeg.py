@@ -32,7 +32,7 @@ from live.transcode.filesource import open_file, read_units
 from live.transcode.guard import GuardSettings
 from live.transcode.ladder import Ladder, SourceInfo, build_ladder
 from live.transcode.pipeline import TranscodeMetrics, TranscodePipeline, TranscodeSettings
-from live.transcode.worker import TranscodeSupervisor
+from live.transcode.supervisor import TranscodeSupervisor
 
 
 def make_source(

@@ -141,7 +141,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _transcode(args: argparse.Namespace) -> int:
     import av
 
-    from live.pipeline import PipelineSettings
+    from live.package.ladder_packager import PackagingSettings
     from live.transcode.encoders import EncoderSettings
     from live.vod import transcode_file
 
@@ -151,7 +151,7 @@ def _transcode(args: argparse.Namespace) -> int:
     try:
         result = transcode_file(
             args.input, args.out,
-            settings=PipelineSettings(part_target_s=args.part_target),
+            settings=PackagingSettings(part_target_s=args.part_target),
             encoder_settings=EncoderSettings(preset=args.preset),
             on_progress=lambda s: print(f"\r  {s:7.1f} s transcoded", end="", file=sys.stderr),
         )

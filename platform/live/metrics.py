@@ -79,16 +79,16 @@ class PlatformCollector(Collector):
         parts = CounterMetricFamily(
             "livetwin_parts_published", "CMAF parts published to the origin per stream", labels=["channel"]
         )
-        pipelines = platform.pipelines.pipelines if platform.pipelines is not None else {}
-        for channel, pipeline in sorted(pipelines.items()):
-            status = pipeline.status()
+        paths = platform.media_paths.by_channel if platform.media_paths is not None else {}
+        for channel, path in sorted(paths.items()):
+            status = path.status()
             restarts.add_metric([channel], float(status.restarts))
             parts.add_metric([channel], float(status.parts_published))
             for quantile, value in (("0.5", status.delay_p50_ms), ("0.95", status.delay_p95_ms)):
                 if value is not None:
                     delay.add_metric([channel, quantile], value / 1000.0)
-            supervisor = pipeline.supervisor
-            if supervisor is not None and supervisor.pid is not None and not pipeline.ended:
+            supervisor = path.supervisor
+            if supervisor is not None and supervisor.pid is not None and not path.ended:
                 pid.add_metric([channel], float(supervisor.pid))
         yield from (restarts, delay, pid, parts)
 

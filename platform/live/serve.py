@@ -23,10 +23,11 @@ from live.chat.server import ChatServer
 from live.config import ServeSettings
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
+from live.mediapath import LiveMediaPaths, MediaPathSettings
 from live.metrics import setup_metrics
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
-from live.pipeline import LivePipelines, PipelineSettings
+from live.package.ladder_packager import PackagingSettings
 from live.webui import setup_web
 
 log = logging.getLogger("live.serve")
@@ -47,8 +48,8 @@ class Platform:
         self.streams = LiveStreamRegistry()
         self.repo: Repository | None = None
         self.rtmp: RtmpServer | None = None
-        self.origin = OriginStore(OriginSettings(timing=PipelineSettings().timing))
-        self.pipelines: LivePipelines | None = None
+        self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
+        self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
         self._broker: Broker | None = None
         self._runner: web.AppRunner | None = None
@@ -77,7 +78,7 @@ class Platform:
             channel = await repo.channel_by_stream_key(stream_key)
             return channel.name if channel is not None else None
 
-        self.pipelines = LivePipelines(self.streams, self.origin, PipelineSettings())
+        self.media_paths = LiveMediaPaths(self.streams, self.origin, MediaPathSettings())
         self.rtmp = RtmpServer(
             resolve, self.streams,
             RtmpServerSettings(host=settings.host, port=settings.rtmp_port),
@@ -122,9 +123,9 @@ class Platform:
         if self.rtmp is not None:
             await self.rtmp.close()
             self.rtmp = None
-        if self.pipelines is not None:
-            await self.pipelines.close()
-            self.pipelines = None
+        if self.media_paths is not None:
+            await self.media_paths.close()
+            self.media_paths = None
         if self.repo is not None:
             await self.repo.close()
             self.repo = None

@@ -7,9 +7,9 @@ live stream, and the ended channel is written out as a static LL-HLS tree:
 files at the relative URIs the playlists name. It is the VOD upload path and the transcode
 throughput benchmark in one.
 
-The whole output is held in memory until it is written (the origin store is the packager's
-only sink), so the input size bounds it: about the sum of the ladder's bitrates times the
-duration.
+The whole output is held in memory until it is written (the packager's sink here is the
+in-memory origin store), so the input size bounds it: about the sum of the ladder's bitrates
+times the duration.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from live.media.units import AccessUnit, TrackKind
 from live.origin.playlists import init_uri, part_uri, render_media, render_multivariant, segment_uri
 from live.origin.store import ChannelState, OriginSettings, OriginStore
-from live.pipeline import LadderPackager, PipelineSettings
+from live.package.ladder_packager import LadderPackager, PackagingSettings
 from live.transcode.encoders import EncoderSettings, select_encoder
 from live.transcode.filesource import open_file, read_units
 from live.transcode.ladder import LadderSettings, SourceInfo, build_ladder
@@ -56,13 +56,13 @@ def transcode_file(
     source_path: Path,
     out_dir: Path,
     *,
-    settings: PipelineSettings | None = None,
+    settings: PackagingSettings | None = None,
     ladder_settings: LadderSettings | None = None,
     encoder_settings: EncoderSettings | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> VodResult:
     """Transcode ``source_path`` into an LL-HLS tree under ``out_dir``."""
-    settings = settings or PipelineSettings()
+    settings = settings or PackagingSettings()
     started = time.perf_counter()
     source = open_file(source_path)
     ladder = build_ladder(

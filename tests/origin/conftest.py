@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from live.origin.store import ChannelTiming, OriginSettings, OriginStore
+from live.origin.store import OriginSettings, OriginStore
 from live.package.parts import InitSegment, Part
+from live.package.timing import ChannelTiming
 
 VIDEO = InitSegment("720p", b"\x00\x00\x00\x18ftypiso6init-720p", "avc1.64001f,mp4a.40.2",
                     3_000_000, 1280, 720, 30.0)

@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from live.origin.playlists import skippable_segments
-from live.origin.store import ChannelTiming, OriginSettings, OriginStore, PublishError
+from live.origin.store import OriginSettings, OriginStore
 from live.package.parts import InitSegment, Part
+from live.package.sink import PartSink, PublishError
+from live.package.timing import ChannelTiming
 
 from .conftest import AUDIO, VIDEO, Feed
 
@@ -219,3 +221,19 @@ def test_a_dropped_rendition_leaves_the_multivariant_playlist_and_the_reports(
     feed.part()  # the others go on
     store.drop_rendition("alpha", "360p")  # idempotent
     store.drop_rendition("nochannel", "360p")
+
+
+def test_the_store_is_the_packagers_sink() -> None:
+    sink: PartSink = OriginStore()  # mypy checks the signatures; isinstance the four names
+    assert isinstance(sink, PartSink)
+
+
+def test_an_init_opens_an_unknown_channel_with_the_timing_it_carries_and_never_changes_it() -> None:
+    store = OriginStore()
+    timing = ChannelTiming(4, 0.5)
+    store.publish_init("alpha", VIDEO, timing)
+    state = store.channel("alpha")
+    assert state is not None and state.timing == timing
+    store.publish_init("alpha", AUDIO, timing)
+    with pytest.raises(PublishError, match="timing"):
+        store.publish_init("alpha", AUDIO, ChannelTiming(2, 0.5))

@@ -75,9 +75,9 @@ async def test_published_stream_is_transcoded_packaged_and_survives_a_worker_kil
             assert f"/{msn}.0.m4s" in await response.text()
 
         # Kill the transcode worker: the server restarts it and the stream goes on.
-        pipeline = platform.pipelines.pipelines["demo"]  # type: ignore[union-attr]
-        assert pipeline.supervisor is not None and pipeline.supervisor.pid is not None
-        os.kill(pipeline.supervisor.pid, signal.SIGKILL)
+        path = platform.media_paths.by_channel["demo"]  # type: ignore[union-attr]
+        assert path.supervisor is not None and path.supervisor.pid is not None
+        os.kill(path.supervisor.pid, signal.SIGKILL)
         killed_at = msn
 
         async def streams() -> dict | None:

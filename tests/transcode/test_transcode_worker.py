@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from live.media.units import AccessUnit, TrackKind
+from live.transcode.events import RenditionConfig, RenditionUnit
 from live.transcode.filesource import open_file, read_units
 from live.transcode.guard import GuardSettings
-from live.transcode.pipeline import RenditionConfig, RenditionUnit, TranscodeSettings
-from live.transcode.worker import (
+from live.transcode.pipeline import TranscodeSettings
+from live.transcode.supervisor import (
     SupervisorEvent,
     SupervisorSettings,
     SupervisorState,

@@ -1,9 +1,11 @@
 """What the origin holds per channel and rendition: init, parts, segments, live and DVR windows.
 
 The packager publishes an ``InitSegment`` per rendition and then ``Part`` after ``Part``
-(``live.package.parts``). A segment is its parts joined once, when its last part arrives; the
-parts are then re-pointed at slices of that one buffer, so a segment and its parts cost their
-bytes once. Windows (RFC 8216bis 4.4.4.9, Apple HLS authoring spec; see REFERENCES.md):
+(``live.package.parts``), through the ``live.package.sink.PartSink`` operations the store
+implements (``publish_init``, ``publish_part``, ``drop_rendition``, ``end``). A segment is its
+parts joined once, when its last part arrives; the parts are then re-pointed at slices of that
+one buffer, so a segment and its parts cost their bytes once. Windows (RFC 8216bis 4.4.4.9,
+Apple HLS authoring spec):
 
 * part lines leave the playlist once older than 3 target durations; their files stay
   downloadable for 3 more, then the per-part records go;
@@ -24,68 +26,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from live.origin.blocking import Progress
 from live.package.parts import InitSegment, Part
+from live.package.sink import PublishError
+from live.package.timing import ChannelTiming
+
+if TYPE_CHECKING:
+    from live.package.sink import PartSink
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 #: Names the URL layout reserves (``/hls/{channel}/master.m3u8``).
 _RESERVED_RENDITIONS = frozenset({"master"})
 #: Slack on part/segment durations for timestamp rounding (a 1/90000 s tick is far below it).
 DURATION_SLACK_S = 0.001
-
-
-class PublishError(ValueError):
-    """The packager published something the origin cannot serve; the packager is at fault."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelTiming:
-    """A channel's fixed LL-HLS timing; TARGETDURATION and PART-TARGET never change mid-stream."""
-
-    target_duration_s: int = 2
-    part_target_s: float = 0.334
-    #: Delta updates are for long playlists: skip only segments older than this (REFERENCES:
-    #: offer them when the window exceeds 2 minutes; the 4 h DVR window needs them).
-    min_skip_window_s: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.target_duration_s < 1:
-            raise ValueError(f"target_duration_s={self.target_duration_s} must be >= 1")
-        if not 0.0 < self.part_target_s <= self.target_duration_s:
-            raise ValueError(f"part_target_s={self.part_target_s} must be in (0, target_duration_s]")
-
-    @property
-    def part_hold_back_s(self) -> float:
-        return 3.0 * self.part_target_s
-
-    @property
-    def hold_back_s(self) -> float:
-        return 3.0 * self.target_duration_s
-
-    @property
-    def can_skip_until_s(self) -> float:
-        """RFC 8216bis 4.4.3.8: at least six target durations; here at least two minutes."""
-        return max(6.0 * self.target_duration_s, self.min_skip_window_s)
-
-    @property
-    def part_list_window_s(self) -> float:
-        """Part lines older than this leave the playlist."""
-        return 3.0 * self.target_duration_s
-
-    @property
-    def part_file_window_s(self) -> float:
-        """Part files older than this are no longer served (3 target durations after delisting)."""
-        return 6.0 * self.target_duration_s
-
-    @property
-    def blocking_timeout_s(self) -> float:
-        """Answer 503 after holding a blocking request this long (RFC 8216bis 6.2.5.2)."""
-        return 3.0 * self.target_duration_s
-
-    @property
-    def nominal_parts_per_segment(self) -> int:
-        return max(1, round(self.target_duration_s / self.part_target_s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,11 +246,15 @@ class OriginStore:
             self._notify(channel, None)
         return state
 
-    def publish_init(self, channel: str, init: InitSegment) -> None:
-        """Add a rendition. An init for an ended (or unknown) channel starts a new stream."""
+    def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming | None = None) -> None:
+        """Add a rendition. An init for an ended (or unknown) channel starts a new stream with
+        ``timing`` (default: the store's); an open stream's timing never changes."""
         state = self._channels.get(channel)
         if state is None or state.ended:
-            state = self.open(channel)
+            state = self.open(channel, timing)
+        elif timing is not None and timing != state.timing:
+            raise PublishError(f"{channel}/{init.rendition}: timing {timing} differs from the "
+                               f"stream's {state.timing} (open a new stream to change it)")
         if not _NAME.match(init.rendition) or init.rendition in _RESERVED_RENDITIONS:
             raise PublishError(f"rendition name {init.rendition!r} must match {_NAME.pattern} "
                                f"and not be one of {sorted(_RESERVED_RENDITIONS)}")
@@ -445,3 +404,8 @@ class OriginStore:
     def _notify(self, channel: str, rendition: str | None) -> None:
         for listener in self._listeners:
             listener(channel, rendition)
+
+
+if TYPE_CHECKING:
+    # mypy proves the store is a packager's sink (live.package never imports the origin)
+    _STORE_IS_A_PART_SINK: PartSink = OriginStore()

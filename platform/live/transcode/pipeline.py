@@ -37,6 +37,7 @@ from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.transcode.avc import config_from_global_header, packet_to_avcc
 from live.transcode.decoders import DecoderChoice, open_decoder
 from live.transcode.encoders import EncoderChoice, EncoderSettings, open_encoder
+from live.transcode.events import RenditionConfig, RenditionDropped, RenditionUnit, TranscodeEvent
 from live.transcode.guard import GuardSettings, RealtimeGuard, ShedStep
 from live.transcode.ladder import AAC_LC, AudioPlan, Ladder, Rung
 
@@ -50,33 +51,6 @@ _MIN_FPS = 5.0
 
 class TranscodeInputError(ValueError):
     """The publisher's stream cannot be decoded as configured (its fault, not ours)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RenditionConfig:
-    """Decoder configuration of one output rendition; always sent before its first unit."""
-
-    rendition: str
-    config: VideoConfig | AudioConfig
-    bitrate_kbps: int | None
-    frame_rate: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RenditionUnit:
-    rendition: str
-    unit: AccessUnit
-
-
-@dataclass(frozen=True, slots=True)
-class RenditionDropped:
-    """A rung stopped for good (real-time guard); packager and origin retire its playlist."""
-
-    rendition: str
-    reason: str
-
-
-TranscodeEvent = RenditionConfig | RenditionUnit | RenditionDropped
 
 
 @dataclass(frozen=True, slots=True)

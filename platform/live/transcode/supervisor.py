@@ -1,21 +1,15 @@
-"""One transcode worker process per live stream, and the supervisor that keeps it running.
+"""The parent side of a stream's transcode worker process: start it, feed it, keep it running.
 
-Why a process: an encoder crash, a decoder bug fed a hostile stream, or a kill takes down one
-stream's worker and nothing else, and streams spread over every core (the GIL is not shared).
-
-Wire format between parent and worker (both our own code, over the child's stdin/stdout):
-frames of a 4-byte big-endian length and a pickled message. The worker moves its fd 1 away
-first, so nothing a library prints can corrupt the channel.
-
-The parent side, ``TranscodeSupervisor``, is an explicit state machine
-(STARTING -> RUNNING -> RESTARTING -> STARTING ... -> CLOSING -> CLOSED, or FAILED after too
-many crashes in a row). It never blocks the ingest path: ``submit()`` is synchronous, and when
-the worker's backlog is full or the worker is being restarted it drops input up to the next
-video keyframe (the only point a fresh decoder can start from) rather than queue it, so
-latency never accumulates. A restarted worker resumes at that keyframe with the same segment
-boundaries (they are multiples of the segment length on the source timeline). A watchdog treats
-a worker that is alive but produces nothing while input waits (a hung encoder, a stopped
-process) like a crashed one: it kills it, and the restart path takes over.
+``TranscodeSupervisor`` owns one stream's worker (``child``, spoken to in the messages of
+``wire``). It is an explicit state machine (STARTING -> RUNNING -> RESTARTING -> STARTING ...
+-> CLOSING -> CLOSED, or FAILED after too many crashes in a row). It never blocks the ingest
+path: ``submit()`` is synchronous, and when the worker's backlog is full or the worker is being
+restarted it drops input up to the next video keyframe (the only point a fresh decoder can
+start from) rather than queue it, so latency never accumulates. A restarted worker resumes at
+that keyframe with the same segment boundaries (they are multiples of the segment length on the
+source timeline). A watchdog treats a worker that is alive but produces nothing while input
+waits (a hung encoder, a stopped process) like a crashed one: it kills it, and the restart path
+takes over.
 """
 
 from __future__ import annotations
@@ -23,178 +17,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import pickle
-import struct
 import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, BinaryIO
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.transcode.decoders import DecoderChoice
 from live.transcode.encoders import EncoderChoice
-from live.transcode.ladder import Ladder, LadderError, LadderSettings, SourceInfo
-from live.transcode.pipeline import (
-    RenditionUnit,
-    TranscodeEvent,
-    TranscodeInputError,
-    TranscodeMetrics,
-    TranscodeSettings,
+from live.transcode.events import RenditionUnit, TranscodeEvent
+from live.transcode.ladder import Ladder, LadderSettings
+from live.transcode.pipeline import TranscodeMetrics, TranscodeSettings
+from live.transcode.wire import (
+    EXIT_BAD_INPUT,
+    HEADER_SIZE,
+    WorkerFlush,
+    WorkerInput,
+    WorkerOutput,
+    WorkerProtocolError,
+    WorkerReady,
+    WorkerReport,
+    WorkerStart,
+    body_size,
+    decode_body,
+    encode_message,
 )
 
 log = logging.getLogger(__name__)
-
-_HEADER = struct.Struct(">I")
-EXIT_BAD_INPUT = 3  # the publisher's stream cannot be transcoded: restarting will not help
-MAX_MESSAGE = 64 * 1024 * 1024  # one message; far above any access unit or event batch
-
-
-class WorkerProtocolError(RuntimeError):
-    """The other end of the worker channel sent something that is not a message (our bug)."""
-
-
-# -- messages ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStart:
-    stream_id: str
-    video: VideoConfig
-    fps: float
-    audio: AudioConfig | None
-    ladder: LadderSettings
-    settings: TranscodeSettings
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInput:
-    unit: AccessUnit
-    sent: float  # parent's time.monotonic() at submit: the frame's arrival for delay and lag
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerFlush:
-    """End of stream: drain the encoders, report, exit."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerReady:
-    pid: int
-    encoder: EncoderChoice
-    decoder: DecoderChoice
-    ladder: Ladder
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOutput:
-    events: tuple[TranscodeEvent, ...]
-    consumed: int  # inputs read by the worker so far (the parent's backlog accounting)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerReport:
-    metrics: TranscodeMetrics
-    final: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRestarted:
-    """Put in the event stream when a new worker took over (output resumes at a keyframe)."""
-
-    pid: int
-    reason: str
-
-
-def encode_message(message: object) -> bytes:
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    if len(body) > MAX_MESSAGE:
-        raise WorkerProtocolError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE}")
-    return _HEADER.pack(len(body)) + body
-
-
-def _read_message(stream: BinaryIO) -> object | None:
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (size,) = _HEADER.unpack(header)
-    if size > MAX_MESSAGE:
-        raise WorkerProtocolError(f"message length {size} exceeds {MAX_MESSAGE}")
-    body = stream.read(size)
-    if len(body) < size:
-        return None
-    message: object = pickle.loads(body)
-    return message
-
-
-# -- worker process ----------------------------------------------------------------------
-
-
-def run_worker(inp: BinaryIO, out: BinaryIO, *, report_every_s: float = 1.0) -> int:
-    """The worker's main loop: start message, then inputs until flush or end of input."""
-    from live.transcode.decoders import select_decoder
-    from live.transcode.encoders import select_encoder
-    from live.transcode.ladder import build_ladder
-    from live.transcode.pipeline import TranscodePipeline
-
-    start = _read_message(inp)
-    if start is None:
-        return 0
-    if not isinstance(start, WorkerStart):
-        raise WorkerProtocolError(f"expected WorkerStart, got {type(start).__name__}")
-    source = SourceInfo(start.video.width, start.video.height, start.fps, start.video.codec, start.audio)
-    ladder = build_ladder(source, start.ladder)
-    choice = select_encoder(start.ladder.video_codec, prefer_hardware=start.settings.encoder.prefer_hardware)
-    decoder = select_decoder(start.video.codec, prefer_hardware=start.settings.prefer_hardware_decode)
-    pipeline = TranscodePipeline(
-        start.video, ladder, choice, start.settings, audio=start.audio, decoder=decoder
-    )
-
-    def send(message: object) -> None:
-        out.write(encode_message(message))
-        out.flush()
-
-    send(WorkerReady(os.getpid(), choice, decoder, ladder))
-    consumed = 0
-    send(WorkerOutput(tuple(pipeline.start()), consumed))
-    last_report = time.monotonic()
-    while True:
-        message = _read_message(inp)
-        if message is None or isinstance(message, WorkerFlush):
-            send(WorkerOutput(tuple(pipeline.flush()), consumed))
-            send(WorkerReport(pipeline.metrics(), final=True))
-            return 0
-        if not isinstance(message, WorkerInput):
-            raise WorkerProtocolError(f"unexpected {type(message).__name__}")
-        consumed += 1
-        unit = message.unit
-        if unit.kind is TrackKind.VIDEO:
-            events = pipeline.push_video(unit, arrival=message.sent)
-        else:
-            events = pipeline.push_audio(unit)
-        send(WorkerOutput(tuple(events), consumed))
-        now = time.monotonic()
-        if now - last_report >= report_every_s:
-            last_report = now
-            send(WorkerReport(pipeline.metrics()))
-
-
-def main() -> int:
-    """``python -m live.transcode.worker``: the protocol on stdin/stdout, logs on stderr."""
-    logging.basicConfig(level=logging.INFO, format="transcode-worker %(levelname)s %(message)s")
-    channel = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stray prints from any library land in the log, not in the channel
-    sys.stdout = sys.stderr
-    try:
-        return run_worker(sys.stdin.buffer, channel)
-    except (LadderError, TranscodeInputError) as exc:
-        log.error("stream cannot be transcoded: %s", exc)
-        return EXIT_BAD_INPUT
-
-
-# -- supervisor (parent side) ------------------------------------------------------------
 
 
 class SupervisorState(Enum):
@@ -250,6 +100,14 @@ class SupervisorMetrics:
     encoder: EncoderChoice | None
     decoder: DecoderChoice | None
     worker: TranscodeMetrics | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRestarted:
+    """Put in the event stream when a new worker took over (output resumes at a keyframe)."""
+
+    pid: int
+    reason: str
 
 
 SupervisorEvent = TranscodeEvent | WorkerRestarted
@@ -341,7 +199,7 @@ class TranscodeSupervisor:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "live.transcode.worker",
+            "live.transcode.child",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -460,12 +318,8 @@ class TranscodeSupervisor:
         reason = "worker closed its output"
         try:
             while True:
-                header = await proc.stdout.readexactly(_HEADER.size)
-                (size,) = _HEADER.unpack(header)
-                if size > MAX_MESSAGE:
-                    raise WorkerProtocolError(f"worker sent a {size}-byte message")
-                message: Any = pickle.loads(await proc.stdout.readexactly(size))
-                await self._handle(message)
+                size = body_size(await proc.stdout.readexactly(HEADER_SIZE))
+                await self._handle(decode_body(await proc.stdout.readexactly(size)))
         except asyncio.IncompleteReadError:
             pass
         except WorkerProtocolError as exc:
@@ -526,10 +380,3 @@ class TranscodeSupervisor:
         assert self._proc is not None
         await self._events.put(WorkerRestarted(self._proc.pid, reason))
 
-
-if __name__ == "__main__":
-    # Run the importable module's main, so pickled messages resolve to the same classes
-    # (under ``-m`` this file is ``__main__``, not ``live.transcode.worker``).
-    from live.transcode.worker import main as _main
-
-    sys.exit(_main())

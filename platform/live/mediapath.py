@@ -1,0 +1,212 @@
+"""The media path of one live stream: ingest registry -> transcode worker -> packager -> origin.
+
+``LiveMediaPaths`` watches the live-stream registry. For every stream that goes live it runs a
+``StreamMediaPath``: a transcode worker process (``TranscodeSupervisor``) fed the ingest's
+access units, and a ``LadderPackager`` (one ``Segmenter`` per encoded rung, video muxed with
+the shared AAC track, so a player needs one playlist per quality) writing to the origin store as
+its ``PartSink``. A rung whose packaging fails is retired with a logged reason; the stream and
+its other rungs go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from live.ingest.registry import LiveStream, LiveStreamRegistry, TranscodeStatus
+from live.media.avc import AvcError, parse_avc_record, parse_sps
+from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
+from live.origin.store import OriginStore
+from live.package.ladder_packager import LadderPackager, PackagingSettings
+from live.transcode.supervisor import (
+    SupervisorSettings,
+    TranscodeSupervisor,
+    WorkerRestarted,
+)
+
+log = logging.getLogger("live.mediapath")
+
+#: Access units held while the stream's configuration is still unknown (about 4 s at 30 fps).
+MAX_PRESTART_UNITS = 240
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPathSettings:
+    packaging: PackagingSettings = field(default_factory=PackagingSettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+
+
+def source_frame_rate(stream: LiveStream, video: VideoConfig) -> float:
+    """The publisher's frame rate: onMetaData first, then the SPS timing info, else 30."""
+    for key in ("framerate", "fps", "videoframerate"):
+        value = stream.metadata.get(key)
+        if isinstance(value, int | float) and 1 <= value <= 240:
+            return float(value)
+    if video.codec == "h264":
+        with contextlib.suppress(AvcError, IndexError):
+            sps = parse_sps(parse_avc_record(video.record).sps[0])
+            if sps.frame_rate and 1 <= sps.frame_rate <= 240:
+                return float(sps.frame_rate)
+    return 30.0
+
+
+class StreamMediaPath:
+    """Transcode and package one live stream into the origin."""
+
+    def __init__(self, stream: LiveStream, origin: OriginStore, settings: MediaPathSettings) -> None:
+        self.stream = stream
+        self.origin = origin
+        self.settings = settings
+        self.channel = stream.channel
+        self.supervisor: TranscodeSupervisor | None = None
+        self._video: VideoConfig | None = None
+        self._audio: AudioConfig | None = None
+        self._prestart: deque[AccessUnit] = deque()
+        self._ended = asyncio.Event()
+        self.packager: LadderPackager | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.failure = ""
+
+    @property
+    def ended(self) -> bool:
+        """The publisher is gone (or a newer stream of the channel replaced this one)."""
+        return self._ended.is_set()
+
+    # -- ingest side (called synchronously by the RTMP session) --------------------------------
+
+    def on_item(self, _: LiveStream, item: AccessUnit | VideoConfig | AudioConfig | None) -> None:
+        if item is None:
+            self._ended.set()
+        elif isinstance(item, AccessUnit):
+            if self.supervisor is not None:
+                self.supervisor.submit(item)
+            else:
+                self._hold(item)
+        elif isinstance(item, VideoConfig):
+            if self._video is not None and self._video != item:
+                log.warning("%s: video configuration changed mid-stream; keeping the first",
+                            self.channel)
+            self._video = self._video or item
+        elif isinstance(item, AudioConfig):
+            self._audio = self._audio or item
+
+    def _hold(self, unit: AccessUnit) -> None:
+        if not self._prestart and not (unit.kind is TrackKind.VIDEO and unit.keyframe):
+            return  # nothing before the first keyframe can be decoded
+        self._prestart.append(unit)
+        if len(self._prestart) > MAX_PRESTART_UNITS:
+            self._prestart.popleft()
+        if self._task is None and self._video is not None and unit.kind is TrackKind.VIDEO:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    # -- output side --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._video is not None
+        video = self._video
+        fps = source_frame_rate(self.stream, video)
+        self.origin.open(self.channel, self.settings.packaging.timing)
+        self.packager = LadderPackager(self.channel, self.origin, self.settings.packaging,
+                                       source_has_audio=self._audio is not None)
+        supervisor = TranscodeSupervisor(
+            self.channel, video, fps, audio=self._audio, settings=self.settings.supervisor
+        )
+        try:
+            await supervisor.start()
+            self.supervisor = supervisor
+            held, self._prestart = self._prestart, deque()
+            for unit in held:
+                supervisor.submit(unit)
+            self.stream.transcode = self.status
+            log.info("%s: transcoding at %.2f fps", self.channel, fps)
+            ender = asyncio.get_running_loop().create_task(self._close_on_end(supervisor))
+            try:
+                async for event in supervisor.events():
+                    self._on_event(event)
+            finally:
+                ender.cancel()
+        except Exception as exc:  # a bug or a worker that could not start: stop this stream only
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("%s: media path failed", self.channel)
+        finally:
+            await supervisor.close()
+            self._finish()
+
+    async def _close_on_end(self, supervisor: TranscodeSupervisor) -> None:
+        await self._ended.wait()
+        await supervisor.close()
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, WorkerRestarted):
+            log.warning("%s: transcode worker restarted (pid %d): %s",
+                        self.channel, event.pid, event.reason)
+        elif self.packager is not None:
+            self.packager.handle(event)
+
+    def _finish(self) -> None:
+        if self.packager is not None:
+            self.packager.finish()
+        elif self.origin.channel(self.channel) is not None:
+            self.origin.end(self.channel)
+        log.info("%s: stream ended (%d parts published)", self.channel, self.parts_published)
+
+    @property
+    def parts_published(self) -> int:
+        return self.packager.parts_published if self.packager is not None else 0
+
+    def status(self) -> TranscodeStatus:
+        """What `/api/v1/streams` shows about this stream's transcoding."""
+        metrics = self.supervisor.metrics() if self.supervisor is not None else None
+        encoder = metrics.encoder if metrics is not None else None
+        worker = metrics.worker if metrics is not None else None
+        return TranscodeStatus(
+            state=metrics.state if metrics is not None else "starting",
+            encoder=encoder.name if encoder is not None else None,
+            encoder_hardware=bool(encoder is not None and encoder.hardware),
+            encoder_reason=encoder.reason if encoder is not None else None,
+            restarts=metrics.restarts if metrics is not None else 0,
+            renditions=self.packager.active if self.packager is not None else (),
+            retired=self.packager.retired if self.packager is not None else {},
+            delay_p50_ms=worker.delay_p50_ms if worker is not None else None,
+            delay_p95_ms=worker.delay_p95_ms if worker is not None else None,
+            frames_dropped_late=worker.frames_dropped_late if worker is not None else 0,
+            shed=tuple(f"{s.step}:{s.detail}" for s in worker.shed) if worker is not None else (),
+            parts_published=self.parts_published,
+            failure=self.failure or None,
+        )
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+
+class LiveMediaPaths:
+    """Start a StreamMediaPath for every stream that goes live; stop them all on close."""
+
+    def __init__(self, registry: LiveStreamRegistry, origin: OriginStore,
+                 settings: MediaPathSettings | None = None) -> None:
+        self.origin = origin
+        self.settings = settings or MediaPathSettings()
+        self.by_channel: dict[str, StreamMediaPath] = {}
+        registry.on_stream_start(self._on_start)
+
+    def _on_start(self, stream: LiveStream) -> None:
+        path = StreamMediaPath(stream, self.origin, self.settings)
+        previous = self.by_channel.get(stream.channel)
+        if previous is not None:
+            previous._ended.set()
+        self.by_channel[stream.channel] = path
+        stream.subscribe(path.on_item)
+
+    async def close(self, timeout_s: float = 15.0) -> None:
+        for path in self.by_channel.values():
+            path._ended.set()
+        tasks = [p.wait() for p in self.by_channel.values()]
+        if tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+

@@ -1,0 +1,42 @@
+"""Where a packager's output goes: the ``PartSink`` protocol.
+
+The packager (``ladder_packager``) writes each rendition's init segment and then its parts to a
+sink, retires a rendition it can no longer package, and ends the stream. It knows no more about
+the sink than these four operations, so the in-memory origin (``live.origin.store.OriginStore``),
+a push to remote origins over HTTP and a DVR store on disk are interchangeable behind it, and
+none of them touches the segmenter.
+
+A sink refuses what it cannot take by raising ``PublishError``: the packager published
+something wrong (out of order, over a target duration), so the packager is at fault and
+retires that rendition; the stream's other renditions go on.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from live.package.parts import InitSegment, Part
+from live.package.timing import ChannelTiming
+
+
+class PublishError(ValueError):
+    """The packager published something the sink cannot serve; the packager is at fault."""
+
+
+@runtime_checkable
+class PartSink(Protocol):
+    """The four things a packager does to a channel's output, in this order per rendition:
+    one init, then its parts; a rendition may be dropped at any time; the stream ends once."""
+
+    def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming) -> None:
+        """Add (or repeat, identically) rendition ``init.rendition``; ``timing`` is the channel's,
+        the same for every init of one stream."""
+
+    def publish_part(self, channel: str, part: Part) -> None:
+        """Append the next part of ``part.rendition``, whose init was published before."""
+
+    def drop_rendition(self, channel: str, rendition: str) -> None:
+        """Withdraw a rendition the packager retired; unknown names are ignored."""
+
+    def end(self, channel: str) -> None:
+        """The stream ended (also when nothing was published for it): close open segments."""

@@ -1,0 +1,150 @@
+"""The ladder packager against a recording sink: init before parts, retirement, end of stream.
+
+The sink here is a list of calls, so these tests prove what any ``PartSink`` (the origin, a
+remote push, a DVR store) is told and in which order, with no origin involved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
+from live.package.ladder_packager import LadderPackager, PackagingSettings, rung_bandwidth
+from live.package.parts import InitSegment, Part
+from live.package.sink import PartSink, PublishError
+from live.package.timing import ChannelTiming
+from live.transcode.events import RenditionConfig, RenditionDropped, RenditionUnit
+
+RECORD = b"\x01\x64\x00\x1f\xff\xe1\x00\x00\x01\x00\x00"
+HIGH = VideoConfig("h264", "avc1.64001f", 640, 360, RECORD)
+LOW = VideoConfig("h264", "avc1.64000d", 284, 160, RECORD)
+AUDIO = AudioConfig("aac", "mp4a.40.2", 48000, 2, 2, b"\x11\x90")
+AAC_MS = 1024 * 1000 / 48000
+SETTINGS = PackagingSettings()
+
+
+@dataclass
+class RecordingSink:
+    """Every call, in order; ``refuse`` names renditions whose parts it rejects."""
+
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    inits: dict[str, InitSegment] = field(default_factory=dict)
+    timings: list[ChannelTiming] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+
+    def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming) -> None:
+        self.calls.append(("init", channel, init.rendition))
+        self.inits[init.rendition] = init
+        self.timings.append(timing)
+
+    def publish_part(self, channel: str, part: Part) -> None:
+        if part.rendition in self.refuse:
+            raise PublishError(f"{channel}/{part.rendition}: refused")
+        self.calls.append(("part", channel, part.rendition))
+
+    def drop_rendition(self, channel: str, rendition: str) -> None:
+        self.calls.append(("drop", channel, rendition))
+
+    def end(self, channel: str) -> None:
+        self.calls.append(("end", channel))
+
+    def of(self, rendition: str) -> list[str]:
+        return [call[0] for call in self.calls if call[2:] == (rendition,)]
+
+
+def stream_events(seconds: float, renditions: tuple[str, ...] = ("360p30", "160p30")) -> list[object]:
+    """What a transcoder emits: one config per rendition, then 30 fps video with an IDR every
+    2 s on every rung and AAC frames, in DTS order."""
+    events: list[object] = []
+    frames = round(seconds * 30)
+    for i in range(frames):
+        t = round(i * 1000 / 30)
+        for name in renditions:
+            events.append(RenditionUnit(name, AccessUnit(TrackKind.VIDEO, t, t, b"v%d" % i, i % 60 == 0,
+                                                         1000.0 + t / 1000)))
+    audio = [RenditionUnit("audio", AccessUnit(TrackKind.AUDIO, round(k * AAC_MS), round(k * AAC_MS),
+                                               b"a%d" % k, True, 1000.0 + k * AAC_MS / 1000))
+             for k in range(int(seconds * 1000 / AAC_MS))]
+    timed = sorted(events + audio, key=lambda e: e.unit.dts_ms)  # type: ignore[attr-defined]
+    return timed
+
+
+def configs() -> list[object]:
+    return [RenditionConfig("360p30", HIGH, 800, 30.0), RenditionConfig("160p30", LOW, None, 30.0),
+            RenditionConfig("audio", AUDIO, 96)]
+
+
+def test_every_rendition_gets_its_init_before_any_part_and_the_stream_ends_once() -> None:
+    sink = RecordingSink()
+    packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
+    for event in configs() + stream_events(5.0):
+        packager.handle(event)
+    packager.finish()
+    for name in ("360p30", "160p30"):
+        calls = sink.of(name)
+        assert calls[0] == "init" and calls.count("init") == 1
+        assert calls.count("part") >= 5 / SETTINGS.part_target_s - 2
+        assert "drop" not in calls
+        assert "mp4a.40.2" in sink.inits[name].codecs  # every rung muxes the shared audio
+    assert sink.calls[-1] == ("end", "alpha")
+    assert [c for c in sink.calls if c[0] == "end"] == [("end", "alpha")]
+    assert {c[1] for c in sink.calls} == {"alpha"}
+    assert sink.timings == [SETTINGS.timing] * 2
+    assert packager.parts_published == sum(1 for c in sink.calls if c[0] == "part")
+    assert packager.active == ("160p30", "360p30") and packager.retired == {}
+    assert sink.inits["360p30"].bandwidth == rung_bandwidth(HIGH, 800, 96)
+    assert sink.inits["160p30"].bandwidth == rung_bandwidth(LOW, None, 96)
+
+
+def test_no_init_goes_out_until_the_audio_configuration_is_known() -> None:
+    sink = RecordingSink()
+    packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
+    video_only = [e for e in stream_events(1.0) if getattr(e, "rendition", "") != "audio"]
+    for event in [RenditionConfig("360p30", HIGH, 800, 30.0), *video_only]:
+        packager.handle(event)
+    assert sink.calls == []  # units before the rung is configured are not packaged
+    packager.handle(RenditionConfig("audio", AUDIO, 96))
+    assert sink.calls == [("init", "alpha", "360p30")]
+
+
+def test_a_rendition_the_transcoder_drops_is_retired_once_and_gets_nothing_more() -> None:
+    sink = RecordingSink()
+    packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
+    events = stream_events(4.0)
+    half = len(events) // 2
+    for event in configs() + events[:half]:
+        packager.handle(event)
+    packager.handle(RenditionDropped("360p30", "encoder overloaded (load 1.40)"))
+    packager.handle(RenditionDropped("360p30", "again"))
+    parts_before = sink.of("360p30").count("part")
+    for event in events[half:]:
+        packager.handle(event)
+    packager.finish()
+    assert sink.of("360p30") == ["init"] + ["part"] * parts_before + ["drop"]
+    assert sink.of("160p30")[-1] == "part"
+    assert packager.active == ("160p30",)
+    assert packager.retired == {"360p30": "transcoder dropped it: encoder overloaded (load 1.40)"}
+    assert sink.calls[-1] == ("end", "alpha")
+
+
+def test_a_part_the_sink_refuses_retires_that_rendition_and_the_others_go_on() -> None:
+    sink = RecordingSink(refuse={"160p30"})
+    packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
+    for event in configs() + stream_events(3.0):
+        packager.handle(event)
+    packager.finish()
+    assert sink.of("160p30") == ["init", "drop"]
+    assert packager.retired["160p30"].startswith("packaging failed: alpha/160p30: refused")
+    assert sink.of("360p30").count("part") > 5
+    assert packager.active == ("360p30",)
+
+
+def test_a_stream_that_never_configured_still_ends_at_the_sink() -> None:
+    sink = RecordingSink()
+    LadderPackager("alpha", sink, SETTINGS, source_has_audio=True).finish()
+    assert sink.calls == [("end", "alpha")]
+
+
+def test_the_recording_sink_is_a_part_sink() -> None:
+    sink: PartSink = RecordingSink()
+    assert isinstance(sink, PartSink)
