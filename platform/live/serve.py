@@ -18,7 +18,8 @@ from live.api.app import setup_api
 from live.api.repository import Repository
 from live.api.storage import open_repository
 from live.chat.auth import RepositoryChatAuth
-from live.chat.broker import Broker, open_broker
+from live.chat.broker import Broker
+from live.chat.brokers import open_broker
 from live.chat.server import ChatServer
 from live.config import ServeSettings
 from live.ingest.registry import LiveStreamRegistry
