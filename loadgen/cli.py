@@ -166,7 +166,7 @@ def _locust(args: argparse.Namespace) -> int:
 
 
 async def _publish_many(args: argparse.Namespace) -> int:
-    from loadgen.publisher import PublishError, publish
+    from live.selftest.publisher import PublishError, publish
 
     width, height = args.size
 
@@ -198,7 +198,7 @@ async def _publish_many(args: argparse.Namespace) -> int:
 
 
 async def _probe(args: argparse.Namespace) -> int:
-    from loadgen.probe import ProbeError, probe
+    from live.selftest.probe import ProbeError, probe
 
     try:
         report = await probe(args.url, args.duration, rendition=args.rendition)

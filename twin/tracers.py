@@ -189,7 +189,7 @@ def probe(
     transfer_s: float,
     decode_s: float,
 ) -> simpy.events.ProcessGenerator:
-    """One probe viewer as loadgen/probe.py plays: live-edge join, decode and playout clocks.
+    """One probe viewer as live/selftest/probe.py plays: live-edge join, decode and playout clocks.
 
     It joins at the newest independent part (the start of the newest segment: IDR every
     segment), fetches what is listed back to back, then each next part the moment it exists

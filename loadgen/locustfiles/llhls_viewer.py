@@ -25,11 +25,11 @@ import time
 from typing import Any
 
 import gevent
+from live.selftest import hls_client as hls
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.user.users import LOCUST_STATE_STOPPING
 
-from loadgen import hls_client as hls
 from loadgen.locustfiles.link import LinkPacer, LinkSchedule
 from loadgen.locustfiles.player_model import (
     BandwidthEstimator,

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field, replace
 
 from live.config import ChannelSeed, ServeSettings
+from live.selftest.probe import DecodedFrame, Percentiles, ProbeReport, probe
+from live.selftest.publisher import publish
 from live.serve import Platform
-from loadgen.probe import DecodedFrame, Percentiles, ProbeReport, probe
-from loadgen.publisher import publish
 
 DEMO_CHANNEL = "demo"
 

@@ -3,25 +3,31 @@
 `loadgen run` scrapes this every second to measure what the twin predicts (origin requests per
 second, held blocking requests, chat deliveries, transcode delay and restarts), and it finds a
 stream's transcode worker process here (to kill it in a fault drill) instead of guessing from
-process lists. Each `Platform` gets its own `CollectorRegistry`: nothing is registered
-globally, so several platforms (tests) can run in one process. Gauges are read from the live
-objects at scrape time; only the request counter is kept as requests pass.
+process lists. Each application gets its own `CollectorRegistry`: nothing is registered
+globally, so several platforms (tests) can run in one process. Gauges are read at scrape time
+from the live objects the platform puts on the application under the typed keys below; only the
+request counter is kept as requests pass. Transcoding is read through the small protocols below
+(what a scrape needs of it), not the media path's classes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from live.chat.server import ChatServer
+from live.ingest.registry import LiveStreamRegistry
+from live.mediapath import LiveMediaPaths
 from live.origin.app import BLOCKER_KEY
 
-if TYPE_CHECKING:
-    from live.serve import Platform
+STREAMS_KEY: Final = web.AppKey("streams", LiveStreamRegistry)
+TRANSCODES_KEY: Final = web.AppKey("transcodes", LiveMediaPaths)
+CHAT_KEY: Final = web.AppKey("chat", ChatServer)
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_KINDS: Final = ("multivariant", "playlist", "part", "segment", "init", "other")
@@ -49,20 +55,23 @@ def _status_class(status: int) -> str:
 
 
 class PlatformCollector(Collector):
-    """Reads the platform's live state at scrape time (no copies to keep in step)."""
+    """Reads the platform's live state at scrape time (no copies to keep in step).
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    The origin's blocker and the stream registry must be on ``app``; transcoding and chat are
+    reported when they are there.
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        platform = self.platform
+        app = self.app
         held = GaugeMetricFamily("livetwin_origin_held_requests", "Blocking playlist/part requests held now")
-        app = platform.app
-        held.add_metric([], float(app[BLOCKER_KEY].held) if app is not None else 0.0)
+        held.add_metric([], float(app[BLOCKER_KEY].held))
         yield held
 
         live = GaugeMetricFamily("livetwin_live_streams", "Streams being published now")
-        live.add_metric([], float(len(platform.streams)))
+        live.add_metric([], float(len(app[STREAMS_KEY])))
         yield live
 
         restarts = CounterMetricFamily(
@@ -79,7 +88,8 @@ class PlatformCollector(Collector):
         parts = CounterMetricFamily(
             "livetwin_parts_published", "CMAF parts published to the origin per stream", labels=["channel"]
         )
-        paths = platform.media_paths.by_channel if platform.media_paths is not None else {}
+        transcodes = app.get(TRANSCODES_KEY)
+        paths = transcodes.by_channel if transcodes is not None else {}
         for channel, path in sorted(paths.items()):
             status = path.status()
             restarts.add_metric([channel], float(status.restarts))
@@ -92,7 +102,7 @@ class PlatformCollector(Collector):
                 pid.add_metric([channel], float(supervisor.pid))
         yield from (restarts, delay, pid, parts)
 
-        chat = platform.chat
+        chat = app.get(CHAT_KEY)
         if chat is not None:
             stats = chat.stats()
             delivered = CounterMetricFamily(
@@ -108,7 +118,7 @@ class PlatformCollector(Collector):
 class PlatformMetrics:
     """The registry of one platform and the aiohttp pieces that feed and serve it."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, app: web.Application) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "livetwin_origin_requests",
@@ -119,7 +129,7 @@ class PlatformMetrics:
         for kind in REQUEST_KINDS:  # export zeros so rates exist from the first scrape
             for status in _STATUS_CLASSES:
                 self.requests.labels(kind, status)
-        self.registry.register(PlatformCollector(platform))
+        self.registry.register(PlatformCollector(app))
 
     @web.middleware
     async def count_requests(
@@ -140,9 +150,9 @@ class PlatformMetrics:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE})
 
 
-def setup_metrics(app: web.Application, platform: Platform) -> PlatformMetrics:
-    """Count origin requests on ``app`` and serve ``GET /metrics``."""
-    metrics = PlatformMetrics(platform)
+def setup_metrics(app: web.Application) -> PlatformMetrics:
+    """Count origin requests on ``app`` and serve ``GET /metrics`` (what it reads: ``PlatformCollector``)."""
+    metrics = PlatformMetrics(app)
     app.middlewares.append(metrics.count_requests)
     app.router.add_get("/metrics", metrics.serve)
     return metrics

@@ -1,7 +1,9 @@
 """`live serve`: every platform role in one process on the embedded default.
 
-The platform owns its resources (store, RTMP server, HTTP site) and releases them in reverse
-order; tests start it on port 0 and read the bound ports back.
+The platform opens its resources (repository, media path, chat broker, RTMP listener, HTTP
+site, chat listener) on one `AsyncExitStack`, so shutting down, or failing half-way through
+start-up, closes exactly what was opened, in reverse order, and one close that fails does not
+keep the others open. Tests start it on port 0 and read the bound ports back.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from live.api.app import setup_api
 from live.api.repository import Repository
 from live.api.storage import open_repository
 from live.chat.auth import RepositoryChatAuth
-from live.chat.broker import Broker, open_broker
+from live.chat.brokers import open_broker
 from live.chat.server import ChatServer
 from live.config import ServeSettings
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.mediapath import LiveMediaPaths, MediaPathSettings
-from live.metrics import setup_metrics
+from live.metrics import CHAT_KEY, STREAMS_KEY, TRANSCODES_KEY, setup_metrics
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
 from live.package.ladder_packager import PackagingSettings
@@ -51,26 +53,29 @@ class Platform:
         self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
         self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
-        self._broker: Broker | None = None
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
-        self._site: web.TCPSite | None = None
+        self._resources = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Platform:
-        try:
-            await self.start()
-        except BaseException:
-            await self.close()
-            raise
+        await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def start(self) -> None:
+        """Open everything; on failure, what was opened is closed before the error propagates."""
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self._forget)
+            await self._open(stack)
+            self._resources = stack.pop_all()
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.repo = repo = await open_repository(settings.database, settings.data_dir)
+        stack.push_async_callback(repo.close)
         for seed in settings.channels:
             await repo.ensure_channel(seed.name, seed.stream_key)
 
@@ -79,25 +84,42 @@ class Platform:
             return channel.name if channel is not None else None
 
         self.media_paths = LiveMediaPaths(self.streams, self.origin, MediaPathSettings())
+        stack.push_async_callback(self.media_paths.close)
+        broker = open_broker(settings.chat_broker)
+        stack.push_async_callback(broker.close)
+        chat = ChatServer(RepositoryChatAuth(repo), broker)
         self.rtmp = RtmpServer(
             resolve, self.streams,
             RtmpServerSettings(host=settings.host, port=settings.rtmp_port),
         )
+        stack.push_async_callback(self.rtmp.close)
         await self.rtmp.start()
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
         setup_origin(app, self.origin)
         setup_web(app, self.streams)
-        setup_metrics(app, self)
+        app[STREAMS_KEY] = self.streams
+        app[TRANSCODES_KEY] = self.media_paths
+        app[CHAT_KEY] = chat
+        setup_metrics(app)
         self.app = app
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, settings.host, settings.http_port)
-        await self._site.start()
-        self._broker = open_broker(settings.chat_broker)
-        self.chat = ChatServer(RepositoryChatAuth(repo), self._broker)
-        await self.chat.start(settings.host, settings.chat_port)
+        self._runner = runner = web.AppRunner(app, access_log=None)
+        stack.push_async_callback(runner.cleanup)  # also stops the site
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.http_port).start()
+        self.chat = chat
+        stack.push_async_callback(chat.close)
+        await chat.start(settings.host, settings.chat_port)
+
+    def _forget(self) -> None:
+        """Closed: drop the handles (runs last, after every resource is closed)."""
+        self.chat = None
+        self._runner = None
+        self.app = None
+        self.rtmp = None
+        self.media_paths = None
+        self.repo = None
 
     @property
     def ports(self) -> BoundPorts:
@@ -110,25 +132,8 @@ class Platform:
                           chat=self.chat.port if self.chat is not None else 0)
 
     async def close(self) -> None:
-        if self.chat is not None:
-            await self.chat.close()
-            self.chat = None
-        if self._broker is not None:
-            await self._broker.close()
-            self._broker = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-            self.app = None
-        if self.rtmp is not None:
-            await self.rtmp.close()
-            self.rtmp = None
-        if self.media_paths is not None:
-            await self.media_paths.close()
-            self.media_paths = None
-        if self.repo is not None:
-            await self.repo.close()
-            self.repo = None
+        """Close what ``start`` opened, newest first (a no-op when nothing is open)."""
+        await self._resources.aclose()
 
     def publish_urls(self) -> list[str]:
         return [f"{self.rtmp_base()}/{seed.stream_key}  (channel {seed.name})"

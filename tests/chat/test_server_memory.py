@@ -352,7 +352,7 @@ async def test_a_ban_older_than_the_history_window_still_holds_on_a_node_joining
 
 
 def test_open_broker_picks_memory_by_default_nats_for_a_nats_url_and_refuses_others() -> None:
-    from live.chat.broker import open_broker
+    from live.chat.brokers import open_broker
     from live.chat.nats_broker import NatsBroker
 
     assert isinstance(open_broker(None), MemoryBroker)

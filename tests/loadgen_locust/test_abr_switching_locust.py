@@ -22,9 +22,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from live.config import ChannelSeed, ServeSettings
+from live.selftest import hls_client as hls
 from live.serve import Platform
-
-from loadgen import hls_client as hls
 
 pytestmark = [pytest.mark.slow]
 

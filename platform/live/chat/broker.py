@@ -4,7 +4,7 @@ A broker owns each room's id sequence and a retained tail of its log (the histor
 node subscribes once per room (``subscribe``): it receives the retained tail (to rebuild the
 room's moderation state and history) and from then on every later event exactly once, in id
 order. ``MemoryBroker`` is the embedded default for a single process; ``live.chat.nats_broker``
-carries the same contract across nodes.
+carries the same contract across nodes, and ``live.chat.brokers.open_broker`` picks one by URL.
 """
 
 from __future__ import annotations
@@ -111,14 +111,3 @@ class MemoryBroker:
         for log in self._rooms.values():
             log.listeners.clear()
 
-
-def open_broker(url: str | None, history_window: int = 1000) -> Broker:
-    """The broker ``live serve --chat-broker`` names: None for in-process, ``nats://...`` for NATS."""
-    if url is None:
-        return MemoryBroker(history_window)
-    scheme = url.partition("://")[0].lower()
-    if scheme in ("nats", "tls"):
-        from live.chat.nats_broker import NatsBroker
-
-        return NatsBroker(url, history_window=history_window)
-    raise ValueError(f"chat broker {url!r}: expected a nats:// URL (or none for the in-process broker)")

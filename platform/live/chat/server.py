@@ -1,30 +1,28 @@
 """The chat node: a thin asyncio shell of websockets around the pure cores.
 
-``ws://HOST:PORT/chat/{channel}[?token=...][&after=ID]``. Each node keeps one ``_Room`` per
-channel it serves: one broker subscription, the retained log tail (for history and resume), the
-moderation replica, and a batch of encoded events flushed to every client once per
-``batch_interval_s`` as a single frame (so a room costs one frame per viewer per interval, not
-one per message). Each frame is serialized once and written to every client's transport (no
-per-client task or queue; see ``ChatServer._fan_out``); a client whose transport holds more than
-``send_queue_bytes`` unsent is slow and is disconnected with a reason or skipped, per
-``ChatSettings.slow_client``. Everything a client sends goes
-through ``parse_client_message``; bad input earns an ``error`` frame, never a crash.
+``ws://HOST:PORT/chat/{channel}[?token=...][&after=ID]``. Each node keeps one ``Room``
+(``live.chat.rooms``: the retained log tail, members, moderation replica and batching) and one
+broker subscription per channel it serves, and arms one timer per batch so a room's events are
+flushed to every client once per ``batch_interval_s`` as a single frame (a room costs one frame
+per viewer per interval, not one per message). This shell does the I/O the room asks for: each
+frame is serialized once and written to every client's transport (no per-client task or queue;
+see ``ChatServer._fan_out``), and slow clients the room puts out are closed with a reason.
+Everything a client sends goes through ``parse_client_message``; bad input earns an ``error``
+frame, never a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
-import json
 import logging
 import re
 import socket
 import time
 import weakref
-from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -36,7 +34,7 @@ from websockets.protocol import State
 
 from live.chat.auth import ChatAuth, ChatUser, NoRelationshipStore, Relationships, UnknownChannel
 from live.chat.broker import Broker, Snapshot, Subscription
-from live.chat.moderation import ModerationRefused, ModerationState, Relationship, Role
+from live.chat.moderation import ModerationRefused, Relationship, Role
 from live.chat.protocol import (
     AddModerator,
     Auth,
@@ -44,7 +42,6 @@ from live.chat.protocol import (
     ChatMessage,
     ClientError,
     ModAction,
-    ModeChange,
     ModerationEvent,
     Ping,
     RemoveModerator,
@@ -52,14 +49,13 @@ from live.chat.protocol import (
     Send,
     Timeout,
     Unban,
-    batch_frame,
     emote_ranges,
-    encode_event,
     encode_frame,
     parse_client_message,
 )
 from live.chat.ratelimit import SlidingWindowLimiter
-from live.chat.settings import ChatSettings, SlowClientPolicy
+from live.chat.rooms import Delivery, Member, Room
+from live.chat.settings import ChatSettings
 
 log = logging.getLogger("live.chat")
 
@@ -67,17 +63,9 @@ PATH = re.compile(r"^/chat/([A-Za-z0-9_]{3,25})$")
 CLOSE_TOO_SLOW = 1008  # policy violation: RFC 6455 7.4.1
 MAX_FAILED_AUTHS = 5  # per connection
 
-
-@dataclass(slots=True, eq=False)
-class _Client:
-    """Identity-hashed: a room holds each connection once."""
-
-    ws: ServerConnection
-    user: ChatUser | None
-    relationship: Relationship
-    after: int  # resume point: the client has every event with id <= after
-    skipped_from: int = 0  # SKIP policy: first id this client missed, 0 when none
-    failed_auths: int = 0
+_Room: TypeAlias = Room[ServerConnection]
+_Member: TypeAlias = Member[ServerConnection]
+_Delivery: TypeAlias = Delivery[ServerConnection]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,177 +78,11 @@ class ChatStats:
     slow_skips: int
 
 
-def _frames(events: Iterable[tuple[RoomEvent, str]]) -> list[str]:
-    """Consecutive messages share one batch frame; a moderation event is its own frame, in order."""
-    frames: list[str] = []
-    run: list[str] = []
-    for event, fragment in events:
-        if isinstance(event, ChatMessage):
-            run.append(fragment)
-            continue
-        if run:
-            frames.append(batch_frame(run))
-            run = []
-        frames.append(fragment)
-    if run:
-        frames.append(batch_frame(run))
-    return frames
-
-
-class _Room:
-    """One channel's state on this node. Single-threaded: every method runs on the event loop."""
-
-    def __init__(self, server: ChatServer, name: str, owner_id: int | None) -> None:
-        self.server = server
-        self.name = name
-        self.owner_id = owner_id
-        settings = server.settings
-        self.state = ModerationState(settings.moderation)
-        self.ring: deque[tuple[RoomEvent, str]] = deque(maxlen=settings.history_window)
-        self.clients: set[_Client] = set()
-        self.waiting: list[_Client] = []  # resumed ahead of this node's log; attached once it catches up
-        self.pending: list[tuple[RoomEvent, str]] = []
-        self.last_id = 0  # newest event received
-        self.flushed_id = 0  # newest event written to clients
-        self.timer: asyncio.TimerHandle | None = None
-        self.subscription: Subscription | None = None
-        self._early: list[RoomEvent] | None = []  # events delivered before the backlog was loaded
-
-    # ---------------------------------------------------------------- log in
-
-    def load(self, backlog: Iterable[RoomEvent], snapshot: Snapshot | None) -> None:
-        """Rebuild from the broker: the moderation snapshot, then the retained log after it."""
-        restored_to = 0
-        if snapshot is not None:
-            try:
-                self.state = ModerationState.restore(
-                    json.loads(snapshot.payload), self.server.settings.moderation
-                )
-                restored_to = snapshot.as_of
-            except ValueError as error:  # a peer wrote something unreadable: fall back to the log alone
-                log.warning("chat %s: moderation snapshot ignored: %s", self.name, error)
-        early, self._early = self._early or [], None
-        for event in (*backlog, *early):
-            if event.id > self.last_id:
-                self._take(event, apply=not (isinstance(event, ModerationEvent) and event.id <= restored_to))
-        self.flushed_id = self.last_id
-
-    def on_event(self, event: RoomEvent) -> None:
-        if self._early is not None:
-            self._early.append(event)
-            return
-        if event.id <= self.last_id:
-            return
-        self.pending.append(self._take(event))
-        if isinstance(event, ModerationEvent):
-            payload = json.dumps(self.state.snapshot(), separators=(",", ":")).encode()
-            self.server._spawn(self.server._save_snapshot(self.name, Snapshot(event.id, payload)))
-        if self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(
-                self.server.settings.batch_interval_s, self.flush
-            )
-
-    def _take(self, event: RoomEvent, apply: bool = True) -> tuple[RoomEvent, str]:
-        self.last_id = event.id
-        entry: tuple[RoomEvent, str]
-        if isinstance(event, ModerationEvent):
-            if apply:
-                self.state.apply(event)
-            modes = self.state.modes if isinstance(event.action, ModeChange) else None
-            entry = (event, encode_event(event, modes))
-        else:
-            self.state.observe(event)
-            entry = (event, encode_event(event))
-        self.ring.append(entry)
-        if len(self.ring) == self.ring.maxlen:
-            self.state.forget_deleted_before(self.ring[0][0].id)
-        return entry
-
-    # ---------------------------------------------------------------- fan-out
-
-    def flush(self) -> None:
-        self.timer = None
-        batch, self.pending = self.pending, []
-        if not batch:
-            return
-        frames = _frames(batch)
-        messages = sum(isinstance(event, ChatMessage) for event, _ in batch)
-        ready = self._writable(batch[0][0].id)
-        for frame in frames:
-            self.server._fan_out(ready, frame)
-        stats = self.server._counters
-        stats[0] += len(frames) * len(ready)
-        stats[1] += messages * len(ready)
-        self.flushed_id = batch[-1][0].id
-        if self.waiting:
-            self._attach_waiting()
-
-    def _writable(self, first_id: int) -> list[ServerConnection]:
-        limit = self.server.settings.send_queue_bytes
-        skip = self.server.settings.slow_client is SlowClientPolicy.SKIP
-        ready: list[ServerConnection] = []
-        for client in tuple(self.clients):
-            transport = client.ws.transport
-            if transport is None or transport.is_closing():
-                continue
-            if transport.get_write_buffer_size() <= limit:
-                if client.skipped_from:
-                    broadcast(
-                        [client.ws],
-                        encode_frame("skipped", **{"from": client.skipped_from, "to": first_id - 1}),
-                    )
-                    client.skipped_from = 0
-                ready.append(client.ws)
-            elif skip:
-                if not client.skipped_from:
-                    client.skipped_from = first_id
-                    self.server._counters[3] += 1
-            else:
-                self.clients.discard(client)
-                self.server._counters[2] += 1
-                self.server._spawn(
-                    client.ws.close(CLOSE_TOO_SLOW, f"too slow: over {limit} bytes waiting to be sent")
-                )
-        return ready
-
-    # ---------------------------------------------------------------- joining
-
-    def attach(self, client: _Client) -> None:
-        if client.after > self.flushed_id:
-            self.waiting.append(client)
-        else:
-            self._replay(client)
-            self.clients.add(client)
-
-    def _attach_waiting(self) -> None:
-        still: list[_Client] = []
-        for client in self.waiting:
-            if client.after <= self.flushed_id:
-                self._replay(client)
-                self.clients.add(client)
-            else:
-                still.append(client)
-        self.waiting = still
-
-    def _replay(self, client: _Client) -> None:
-        if client.after:
-            events = [entry for entry in self.ring if client.after < entry[0].id <= self.flushed_id]
-        else:
-            visible = [
-                entry
-                for entry in self.ring
-                if isinstance(entry[0], ChatMessage)
-                and entry[0].id <= self.flushed_id
-                and self.state.visible(entry[0].id)
-            ]
-            events = visible[-self.server.settings.join_history :]
-        for frame in _frames(events):
-            broadcast([client.ws], frame)
-
-    def detach(self, client: _Client) -> None:
-        self.clients.discard(client)
-        if client in self.waiting:
-            self.waiting.remove(client)
+def _waiting_bytes(ws: ServerConnection) -> int | None:
+    transport = ws.transport
+    if transport is None or transport.is_closing():
+        return None
+    return int(transport.get_write_buffer_size())
 
 
 class ChatServer:
@@ -281,6 +103,8 @@ class ChatServer:
         self.settings = settings = settings if settings is not None else ChatSettings()
         self.relationships: Relationships = relationships or NoRelationshipStore()
         self._rooms: dict[str, _Room] = {}
+        self._subscriptions: dict[str, Subscription] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._opening: dict[str, asyncio.Future[_Room]] = {}
         # What the handshake learned, for the handler. Weak: a request that passes process_request
         # but then fails the upgrade (no Upgrade header, bad key) never reaches the handler.
@@ -320,11 +144,12 @@ class ChatServer:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None
-        for room in self._rooms.values():
-            if room.timer is not None:
-                room.timer.cancel()
-            if room.subscription is not None:
-                await room.subscription.close()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for subscription in self._subscriptions.values():
+            await subscription.close()
+        self._subscriptions.clear()
         self._rooms.clear()
         for task in tuple(self._tasks):
             task.cancel()
@@ -332,7 +157,7 @@ class ChatServer:
     def stats(self) -> ChatStats:
         frames, messages, slow, skips = self._counters
         return ChatStats(
-            len(self._rooms), sum(len(r.clients) for r in self._rooms.values()), frames, messages, slow, skips
+            len(self._rooms), sum(len(r.members) for r in self._rooms.values()), frames, messages, slow, skips
         )
 
     def _fan_out(self, connections: list[ServerConnection], frame: str) -> None:
@@ -350,6 +175,41 @@ class ChatServer:
         for ws in connections:
             if ws.protocol.state is State.OPEN and ws.send_in_progress is None:
                 ws.transport.write(data)
+
+    # ---------------------------------------------------------------- doing what rooms ask
+
+    def _on_event(self, room: _Room, event: RoomEvent) -> None:
+        snapshot = room.receive(event)
+        if snapshot is not None:
+            self._spawn(self._save_snapshot(room.name, snapshot))
+        if room.arm_flush():
+            self._timers[room.name] = asyncio.get_running_loop().call_later(
+                self.settings.batch_interval_s, self._flush, room
+            )
+
+    def _flush(self, room: _Room) -> None:
+        self._timers.pop(room.name, None)
+        delivery = room.flush(_waiting_bytes)
+        if delivery is not None:
+            self._deliver(delivery)
+
+    def _deliver(self, delivery: _Delivery) -> None:
+        for ws, notice in delivery.notices:
+            broadcast([ws], notice)
+        limit = self.settings.send_queue_bytes
+        for ws in delivery.too_slow:
+            self._spawn(ws.close(CLOSE_TOO_SLOW, f"too slow: over {limit} bytes waiting to be sent"))
+        ready = list(delivery.to)
+        for frame in delivery.frames:
+            self._fan_out(ready, frame)
+        for ws, frames in delivery.replays:
+            for frame in frames:
+                broadcast([ws], frame)
+        counters = self._counters
+        counters[0] += len(delivery.frames) * len(delivery.to)
+        counters[1] += delivery.messages * len(delivery.to)
+        counters[2] += len(delivery.too_slow)
+        counters[3] += delivery.newly_skipped
 
     async def _save_snapshot(self, room: str, snapshot: Snapshot) -> None:
         try:
@@ -375,12 +235,13 @@ class ChatServer:
         self._opening[name] = future
         try:
             owner_id = await self.auth.channel_owner(name)
-            room = _Room(self, name, owner_id)
-            room.subscription = await self.broker.subscribe(name, room.on_event)
-            room.load(room.subscription.backlog, room.subscription.snapshot)
-            self._rooms[name] = room
-            future.set_result(room)
-            return room
+            opened: _Room = Room(name, owner_id, self.settings)
+            subscription = await self.broker.subscribe(name, lambda event: self._on_event(opened, event))
+            opened.load(subscription.backlog, subscription.snapshot)
+            self._subscriptions[name] = subscription
+            self._rooms[name] = opened
+            future.set_result(opened)
+            return opened
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: waiters re-raise it, nobody else must
@@ -420,7 +281,7 @@ class ChatServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         room, user, after = self._handshakes.pop(ws)
-        client = _Client(ws, None, Relationship(), after)
+        client: _Member = Member(ws, None, Relationship(), after)
         if self.settings.socket_send_buffer is not None:
             sock = ws.transport.get_extra_info("socket")
             if sock is not None:
@@ -428,8 +289,9 @@ class ChatServer:
         try:
             if user is not None:
                 await self._authenticate(room, client, user)
-            await ws.send(self._welcome(room, client))
-            room.attach(client)
+            await ws.send(room.welcome(client))
+            for frame in room.attach(client):
+                broadcast([ws], frame)
             async for raw in ws:
                 try:
                     message = parse_client_message(
@@ -448,27 +310,11 @@ class ChatServer:
         finally:
             room.detach(client)
 
-    async def _authenticate(self, room: _Room, client: _Client, user: ChatUser) -> None:
+    async def _authenticate(self, room: _Room, client: _Member, user: ChatUser) -> None:
         client.user = user
         client.relationship = await self.relationships.relationship(room.name, user)
 
-    def _role(self, room: _Room, user: ChatUser) -> Role:
-        return room.state.role(user.name, room.owner_id is not None and user.account_id == room.owner_id)
-
-    def _welcome(self, room: _Room, client: _Client) -> str:
-        oldest = room.ring[0][0].id if room.ring else room.flushed_id + 1
-        return encode_frame(
-            "welcome",
-            room=room.name,
-            user=None if client.user is None else client.user.name,
-            role=None if client.user is None else self._role(room, client.user).name.lower(),
-            modes=room.state.modes.as_json(),
-            last_id=room.flushed_id,
-            # a resume point older than the window: the ids between it and ``oldest`` are gone
-            truncated=bool(client.after) and client.after + 1 < oldest,
-        )
-
-    async def _dispatch(self, room: _Room, client: _Client, message: object) -> str | None:
+    async def _dispatch(self, room: _Room, client: _Member, message: object) -> str | None:
         match message:
             case Ping(nonce):
                 return encode_frame("pong", nonce=nonce)
@@ -480,20 +326,20 @@ class ChatServer:
                     client.failed_auths += 1
                     if client.failed_auths >= MAX_FAILED_AUTHS:
                         # each attempt costs a store lookup: a connection guessing tokens is cut off
-                        self._spawn(client.ws.close(CLOSE_TOO_SLOW, "too many failed sign-ins"))
+                        self._spawn(client.conn.close(CLOSE_TOO_SLOW, "too many failed sign-ins"))
                     return _error("bad_token", "token is not a live session")
                 await self._authenticate(room, client, user)
-                return encode_frame("authenticated", user=user.name, role=self._role(room, user).name.lower())
+                return encode_frame("authenticated", user=user.name, role=room.role(user).name.lower())
         if client.user is None:
             return _error("auth_required", "sign in (?token= or an auth frame) before sending")
         if isinstance(message, Send):
             return await self._send(room, client, client.user, message.text)
         return await self._moderate(room, client.user, message)  # type: ignore[arg-type]
 
-    async def _send(self, room: _Room, client: _Client, user: ChatUser, text: str) -> str | None:
+    async def _send(self, room: _Room, client: _Member, user: ChatUser, text: str) -> str | None:
         now = time.time()
         now_ms = int(now * 1000)
-        role = self._role(room, user)
+        role = room.role(user)
         refusal = room.state.check_send(
             user.name, role, text, now_ms, client.relationship, self.settings.emotes
         )
@@ -525,7 +371,7 @@ class ChatServer:
             target_is_owner = await self.auth.account_id(target) == room.owner_id
         now_ms = int(time.time() * 1000)
         try:
-            room.state.authorize(self._role(room, user), action, target_is_owner, now_ms)
+            room.state.authorize(room.role(user), action, target_is_owner, now_ms)
         except ModerationRefused as refused:
             return _error(refused.refusal.code, refused.refusal.message)
         return await self._publish(room, ModerationEvent(0, now_ms, user.name, action))

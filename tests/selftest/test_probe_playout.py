@@ -7,8 +7,7 @@ import itertools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from loadgen.probe import DecodedFrame, Percentiles, _Tally
+from live.selftest.probe import DecodedFrame, Percentiles, _Tally
 
 T0 = 1_795_000_000.0
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from loadgen import clockcode
+from live.selftest import clockcode
 
 NOW_MS = 1_795_000_000_000  # late 2026
 timestamps = st.integers(min_value=0, max_value=clockcode.MAX_MS)

@@ -3,8 +3,8 @@
 Glass-to-glass latency needs the capture instant carried *inside* the pixels: timestamps in
 the container (PTS, PROGRAM-DATE-TIME) are rewritten by every stage and cover only part of the
 path. The publisher paints ``time.time()`` in milliseconds into each frame it generates; a
-probe viewer reads it back from the decoded picture (DESIGN.md, "Measuring glass-to-glass
-honestly").
+probe viewer reads it back from the decoded picture, so the difference covers everything from
+capture to decode (docs/glass-to-glass.md).
 
 The code is a grid of big black/white cells across the top of the frame:
 ``ROWS`` rows of ``COLUMNS`` cells, each ``1/COLUMNS`` of the frame width (about 11 px at

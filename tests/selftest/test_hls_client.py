@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from loadgen.hls_client import (
+from live.selftest.hls_client import (
     ByteRange,
     Cursor,
     PlaylistError,

@@ -11,9 +11,8 @@ import pytest
 from live.ingest.registry import LiveStream, LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
-
-from loadgen import clockcode
-from loadgen.publisher import PublishError, PublishSettings, TestPattern, main, publish
+from live.selftest import clockcode
+from live.selftest.publisher import PublishError, PublishSettings, TestPattern, main, publish
 
 pytestmark = pytest.mark.slow
 

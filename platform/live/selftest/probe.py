@@ -3,11 +3,11 @@
 It fetches playlists with blocking reload, requests the preload-hinted part at once (the
 origin holds it until it exists), feeds init + each part to a persistent H.264 decoder as the
 bytes arrive, and reads the clock the publisher painted into every decoded frame
-(`loadgen.clockcode`). Glass-to-glass latency of a frame is the probe's ``time.time()`` when
-the frame comes out of the decoder minus the painted capture time: publisher encode, RTMP,
-transcode, packaging, origin, HTTP and decode all included (DESIGN.md, "Measuring
-glass-to-glass honestly"). Publisher and probe must share a clock (same host, or NTP/PTP
-synchronised hosts; the clock offset adds to every number).
+(`live.selftest.clockcode`). Glass-to-glass latency of a frame is the probe's ``time.time()``
+when the frame comes out of the decoder minus the painted capture time: publisher encode, RTMP,
+transcode, packaging, origin, HTTP and decode all included, because the stamp rides in the
+pixels that every stage carries (docs/glass-to-glass.md). Publisher and probe must share a
+clock (same host, or NTP/PTP synchronised hosts; the clock offset adds to every number).
 
 Two readings are reported: *decode* latency (frame available to a player that shows it at
 once) and *playout* latency, from a simple playout clock started at the first frame that
@@ -30,8 +30,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from loadgen import clockcode
-from loadgen.hls_client import (
+from live.selftest import clockcode
+from live.selftest.hls_client import (
     Cursor,
     Fetch,
     MediaPlaylist,

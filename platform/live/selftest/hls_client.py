@@ -1,11 +1,12 @@
 """An HLS / LL-HLS client core: playlist parsing and "what to fetch next" (pure, no I/O).
 
-The probe viewer (`loadgen.probe`) is a thin asyncio shell around this. Parsing follows
-RFC 8216bis (draft-pantos-hls-rfc8216bis): attribute lists (4.2), the multivariant tags
-(4.4.6), media segment tags (4.4.4) with the LL-HLS additions EXT-X-PART (4.4.4.9),
-EXT-X-PRELOAD-HINT (4.4.5.3), EXT-X-SERVER-CONTROL (4.4.3.8), EXT-X-PART-INF (4.4.3.7) and
-EXT-X-SKIP (4.4.5.2); blocking reload is 6.2.5.2. Parts are optional, so plain HLS (ffmpeg's
-``-f hls``) goes through the same code.
+The probe viewer (`live.selftest.probe`) is a thin asyncio shell around this, and the Locust
+LL-HLS viewers of `loadgen` plan their requests with it. Parsing follows RFC 8216bis
+(draft-pantos-hls-rfc8216bis): attribute lists (4.2), the multivariant tags (4.4.6), media
+segment tags (4.4.4) with the LL-HLS additions EXT-X-PART (4.4.4.9), EXT-X-PRELOAD-HINT
+(4.4.5.3), EXT-X-SERVER-CONTROL (4.4.3.8), EXT-X-PART-INF (4.4.3.7) and EXT-X-SKIP (4.4.5.2);
+blocking reload is 6.2.5.2. Parts are optional, so plain HLS (ffmpeg's ``-f hls``) goes
+through the same code.
 """
 
 from __future__ import annotations

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiohttp import web
-
-from loadgen import clockcode
-from loadgen.probe import DecodedFrame, ProbeError, probe
+from live.selftest import clockcode
+from live.selftest.probe import DecodedFrame, ProbeError, probe
 
 pytestmark = [
     pytest.mark.ffmpeg,

@@ -8,10 +8,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from live.config import ChannelSeed, ServeSettings
+from live.selftest.probe import DecodedFrame, probe
+from live.selftest.publisher import publish
 from live.serve import Platform
-
-from loadgen.probe import DecodedFrame, probe
-from loadgen.publisher import publish
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,14 @@
 """A synthetic live publisher: a moving test pattern with the capture clock painted in, over RTMP.
 
 Each frame is generated on a real-time schedule; at the instant it is generated its
-``time.time()`` in milliseconds is painted into it (`loadgen.clockcode`), which is what
+``time.time()`` in milliseconds is painted into it (`live.selftest.clockcode`), which is what
 "capture" means for glass-to-glass latency. The encoder gets real work (a moving gradient,
 a moving box and a fine texture), the audio track is a sine tone, and both are encoded and
 muxed by PyAV (libx264 zerolatency without B-frames, keyframe every ``keyint_s``; AAC-LC) and
 published with FFmpeg's RTMP client, the same client OBS and ffmpeg use.
 
-`publish_blocking` is the loop itself; `main` (``python -m loadgen.publisher``) wraps it for a
-subprocess, and `publish` runs that subprocess from asyncio (see there for why not a thread).
+`publish_blocking` is the loop itself; `main` (``python -m live.selftest.publisher``) wraps it
+for a subprocess, and `publish` runs that subprocess from asyncio (see there for why not a thread).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from loadgen import clockcode
+from live.selftest import clockcode
 
 
 class _Stop(Protocol):
@@ -225,14 +225,14 @@ def _publish(container: av.container.OutputContainer, url: str, settings: Publis
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m loadgen.publisher URL SETTINGS_JSON``: publish until done or stdin closes.
+    """``python -m live.selftest.publisher URL SETTINGS_JSON``: publish until done or stdin closes.
 
     The subprocess entry `publish` uses; prints the `PublishStats` as one JSON line. Closing
     stdin (or the parent dying) stops it at the next frame.
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m loadgen.publisher URL SETTINGS_JSON", file=sys.stderr)
+        print("usage: python -m live.selftest.publisher URL SETTINGS_JSON", file=sys.stderr)
         return 64
     try:
         settings = PublishSettings(**json.loads(args[1]))
@@ -271,7 +271,7 @@ async def publish(url: str, *, width: int = 1280, height: int = 720, fps: int = 
     settings = PublishSettings(width=width, height=height, fps=fps, bitrate_kbps=bitrate_kbps,
                                duration_s=duration_s, preset=preset, keyint_s=keyint_s)
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "loadgen.publisher", url, json.dumps(asdict(settings)),
+        sys.executable, "-m", "live.selftest.publisher", url, json.dumps(asdict(settings)),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     # not communicate(): it closes stdin at once, which is this child's stop signal
