@@ -1,0 +1,1 @@
+"""The platform API: accounts, sessions, channels, stream keys, live streams (docs/api.md)."""

@@ -1,0 +1,1 @@
+"""Ingest: the protocols publishers speak, feeding one live-stream registry."""

@@ -1,0 +1,1 @@
+"""Sans-I/O media formats and the normalized units every stage passes on."""
