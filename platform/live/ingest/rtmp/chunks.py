@@ -68,7 +68,8 @@ class ChunkReader:
     """Reassemble RTMP messages from the chunk stream bytes a peer sends.
 
     ``feed(data)`` returns the messages completed by those bytes. A RtmpProtocolError means
-    the peer broke the protocol or a limit; the reader is unusable afterwards.
+    the peer broke the protocol or a limit; the reader is unusable afterwards. ``limits`` may be
+    replaced between feeds (the server starts a connection small and widens it on publish).
     """
 
     def __init__(self, limits: ChunkLimits | None = None) -> None:
@@ -103,8 +104,8 @@ class ChunkReader:
 
     def _parse(self) -> Generator[None, None, None]:
         read = self._buffer.read_exact
-        limits = self.limits
         while True:
+            limits = self.limits  # the owner may raise them between messages (after a publish)
             first = (yield from read(1))[0]
             fmt = first >> 6
             csid = first & 0x3F
