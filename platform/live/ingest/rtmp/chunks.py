@@ -105,8 +105,8 @@ class ChunkReader:
     def _parse(self) -> Generator[None, None, None]:
         read = self._buffer.read_exact
         while True:
-            limits = self.limits  # the owner may raise them between messages (after a publish)
             first = (yield from read(1))[0]
+            limits = self.limits  # read per chunk: the owner may raise them (after a publish)
             fmt = first >> 6
             csid = first & 0x3F
             if csid == 0:
