@@ -110,7 +110,8 @@ def test_a_message_over_the_pre_publish_size_is_refused_until_a_key_is_accepted(
     writer = ChunkWriter()
     server.receive_data(writer.write(3, MessageType.COMMAND_AMF0, 0, 0,
                                      amf0.encode("connect", 1.0, {"app": "live"})))
-    server.receive_data(writer.write(3, MessageType.COMMAND_AMF0, 0, 0, amf0.encode("createStream", 2.0, None)))
+    server.receive_data(writer.write(3, MessageType.COMMAND_AMF0, 0, 0,
+                                     amf0.encode("createStream", 2.0, None)))
     server.receive_data(writer.write(8, MessageType.COMMAND_AMF0, 1, 0,
                                      amf0.encode("publish", 3.0, None, "key", "live")))
     requested = [e for e in server.events_received() if isinstance(e, PublishRequested)]

@@ -116,7 +116,8 @@ async def test_each_address_may_hold_only_so_many_connections(
 async def test_an_address_sending_wrong_keys_is_refused_for_a_while(
     registry: LiveStreamRegistry, servers: list[RtmpServer]
 ) -> None:
-    server = await start(registry, failed_publish_limit=3, failed_publish_window_s=60, failed_publish_ban_s=300)
+    server = await start(registry, failed_publish_limit=3, failed_publish_window_s=60,
+                         failed_publish_ban_s=300)
     servers.append(server)
     for i in range(3):
         client, _, writer = await publish(server.port, f"wrong_key_{i:04d}")
