@@ -331,12 +331,17 @@ async def test_a_store_failure_answers_500_json_without_a_traceback(
     assert any(r.exc_info for r in caplog.records)  # the operator's log has it; the client does not
 
 
-async def test_passwords_and_tokens_never_reach_the_log(
+async def test_passwords_tokens_and_stream_keys_never_reach_the_log(
     client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG):
         token = await client.signup_and_login("quiet", password="very secret pass")
         await client.call("POST", "/sessions", json={"username": "quiet", "password": "wrong secret pass"})
-        await client.call("POST", "/channels", token=token, json={"name": "quietch"})
+        _, created = await client.call("POST", "/channels", token=token, json={"name": "quietch"})
+        _, rotated = await client.call("POST", "/channels/quietch/stream-key", token=token)
+        await client.call("POST", "/me/password", token=token,
+                          json={"old_password": "very secret pass", "new_password": "newer secret pass"})
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "very secret pass" not in text and "wrong secret pass" not in text and token not in text
+    assert "newer secret pass" not in text
+    assert created["stream_key"] not in text and rotated["stream_key"] not in text

@@ -4,6 +4,7 @@ ban after repeated wrong keys, small buffers before a key is accepted, and media
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 
@@ -195,3 +196,17 @@ def test_admission_bans_after_failures_in_the_window_then_forgives() -> None:
     assert admission.admit("192.0.2.1", 50) is not None
     assert admission.admit("192.0.2.2", 50) is None  # others are unaffected
     assert admission.admit("192.0.2.1", 123) is None  # the ban has run out
+
+
+async def test_stream_keys_never_reach_the_log(
+    registry: LiveStreamRegistry, servers: list[RtmpServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start(registry)
+    servers.append(server)
+    with caplog.at_level(logging.DEBUG):
+        for key in ("key_alpha_123", "wrong_secret_key_42"):
+            _, _, writer = await publish(server.port, key)
+            writer.close()
+        await asyncio.sleep(0.2)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "rtmp" in text and "key_alpha_123" not in text and "wrong_secret_key_42" not in text
