@@ -92,7 +92,7 @@ def make_source(workdir: Path, seconds: int) -> tuple[Path, int]:
 def start_livetwin(workdir: Path, port: int, publishers: int) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "live.cli", "--log-level", "WARNING", "serve",
             "--rtmp-port", str(port), "--http-port", str(free_port()),
-            "--data", str(workdir / "data")]
+            "--data", str(workdir / "data"), "--dev"]
     for i in range(publishers):
         args += ["--channel", f"bench_{i:03d}=bench_key_{i:03d}"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL)

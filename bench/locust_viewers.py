@@ -57,7 +57,7 @@ def main() -> None:
     host = f"http://127.0.0.1:{http}"
     server = subprocess.Popen(
         [str(BIN / "live"), "serve", "--rtmp-port", str(rtmp), "--http-port", str(http),
-         "--chat-port", str(chat), "--data", str(tmp / "data"), "--channel", "demo=demo_key_123"],
+         "--chat-port", str(chat), "--data", str(tmp / "data"), "--dev", "--channel", "demo=demo_key_123"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     publisher: subprocess.Popen[bytes] | None = None
     try:

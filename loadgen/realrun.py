@@ -262,6 +262,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
                 str(chat),
                 "--data",
                 str(data),
+                "--dev",
                 *seeds,
             ],
             out / "platform.log",

@@ -5,10 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
-from live.config import ChannelSeed, ServeSettings
+from live.config import (
+    CHANNELS_ENV,
+    SEEDED_KEY_MIN,
+    ChannelSeed,
+    ServeSettings,
+    check_seed_keys,
+    seeds_from_environment,
+    seeds_from_file,
+)
 
 
 def _channel(text: str) -> ChannelSeed:
@@ -41,14 +50,35 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", default=None,
                         help="postgresql://... to use PostgreSQL instead of SQLite")
     parser.add_argument("--channel", type=_channel, action="append", default=[], metavar="NAME=KEY",
-                        help="make sure channel NAME exists with stream key KEY (repeatable)")
+                        help="make sure channel NAME exists with stream key KEY (repeatable); "
+                             "NAME=@FILE reads the key from FILE, so it is not visible in ps. "
+                             f"{CHANNELS_ENV}='NAME=KEY ...' in the environment works too")
+    parser.add_argument("--channel-file", type=Path, action="append", default=[], metavar="FILE",
+                        help="seed channels from FILE: one NAME=KEY a line (repeatable)")
+    parser.add_argument("--dev", action="store_true",
+                        help=f"development machine: accept seeded keys shorter than {SEEDED_KEY_MIN} "
+                             "characters")
+    parser.add_argument("--trust-forwarded-for", action="store_true",
+                        help="take API clients' addresses (for rate limits) from the last "
+                             "X-Forwarded-For hop: only behind your own reverse proxy")
+
+
+def _channel_seeds(args: argparse.Namespace) -> tuple[ChannelSeed, ...]:
+    """Every seed from the environment, --channel-file and --channel (later ones win)."""
+    seeds = [*seeds_from_environment(os.environ)]
+    for path in args.channel_file:
+        seeds.extend(seeds_from_file(path))
+    seeds.extend(args.channel)
+    check_seed_keys(tuple(seeds), dev=args.dev)
+    return tuple(seeds)
 
 
 def _serve_settings(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(
         host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port,
         chat_port=args.chat_port, chat_broker=args.chat_broker,
-        data_dir=args.data, database=args.database, channels=tuple(args.channel),
+        data_dir=args.data, database=args.database, channels=_channel_seeds(args),
+        dev=args.dev, trust_forwarded_for=args.trust_forwarded_for,
     )
 
 
@@ -100,11 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command in ("serve", "demo"):
+        try:
+            serve_settings = _serve_settings(args)
+        except ValueError as exc:
+            print(f"live {args.command}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "serve":
         from live.serve import serve
 
         try:
-            asyncio.run(serve(_serve_settings(args), args.duration))
+            asyncio.run(serve(serve_settings, args.duration))
         except KeyboardInterrupt:
             pass
         except OSError as exc:
@@ -114,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "transcode":
         return _transcode(args)
     if args.command == "demo":
-        return _demo(args)
+        return _demo(args, serve_settings)
     return 2
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, serve_settings: ServeSettings) -> int:
     from live.demo import DemoSettings, run_demo
 
     try:
@@ -129,7 +165,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"live demo: --size {args.size!r}: expected WIDTHxHEIGHT", file=sys.stderr)
         return 2
     try:
-        report = asyncio.run(run_demo(_serve_settings(args), settings))
+        report = asyncio.run(run_demo(serve_settings, settings))
     except KeyboardInterrupt:
         return 0
     except OSError as exc:

@@ -1,13 +1,25 @@
-"""The one typed settings object for `live serve`, built at the edge (CLI) and passed down."""
+"""The one typed settings object for `live serve`, built at the edge (CLI) and passed down.
+
+Seeded stream keys can come from the command line (``--channel NAME=KEY``, visible in ``ps``),
+a file (``--channel NAME=@FILE``, ``--channel-file FILE``) or the environment
+(``LIVETWIN_CHANNELS``); each seed remembers where it came from, which is what `live serve`
+prints instead of the key. Outside ``--dev`` a seeded key must be ``SEEDED_KEY_MIN`` characters.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_]{3,25}$")
 _STREAM_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
+
+#: The shortest seeded key `live serve` accepts without --dev (generated keys are 37 characters).
+SEEDED_KEY_MIN = 16
+#: The environment variable `live serve` reads channel seeds from: NAME=KEY, comma or space separated.
+CHANNELS_ENV = "LIVETWIN_CHANNELS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,20 +28,60 @@ class ChannelSeed:
 
     name: str
     stream_key: str
+    source: str = "the command line"  # where the key came from: printed instead of the key
 
     @classmethod
-    def parse(cls, text: str) -> ChannelSeed:
+    def parse(cls, text: str, source: str = "the command line", option: str = "--channel") -> ChannelSeed:
+        """``NAME=KEY``, or ``NAME=@FILE`` to read the key from FILE (its first line)."""
         name, sep, key = text.partition("=")
         name = name.strip().lower()
+        shown = f"{name}={key}" if key.startswith("@") else f"{name}=..."
         if not sep or not _CHANNEL_NAME.match(name):
             raise ValueError(
-                f"--channel {text!r}: expected NAME=KEY with NAME 3-25 chars of [a-z0-9_]"
+                f"{option} {shown!r}: expected NAME=KEY with NAME 3-25 chars of [a-z0-9_]"
             )
+        if key.startswith("@"):
+            path = Path(key[1:])
+            try:
+                lines = path.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(f"{option} {shown!r}: cannot read the key file: {error}") from None
+            key, source = (lines[0].strip() if lines else ""), f"file {path}"
         if not _STREAM_KEY.match(key):
             raise ValueError(
-                f"--channel {text!r}: KEY must be 8-128 chars of letters, digits, '_' or '-'"
+                f"{option} {shown!r} (key from {source}): KEY must be 8-128 chars of letters, "
+                "digits, '_' or '-'"
             )
-        return cls(name, key)
+        return cls(name, key, source)
+
+
+def seeds_from_file(path: Path) -> tuple[ChannelSeed, ...]:
+    """``--channel-file``: one NAME=KEY (or NAME=@FILE) a line; blank lines and # comments skipped."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"--channel-file {path}: {error}") from None
+    return tuple(ChannelSeed.parse(line.strip(), f"file {path}", f"--channel-file {path}: line")
+                 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def seeds_from_environment(environ: Mapping[str, str]) -> tuple[ChannelSeed, ...]:
+    """``LIVETWIN_CHANNELS="name=key other=@/run/secrets/key"``."""
+    text = environ.get(CHANNELS_ENV, "")
+    return tuple(ChannelSeed.parse(item, f"the environment ({CHANNELS_ENV})", CHANNELS_ENV)
+                 for item in text.replace(",", " ").split())
+
+
+def check_seed_keys(seeds: tuple[ChannelSeed, ...], *, dev: bool) -> None:
+    """Refuse short seeded keys (guessable) unless in development."""
+    if dev:
+        return
+    for seed in seeds:
+        if len(seed.stream_key) < SEEDED_KEY_MIN:
+            raise ValueError(
+                f"channel {seed.name}: the key from {seed.source} is {len(seed.stream_key)} "
+                f"characters; use at least {SEEDED_KEY_MIN} (or --dev on a development machine)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +95,10 @@ class ServeSettings:
     chat_broker: str | None = None  # None = in-process; or nats://... to share rooms across nodes
     channels: tuple[ChannelSeed, ...] = field(default_factory=tuple)
     public_host: str | None = None  # host name to print in URLs; defaults to host
+    #: Development: allows short seeded keys. Never on a machine others can reach.
+    dev: bool = False
+    #: Take API clients' addresses from X-Forwarded-For's last hop (only behind our own proxy).
+    trust_forwarded_for: bool = False
 
     @property
     def url_host(self) -> str:

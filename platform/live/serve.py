@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from live.api.app import setup_api
+from live.api.app import ApiSettings, setup_api
 from live.api.repository import Repository
 from live.api.storage import open_repository
 from live.chat.auth import RepositoryChatAuth
@@ -73,7 +73,7 @@ class Platform:
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.repo = repo = await open_repository(settings.database, settings.data_dir)
         stack.push_async_callback(repo.close)
         for seed in settings.channels:
@@ -96,7 +96,8 @@ class Platform:
         await self.rtmp.start()
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
-                  public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
+                  public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
+                  settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for))
         setup_origin(app, self.origin)
         setup_web(app, self.streams)
         app[STREAMS_KEY] = self.streams
@@ -136,7 +137,7 @@ class Platform:
         await self._resources.aclose()
 
     def publish_urls(self) -> list[str]:
-        return [f"{self.rtmp_base()}/{seed.stream_key}  (channel {seed.name})"
+        return [f"{self.rtmp_base()}/<key from {seed.source}>  (channel {seed.name})"
                 for seed in self.settings.channels]
 
     def rtmp_base(self) -> str:

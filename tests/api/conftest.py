@@ -2,7 +2,8 @@
 
 Each PostgreSQL test gets its own schema (``search_path`` travels in the DSN), dropped
 afterwards, so parallel runs on the shared server never meet. Without the server the
-PostgreSQL half is skipped locally; in CI (``CI`` set) it fails instead.
+PostgreSQL half is skipped locally; in CI (``CI`` set) it fails instead. Tests marked
+``postgres`` are PostgreSQL concerns and run on PostgreSQL only (no SQLite half to skip).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from live.api.repository import Repository
 from live.api.storage import open_repository
 from live.ingest.registry import LiveStreamRegistry
 
+from ..conftest import skip_or_fail
+
 PG_ADMIN_DSN = os.environ.get("LIVETWIN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 PUBLIC_RTMP = "rtmp://stream.example:1935/live"
@@ -32,9 +35,8 @@ async def _pg_admin() -> asyncpg.Connection | None:
     try:
         return await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
     except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs PostgreSQL at {PG_ADMIN_DSN}: {error}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {error}")
+        skip_or_fail(f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {error}")
+        return None
 
 
 @pytest.fixture
@@ -56,7 +58,9 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database" in metafunc.fixturenames:
-        metafunc.parametrize("database", ["sqlite", "postgres"], indirect=True)
+        postgres_only = metafunc.definition.get_closest_marker("postgres") is not None
+        metafunc.parametrize("database", ["postgres"] if postgres_only else ["sqlite", "postgres"],
+                             indirect=True)
 
 
 @pytest.fixture

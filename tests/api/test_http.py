@@ -136,16 +136,17 @@ async def test_an_account_may_own_only_so_many_channels(client: Any) -> None:
     assert (status, body["error"]) == (403, "forbidden")
 
 
-async def test_public_channel_view_hides_the_key_from_everyone_but_the_owner(client: Any) -> None:
+async def test_the_key_is_shown_once_at_creation_and_in_no_channel_view_after(client: Any) -> None:
     owner = await client.signup_and_login("showowner")
     other = await client.signup_and_login("showother")
-    await client.call("POST", "/channels", token=owner, json={"name": "secretive"})
-    for token in (None, other, "not-a-real-token"):
-        status, body = await client.call("GET", "/channels/secretive", token=token)
+    _, created = await client.call("POST", "/channels", token=owner, json={"name": "secretive"})
+    assert created["stream_key"].startswith("live_")
+    for token in (None, other, "not-a-real-token", owner):
+        status, body = await client.call("GET", "/channels/SECRETIVE", token=token)
         assert status == 200 and "stream_key" not in body and "publish_url" not in body
         assert body["viewer_count"] is None  # no origin wired: unknown, not zero
-    status, body = await client.call("GET", "/channels/SECRETIVE", token=owner)
-    assert status == 200 and body["stream_key"].startswith("live_")
+    status, body = await client.call("PATCH", "/channels/secretive", token=owner, json={"title": "t"})
+    assert status == 200 and "stream_key" not in body
     _, listing = await client.call("GET", "/channels")
     assert [c["name"] for c in listing["channels"]] == ["secretive"]
     assert "stream_key" not in listing["channels"][0]

@@ -29,7 +29,29 @@ def ffmpeg_args(port: int, key: str, seconds: int) -> list[str]:
     ]
 
 
-async def test_a_channel_made_through_the_api_goes_live_and_a_rotated_key_is_refused(
+async def _wait_live(call: Any, publisher: asyncio.subprocess.Process, frames: int = 25) -> dict[str, Any]:
+    async with asyncio.timeout(15):
+        while True:
+            _, listing = await call("GET", "/streams")
+            streams = listing["streams"]
+            if streams and streams[0]["video_frames"] >= frames:
+                return dict(streams[0])
+            assert publisher.returncode is None, await publisher.stderr.read()  # type: ignore[union-attr]
+            await asyncio.sleep(0.2)
+
+
+async def _cut_within(publisher: asyncio.subprocess.Process, seconds: float) -> int:
+    """The publisher's exit status once the platform has cut it (it was meant to run 30 s)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await publisher.wait()
+    finally:
+        if publisher.returncode is None:
+            publisher.kill()
+            await publisher.wait()
+
+
+async def test_a_channel_made_through_the_api_goes_live_and_rotating_its_key_cuts_the_publisher(
     database: str | None, tmp_path: Path
 ) -> None:
     settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path, database=database)
@@ -50,44 +72,64 @@ async def test_a_channel_made_through_the_api_goes_live_and_a_rotated_key_is_ref
         old_key = channel["stream_key"]
 
         publisher = await asyncio.create_subprocess_exec(
-            *ffmpeg_args(platform.ports.rtmp, old_key, 20),
+            *ffmpeg_args(platform.ports.rtmp, old_key, 30),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
         try:
-            async with asyncio.timeout(15):
-                while True:
-                    _, listing = await call("GET", "/streams")
-                    streams = listing["streams"]
-                    if streams and streams[0]["video_frames"] >= 25:
-                        break
-                    assert publisher.returncode is None, await publisher.stderr.read()  # type: ignore[union-attr]
-                    await asyncio.sleep(0.2)
-            health = streams[0]
+            health = await _wait_live(call, publisher)
             assert health["channel"] == "e2e" and health["protocol"] == "rtmp"
             assert (health["video_codec"], health["width"], health["height"]) == ("h264", 320, 240)
             assert health["fps"] > 0 and health["bitrate_kbps"] > 0 and health["uptime_s"] > 0
+            # the owner sees the broadcaster's address; viewers never do
+            _, owned = await call("GET", "/channels/e2e", token)
+            address = owned["publisher_address"]
+            assert address.startswith("127.0.0.1:")
+            for path in ("/streams", "/channels/e2e", "/channels"):
+                status, public = await call("GET", path)
+                assert status == 200 and address not in str(public) and "remote" not in str(public)
             _, public = await call("GET", "/channels/e2e")
             assert public["live"] is True and public["stream"]["channel"] == "e2e"
+
+            _, rotated = await call("POST", "/channels/e2e/stream-key", token)
+            assert (await call("GET", "/channels/e2e"))[1]["live"] is False  # off air at once
+            assert await _cut_within(publisher, 10) != 0  # and the publisher was disconnected
         finally:
             if publisher.returncode is None:
                 publisher.kill()
             await publisher.wait()
 
-        _, rotated = await call("POST", "/channels/e2e/stream-key", token)
-        async with asyncio.timeout(10):
-            while (await call("GET", "/streams"))[1]["streams"]:
-                await asyncio.sleep(0.05)
-        refused = await asyncio.create_subprocess_exec(
+        refused = await asyncio.create_subprocess_exec(  # it reconnects with the old key: refused
             *ffmpeg_args(platform.ports.rtmp, old_key, 2),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )
-        async with asyncio.timeout(15):
-            assert await refused.wait() != 0
-        assert (await call("GET", "/channels/e2e"))[1]["live"] is False
-        accepted = await asyncio.create_subprocess_exec(  # the same command with the new key works
-            *ffmpeg_args(platform.ports.rtmp, rotated["stream_key"], 1),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
         async with asyncio.timeout(15):
-            _, stderr = await accepted.communicate()
-        assert accepted.returncode == 0, stderr.decode(errors="replace")
+            _, stderr = await refused.communicate()
+        assert refused.returncode != 0 and "unknown stream key" in stderr.decode(errors="replace")
+        assert (await call("GET", "/channels/e2e"))[1]["live"] is False
+
+        accepted = await asyncio.create_subprocess_exec(  # the new key works, until the owner stops it
+            *ffmpeg_args(platform.ports.rtmp, rotated["stream_key"], 30),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await _wait_live(call, accepted, frames=10)
+            stranger = await _login(call, "stranger")
+            assert (await call("POST", "/channels/e2e/stream/stop", stranger))[0] == 403
+            assert (await call("POST", "/channels/e2e/stream/stop"))[0] == 401
+            assert (await call("GET", "/channels/e2e"))[1]["live"] is True
+            status, body = await call("POST", "/channels/e2e/stream/stop", token)
+            assert (status, body) == (200, {"stopped": True})
+            assert (await call("GET", "/channels/e2e"))[1]["live"] is False
+            assert await _cut_within(accepted, 10) != 0
+            assert await call("POST", "/channels/e2e/stream/stop", token) == (200, {"stopped": False})
+        finally:
+            if accepted.returncode is None:
+                accepted.kill()
+            await accepted.wait()
+
+
+async def _login(call: Any, username: str) -> str:
+    creds = {"username": username, "password": "another long password"}
+    assert (await call("POST", "/accounts", json=creds))[0] == 201
+    _, session = await call("POST", "/sessions", json=creds)
+    return str(session["token"])

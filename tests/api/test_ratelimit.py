@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from live.api.ratelimit import Rate, TokenBuckets, client_key
+from live.api.ratelimit import Backoff, FailureBackoff, Rate, TokenBuckets, client_key
 
 rates = st.builds(Rate, capacity=st.integers(1, 20), per_second=st.floats(0.01, 10.0))
 gaps = st.lists(st.floats(0.0, 5.0), min_size=1, max_size=200)
@@ -77,3 +77,29 @@ def test_rates_must_be_positive() -> None:
 ])
 def test_clients_are_keyed_by_ipv4_address_or_ipv6_slash_64(address: str | None, key: str) -> None:
     assert client_key(address) == key
+
+
+@given(failures=st.integers(0, 200))
+def test_account_backoff_doubles_after_the_free_failures_and_stays_capped(failures: int) -> None:
+    policy = Backoff(free_failures=5, base_s=1.0, max_s=900.0)
+    delay = policy.delay(failures)
+    if failures <= 5:
+        assert delay == 0.0
+    else:
+        assert delay == min(2.0 ** (failures - 6), 900.0)
+        assert policy.delay(failures + 1) == min(2 * delay, 900.0)
+
+
+def test_account_backoff_waits_forgives_old_runs_and_clears_on_success() -> None:
+    backoff = FailureBackoff(Backoff(free_failures=1, base_s=2.0, max_s=60.0, forget_after_s=100.0),
+                             max_keys=2)
+    assert backoff.failed("ann", 0.0) == 0.0 and backoff.wait("ann", 0.0) == 0.0
+    assert backoff.failed("ann", 1.0) == 2.0 and backoff.wait("ann", 2.0) == 1.0
+    assert backoff.failed("ann", 3.0) == 4.0
+    backoff.succeeded("ann")
+    assert backoff.wait("ann", 3.0) == 0.0 and backoff.failed("ann", 4.0) == 0.0
+    assert backoff.failed("ann", 5.0) == 2.0
+    assert backoff.failed("ann", 500.0) == 0.0  # a run older than forget_after_s starts over
+    backoff.failed("bob", 501.0)
+    backoff.failed("cid", 502.0)
+    assert len(backoff) == 2  # bounded: the least recently failed is forgotten

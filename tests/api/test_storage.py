@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+import stat
 from pathlib import Path
 
 import asyncpg
@@ -52,6 +53,105 @@ async def test_sqlite_store_lives_in_the_data_directory(tmp_path: Path) -> None:
     assert (tmp_path / "data" / SQLITE_FILE_NAME).is_file()
 
 
+async def test_the_data_directory_is_0700_and_the_database_file_0600(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    repo = await open_repository(None, data)
+    try:
+        await repo.create_account("modes", "h")
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for path in data.iterdir():  # the database and its -wal/-shm companions
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        await repo.close()
+    (data / SQLITE_FILE_NAME).chmod(0o644)  # made by an older livetwin: tightened on open
+    await (await open_repository(None, data)).close()
+    assert stat.S_IMODE((data / SQLITE_FILE_NAME).stat().st_mode) == 0o600
+
+
+async def test_stream_keys_are_stored_only_as_hashes(database: str | None, tmp_path: Path) -> None:
+    repo = await open_repository(database, tmp_path)
+    try:
+        await repo.create_channel("hashed", None, "live_plaintext_key_1")
+        await repo.ensure_channel("seeded", "seeded_plaintext_key")
+        await repo.set_stream_key("hashed", "live_plaintext_key_2")
+    finally:
+        await repo.close()
+    if database is None:
+        dump = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    else:
+        admin = await asyncpg.connect(database.split("?", 1)[0],
+                                      server_settings={"search_path": database.split("=", 1)[1]})
+        try:
+            columns = {r["column_name"] for r in await admin.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'channels' "
+                "AND table_schema = current_schema()")}
+            assert "stream_key" not in columns
+            dump = repr(await admin.fetch("SELECT * FROM channels")).encode()
+        finally:
+            await admin.close()
+    for key in (b"live_plaintext_key_1", b"live_plaintext_key_2", b"seeded_plaintext_key"):
+        assert key not in dump
+
+
+async def test_a_version_1_database_keeps_its_channels_with_keys_hashed(tmp_path: Path) -> None:
+    path = tmp_path / SQLITE_FILE_NAME
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0].sqlite:
+        db.execute(statement)
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    db.execute("INSERT INTO channels (name, owner_id, stream_key, title, created_at) "
+               "VALUES ('oldchan', NULL, 'old_plaintext_key_123', 'Old', 1.0)")
+    db.commit()
+    db.close()
+    repo = await SqliteRepository.open(path)
+    try:
+        channel = await repo.channel_by_stream_key("old_plaintext_key_123")
+        assert channel is not None and (channel.name, channel.title) == ("oldchan", "Old")
+        assert channel.stream_key_hash == th("old_plaintext_key_123")
+    finally:
+        await repo.close()
+
+
+@pytest.mark.postgres
+async def test_a_version_1_postgres_database_keeps_its_channels_with_keys_hashed(
+    database: str | None, tmp_path: Path
+) -> None:
+    assert database is not None
+    dsn, schema = database.split("?", 1)[0], database.split("=", 1)[1]
+    admin = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        await admin.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0].postgres:
+            await admin.execute(statement)
+        await admin.execute("INSERT INTO schema_version VALUES (1)")
+        await admin.execute("INSERT INTO channels (name, owner_id, stream_key, title, created_at) "
+                            "VALUES ('oldchan', NULL, 'old_plaintext_key_123', 'Old', 1.0)")
+    finally:
+        await admin.close()
+    repo = await open_repository(database, tmp_path)
+    try:
+        channel = await repo.channel_by_stream_key("old_plaintext_key_123")
+        assert channel is not None and (channel.name, channel.title) == ("oldchan", "Old")
+        assert channel.stream_key_hash == th("old_plaintext_key_123")
+    finally:
+        await repo.close()
+
+
+async def test_revoking_an_accounts_sessions_can_spare_one(repo: Repository) -> None:
+    mine = await repo.create_account("reva", "h")
+    other = await repo.create_account("revb", "h")
+    for token in ("a1", "a2", "a3"):
+        await repo.create_session(mine.id, th(token), 100.0)
+    await repo.create_session(other.id, th("b1"), 100.0)
+    assert await repo.delete_sessions_of(mine.id, keep=th("a2")) == 2
+    assert await repo.session_by_token_hash(th("a2"), 1.0) is not None
+    assert await repo.session_by_token_hash(th("a1"), 1.0) is None
+    assert await repo.delete_sessions_of(mine.id) == 1
+    assert await repo.session_by_token_hash(th("a2"), 1.0) is None
+    assert await repo.session_by_token_hash(th("b1"), 1.0) is not None
+
+
 async def test_a_database_from_a_newer_livetwin_is_refused(tmp_path: Path) -> None:
     path = tmp_path / SQLITE_FILE_NAME
     db = sqlite3.connect(path)
@@ -63,9 +163,8 @@ async def test_a_database_from_a_newer_livetwin_is_refused(tmp_path: Path) -> No
         await SqliteRepository.open(path)
 
 
+@pytest.mark.postgres  # concurrent migration is a PostgreSQL concern (SQLite has one process)
 async def test_postgres_nodes_starting_together_migrate_once(database: str | None, tmp_path: Path) -> None:
-    if database is None:
-        pytest.skip("concurrent migration is a PostgreSQL concern (SQLite has one process)")
     repos = await asyncio.gather(*(open_repository(database, tmp_path) for _ in range(4)))
     try:
         versions = await repos[0]._pool.fetch("SELECT version FROM schema_version")  # type: ignore[attr-defined]
@@ -123,8 +222,8 @@ async def test_expired_sessions_are_swept_and_live_ones_kept(repo: Repository) -
 async def test_channel_creation_rejects_a_taken_name_or_key(repo: Repository) -> None:
     owner = await repo.create_account("frank", "h")
     channel = await repo.create_channel("frankstv", owner.id, "live_key_one")
-    assert (channel.name, channel.owner_id, channel.stream_key, channel.title) == (
-        "frankstv", owner.id, "live_key_one", "")
+    assert (channel.name, channel.owner_id, channel.stream_key_hash, channel.title) == (
+        "frankstv", owner.id, th("live_key_one"), "")
     with pytest.raises(Conflict) as by_name:
         await repo.create_channel("frankstv", owner.id, "live_key_two")
     assert by_name.value.field == "name"
@@ -140,7 +239,7 @@ async def test_rotating_a_key_makes_the_old_one_resolve_to_nothing(repo: Reposit
     await repo.create_channel("gina", None, "live_old_key")
     assert (await repo.channel_by_stream_key("live_old_key")) is not None
     rotated = await repo.set_stream_key("gina", "live_new_key")
-    assert rotated.stream_key == "live_new_key"
+    assert rotated.stream_key_hash == th("live_new_key")
     assert await repo.channel_by_stream_key("live_old_key") is None
     resolved = await repo.channel_by_stream_key("live_new_key")
     assert resolved is not None and resolved.name == "gina"
@@ -152,7 +251,7 @@ async def test_ensure_channel_creates_then_resets_the_key(repo: Repository) -> N
     created = await repo.ensure_channel("seeded", "seed_key_1")
     assert created.owner_id is None
     again = await repo.ensure_channel("seeded", "seed_key_2")
-    assert again.stream_key == "seed_key_2" and again.created_at == created.created_at
+    assert again.stream_key_hash == th("seed_key_2") and again.created_at == created.created_at
     assert await repo.channel_by_stream_key("seed_key_1") is None
     await repo.create_channel("another", None, "seed_key_3")
     with pytest.raises(Conflict):
@@ -176,10 +275,9 @@ async def test_text_round_trips_unicode_exactly(repo: Repository) -> None:
     assert (await repo.channel("uni")).title == title  # type: ignore[union-attr]
 
 
+@pytest.mark.postgres
 async def test_postgres_errors_other_than_uniqueness_are_not_disguised(database: str | None,
                                                                         tmp_path: Path) -> None:
-    if database is None:
-        pytest.skip("PostgreSQL only")
     repo = await open_repository(database, tmp_path)
     try:
         with pytest.raises(asyncpg.ForeignKeyViolationError):

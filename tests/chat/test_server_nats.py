@@ -20,6 +20,7 @@ from live.chat.server import ChatServer
 from live.chat.settings import ChatSettings
 from websockets.exceptions import ConnectionClosed
 
+from ..conftest import in_ci
 from .conftest import Client, TableAuth, join
 
 pytestmark = pytest.mark.nats
@@ -35,7 +36,7 @@ async def room(auth: TableAuth) -> AsyncIterator[str]:
         writer.close()
         nc = await asyncio.wait_for(nats.connect(NATS_URL, allow_reconnect=False), 5)
     except (OSError, TimeoutError) as error:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail(f"NATS at {NATS_URL} is required in CI: {error}")
         pytest.skip(f"NATS at {NATS_URL} unreachable: {error}")
     name = "t" + uuid.uuid4().hex[:20]

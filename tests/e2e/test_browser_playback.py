@@ -24,6 +24,8 @@ from live.config import ChannelSeed, ServeSettings
 from live.serve import Platform
 from live.webui import HLS_JS_PATH, default_web_root
 
+from ..conftest import in_ci
+
 pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
 
 CHROMIUM = Path(os.environ.get("LIVETWIN_CHROMIUM", "/usr/bin/chromium"))
@@ -40,7 +42,7 @@ LIVE_BOUND_S = 4.0
 def _require(present: bool, what: str) -> None:
     if present:
         return
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail(f"CI must provide {what}")
     pytest.skip(f"needs {what}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +15,8 @@ from hypothesis import strategies as st
 from live.ingest.registry import LiveStreamRegistry
 from live.media.units import VideoConfig
 from live.webui import CONTENT_SECURITY_POLICY, HLS_JS_PATH, default_web_root, render_watch, setup_web
+
+from ..conftest import in_ci
 
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -161,7 +162,7 @@ async def test_vendor_route_says_how_to_install_hls_js_when_node_modules_is_miss
 
 async def test_vendor_route_serves_the_installed_hls_js(make_client: MakeClient) -> None:
     if not (default_web_root() / HLS_JS_PATH).is_file():
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("CI must run `npm ci --prefix platform/web` before the tests")
         pytest.skip("hls.js not installed: run `npm ci --prefix platform/web`")
     client = await make_client(LiveStreamRegistry())

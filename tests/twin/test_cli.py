@@ -48,7 +48,8 @@ def test_run_writes_tables_summary_and_report_then_compare_sets_them_side_by_sid
     report = (a_dir / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 9
     out = capsys.readouterr().out
-    assert "PASS" in out or "FAIL" in out
+    for slo in summary["slos"]:  # one line per SLO, with the verdict summary.json holds
+        assert f"{'PASS' if slo['pass'] else 'FAIL'}  {slo['slo']}: measured" in out, slo["slo"]
     assert (
         main(["run", str(_tiny(tmp_path, "tiny2", faults=[])), "--out", str(b_dir), "--quiet", "--no-report"])
         == 0

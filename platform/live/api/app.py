@@ -5,6 +5,10 @@ Handlers stay thin: bodies go through ``validation`` (pure), storage through the
 ``{"error", "message"}`` JSON with its status. The API is mounted as a sub-application, so
 that middleware covers exactly ``/api/v1`` (including its 404 and 405 answers) and nothing
 the origin or the web pages serve beside it.
+
+Secrets leave only to their owner and only once: a stream key in the answer that created or
+rotated it, a token in the login answer; a live stream's publisher address only in its
+channel owner's view.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from live.api.auth import Passwords, bearer_token, new_stream_key, new_token, to
 from live.api.errors import ApiError, conflict, forbidden, not_found, rate_limited, unauthorized
 from live.api.models import Account, Channel, Session
 from live.api.openapi import API_PREFIX, openapi_document
-from live.api.ratelimit import Rate, TokenBuckets, client_key
+from live.api.ratelimit import Backoff, FailureBackoff, Rate, TokenBuckets, client_key
 from live.api.repository import Conflict, NotFound, Repository
 from live.api.validation import (
     body_too_large,
@@ -32,6 +36,7 @@ from live.api.validation import (
     parse_credentials,
     parse_json,
     parse_page,
+    parse_password_change,
 )
 from live.ingest.registry import LiveStreamRegistry
 
@@ -47,7 +52,10 @@ class ApiSettings:
 
     session_ttl_s: float = 30 * 24 * 3600.0
     max_body_bytes: int = 16 * 1024
+    #: Per client address; only failed logins spend it.
     login_rate: Rate = field(default_factory=lambda: Rate(capacity=10, per_second=10 / 60))
+    #: Per account, whatever the address: exponential wait after repeated wrong passwords.
+    login_backoff: Backoff = field(default_factory=Backoff)
     signup_rate: Rate = field(default_factory=lambda: Rate(capacity=5, per_second=5 / 3600))
     rate_limit_max_clients: int = 100_000
     max_channels_per_account: int = 5
@@ -76,6 +84,7 @@ class Api:
         self.clock = clock
         self.login_limits = TokenBuckets(settings.login_rate, settings.rate_limit_max_clients)
         self.signup_limits = TokenBuckets(settings.signup_rate, settings.rate_limit_max_clients)
+        self.account_backoff = FailureBackoff(settings.login_backoff, settings.rate_limit_max_clients)
         self._next_sweep = 0.0
         self._document = openapi_document()
 
@@ -151,6 +160,30 @@ class Api:
     def publish_url(self, stream_key: str) -> str:
         return f"{self.public_base_rtmp}/{stream_key}"
 
+    def key_view(self, stream_key: str) -> dict[str, str]:
+        """The one answer a key appears in (creation, rotation); the store keeps only its hash."""
+        return {"stream_key": stream_key, "publish_url": self.publish_url(stream_key)}
+
+    async def check_password(self, account_key: str, stored_hash: str | None, password: str,
+                             request: web.Request) -> bool:
+        """Verify a password under both throttles: the client address and the account.
+
+        The attempt is charged before the (slow) verification, so concurrent guesses cannot
+        all slip in, and refunded when it succeeds.
+        """
+        client = self.client(request)
+        now = self.clock()
+        wait = max(self.login_limits.take(client, time.monotonic()),
+                   self.account_backoff.wait(account_key, now))
+        if wait > 0:
+            raise rate_limited(wait, "login attempts")
+        self.account_backoff.failed(account_key, now)
+        if await self.passwords.verify(stored_hash, password) and stored_hash is not None:
+            self.account_backoff.succeeded(account_key)
+            self.login_limits.refund(client)
+            return True
+        return False
+
     def channel_view(self, channel: Channel, *, owner: bool) -> dict[str, Any]:
         stream = self.streams.get(channel.name)
         view: dict[str, Any] = {
@@ -162,9 +195,8 @@ class Api:
             "watch_url": f"{self.public_base_http}/watch/{channel.name}",
             "stream": asdict(stream.health()) if stream is not None else None,
         }
-        if owner:
-            view["stream_key"] = channel.stream_key
-            view["publish_url"] = self.publish_url(channel.stream_key)
+        if owner and stream is not None:
+            view["publisher_address"] = stream.remote
         return view
 
     # handlers
@@ -179,10 +211,11 @@ class Api:
 
     async def create_session(self, request: web.Request) -> web.Response:
         credentials = parse_credentials(await self.body(request))
-        self.limit(self.login_limits, request, "login attempts")
         found = await self.repo.account_by_username(credentials.username)
         stored_hash = found[1] if found is not None else None
-        if not await self.passwords.verify(stored_hash, credentials.password) or found is None:
+        account_key = credentials.username.lower()
+        if not await self.check_password(account_key, stored_hash, credentials.password, request) \
+                or found is None:
             raise ApiError(401, "invalid_credentials", "unknown username or wrong password")
         account = found[0]
         if stored_hash is not None and self.passwords.needs_rehash(stored_hash):
@@ -218,6 +251,28 @@ class Api:
         await self.repo.delete_session(hashed)
         return web.Response(status=204)
 
+    async def change_password(self, request: web.Request) -> web.Response:
+        """Needs the old password; every other session of the account is revoked."""
+        session, hashed = await self.session(request)
+        change = parse_password_change(await self.body(request))
+        account = session.account
+        found = await self.repo.account_by_username(account.username)
+        stored_hash = found[1] if found is not None else None
+        if not await self.check_password(account.username.lower(), stored_hash, change.old_password,
+                                         request):
+            raise ApiError(403, "invalid_credentials", "the old password is wrong", field="old_password")
+        await self.repo.set_password_hash(account.id, await self.passwords.hash(change.new_password))
+        revoked = await self.repo.delete_sessions_of(account.id, keep=hashed)
+        log.info("account %d changed its password; %d other sessions revoked", account.id, revoked)
+        return web.Response(status=204)
+
+    async def revoke_all_sessions(self, request: web.Request) -> web.Response:
+        """Log out everywhere: every session of the account, this one included."""
+        session, _ = await self.session(request)
+        revoked = await self.repo.delete_sessions_of(session.account.id)
+        log.info("account %d revoked all %d sessions", session.account.id, revoked)
+        return web.Response(status=204)
+
     async def list_channels(self, request: web.Request) -> web.Response:
         page = parse_page(request.query)
         viewer = await self.viewer(request)
@@ -234,13 +289,15 @@ class Api:
         owned = await self.repo.channels_owned_by(session.account.id)
         if len(owned) >= self.settings.max_channels_per_account:
             raise forbidden(f"an account may own at most {self.settings.max_channels_per_account} channels")
+        key = [new_stream_key()]
         channel = await self._with_fresh_key(
-            lambda key: self.repo.create_channel(wanted.name, session.account.id, key)
+            lambda fresh: self.repo.create_channel(wanted.name, session.account.id, fresh), key
         )
         if wanted.title:
             channel = await self.repo.set_title(channel.name, wanted.title)
         log.info("channel %s created by account %d", channel.name, session.account.id)
-        return web.json_response(self.channel_view(channel, owner=True), status=201)
+        return web.json_response({**self.channel_view(channel, owner=True), **self.key_view(key[0])},
+                                 status=201)
 
     async def get_channel(self, request: web.Request) -> web.Response:
         channel = await self.channel_from_path(request)
@@ -255,20 +312,32 @@ class Api:
         return web.json_response(self.channel_view(channel, owner=True))
 
     async def rotate_stream_key(self, request: web.Request) -> web.Response:
+        """A new key; the old one is refused from now on and its live publisher is cut."""
         channel, account = await self.owned_channel(request)
-        channel = await self._with_fresh_key(lambda key: self.repo.set_stream_key(channel.name, key))
-        log.info("stream key of %s rotated by account %d", channel.name, account.id)
-        return web.json_response(
-            {"stream_key": channel.stream_key, "publish_url": self.publish_url(channel.stream_key)}
-        )
+        key = [new_stream_key()]
+        await self._with_fresh_key(lambda fresh: self.repo.set_stream_key(channel.name, fresh), key)
+        cut = self.streams.stop(channel.name, "stream key rotated")
+        log.info("stream key of %s rotated by account %d%s", channel.name, account.id,
+                 "; live publisher cut" if cut else "")
+        return web.json_response(self.key_view(key[0]))
 
-    async def _with_fresh_key(self, write: Callable[[str], Awaitable[Channel]]) -> Channel:
+    async def stop_stream(self, request: web.Request) -> web.Response:
+        """End the channel's live publication now (the publisher may reconnect with its key)."""
+        channel, account = await self.owned_channel(request)
+        stopped = self.streams.stop(channel.name, "stopped by the channel owner")
+        if stopped:
+            log.info("live stream of %s stopped by account %d", channel.name, account.id)
+        return web.json_response({"stopped": stopped})
+
+    async def _with_fresh_key(self, write: Callable[[str], Awaitable[Channel]], key: list[str]) -> Channel:
+        """Run ``write`` with a fresh key, drawing another on a collision; ``key[0]`` is the one used."""
         for attempt in range(_KEY_ATTEMPTS):
             try:
-                return await write(new_stream_key())
+                return await write(key[0])
             except Conflict as error:
                 if error.field != "stream_key" or attempt == _KEY_ATTEMPTS - 1:
                     raise
+                key[0] = new_stream_key()
         raise AssertionError("unreachable")
 
     async def list_streams(self, request: web.Request) -> web.Response:
@@ -327,11 +396,14 @@ def build_api_app(api: Api) -> web.Application:
     sub.router.add_post("/sessions", api.create_session)
     sub.router.add_get("/sessions/current", api.current_session, allow_head=False)
     sub.router.add_delete("/sessions/current", api.delete_session)
+    sub.router.add_post("/sessions/revoke-all", api.revoke_all_sessions)
+    sub.router.add_post("/me/password", api.change_password)
     sub.router.add_get("/channels", api.list_channels, allow_head=False)
     sub.router.add_post("/channels", api.create_channel)
     sub.router.add_get("/channels/{name}", api.get_channel, allow_head=False)
     sub.router.add_patch("/channels/{name}", api.update_channel)
     sub.router.add_post("/channels/{name}/stream-key", api.rotate_stream_key)
+    sub.router.add_post("/channels/{name}/stream/stop", api.stop_stream)
     sub.router.add_get("/streams", api.list_streams, allow_head=False)
     sub.router.add_get("/openapi.json", api.openapi, allow_head=False)
     return sub

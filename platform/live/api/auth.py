@@ -2,7 +2,9 @@
 
 Tokens carry 256 random bits (``secrets.token_urlsafe(32)``) and only their SHA-256 is stored:
 a leaked table reveals no usable token, and since the token is uniformly random a fast hash
-loses nothing against guessing (unlike passwords, which get argon2id, RFC 9106). Other
+loses nothing against guessing (unlike passwords, which get argon2id, RFC 9106). Stream keys
+are stored the same way: generated keys carry 192 random bits, and seeded keys must be at least
+``SEEDED_KEY_MIN`` characters outside development. Other
 components (chat, commerce) check tokens through ``authenticate``.
 """
 
@@ -32,6 +34,11 @@ def token_hash(token: str) -> bytes:
 
 def new_stream_key() -> str:
     return STREAM_KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+def stream_key_hash(stream_key: str) -> bytes:
+    """What the store keeps of a stream key, and what a publisher's key is looked up by."""
+    return hashlib.sha256(stream_key.encode()).digest()
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -77,6 +77,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX channels_owner_id ON channels(owner_id)",
         ),
     ),
+    Migration(
+        2,
+        "stream keys stored as their SHA-256, never in plaintext",
+        # SQLite cannot drop a UNIQUE column in place: rebuild the table. The store registers
+        # livetwin_sha256() on its connection for this step.
+        sqlite=(
+            """CREATE TABLE channels_v2 (
+                name TEXT PRIMARY KEY,
+                owner_id INTEGER REFERENCES accounts(id) ON DELETE SET NULL,
+                stream_key_hash BLOB NOT NULL UNIQUE,
+                title TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL
+            )""",
+            "INSERT INTO channels_v2 (name, owner_id, stream_key_hash, title, created_at) "
+            "SELECT name, owner_id, livetwin_sha256(stream_key), title, created_at FROM channels",
+            "DROP TABLE channels",
+            "ALTER TABLE channels_v2 RENAME TO channels",
+            "CREATE INDEX channels_owner_id ON channels(owner_id)",
+            "CREATE INDEX sessions_account_id ON sessions(account_id)",
+        ),
+        postgres=(
+            "ALTER TABLE channels ADD COLUMN stream_key_hash BYTEA",
+            "UPDATE channels SET stream_key_hash = sha256(convert_to(stream_key, 'UTF8'))",
+            "ALTER TABLE channels ALTER COLUMN stream_key_hash SET NOT NULL",
+            "ALTER TABLE channels ADD CONSTRAINT channels_stream_key_hash_key UNIQUE (stream_key_hash)",
+            "ALTER TABLE channels DROP COLUMN stream_key",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

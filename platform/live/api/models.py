@@ -16,7 +16,7 @@ class Account:
 class Channel:
     name: str
     owner_id: int | None  # None for channels made by `live serve --channel NAME=KEY`
-    stream_key: str
+    stream_key_hash: bytes  # SHA-256 of the key; the key itself is shown once, never stored
     title: str
     created_at: float
 

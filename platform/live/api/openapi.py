@@ -125,8 +125,12 @@ def openapi_document() -> dict[str, Any]:
         "created_at": {"type": "number"},
         "watch_url": {"type": "string"},
         "stream": {"allOf": [{"$ref": "#/components/schemas/StreamHealth"}], "nullable": True},
-        "stream_key": {"type": "string", "description": "owner only"},
-        "publish_url": {"type": "string", "description": "owner only"},
+        "stream_key": {"type": "string",
+                       "description": "only in the answer that created the channel: shown once, "
+                                      "stored as a hash"},
+        "publish_url": {"type": "string", "description": "only with stream_key"},
+        "publisher_address": {"type": "string",
+                              "description": "owner only, while live: the publisher's address"},
     }
     schemas: dict[str, Any] = {
         "Error": {
@@ -143,6 +147,20 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "Account": account,
+        "PasswordChange": {
+            "type": "object", "required": ["old_password", "new_password"],
+            "additionalProperties": False,
+            "properties": {
+                "old_password": {"type": "string", "minLength": 1, "maxLength": PASSWORD_MAX},
+                "new_password": {"type": "string", "minLength": PASSWORD_MIN,
+                                 "maxLength": PASSWORD_MAX, "pattern": "^[^\\u0000]*$"},
+            },
+        },
+        "StreamStopped": {
+            "type": "object", "required": ["stopped"],
+            "properties": {"stopped": {"type": "boolean",
+                                       "description": "false when the channel was not live"}},
+        },
         "SessionCreated": {
             "type": "object", "required": ["token", "expires_at", "account"],
             "properties": {"token": {"type": "string"}, "expires_at": {"type": "number"},
@@ -211,6 +229,19 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"204": {"description": "revoked"}, **_AUTH},
             },
         },
+        "/sessions/revoke-all": {"post": {
+            "operationId": "revokeAllSessions",
+            "summary": "log out everywhere: revoke every session of the account, this one too",
+            "security": _BEARER,
+            "responses": {"204": {"description": "all revoked"}, **_AUTH},
+        }},
+        "/me/password": {"post": {
+            "operationId": "changePassword",
+            "summary": "change the password (old one required); revokes the account's other sessions",
+            "security": _BEARER, "requestBody": _body("PasswordChange"),
+            "responses": {"204": {"description": "changed"}, **_BAD_BODY, **_AUTH,
+                          "403": _error_response("the old password is wrong"), **_LIMITED},
+        }},
         "/channels": {
             "get": {
                 "operationId": "listChannels", "summary": "channels in name order, a page at a time",
@@ -237,7 +268,8 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [_CHANNEL_NAME_PARAM],
             "get": {
                 "operationId": "getChannel",
-                "summary": "a channel: public view, or owner view (with the stream key) for its owner",
+                "summary": "a channel: public view, or owner view (with the publisher's address "
+                           "while live) for its owner",
                 "responses": {"200": _json("Channel", "the channel"), **_MISSING},
             },
             "patch": {
@@ -251,9 +283,20 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [_CHANNEL_NAME_PARAM],
             "post": {
                 "operationId": "rotateStreamKey",
-                "summary": "replace the stream key; the old one is refused from this moment",
+                "summary": "replace the stream key; the old one is refused from this moment and a "
+                           "live publisher is disconnected",
                 "security": _BEARER,
                 "responses": {"200": _json("StreamKey", "the new key"), **_OWNER, **_MISSING},
+            },
+        },
+        "/channels/{name}/stream/stop": {
+            "parameters": [_CHANNEL_NAME_PARAM],
+            "post": {
+                "operationId": "stopStream",
+                "summary": "end the channel's live publication now: the publisher is disconnected",
+                "security": _BEARER,
+                "responses": {"200": _json("StreamStopped", "whether a live stream was stopped"),
+                              **_OWNER, **_MISSING},
             },
         },
         "/streams": {"get": {

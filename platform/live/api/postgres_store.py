@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from live.api.auth import stream_key_hash
 from live.api.migrations import pending
 from live.api.models import Account, Channel, Session
 from live.api.repository import Conflict, NotFound
@@ -19,18 +20,20 @@ from live.api.repository import Conflict, NotFound
 #: Arbitrary, fixed: the advisory lock id every livetwin node migrates under.
 _MIGRATION_LOCK = 0x6C69766574776E31
 
-_CHANNEL_COLUMNS = "name, owner_id, stream_key, title, created_at"
+_CHANNEL_COLUMNS = "name, owner_id, stream_key_hash, title, created_at"
 
 _CONSTRAINT_FIELDS = {
     "accounts_username_key": "username",
     "channels_name_key": "name",
     "channels_stream_key_key": "stream_key",
+    "channels_stream_key_hash_key": "stream_key",
 }
 
 
 def _channel(row: asyncpg.Record) -> Channel:
-    return Channel(name=row["name"], owner_id=row["owner_id"], stream_key=row["stream_key"],
-                   title=row["title"], created_at=row["created_at"])
+    return Channel(name=row["name"], owner_id=row["owner_id"],
+                   stream_key_hash=bytes(row["stream_key_hash"]), title=row["title"],
+                   created_at=row["created_at"])
 
 
 def _conflict(error: asyncpg.UniqueViolationError) -> Conflict:
@@ -131,6 +134,13 @@ class PostgresRepository:
     async def delete_session(self, token_hash: bytes) -> None:
         await self._pool.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
 
+    async def delete_sessions_of(self, account_id: int, keep: bytes | None = None) -> int:
+        status: str = await self._pool.execute(
+            "DELETE FROM sessions WHERE account_id = $1 AND token_hash IS DISTINCT FROM $2",
+            account_id, keep,
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
     async def delete_expired_sessions(self, now: float) -> int:
         status: str = await self._pool.execute("DELETE FROM sessions WHERE expires_at <= $1", now)
         return int(status.rsplit(" ", 1)[-1])
@@ -145,20 +155,20 @@ class PostgresRepository:
 
     async def create_channel(self, name: str, owner_id: int | None, stream_key: str) -> Channel:
         row = await self._channel_row(
-            "INSERT INTO channels (name, owner_id, stream_key, title, created_at) "
+            "INSERT INTO channels (name, owner_id, stream_key_hash, title, created_at) "
             f"VALUES ($1, $2, $3, '', $4) RETURNING {_CHANNEL_COLUMNS}",
-            name, owner_id, stream_key, time.time(),
+            name, owner_id, stream_key_hash(stream_key), time.time(),
         )
         assert row is not None
         return _channel(row)
 
     async def ensure_channel(self, name: str, stream_key: str) -> Channel:
         row = await self._channel_row(
-            "INSERT INTO channels (name, owner_id, stream_key, title, created_at) "
+            "INSERT INTO channels (name, owner_id, stream_key_hash, title, created_at) "
             "VALUES ($1, NULL, $2, '', $3) "
-            "ON CONFLICT (name) DO UPDATE SET stream_key = excluded.stream_key "
+            "ON CONFLICT (name) DO UPDATE SET stream_key_hash = excluded.stream_key_hash "
             f"RETURNING {_CHANNEL_COLUMNS}",
-            name, stream_key, time.time(),
+            name, stream_key_hash(stream_key), time.time(),
         )
         assert row is not None
         return _channel(row)
@@ -169,14 +179,15 @@ class PostgresRepository:
 
     async def channel_by_stream_key(self, stream_key: str) -> Channel | None:
         row = await self._pool.fetchrow(
-            f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE stream_key = $1", stream_key
+            f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE stream_key_hash = $1",
+            stream_key_hash(stream_key),
         )
         return None if row is None else _channel(row)
 
     async def set_stream_key(self, name: str, stream_key: str) -> Channel:
         row = await self._channel_row(
-            f"UPDATE channels SET stream_key = $1 WHERE name = $2 RETURNING {_CHANNEL_COLUMNS}",
-            stream_key, name,
+            f"UPDATE channels SET stream_key_hash = $1 WHERE name = $2 RETURNING {_CHANNEL_COLUMNS}",
+            stream_key_hash(stream_key), name,
         )
         if row is None:
             raise NotFound(f"no channel {name!r}")

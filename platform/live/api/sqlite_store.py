@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -16,17 +17,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from live.api.auth import stream_key_hash
 from live.api.migrations import pending
 from live.api.models import Account, Channel, Session
 from live.api.repository import Conflict, NotFound
 
 T = TypeVar("T")
 
-_CHANNEL_COLUMNS = "name, owner_id, stream_key, title, created_at"
+_CHANNEL_COLUMNS = "name, owner_id, stream_key_hash, title, created_at"
 
 
 def _channel(row: tuple[Any, ...]) -> Channel:
-    return Channel(name=row[0], owner_id=row[1], stream_key=row[2], title=row[3], created_at=row[4])
+    return Channel(name=row[0], owner_id=row[1], stream_key_hash=bytes(row[2]), title=row[3],
+                   created_at=row[4])
 
 
 def _conflict(error: sqlite3.IntegrityError) -> Conflict:
@@ -60,7 +63,12 @@ class SqliteRepository:
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
+        # The file holds password and key hashes: owner-only, created so (no window at 0644).
+        # SQLite gives its -wal and -shm files the main file's permissions.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        db.create_function("livetwin_sha256", 1, stream_key_hash, deterministic=True)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -169,6 +177,12 @@ class SqliteRepository:
     async def delete_session(self, token_hash: bytes) -> None:
         await self._run(self._change, "DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
+    async def delete_sessions_of(self, account_id: int, keep: bytes | None = None) -> int:
+        return await self._run(
+            self._change, "DELETE FROM sessions WHERE account_id = ? AND token_hash IS NOT ?",
+            (account_id, keep),
+        )
+
     async def delete_expired_sessions(self, now: float) -> int:
         return await self._run(self._change, "DELETE FROM sessions WHERE expires_at <= ?", (now,))
 
@@ -178,9 +192,9 @@ class SqliteRepository:
         def insert() -> Channel:
             try:
                 row = self._db.execute(
-                    "INSERT INTO channels (name, owner_id, stream_key, title, created_at) "
+                    "INSERT INTO channels (name, owner_id, stream_key_hash, title, created_at) "
                     f"VALUES (?, ?, ?, '', ?) RETURNING {_CHANNEL_COLUMNS}",
-                    (name, owner_id, stream_key, time.time()),
+                    (name, owner_id, stream_key_hash(stream_key), time.time()),
                 ).fetchone()
             except sqlite3.IntegrityError as error:
                 raise _conflict(error) from None
@@ -192,11 +206,11 @@ class SqliteRepository:
         def upsert() -> Channel:
             try:
                 row = self._db.execute(
-                    "INSERT INTO channels (name, owner_id, stream_key, title, created_at) "
+                    "INSERT INTO channels (name, owner_id, stream_key_hash, title, created_at) "
                     "VALUES (?, NULL, ?, '', ?) "
-                    "ON CONFLICT(name) DO UPDATE SET stream_key = excluded.stream_key "
+                    "ON CONFLICT(name) DO UPDATE SET stream_key_hash = excluded.stream_key_hash "
                     f"RETURNING {_CHANNEL_COLUMNS}",
-                    (name, stream_key, time.time()),
+                    (name, stream_key_hash(stream_key), time.time()),
                 ).fetchone()
             except sqlite3.IntegrityError as error:
                 raise _conflict(error) from None
@@ -210,7 +224,8 @@ class SqliteRepository:
 
     async def channel_by_stream_key(self, stream_key: str) -> Channel | None:
         row = await self._run(
-            self._one, f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE stream_key = ?", (stream_key,)
+            self._one, f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE stream_key_hash = ?",
+            (stream_key_hash(stream_key),)
         )
         return None if row is None else _channel(row)
 
@@ -228,8 +243,8 @@ class SqliteRepository:
 
     async def set_stream_key(self, name: str, stream_key: str) -> Channel:
         return await self._update_channel(
-            f"UPDATE channels SET stream_key = ? WHERE name = ? RETURNING {_CHANNEL_COLUMNS}",
-            (stream_key, name), name,
+            f"UPDATE channels SET stream_key_hash = ? WHERE name = ? RETURNING {_CHANNEL_COLUMNS}",
+            (stream_key_hash(stream_key), name), name,
         )
 
     async def set_title(self, name: str, title: str) -> Channel:

@@ -31,6 +31,12 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
+class PasswordChange:
+    old_password: str
+    new_password: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelCreate:
     name: str
     title: str
@@ -94,13 +100,13 @@ def check_name(field: str, value: str) -> str:
     return value
 
 
-def check_password(value: str) -> str:
+def check_password(value: str, field: str = "password") -> str:
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
-        raise ValidationError("password", f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+        raise ValidationError(field, f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
     if "\x00" in value:
-        raise ValidationError("password", "must not contain NUL")
+        raise ValidationError(field, "must not contain NUL")
     if any("\ud800" <= ch <= "\udfff" for ch in value):
-        raise ValidationError("password", "must be valid Unicode (no lone surrogates)")
+        raise ValidationError(field, "must be valid Unicode (no lone surrogates)")
     return value
 
 
@@ -116,6 +122,7 @@ def check_title(value: str) -> str:
 _CREDENTIAL_KEYS = frozenset({"username", "password"})
 _CREATE_KEYS = frozenset({"name", "title"})
 _UPDATE_KEYS = frozenset({"title"})
+_PASSWORD_CHANGE_KEYS = frozenset({"old_password", "new_password"})
 
 
 def parse_credentials(body: Any) -> Credentials:
@@ -123,6 +130,15 @@ def parse_credentials(body: Any) -> Credentials:
     username = check_name("username", _string(fields, "username") or "")
     password = check_password(_string(fields, "password") or "")
     return Credentials(username, password)
+
+
+def parse_password_change(body: Any) -> PasswordChange:
+    """``{"old_password", "new_password"}``; the new one follows the password rule."""
+    fields = _object(body, _PASSWORD_CHANGE_KEYS)
+    old = _string(fields, "old_password") or ""
+    if not old or len(old) > PASSWORD_MAX:
+        raise ValidationError("old_password", f"must be 1-{PASSWORD_MAX} characters")
+    return PasswordChange(old, check_password(_string(fields, "new_password") or "", "new_password"))
 
 
 def parse_channel_create(body: Any) -> ChannelCreate:

@@ -15,6 +15,9 @@ from typing import Any
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
+#: Ends one publication at once (the ingest closes that publisher's connection); gets a reason.
+StopPublisher = Callable[[str], None]
+
 #: How far back the bitrate and frame-rate estimates look.
 HEALTH_WINDOW_S = 5.0
 
@@ -46,11 +49,13 @@ class TranscodeStatus:
 
 @dataclass(frozen=True, slots=True)
 class StreamHealth:
-    """What `/api/v1/streams` shows for one live stream."""
+    """What `/api/v1/streams` shows for one live stream: public, so never who publishes it.
+
+    The publisher's address stays in ``LiveStream.remote`` (logs, the channel owner's view).
+    """
 
     channel: str
     protocol: str
-    remote: str
     video_codec: str | None
     audio_codec: str | None
     width: int | None
@@ -80,6 +85,8 @@ class LiveStream:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: Set by the media pipeline: returns its status for the streams API.
     transcode: Callable[[], TranscodeStatus] | None = None
+    #: Set by the ingest that claimed the channel: cuts this publisher (``LiveStreamRegistry.stop``).
+    stop_publisher: StopPublisher | None = None
     _recent: deque[tuple[float, int, bool]] = field(default_factory=deque)
     _listeners: list[StreamListener] = field(default_factory=list)
 
@@ -131,7 +138,6 @@ class LiveStream:
         return StreamHealth(
             channel=self.channel,
             protocol=self.protocol,
-            remote=self.remote,
             video_codec=self.video.codec if self.video else None,
             audio_codec=self.audio.codec if self.audio else None,
             width=self.video.width if self.video else None,
@@ -153,11 +159,17 @@ class LiveStreamRegistry:
         self._streams: dict[str, LiveStream] = {}
         self._on_start: list[Callable[[LiveStream], None]] = []
 
-    def claim(self, channel: str, protocol: str, remote: str) -> LiveStream:
-        """Make ``channel`` live for this publisher, or raise ChannelBusy."""
+    def claim(self, channel: str, protocol: str, remote: str,
+              stop_publisher: StopPublisher | None = None) -> LiveStream:
+        """Make ``channel`` live for this publisher, or raise ChannelBusy.
+
+        ``stop_publisher(reason)`` is how ``stop`` cuts this publisher later (key rotation, the
+        owner's stop); an ingest that passes none cannot be stopped from outside.
+        """
         if channel in self._streams:
             raise ChannelBusy(channel)
-        stream = LiveStream(channel=channel, protocol=protocol, remote=remote)
+        stream = LiveStream(channel=channel, protocol=protocol, remote=remote,
+                            stop_publisher=stop_publisher)
         self._streams[channel] = stream
         for hook in tuple(self._on_start):
             hook(stream)
@@ -168,6 +180,20 @@ class LiveStreamRegistry:
         if self._streams.get(stream.channel) is stream:
             del self._streams[stream.channel]
             stream._notify(None)
+
+    def stop(self, channel: str, reason: str) -> bool:
+        """End ``channel``'s live publication now: cut its publisher, then release the stream.
+
+        Answers whether a stream was live. The release happens here, not when the publisher's
+        connection winds down, so the channel is off air when this returns.
+        """
+        stream = self._streams.get(channel)
+        if stream is None:
+            return False
+        if stream.stop_publisher is not None:
+            stream.stop_publisher(reason)
+        self.release(stream)
+        return True
 
     def on_stream_start(self, hook: Callable[[LiveStream], None]) -> None:
         self._on_start.append(hook)

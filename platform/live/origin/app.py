@@ -244,6 +244,10 @@ class Origin:
             "Access-Control-Max-Age": "86400",
         })
 
+    async def unknown(self, request: web.Request) -> web.Response:
+        """Any other GET under /hls/: 404 (not the 405 the OPTIONS catch-all would give)."""
+        return _not_found("no such HLS resource")
+
     async def shutdown(self, app: web.Application) -> None:
         self.blocker.drain_all()
 
@@ -259,4 +263,5 @@ def setup_origin(app: web.Application, store: OriginStore) -> None:
     app.router.add_get(f"/hls/{{channel:{_NAME}}}/master.m3u8", origin.multivariant)
     app.router.add_get(f"/hls/{{channel:{_NAME}}}/{{rendition:{_NAME}}}.m3u8", origin.media_playlist)
     app.router.add_route("OPTIONS", r"/hls/{tail:.*}", origin.preflight)
+    app.router.add_get(r"/hls/{tail:.*}", origin.unknown)
     app.on_shutdown.append(origin.shutdown)

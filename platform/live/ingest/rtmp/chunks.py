@@ -68,7 +68,8 @@ class ChunkReader:
     """Reassemble RTMP messages from the chunk stream bytes a peer sends.
 
     ``feed(data)`` returns the messages completed by those bytes. A RtmpProtocolError means
-    the peer broke the protocol or a limit; the reader is unusable afterwards.
+    the peer broke the protocol or a limit; the reader is unusable afterwards. ``limits`` may be
+    replaced between feeds (the server starts a connection small and widens it on publish).
     """
 
     def __init__(self, limits: ChunkLimits | None = None) -> None:
@@ -103,9 +104,9 @@ class ChunkReader:
 
     def _parse(self) -> Generator[None, None, None]:
         read = self._buffer.read_exact
-        limits = self.limits
         while True:
             first = (yield from read(1))[0]
+            limits = self.limits  # read per chunk: the owner may raise them (after a publish)
             fmt = first >> 6
             csid = first & 0x3F
             if csid == 0:

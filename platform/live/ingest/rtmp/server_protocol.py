@@ -108,6 +108,14 @@ class PublishEnded:
 Event = Connected | PublishRequested | MetadataReceived | MediaReceived | PublishEnded
 
 
+#: What a peer may make us hold before a stream key is accepted: connect, createStream and
+#: publish are a few hundred bytes each, so tens of KiB is plenty for any honest client.
+PRE_PUBLISH_LIMITS = ChunkLimits(
+    max_chunk_size=64 * 1024, max_message_size=32 * 1024, max_chunk_streams=8,
+    max_pending_bytes=64 * 1024,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     apps: frozenset[str] = frozenset({"live"})
@@ -115,7 +123,10 @@ class ServerSettings:
     window_ack_size: int = 5_000_000
     peer_bandwidth: int = 5_000_000
     max_streams: int = 4
+    #: The limits once a publish has been accepted (a keyframe can be megabytes).
     limits: ChunkLimits = field(default_factory=ChunkLimits)
+    #: The limits until then: an unauthenticated peer gets only this much of our memory.
+    pre_publish_limits: ChunkLimits = PRE_PUBLISH_LIMITS
 
 
 class ServerConnection:
@@ -126,7 +137,8 @@ class ServerConnection:
         self.state = ConnectionState.HANDSHAKE
         self.app = ""
         self._handshake = ServerHandshake()
-        self._reader = ChunkReader(self.settings.limits)
+        self._reader = ChunkReader(self.settings.pre_publish_limits)
+        self.publish_accepted = False
         self._writer = ChunkWriter()
         self._out: list[bytes] = []
         self._events: list[Event] = []
@@ -185,7 +197,10 @@ class ServerConnection:
     # ---- application decisions -------------------------------------------------------------
 
     def accept_publish(self, stream_id: int) -> None:
+        """Start the stream; the connection now gets the full (post-publish) limits."""
         self._transition(stream_id, StreamState.PUBLISHING, local=True)
+        self.publish_accepted = True
+        self._reader.limits = self.settings.limits
         name = self._stream_names.get(stream_id, "")
         self._send(CSID_CONTROL, MessageType.USER_CONTROL, 0,
                    user_control(UserControlEvent.STREAM_BEGIN, stream_id))
@@ -201,11 +216,9 @@ class ServerConnection:
 
     def _hold(self, message: RtmpMessage) -> None:
         self._held_bytes += len(message.payload)
-        if self._held_bytes > self.settings.limits.max_pending_bytes:
-            raise LimitExceeded(
-                f"more than {self.settings.limits.max_pending_bytes} bytes sent before "
-                "the publish was answered"
-            )
+        limit = self._reader.limits.max_pending_bytes
+        if self._held_bytes > limit:
+            raise LimitExceeded(f"more than {limit} bytes sent before the publish was answered")
         self._held.append(message)
 
     def _release_held(self) -> None:
