@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from loadgen.realrun import RealRunError, run_real
-    from twin.scenario import ScenarioError, load_scenario
+    from twin.scenario.reader import ScenarioError, load_scenario
 
     try:
         scenario = load_scenario(args.scenario)

@@ -38,14 +38,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.measure import KINDS, CpuDelta, summarize
 from loadgen.schedule import ViewerSchedule
-from twin.rundir import TIMESERIES_COLUMNS as REQUIRED_COLUMNS
-from twin.scenario import RealSpec, load_scenario
+from twin.scenario.reader import load_scenario
+from twin.scenario.schema import RealFaultKind, RealSpec
+from twin.validation.rundir import TIMESERIES_COLUMNS as REQUIRED_COLUMNS
 
 LIVE_TIMEOUT_S = 90.0  # publishers must all be live this soon after they start
 STOP_GRACE_S = 15.0
 CHAT_ACCOUNTS = 5  # the API's sign-up limit per client (5 an hour): senders share these accounts
 PROBE_RENDITION = "lowest"  # a transcoded rung: the probe measures the whole path
-TIMESERIES_COLUMNS = (  # what twin.rundir requires, then what the report adds
+TIMESERIES_COLUMNS = (  # what twin.validation.rundir requires, then what the report adds
     *REQUIRED_COLUMNS,
     "dt_s",
     "transcode_delay_p50_s",
@@ -446,7 +447,7 @@ def _locust_percentiles(path: Path, name: str) -> dict[str, float | None]:
 def _apply(fault: Any, base: str, channels: Sequence[str], t: float) -> dict[str, Any]:
     """Apply a worker_kill now (spikes are the Locust shape's business); say what was done."""
     record: dict[str, Any] = {"kind": fault.kind, "at_s": round(t, 3), "stream_rank": fault.stream_rank}
-    if fault.kind != "worker_kill":
+    if fault.kind != RealFaultKind.WORKER_KILL:
         return record
     channel = channels[fault.stream_rank - 1]
     metrics = _scrape(f"{base}/metrics")
@@ -510,7 +511,7 @@ def _write(
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TIMESERIES_COLUMNS})
-    from twin.deployment import real_ladder  # the platform's ladder policy on the run's source
+    from twin.validation.deployment import real_ladder  # the platform's ladder policy on the run's source
 
     src = spec.source
     sel = [r for r in rows if window[0] <= r["t_s"] < window[1]]

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from twin.calibration import CalibrationError
-from twin.scenario import ScenarioError
+from twin.calibration.parameters import CalibrationError
+from twin.scenario.reader import ScenarioError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -58,9 +58,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from twin.calibrate import CalibrateError, calibrate, report, write_calibration
-    from twin.calibration import load_calibration
-    from twin.rundir import RunDirError, read_run
+    from twin.calibration.parameters import load_calibration, shipped_text
+    from twin.validation.calibrate import CalibrateError, calibrate, report, write_calibration
+    from twin.validation.rundir import RunDirError, read_run
 
     base_path = Path(args.base) if args.base else None
     try:
@@ -71,9 +71,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"twin: {exc}", file=sys.stderr)
         return 2
     if raw_text is None:
-        from importlib import resources
-
-        raw_text = resources.files("twin").joinpath("calibration.yaml").read_text(encoding="utf-8")
+        raw_text = shipped_text()
     machines = sorted({r.machine for r in runs})
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     command = "twin calibrate " + " ".join(shlex.quote(a) for a in (args.argv or []))
@@ -86,7 +84,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"Calibrated by `{command}` on {platform.node()} {today}\n"
             f"from real runs {ids} ({'; '.join(machines)}).\n"
             "Entries whose source starts with 'measured:' or 'derived:' come from those runs; the rest\n"
-            f"are the base calibration's ({base_path or 'twin/calibration.yaml'})."
+            f"are the base calibration's ({base_path or 'twin/calibration/calibration.yaml'})."
         )
         write_calibration(yaml.safe_load(raw_text), result, out, header)
     except (CalibrateError, CalibrationError, RunDirError, ScenarioError, ValueError) as exc:
@@ -98,9 +96,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from twin.rundir import RunDirError
-    from twin.validate import format_table
-    from twin.validation_run import validate_run
+    from twin.validation.checks import format_table
+    from twin.validation.rundir import RunDirError
+    from twin.validation.shell import validate_run
 
     scenario = Path(args.scenario)
     out = Path(args.out) if args.out else Path("reports/out") / f"validate-{scenario.stem}"
@@ -141,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--seed", type=int, default=None, help="random seed (default 1); same seed, same summary"
     )
-    run.add_argument("--calibration", help="calibration YAML (default: twin/calibration.yaml)")
+    run.add_argument("--calibration", help="calibration YAML (default: twin/calibration/calibration.yaml)")
     run.add_argument("--no-report", action="store_true", help="skip report.html")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--strict", action="store_true", help="exit 1 when an SLO fails")
@@ -174,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         help="calibration YAML to write "
         "(default reports/out/calibration.yaml; the shipped file is only replaced if named)",
     )
-    cal.add_argument("--base", help="calibration to start from (default: twin/calibration.yaml)")
+    cal.add_argument("--base", help="calibration to start from (default: twin/calibration/calibration.yaml)")
     cal.add_argument("--seed", type=int, default=1, help="seed of the twin runs used for the latency fit")
     cal.set_defaults(func=_calibrate)
     val = sub.add_parser(
@@ -190,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     val.add_argument("scenario", help="scenario YAML with a real: section")
     val.add_argument("--run", help="an existing real run directory (default: perform the run now)")
-    val.add_argument("--calibration", help="calibration YAML (default: twin/calibration.yaml)")
+    val.add_argument("--calibration", help="calibration YAML (default: twin/calibration/calibration.yaml)")
     val.add_argument("--out", help="output directory (default reports/out/validate-<scenario>)")
     val.add_argument("--seed", type=int, default=1, help="seed of the twin (and of the real run's load)")
     val.set_defaults(func=_validate)

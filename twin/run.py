@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from twin.calibration import Calibration, load_calibration
-from twin.model import RunResult, Twin
-from twin.scenario import Scenario, load_scenario
+from twin.calibration.parameters import Calibration, load_calibration
+from twin.model.twin import RunResult, Twin
+from twin.scenario.reader import load_scenario
+from twin.scenario.schema import Scenario
 from twin.summary import latency_table, summarize
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from twin.model.viewers import FluidAudience, rendition_shares
 from twin.run import simulate
-from twin.viewers import FluidAudience, rendition_shares
 
 from .conftest import shortened
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from twin.run import simulate
-from twin.scenario import Fault, PoolSpec
+from twin.scenario.schema import Fault, PoolSpec
 from twin.summary import summarize
 
 from .conftest import shortened

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from twin.run import simulate
-from twin.scenario import load_scenario
+from twin.scenario.reader import load_scenario
 from twin.summary import summarize
 
 from .conftest import SCENARIOS

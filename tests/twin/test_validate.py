@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration, shipped_text
 from twin.cli import main
-from twin.scenario import Bands
-from twin.validate import all_in_band, check, compare, format_table
+from twin.scenario.schema import Bands
+from twin.validation.checks import all_in_band, check, compare, format_table
 
 from .twin_runs import real_spec, scenario_text, write_twin_run
 
@@ -84,9 +84,7 @@ def _scenario(tmp_path: Path) -> Path:
 
 
 def _calibration_file(tmp_path: Path, name: str, **scale: float) -> Path:
-    from importlib import resources
-
-    data = yaml.safe_load(resources.files("twin").joinpath("calibration.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(shipped_text())
     for key, factor in scale.items():
         data["params"][key]["value"] *= factor
         data["params"][key]["source"] = f"test: deliberately x{factor:g}"

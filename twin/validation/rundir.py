@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
-from twin.scenario import RealSpec, ScenarioError, parse_scenario
-from twin.validate import number_at
+from twin.scenario.reader import ScenarioError, parse_scenario
+from twin.scenario.schema import RealSpec
+from twin.validation.checks import number_at
 
 TIMESERIES_COLUMNS = (
     "t_s",

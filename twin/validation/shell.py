@@ -15,11 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from twin.calibration import load_calibration
-from twin.deployment import predict
-from twin.rundir import RealRun, RunDirError, read_run
-from twin.scenario import RealSpec, load_scenario
-from twin.validate import Check, compare, format_table
+from twin.calibration.parameters import SHIPPED, load_calibration
+from twin.scenario.reader import load_scenario
+from twin.scenario.schema import RealSpec
+from twin.validation.checks import Check, compare, format_table
+from twin.validation.deployment import predict
+from twin.validation.rundir import RealRun, RunDirError, read_run
 
 PREDICTED_COLUMNS = (
     "t_s",
@@ -101,7 +102,7 @@ def validate_run(
         "run_dir": str(run.path.resolve()),
         "run_id": run.run_id,
         "machine": run.machine,
-        "calibration": str(calibration) if calibration else "twin/calibration.yaml",
+        "calibration": str(calibration) if calibration else SHIPPED,
         "seed": seed,
         "clock": clock,
         "window_s": list(prediction.window_s),

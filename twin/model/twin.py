@@ -24,16 +24,16 @@ import numpy as np
 import numpy.typing as npt
 import simpy
 
-from twin.autoscale import NodePool, autoscaler
-from twin.calibration import Calibration
-from twin.cdn import Delivery, TierQueue, deliver, deliver_direct
-from twin.chat import ChatCluster
+from twin.calibration.parameters import Calibration
+from twin.model.autoscale import NodePool, autoscaler
+from twin.model.cdn import Delivery, TierQueue, deliver, deliver_direct
+from twin.model.chat import ChatCluster
+from twin.model.regions import Regions, RegionState
+from twin.model.tracers import ProbeStats, TracerStats, probe, tracer
+from twin.model.transcoder import TranscoderFleet
+from twin.model.viewers import FluidAudience, diurnal, rendition_shares
 from twin.popularity import StreamGroups, build_groups, fit_popularity
-from twin.regions import Regions, RegionState
-from twin.scenario import Fault, Scenario
-from twin.tracers import ProbeStats, TracerStats, probe, tracer
-from twin.transcoder import TranscoderFleet
-from twin.viewers import FluidAudience, diurnal, rendition_shares
+from twin.scenario.schema import Fault, Scenario
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -59,8 +59,8 @@ class Direct:
     replaces the popularity law (a handful of channels with stated watch shares); channels
     never stop (they are fixed publishers) and all are transcoded on the one machine.
     `requests_per_viewer_s` and `held_per_viewer` describe the load generator's viewers
-    (twin.deployment derives them); `probes` replicas of the probe viewer follow
-    `probe_rank` from `probe_start_s` with staggered joins (twin.tracers.probe): they sample
+    (twin.validation.deployment derives them); `probes` replicas of the probe viewer follow
+    `probe_rank` from `probe_start_s` with staggered joins (twin.model.tracers.probe): they sample
     the probe's latency distribution, while the origin carries the load of `probe_viewers`.
     """
 

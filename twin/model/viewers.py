@@ -20,7 +20,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -17,8 +17,8 @@ from collections import deque
 
 import numpy as np
 
-from twin.autoscale import NodePool
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration
+from twin.model.autoscale import NodePool
 
 LADDERS = ("full", "source")
 

@@ -1,6 +1,6 @@
 """`twin calibrate RUN_DIR...`: fit the twin's per-unit costs from measured real runs.
 
-Two regressions over the per-second rows of every run (twin.fit: non-negative least squares
+Two regressions over the per-second rows of every run (twin.calibration.fit: non-negative least squares
 with an identifiability check):
 
     cpu_platform  ~ platform_idle_cores + origin_cpu_s_per_request x origin_rps
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from twin.calibration import Calibration, derived_capacities, parse_calibration
-from twin.deployment import predict, stream_load
-from twin.fit import Fit, fit_costs
-from twin.rundir import RealRun
+from twin.calibration.fit import Fit, fit_costs
+from twin.calibration.parameters import Calibration, derived_capacities, parse_calibration
+from twin.validation.deployment import predict, stream_load
+from twin.validation.rundir import RealRun
 
 SKIP_FIRST_S = 3.0  # process start-up transients at the start of a run
 RESTART_GUARD_S = 5.0

@@ -25,14 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from live.transcode.ladder import SourceInfo, build_ladder
+from live.transcode.ladder import Rung, SourceInfo, build_ladder
 
-from twin.calibration import Calibration, Rendition
-from twin.model import Direct, RunResult, Twin
-from twin.scenario import (
+from twin.calibration.parameters import Calibration, Rendition
+from twin.model.twin import Direct, RunResult, Twin
+from twin.scenario.schema import (
     Fault,
+    FaultKind,
     Fleet,
     PoolSpec,
+    RealFaultKind,
     RealSpec,
     Region,
     Scenario,
@@ -55,27 +57,18 @@ class DeploymentError(ValueError):
     """The run cannot be modeled as stated (its description is at fault)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Rung:
-    name: str
-    width: int
-    height: int
-    fps: float
-    kbps: float
-    passthrough: bool
-
-
 def real_ladder(spec: RealSpec) -> tuple[Rung, ...]:
     """The renditions the platform makes of one publisher: its own ladder policy, run on the source."""
     src = spec.source
     ladder = build_ladder(SourceInfo(src.width, src.height, float(src.fps), video_kbps=src.bitrate_kbps))
-    rungs = tuple(
-        Rung(r.name, r.width, r.height, r.fps, float(r.video_kbps or src.bitrate_kbps), r.passthrough)
-        for r in ladder.video
-    )
     if spec.ladder == "source":
-        return tuple(r for r in rungs if r.passthrough) or rungs[:1]
-    return rungs
+        return tuple(r for r in ladder.video if r.passthrough) or ladder.video[:1]
+    return tuple(ladder.video)
+
+
+def rung_kbps(rung: Rung, spec: RealSpec) -> float:
+    """A rung's video bitrate; a passthrough rung (no `video_kbps`) carries the source's own."""
+    return float(rung.video_kbps if rung.video_kbps is not None else spec.source.bitrate_kbps)
 
 
 def stream_load(spec: RealSpec) -> tuple[float, float]:
@@ -87,7 +80,7 @@ def stream_load(spec: RealSpec) -> tuple[float, float]:
         mpixels = 0.0  # passthrough only: no worker
     else:
         mpixels = (src.width * src.height * src.fps + sum(r.width * r.height * r.fps for r in encoded)) / 1e6
-    mbit = (src.bitrate_kbps + sum(r.kbps for r in encoded)) / 1000.0
+    mbit = (src.bitrate_kbps + sum(rung_kbps(r, spec) for r in encoded)) / 1000.0
     return mpixels, mbit
 
 
@@ -102,13 +95,12 @@ def viewer_pattern(spec: RealSpec, part_s: float) -> tuple[float, float]:
 
 def small_calibration(cal: Calibration, spec: RealSpec) -> Calibration:
     """The calibration as the one machine sees it: the run's ladder, loopback viewers."""
-    rungs = sorted(real_ladder(spec), key=lambda r: -r.kbps)
+    rungs = sorted(real_ladder(spec), key=lambda r: -rung_kbps(r, spec))
     ladder: list[Rendition] = []
     for r in rungs:
-        if not ladder or r.kbps * 1000.0 < ladder[-1].bitrate_bps:
-            ladder.append(
-                Rendition(r.name, r.kbps * 1000.0, "the platform's ladder policy for the run's source")
-            )
+        bps = rung_kbps(r, spec) * 1000.0
+        if not ladder or bps < ladder[-1].bitrate_bps:
+            ladder.append(Rendition(r.name, bps, "the platform's ladder policy for the run's source"))
     return dataclasses.replace(
         cal,
         ladder=tuple(ladder),
@@ -153,10 +145,10 @@ def small_deployment(
     )
     faults = []
     for f in spec.faults:
-        if f.kind == "viral_spike":
+        if f.kind == RealFaultKind.VIRAL_SPIKE:
             faults.append(
                 Fault(
-                    "viral_spike",
+                    FaultKind.VIRAL_SPIKE,
                     f.at_s,
                     f.duration_s,
                     stream_rank=f.stream_rank,
@@ -164,8 +156,8 @@ def small_deployment(
                     ramp_s=f.ramp_s,
                 )
             )
-        elif f.kind == "worker_kill":
-            faults.append(Fault("worker_restart", f.at_s, 0.0, stream_rank=f.stream_rank))
+        elif f.kind == RealFaultKind.WORKER_KILL:
+            faults.append(Fault(FaultKind.WORKER_RESTART, f.at_s, 0.0, stream_rank=f.stream_rank))
         else:
             raise DeploymentError(f"real fault kind {f.kind!r} has no twin counterpart")
     scenario = Scenario(

@@ -1,4 +1,4 @@
-"""The twin's parameters, each with its provenance (twin/calibration.yaml).
+"""The twin's parameters, each with its provenance (twin/calibration/calibration.yaml).
 
 The model never holds a magic number: every service time, capacity and price is a field of
 `Calibration`, and the loader refuses an entry that does not say where it came from, so a
@@ -156,11 +156,19 @@ def parse_calibration(data: Any, origin: str = "<calibration>") -> Calibration:
     return Calibration(ladder=tuple(ladder), sources=tuple(sources), **values)
 
 
+SHIPPED = "twin/calibration/calibration.yaml"  # how messages and provenance name the shipped file
+
+
+def shipped_text() -> str:
+    """The calibration shipped with the package (package data next to this module)."""
+    return resources.files("twin.calibration").joinpath("calibration.yaml").read_text(encoding="utf-8")
+
+
 def load_calibration(path: str | Path | None = None) -> Calibration:
     """Load `path`, or the calibration shipped with the package."""
     if path is None:
-        text = resources.files("twin").joinpath("calibration.yaml").read_text(encoding="utf-8")
-        origin = "twin/calibration.yaml"
+        text = shipped_text()
+        origin = SHIPPED
     else:
         text = Path(path).read_text(encoding="utf-8")
         origin = str(path)

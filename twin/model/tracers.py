@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 import simpy
 
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration
 
 
 class DeliveryView(Protocol):

@@ -1,4 +1,4 @@
-"""Scenario files: YAML in, a frozen, validated `Scenario` out.
+"""Scenario files: YAML in, a frozen, validated `Scenario` (twin.scenario.schema) out.
 
 A scenario states the fleet, the workload, the faults and the SLOs (issue 5). Parsing keeps
 yaml's node marks so that every error names the file, the line and the dotted field that is
@@ -9,24 +9,39 @@ must never turn a failure drill into a quiet baseline run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import yaml
 
 from twin.popularity import fit_popularity
+from twin.scenario.schema import (
+    MAX_REAL_CHANNELS,
+    MAX_REAL_VIEWERS,
+    MAX_REGIONS,
+    MAX_STREAMERS,
+    REAL_LADDERS,
+    STREAM_FAULTS,
+    Bands,
+    Fault,
+    FaultKind,
+    Fleet,
+    NodeType,
+    PoolSpec,
+    RealFault,
+    RealFaultKind,
+    RealSource,
+    RealSpec,
+    Region,
+    Scenario,
+    Slos,
+    Workload,
+)
 
 T = TypeVar("T")
-
-MAX_STREAMERS = 10_000_000  # the popularity law holds one float per channel: bounded memory
-MAX_REGIONS = 64
-FAULT_KINDS = ("viral_spike", "region_outage", "transcoder_loss", "chat_storm", "ad_break", "worker_restart")
-NODE_TYPES = ("gpu", "cpu")
-REAL_FAULT_KINDS = ("viral_spike", "worker_kill")
-REAL_LADDERS = ("full",)  # the platform transcodes every live stream into its ladder
-MAX_REAL_CHANNELS = 16
-MAX_REAL_VIEWERS = 5000
+FAULT_KINDS = tuple(k.value for k in FaultKind)
+NODE_TYPES = tuple(t.value for t in NodeType)
+REAL_FAULT_KINDS = tuple(k.value for k in RealFaultKind)
 
 
 class ScenarioError(ValueError):
@@ -37,161 +52,6 @@ class ScenarioError(ValueError):
         self.source = source
         self.line = line
         self.field = field
-
-
-@dataclass(frozen=True, slots=True)
-class Region:
-    name: str
-    viewer_share: float
-    streamer_share: float
-    rtt_ms: float
-    edge_pops: int
-    edge_servers_per_pop: int
-    shield_servers: int
-    ingest_capacity_streams: int
-    failover_to: str
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSpec:
-    """A node pool: `nodes` at start, autoscaled within [min_nodes, max_nodes]."""
-
-    nodes: int
-    min_nodes: int
-    max_nodes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Fleet:
-    gpu: PoolSpec
-    cpu: PoolSpec
-    origin: PoolSpec
-    chat: PoolSpec
-    ad_servers: int
-    target_utilization: float
-    autoscale_period_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    viewers: float
-    streamers: int
-    start_hour: float
-    peak_hour: float
-    trough_ratio: float
-    top_k: int
-    top_k_share: float
-    top1_share: float | None
-    full_ladder_share: float
-    chatter_share: float
-    tracers: int
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One scheduled event. Fields not used by a kind keep their defaults."""
-
-    kind: str
-    at_s: float
-    duration_s: float
-    region: str = ""
-    stream_rank: int = 1
-    factor: float = 1.0
-    ramp_s: float = 0.0
-    node_type: str = "gpu"
-    share: float = 0.0
-    messages_per_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Slos:
-    glass_to_glass_p95_s: float
-    rebuffer_ratio: float
-    availability: float
-    chat_delay_p99_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class RealSource:
-    """The synthetic publishers' capture: what each of `RealSpec.channels` publishes."""
-
-    width: int
-    height: int
-    fps: int
-    bitrate_kbps: int
-
-
-@dataclass(frozen=True, slots=True)
-class RealFault:
-    """A fault of the real run.
-
-    `viral_spike`: the viewers of channel `stream_rank` grow to `factor` x over `ramp_s`, stay
-    there for `duration_s`, then return. `worker_kill`: the transcode worker of channel
-    `stream_rank` is killed (SIGKILL) at `at_s`; the platform's supervisor restarts it.
-    """
-
-    kind: str
-    at_s: float
-    stream_rank: int = 1
-    factor: float = 1.0
-    ramp_s: float = 0.0
-    duration_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Bands:
-    """Acceptable predicted-vs-measured error, stated before the run (issue 6 goals as defaults).
-
-    Relative bands for throughput (requests/s), utilization (CPU cores) and latency
-    percentiles; rebuffer ratios near zero make relative errors meaningless, so that band is
-    absolute (a difference of ratios).
-    """
-
-    throughput: float = 0.15
-    utilization: float = 0.15
-    latency: float = 0.25
-    rebuffer_abs: float = 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class RealSpec:
-    """The scenario scaled down to one machine: what `loadgen run` starts and measures.
-
-    Times are seconds from the moment every publisher is live; measurements cover
-    [warmup_s, warmup_s + duration_s). `viewer_shares[i]` is the share of the `viewers`
-    Locust users watching channel i + 1 (rank order); chat users join channel 1.
-    """
-
-    duration_s: float
-    warmup_s: float
-    channels: int
-    ladder: str
-    source: RealSource
-    viewers: int
-    viewer_shares: tuple[float, ...]
-    spawn_rate: float
-    chatters: int
-    chat_messages_per_s: float
-    locust_processes: int
-    faults: tuple[RealFault, ...]
-    bands: Bands
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    name: str
-    description: str
-    duration_s: float
-    step_s: float
-    record_every_s: float
-    head_streams: int
-    regions: tuple[Region, ...]
-    fleet: Fleet
-    workload: Workload
-    faults: tuple[Fault, ...]
-    slos: Slos
-    source: str = "<string>"
-    real: RealSpec | None = None
 
 
 class _Reader:
@@ -382,47 +242,47 @@ def _workload(r: _Reader) -> Workload:
 
 
 def _fault(r: _Reader) -> Fault:
-    kind = r.text("kind", choices=FAULT_KINDS)
+    kind = FaultKind(r.text("kind", choices=FAULT_KINDS))
     at_s = r.number("at_s", lo=0.0)
-    if kind == "viral_spike":
-        f = Fault(
-            kind,
-            at_s,
-            r.number("duration_s", lo=0.0),
-            stream_rank=r.integer("stream_rank", lo=1),
-            factor=r.number("factor", lo=0.0, lo_open=True),
-            ramp_s=r.number("ramp_s", lo=0.0),
-        )
-    elif kind == "region_outage":
-        f = Fault(kind, at_s, r.number("duration_s", lo=0.0, lo_open=True), region=r.text("region"))
-    elif kind == "transcoder_loss":
-        f = Fault(
-            kind,
-            at_s,
-            0.0,
-            node_type=r.text("node_type", choices=NODE_TYPES),
-            share=r.number("share", lo=0.0, hi=1.0),
-        )
-    elif kind == "chat_storm":
-        f = Fault(
-            kind,
-            at_s,
-            r.number("duration_s", lo=0.0, lo_open=True),
-            stream_rank=r.integer("stream_rank", lo=1),
-            messages_per_s=r.number("messages_per_s", lo=0.0),
-            share=r.number("chatter_share", default=0.0, lo=0.0, hi=1.0),
-        )
-    elif kind == "worker_restart":
-        # the stream's transcode worker dies and is restarted after `transcode_restart_s`
-        f = Fault(kind, at_s, 0.0, stream_rank=r.integer("stream_rank", lo=1))
-    else:
-        f = Fault(
-            kind,
-            at_s,
-            r.number("duration_s", lo=0.0, lo_open=True),
-            stream_rank=r.integer("stream_rank", lo=1),
-        )
-    return f
+    match kind:
+        case FaultKind.VIRAL_SPIKE:
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0),
+                stream_rank=r.integer("stream_rank", lo=1),
+                factor=r.number("factor", lo=0.0, lo_open=True),
+                ramp_s=r.number("ramp_s", lo=0.0),
+            )
+        case FaultKind.REGION_OUTAGE:
+            return Fault(kind, at_s, r.number("duration_s", lo=0.0, lo_open=True), region=r.text("region"))
+        case FaultKind.TRANSCODER_LOSS:
+            return Fault(
+                kind,
+                at_s,
+                0.0,
+                node_type=NodeType(r.text("node_type", choices=NODE_TYPES)),
+                share=r.number("share", lo=0.0, hi=1.0),
+            )
+        case FaultKind.CHAT_STORM:
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0, lo_open=True),
+                stream_rank=r.integer("stream_rank", lo=1),
+                messages_per_s=r.number("messages_per_s", lo=0.0),
+                share=r.number("chatter_share", default=0.0, lo=0.0, hi=1.0),
+            )
+        case FaultKind.WORKER_RESTART:
+            # the stream's transcode worker dies and is restarted after `transcode_restart_s`
+            return Fault(kind, at_s, 0.0, stream_rank=r.integer("stream_rank", lo=1))
+        case FaultKind.AD_BREAK:
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0, lo_open=True),
+                stream_rank=r.integer("stream_rank", lo=1),
+            )
 
 
 def _slos(r: _Reader) -> Slos:
@@ -450,10 +310,10 @@ def _real_source(r: _Reader) -> RealSource:
 
 
 def _real_fault(r: _Reader) -> RealFault:
-    kind = r.text("kind", choices=REAL_FAULT_KINDS)
+    kind = RealFaultKind(r.text("kind", choices=REAL_FAULT_KINDS))
     at_s = r.number("at_s", lo=0.0)
     rank = r.integer("stream_rank", default=1, lo=1)
-    if kind == "viral_spike":
+    if kind == RealFaultKind.VIRAL_SPIKE:
         return RealFault(
             kind,
             at_s,
@@ -594,19 +454,16 @@ def _scenario(r: _Reader, source: str) -> Scenario:
     faults = r.sequence("faults", _fault, allow_empty=True)
     for i, f in enumerate(faults):
         where = fault_nodes[i]
-        if f.kind == "region_outage" and f.region not in names:
+        if f.kind == FaultKind.REGION_OUTAGE and f.region not in names:
             r.fail(
                 where, f"faults[{i}].region", f"unknown region {f.region!r}; regions are {', '.join(names)}"
             )
-        if (
-            f.kind in ("viral_spike", "chat_storm", "ad_break", "worker_restart")
-            and f.stream_rank > workload.streamers
-        ):
+        if f.kind in STREAM_FAULTS and f.stream_rank > workload.streamers:
             r.fail(where, f"faults[{i}].stream_rank", f"only {workload.streamers} streams exist")
-        if f.kind == "region_outage":
+        if f.kind == FaultKind.REGION_OUTAGE:
             for j, other in enumerate(faults[:i]):
                 if (
-                    other.kind == "region_outage"
+                    other.kind == FaultKind.REGION_OUTAGE
                     and other.region == f.region
                     and f.at_s < other.at_s + other.duration_s
                     and other.at_s < f.at_s + f.duration_s

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from twin.autoscale import NodePool
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration
+from twin.model.autoscale import NodePool
 
 FloatArray = npt.NDArray[np.float64]
 
