@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from twin.calibration.parameters import Calibration, load_calibration
-from twin.model.twin import RunResult, Twin
+from twin.model.records import RunResult
+from twin.model.twin import Twin
 from twin.scenario.reader import load_scenario
 from twin.scenario.schema import Scenario
 from twin.summary import latency_table, summarize

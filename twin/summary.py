@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.model.twin import RunResult
+from twin.model.records import RunResult
 
 
 def _num(x: float) -> float | None:

@@ -174,20 +174,32 @@ class ProbeStats:
     joins: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ProbePath:
+    """One probe replica: which stream group it plays from when to when, and its fixed delays.
+
+    `pipeline_s` is capture to part complete at the origin; a segment holds `segment_parts`
+    parts of `frames_per_part` frames; `transfer_s` moves a part to the probe, and `decode_s`
+    turns it into frames.
+    """
+
+    group: int
+    start_s: float
+    end_s: float
+    pipeline_s: float
+    segment_parts: int
+    frames_per_part: int
+    transfer_s: float
+    decode_s: float
+
+
 def probe(
     env: simpy.Environment,
     view: DeliveryView,
     cal: Calibration,
     rng: random.Random,
     stats: ProbeStats,
-    group: int,
-    start_s: float,
-    end_s: float,
-    pipeline_s: float,
-    segment_parts: int,
-    frames_per_part: int,
-    transfer_s: float,
-    decode_s: float,
+    path: ProbePath,
 ) -> simpy.events.ProcessGenerator:
     """One probe viewer as loadgen/probe.py plays: live-edge join, decode and playout clocks.
 
@@ -200,6 +212,9 @@ def probe(
     carry no timestamps, so a gap does not move the clock). Frames are spread evenly over the
     part; a part holds `frames_per_part` frames.
     """
+    group, start_s, end_s, pipeline_s = path.group, path.start_s, path.end_s, path.pipeline_s
+    segment_parts, frames_per_part = path.segment_parts, path.frames_per_part
+    transfer_s, decode_s = path.transfer_s, path.decode_s
     part = cal.part_s
     frame = part / frames_per_part
     yield env.timeout(start_s)

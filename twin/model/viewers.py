@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.calibration.parameters import Calibration
+from twin.popularity import StreamGroups
+from twin.scenario.schema import Fault, FaultKind, Workload
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -81,3 +83,36 @@ class FluidAudience:
     @property
     def present(self) -> float:
         return float(self.v.sum())
+
+
+class ViewerDemand:
+    """How many viewers each stream group wants at time t: diurnal curve x popularity x spikes.
+
+    A viral spike multiplies its channel's target by `factor`, reached linearly over `ramp_s`,
+    held for `duration_s`, then gone; a tail group holds many channels, so only one channel's
+    share of it grows.
+    """
+
+    def __init__(self, workload: Workload, groups: StreamGroups, faults: tuple[Fault, ...]) -> None:
+        self.workload = workload
+        self.groups = groups
+        self.spikes = [f for f in faults if f.kind == FaultKind.VIRAL_SPIKE]
+
+    def level(self, t: float) -> float:
+        w = self.workload
+        return diurnal(t, w.start_hour, w.peak_hour, w.trough_ratio)
+
+    def streamers(self, t: float) -> float:
+        return self.workload.streamers * self.level(t)
+
+    def targets(self, t: float) -> FloatArray:
+        targets = self.workload.viewers * self.level(t) * self.groups.share
+        for s in self.spikes:
+            if t >= s.at_s:
+                ramp = 1.0 if s.ramp_s <= 0 else min(1.0, (t - s.at_s) / s.ramp_s)
+                if t > s.at_s + s.ramp_s + s.duration_s:
+                    ramp = 0.0
+                g = self.groups.group_of_rank(s.stream_rank)
+                per_channel = targets[g] / self.groups.channels[g]
+                targets[g] += per_channel * (s.factor - 1.0) * ramp
+        return targets

@@ -28,7 +28,9 @@ import numpy as np
 from live.transcode.ladder import Rung, SourceInfo, build_ladder
 
 from twin.calibration.parameters import Calibration, Rendition
-from twin.model.twin import Direct, RunResult, Twin
+from twin.model.layout import Direct
+from twin.model.records import RunResult
+from twin.model.twin import Twin
 from twin.scenario.schema import (
     Fault,
     FaultKind,
