@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("b", help="second run directory")
     cmp_.add_argument("--html", help="also write a side-by-side HTML page here")
     cmp_.set_defaults(func=_compare)
-    cal = sub.add_parser(
+    calibrate_cmd = sub.add_parser(
         "calibrate",
         help="fit the twin's per-unit costs from real run directories",
         description="Fit CPU per request, per held request, per chat delivery, per ingested Mbit, idle "
@@ -163,18 +163,22 @@ def main(argv: list[str] | None = None) -> int:
         "keep the base value and source); write a calibration YAML whose changed entries name the "
         "runs, machine, date and command.",
     )
-    cal.add_argument(
+    calibrate_cmd.add_argument(
         "run_dirs", nargs="+", metavar="RUN_DIR", help="real run directories (loadgen run --out)"
     )
-    cal.add_argument(
+    calibrate_cmd.add_argument(
         "--out",
         default="reports/out/calibration.yaml",
         help="calibration YAML to write "
         "(default reports/out/calibration.yaml; the shipped file is only replaced if named)",
     )
-    cal.add_argument("--base", help="calibration to start from (default: twin/calibration/calibration.yaml)")
-    cal.add_argument("--seed", type=int, default=1, help="seed of the twin runs used for the latency fit")
-    cal.set_defaults(func=_calibrate)
+    calibrate_cmd.add_argument(
+        "--base", help="calibration to start from (default: twin/calibration/calibration.yaml)"
+    )
+    calibrate_cmd.add_argument(
+        "--seed", type=int, default=1, help="seed of the twin runs used for the latency fit"
+    )
+    calibrate_cmd.set_defaults(func=_calibrate)
     val = sub.add_parser(
         "validate",
         help="twin as the small deployment vs a real run of the scenario's real: section",

@@ -23,10 +23,10 @@ from twin.summary import latency_table, summarize
 
 
 def simulate(
-    scenario: Scenario, seed: int, cal: Calibration | None = None, progress: bool = False
+    scenario: Scenario, seed: int, calibration: Calibration | None = None, progress: bool = False
 ) -> RunResult:
     """Run the model in memory (tests use this); `progress` shows a tqdm bar on stderr."""
-    twin = Twin(scenario, cal or load_calibration(), seed)
+    twin = Twin(scenario, calibration or load_calibration(), seed)
     if not progress:
         return twin.run()
     from tqdm import tqdm
@@ -63,10 +63,10 @@ def run_scenario(
     calibration: str | Path | None = None,
 ) -> dict[str, Any]:
     scenario = load_scenario(path)
-    cal = load_calibration(calibration)
+    parameters = load_calibration(calibration)
     seed = 1 if seed is None else seed
     started = time.perf_counter()
-    result = simulate(scenario, seed, cal, progress)
+    result = simulate(scenario, seed, parameters, progress)
     wall = time.perf_counter() - started
     timing = {
         "wall_s": wall,

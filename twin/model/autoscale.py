@@ -103,16 +103,16 @@ class Pools:
     chat: NodePool
 
     @classmethod
-    def build(cls, env: simpy.Environment, fleet: Fleet, cal: Calibration) -> Pools:
+    def build(cls, env: simpy.Environment, fleet: Fleet, calibration: Calibration) -> Pools:
         def pool(name: str, delay_s: float) -> NodePool:
             spec = getattr(fleet, name)
             return NodePool(env, name, spec.nodes, spec.min_nodes, spec.max_nodes, delay_s)
 
         return cls(
-            pool("gpu", cal.gpu_provisioning_s),
-            pool("cpu", cal.cpu_provisioning_s),
-            pool("origin", cal.origin_provisioning_s),
-            pool("chat", cal.chat_provisioning_s),
+            pool("gpu", calibration.gpu_provisioning_s),
+            pool("cpu", calibration.cpu_provisioning_s),
+            pool("origin", calibration.origin_provisioning_s),
+            pool("chat", calibration.chat_provisioning_s),
         )
 
     def all(self) -> tuple[NodePool, NodePool, NodePool, NodePool]:

@@ -43,11 +43,13 @@ TOTALS = (
 class Economics:
     """Ad decisions, commerce and costs, step by step, into `totals`."""
 
-    def __init__(self, scenario: Scenario, cal: Calibration, groups: StreamGroups) -> None:
-        self.cal = cal
+    def __init__(self, scenario: Scenario, calibration: Calibration, groups: StreamGroups) -> None:
+        self.calibration = calibration
         self.groups = groups
         self.ad_servers = scenario.fleet.ad_servers
-        self.ad_queue = TierQueue("ads", cal.ad_rps_per_server, max_delay_s=cal.ad_decision_window_s)
+        self.ad_queue = TierQueue(
+            "ads", calibration.ad_rps_per_server, max_delay_s=calibration.ad_decision_window_s
+        )
         self.ad_breaks = [f for f in scenario.faults if f.kind == FaultKind.AD_BREAK]
         self.edge_servers = sum(
             r.edge_pops * r.edge_servers_per_pop + r.shield_servers for r in scenario.regions
@@ -57,17 +59,17 @@ class Economics:
 
     def ads(self, t: float, dt: float, v: FloatArray, up: FloatArray) -> None:
         """Ad decision requests of the breaks open at `t` against the ad servers."""
-        cal, totals = self.cal, self.totals
+        calibration, totals = self.calibration, self.totals
         rate_total = 0.0
         slots = 0.0
         for brk in self.ad_breaks:
-            if brk.at_s <= t < brk.at_s + cal.ad_decision_window_s:
+            if brk.at_s <= t < brk.at_s + calibration.ad_decision_window_s:
                 g = self.groups.group_of_rank(brk.stream_rank)
-                rate = float(v[g].sum()) * up[g] / self.groups.channels[g] / cal.ad_decision_window_s
+                rate = float(v[g].sum()) * up[g] / self.groups.channels[g] / calibration.ad_decision_window_s
                 rate_total += rate
-                slots += rate * math.ceil(brk.duration_s / cal.ad_slot_s)
+                slots += rate * math.ceil(brk.duration_s / calibration.ad_slot_s)
         self.ad_queue.step(dt, rate_total, self.ad_servers)
-        capacity = self.ad_servers * cal.ad_rps_per_server
+        capacity = self.ad_servers * calibration.ad_rps_per_server
         filled = min(1.0, capacity / rate_total) if rate_total else 0.0
         totals["ad_requests"] += rate_total * dt
         totals["ad_unfilled"] += max(0.0, rate_total - capacity) * dt
@@ -75,27 +77,27 @@ class Economics:
         self.ad_rate = rate_total
 
     def ad_rps_served(self) -> float:
-        return self.ad_queue.utilization * self.ad_servers * self.cal.ad_rps_per_server
+        return self.ad_queue.utilization * self.ad_servers * self.calibration.ad_rps_per_server
 
     def bill(self, dt: float, pools: Pools, egress_bytes: float, ladder_bps: float) -> float:
         """Compute, storage and egress cost of one step; returns the DVR storage held (GB)."""
-        cal, totals = self.cal, self.totals
+        calibration, totals = self.calibration, self.totals
         gpu, cpu, origin, chat = pools.all()
         compute = (
             (
-                gpu.up * cal.cost_gpu_node_h
-                + cpu.up * cal.cost_cpu_node_h
-                + origin.up * cal.cost_origin_node_h
-                + chat.up * cal.cost_chat_node_h
-                + self.edge_servers * cal.cost_edge_server_h
-                + self.ad_servers * cal.cost_ad_server_h
+                gpu.up * calibration.cost_gpu_node_h
+                + cpu.up * calibration.cost_cpu_node_h
+                + origin.up * calibration.cost_origin_node_h
+                + chat.up * calibration.cost_chat_node_h
+                + self.edge_servers * calibration.cost_edge_server_h
+                + self.ad_servers * calibration.cost_ad_server_h
             )
             * dt
             / 3600
         )
-        storage_gb = ladder_bps * cal.dvr_window_s / 8.0 / 1e9
-        storage = storage_gb * cal.cost_storage_gb_month * dt / (730.0 * 3600.0)
-        egress_cost = egress_bytes / 1e9 * cal.cost_egress_gb
+        storage_gb = ladder_bps * calibration.dvr_window_s / 8.0 / 1e9
+        storage = storage_gb * calibration.cost_storage_gb_month * dt / (730.0 * 3600.0)
+        egress_cost = egress_bytes / 1e9 * calibration.cost_egress_gb
         totals["cost_compute_usd"] += compute
         totals["cost_storage_usd"] += storage
         totals["cost_egress_usd"] += egress_cost
@@ -103,4 +105,6 @@ class Economics:
         return storage_gb
 
     def commerce(self, dt: float, present: float) -> None:
-        self.totals["commerce_events"] += present * self.cal.commerce_events_per_viewer_h / 3600.0 * dt
+        self.totals["commerce_events"] += (
+            present * self.calibration.commerce_events_per_viewer_h / 3600.0 * dt
+        )

@@ -80,14 +80,14 @@ class FaultSchedule:
     def __init__(
         self,
         env: simpy.Environment,
-        cal: Calibration,
+        calibration: Calibration,
         regions: tuple[Region, ...],
         region_states: Regions,
         outages: StreamOutages,
         pools: dict[NodeType, NodePool],
     ) -> None:
         self.env = env
-        self.cal = cal
+        self.calibration = calibration
         self.regions = regions
         self.region_names = [r.name for r in regions]
         self.region_states = region_states
@@ -114,8 +114,8 @@ class FaultSchedule:
             case FaultKind.WORKER_RESTART:
                 group = self.outages.groups.group_of_rank(fault.stream_rank)
                 until = self.outages.restart_until
-                until[group] = max(until[group], fault.at_s + self.cal.transcode_restart_s)
-                entry.update(stream_rank=fault.stream_rank, restart_s=self.cal.transcode_restart_s)
+                until[group] = max(until[group], fault.at_s + self.calibration.transcode_restart_s)
+                entry.update(stream_rank=fault.stream_rank, restart_s=self.calibration.transcode_restart_s)
                 self.log.append(entry)
             case FaultKind.TRANSCODER_LOSS:
                 pool = self.pools[NodeType(fault.node_type)]
@@ -128,13 +128,13 @@ class FaultSchedule:
 
     def _dns_failover(self, region: int, epoch: int) -> simpy.events.ProcessGenerator:
         """After DNS TTL + health checks, the region's viewers go to its failover region."""
-        yield self.env.timeout(self.cal.dns_failover_s)
+        yield self.env.timeout(self.calibration.dns_failover_s)
         if self.outage_epoch[region] == epoch and self.region_states.states[region] is RegionState.DOWN:
             self.region_states.apply(region, "failover")
 
     def _rehome_ingest(self, region: int) -> simpy.events.ProcessGenerator:
         """Streamers whose ingest PoP died reconnect (OBS retry) to the failover region's ingest."""
-        yield self.env.timeout(self.cal.ingest_reconnect_s)
+        yield self.env.timeout(self.calibration.ingest_reconnect_s)
         target = self.region_states.failover[region]
         live = self.outages.fleet.live
         spare = self.regions[target].ingest_capacity_streams - live * self.regions[target].streamer_share

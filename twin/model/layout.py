@@ -71,7 +71,7 @@ class Layout(Protocol):
     origin_queue: TierQueue
     streamers_churn: bool  # whether broadcasts start and stop during the run
 
-    def transcoder_calibration(self, cal: Calibration) -> Calibration: ...
+    def transcoder_calibration(self, calibration: Calibration) -> Calibration: ...
 
     def deliver(
         self,
@@ -95,7 +95,7 @@ class Layout(Protocol):
     def machine(self) -> dict[str, float]: ...
 
     def start_probes(
-        self, env: simpy.Environment, view: DeliveryView, cal: Calibration, seed: int, end_s: float
+        self, env: simpy.Environment, view: DeliveryView, calibration: Calibration, seed: int, end_s: float
     ) -> ProbeStats | None: ...
 
 
@@ -105,27 +105,32 @@ class CdnLayout:
     streamers_churn = True
 
     def __init__(
-        self, scenario: Scenario, cal: Calibration, origin_pool: NodePool, bitrate: FloatArray
+        self, scenario: Scenario, calibration: Calibration, origin_pool: NodePool, bitrate: FloatArray
     ) -> None:
         w = scenario.workload
         full_channels = round(w.streamers * w.full_ladder_share)
         law = fit_popularity(w.streamers, w.top_k, w.top_k_share, w.top1_share)
         self.groups = build_groups(law, scenario.head_streams, full_channels)
-        self.cal = cal
+        self.calibration = calibration
         self.regions = scenario.regions
         self.origin_pool = origin_pool
         self.bitrate = bitrate
         self.pops = np.array([float(r.edge_pops) for r in scenario.regions])
         self.edge_capacity = np.array(
-            [r.edge_pops * r.edge_servers_per_pop * cal.edge_server_gbps * 1e9 for r in scenario.regions]
+            [
+                r.edge_pops * r.edge_servers_per_pop * calibration.edge_server_gbps * 1e9
+                for r in scenario.regions
+            ]
         )
         regions = scenario.regions
-        self.edge_queues = [TierQueue(f"edge.{r.name}", cal.edge_rps_per_server) for r in regions]
-        self.shield_queues = [TierQueue(f"shield.{r.name}", cal.shield_rps_per_server) for r in regions]
-        self.origin_queue = TierQueue("origin", cal.origin_rps_per_server)
+        self.edge_queues = [TierQueue(f"edge.{r.name}", calibration.edge_rps_per_server) for r in regions]
+        self.shield_queues = [
+            TierQueue(f"shield.{r.name}", calibration.shield_rps_per_server) for r in regions
+        ]
+        self.origin_queue = TierQueue("origin", calibration.origin_rps_per_server)
 
-    def transcoder_calibration(self, cal: Calibration) -> Calibration:
-        return cal
+    def transcoder_calibration(self, calibration: Calibration) -> Calibration:
+        return calibration
 
     def deliver(
         self,
@@ -137,7 +142,7 @@ class CdnLayout:
         chat_deliveries_per_s: float,
         restarting: float,
     ) -> Delivery:
-        channels, part_s = self.groups.channels, self.cal.part_s
+        channels, part_s = self.groups.channels, self.calibration.part_s
         d = deliver(served, channels, self.pops, self.bitrate, part_s, self.edge_capacity)
         for r, region in enumerate(self.regions):
             self.edge_queues[r].step(dt, float(d.edge_rps[r]) / self.pops[r], region.edge_servers_per_pop)
@@ -153,9 +158,9 @@ class CdnLayout:
 
     def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float:
         return (
-            self.cal.shield_rtt_s
+            self.calibration.shield_rtt_s
             + self.shield_queues[region].sample_wait(u1, u2)
-            + self.cal.origin_rtt_s
+            + self.calibration.origin_rtt_s
             + self.origin_queue.sample_wait(u3, u4)
         )
 
@@ -166,7 +171,7 @@ class CdnLayout:
         return {}
 
     def start_probes(
-        self, env: simpy.Environment, view: DeliveryView, cal: Calibration, seed: int, end_s: float
+        self, env: simpy.Environment, view: DeliveryView, calibration: Calibration, seed: int, end_s: float
     ) -> ProbeStats | None:
         return None
 
@@ -176,7 +181,9 @@ class DirectLayout:
 
     streamers_churn = False  # the real run's publishers never stop
 
-    def __init__(self, direct: Direct, scenario: Scenario, cal: Calibration, bitrate: FloatArray) -> None:
+    def __init__(
+        self, direct: Direct, scenario: Scenario, calibration: Calibration, bitrate: FloatArray
+    ) -> None:
         n = len(direct.channel_shares)
         self.groups = StreamGroups(
             first_rank=np.arange(1, n + 1, dtype=np.int64),
@@ -185,16 +192,16 @@ class DirectLayout:
             full_ladder=np.full(n, direct.full_ladder),
         )
         self.direct = direct
-        self.cal = cal
+        self.calibration = calibration
         self.streamers = scenario.workload.streamers
         self.bitrate = bitrate
-        self.origin_queue = TierQueue("origin", cal.origin_rps_per_server)
+        self.origin_queue = TierQueue("origin", calibration.origin_rps_per_server)
         self.load: dict[str, float] = {}  # the machine's modeled load this step
 
-    def transcoder_calibration(self, cal: Calibration) -> Calibration:
+    def transcoder_calibration(self, calibration: Calibration) -> Calibration:
         # the one machine runs one worker per channel, however loaded: none is refused
         per_node = float(max(self.streamers, 1))
-        return dataclasses.replace(cal, cpu_streams_full=per_node, cpu_streams_source=per_node)
+        return dataclasses.replace(calibration, cpu_streams_full=per_node, cpu_streams_source=per_node)
 
     def deliver(
         self,
@@ -207,27 +214,27 @@ class DirectLayout:
         restarting: float,
     ) -> Delivery:
         """One step of the single machine: origin load, then the platform process's CPU model."""
-        direct, cal = self.direct, self.cal
+        direct, calibration = self.direct, self.calibration
         probes = float(direct.probe_viewers) if now >= direct.probe_start_s else 0.0
-        rps = present * direct.requests_per_viewer_s + probes * 2.0 / cal.part_s
+        rps = present * direct.requests_per_viewer_s + probes * 2.0 / calibration.part_s
         d = deliver_direct(served, self.bitrate, rps)
         streams = float(self.groups.size)  # every channel publishes, watched or not
         transcoded = float(up.sum()) if direct.full_ladder else 0.0  # a killed worker costs nothing
         held = present * direct.held_per_viewer + probes
         other = (
-            cal.platform_idle_cores
-            + cal.ingest_cpu_s_per_mbit * direct.mbit_per_stream * streams
-            + cal.held_request_cpu_s * held
-            + cal.chat_cpu_s_per_delivery * chat_deliveries_per_s
+            calibration.platform_idle_cores
+            + calibration.ingest_cpu_s_per_mbit * direct.mbit_per_stream * streams
+            + calibration.held_request_cpu_s * held
+            + calibration.chat_cpu_s_per_delivery * chat_deliveries_per_s
         )
         # the platform is one asyncio process: one core shared by ingest, packaging, origin, chat
         spare = max(1.0 - other, 1e-3)
-        self.origin_queue.mu = spare / cal.origin_cpu_s_per_request
+        self.origin_queue.mu = spare / calibration.origin_cpu_s_per_request
         self.origin_queue.step(dt, rps, 1)
         self.load = {
             "held_requests": held,
-            "cpu_platform": other + cal.origin_cpu_s_per_request * rps,
-            "cpu_transcode": cal.transcode_core_s_per_mpixel * direct.mpixels_per_stream * transcoded,
+            "cpu_platform": other + calibration.origin_cpu_s_per_request * rps,
+            "cpu_transcode": calibration.transcode_core_s_per_mpixel * direct.mpixels_per_stream * transcoded,
             "transcode_restarts": restarting,
         }
         return d
@@ -250,7 +257,7 @@ class DirectLayout:
         return self.load
 
     def start_probes(
-        self, env: simpy.Environment, view: DeliveryView, cal: Calibration, seed: int, end_s: float
+        self, env: simpy.Environment, view: DeliveryView, calibration: Calibration, seed: int, end_s: float
     ) -> ProbeStats | None:
         """Replicas of the probe viewer on `probe_rank`, joins staggered over one segment."""
         d = self.direct
@@ -264,10 +271,10 @@ class DirectLayout:
                 start_s=d.probe_start_s + (i + rng.random()) / d.probes * d.segment_s,
                 end_s=end_s,
                 pipeline_s=d.probe_pipeline_s,
-                segment_parts=max(1, round(d.segment_s / cal.part_s)),
+                segment_parts=max(1, round(d.segment_s / calibration.part_s)),
                 frames_per_part=d.frames_per_part,
                 transfer_s=d.transfer_s,
                 decode_s=d.decode_s,
             )
-            env.process(probe(env, view, cal, replica_rng, stats, path))
+            env.process(probe(env, view, calibration, replica_rng, stats, path))
         return stats

@@ -50,7 +50,7 @@ class Recorder:
     def __init__(
         self,
         scenario: Scenario,
-        cal: Calibration,
+        calibration: Calibration,
         *,
         layout: Layout,
         audience: FluidAudience,
@@ -60,7 +60,7 @@ class Recorder:
         economics: Economics,
     ) -> None:
         self.scenario = scenario
-        self.cal = cal
+        self.calibration = calibration
         self.layout = layout
         self.audience = audience
         self.fleet = fleet
@@ -128,17 +128,22 @@ class Recorder:
             row[f"egress_gbps.{name}"] = float(d.edge_delivered_bps[r]) / 1e9
             row[f"edge_util.{name}"] = float(d.overload[r])
             row[f"edge_hit.{name}"] = float(d.edge_hit_ratio[r])
-            for k, rung in enumerate(self.cal.ladder):
+            for k, rung in enumerate(self.calibration.ladder):
                 row[f"served.{name}.{rung.name}"] = float(d.by_rk[r, k])
         self.rows.append(row)
 
     def tiers(self) -> list[dict[str, Any]]:
         """Per pool and per edge region: nodes, node-hours, cost and utilization over the run."""
-        cal, scenario, rows = self.cal, self.scenario, self.rows
+        calibration, scenario, rows = self.calibration, self.scenario, self.rows
         tiers = []
         for pool, cost in zip(
             self.pools.all(),
-            (cal.cost_gpu_node_h, cal.cost_cpu_node_h, cal.cost_origin_node_h, cal.cost_chat_node_h),
+            (
+                calibration.cost_gpu_node_h,
+                calibration.cost_cpu_node_h,
+                calibration.cost_origin_node_h,
+                calibration.cost_chat_node_h,
+            ),
             strict=True,
         ):
             utils = [row[f"util_{pool.name}"] for row in rows]
@@ -167,7 +172,7 @@ class Recorder:
                     "nodes_end": servers,
                     "nodes_failed": 0,
                     "node_hours": servers * scenario.duration_s / 3600,
-                    "cost_usd": servers * scenario.duration_s / 3600 * cal.cost_edge_server_h,
+                    "cost_usd": servers * scenario.duration_s / 3600 * calibration.cost_edge_server_h,
                     "util_mean": float(np.mean(utils)),
                     "util_peak": float(np.max(utils)),
                     "egress_peak_gbps": float(np.max(gbps)),

@@ -252,7 +252,7 @@ class Twin:
             yield self.env.timeout(dt)
 
     def run(self) -> RunResult:
-        scenario, cal, env = self.scenario, self.calibration, self.env
+        scenario, calibration, env = self.scenario, self.calibration, self.env
         self.audience.fill(self.demand.targets(0.0))
         period = scenario.fleet.autoscale_period_s
         target = scenario.fleet.target_utilization
@@ -267,8 +267,8 @@ class Twin:
         tracer_rng = random.Random(self.seed * 1_000_003 + 17)
         for _ in range(scenario.workload.tracers):
             slot_rng = random.Random(tracer_rng.getrandbits(64))
-            env.process(tracer(env, self, cal, slot_rng, self.stats, scenario.duration_s))
-        probe_stats = self.layout.start_probes(env, self, cal, self.seed, scenario.duration_s)
+            env.process(tracer(env, self, calibration, slot_rng, self.stats, scenario.duration_s))
+        probe_stats = self.layout.start_probes(env, self, calibration, self.seed, scenario.duration_s)
         env.run(until=scenario.duration_s)
         return self._result(probe_stats)
 

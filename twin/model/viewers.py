@@ -27,23 +27,23 @@ from twin.scenario.schema import Fault, FaultKind, Workload
 FloatArray = npt.NDArray[np.float64]
 
 
-def rendition_shares(cal: Calibration, full_ladder: bool) -> FloatArray:
+def rendition_shares(calibration: Calibration, full_ladder: bool) -> FloatArray:
     """Share of viewers on each rung, for a stream with the full ladder or source only."""
-    k = len(cal.ladder)
+    k = len(calibration.ladder)
     shares = np.zeros(k)
     if not full_ladder:
         shares[0] = 1.0
         return shares
-    mu = math.log(cal.viewer_bandwidth_median_mbps * 1e6)
-    sigma = cal.viewer_bandwidth_sigma
+    mu = math.log(calibration.viewer_bandwidth_median_mbps * 1e6)
+    sigma = calibration.viewer_bandwidth_sigma
 
     def cdf(bps: float) -> float:
         return 0.5 * (1.0 + math.erf((math.log(bps) - mu) / (sigma * math.sqrt(2.0))))
 
     # thresholds: viewer takes rung i iff bw >= rate_i / safety and bw < rate_{i-1} / safety
     above = 1.0
-    for i, rung in enumerate(cal.ladder):
-        thr = cdf(rung.bitrate_bps / cal.abr_safety)
+    for i, rung in enumerate(calibration.ladder):
+        thr = cdf(rung.bitrate_bps / calibration.abr_safety)
         shares[i] = above - thr if i < k - 1 else above
         above = thr
     return shares

@@ -95,7 +95,7 @@ def viewer_pattern(spec: RealSpec, part_s: float) -> tuple[float, float]:
     return duty * 2.0 / part_s + join / cycle, duty
 
 
-def small_calibration(cal: Calibration, spec: RealSpec) -> Calibration:
+def small_calibration(calibration: Calibration, spec: RealSpec) -> Calibration:
     """The calibration as the one machine sees it: the run's ladder, loopback viewers."""
     rungs = sorted(real_ladder(spec), key=lambda r: -rung_kbps(r, spec))
     ladder: list[Rendition] = []
@@ -104,7 +104,7 @@ def small_calibration(cal: Calibration, spec: RealSpec) -> Calibration:
         if not ladder or bps < ladder[-1].bitrate_bps:
             ladder.append(Rendition(r.name, bps, "the platform's ladder policy for the run's source"))
     return dataclasses.replace(
-        cal,
+        calibration,
         ladder=tuple(ladder),
         viewer_bandwidth_median_mbps=LOOPBACK_BPS / 1e6,
         viewer_bandwidth_sigma=0.05,
@@ -117,7 +117,7 @@ def small_calibration(cal: Calibration, spec: RealSpec) -> Calibration:
 
 
 def small_deployment(
-    spec: RealSpec, cal: Calibration, name: str = "real", probe_rendition: str = "transcoded"
+    spec: RealSpec, calibration: Calibration, name: str = "real", probe_rendition: str = "transcoded"
 ) -> tuple[Scenario, Direct, Calibration]:
     """Map the real run to the twin: (scenario, direct layout, calibration as the machine sees it).
 
@@ -175,8 +175,8 @@ def small_deployment(
         faults=tuple(faults),
         slos=Slos(1.5, 0.01, 0.9995, 2.0),
     )
-    small = small_calibration(cal, spec)
-    rps, held = viewer_pattern(spec, cal.part_s)
+    small = small_calibration(calibration, spec)
+    rps, held = viewer_pattern(spec, calibration.part_s)
     mpixels, mbit = stream_load(spec)
     transcoded = full and probe_rendition == "transcoded"
     direct = Direct(
@@ -189,15 +189,15 @@ def small_deployment(
         chatters=float(spec.chatters),
         chat_messages_per_s=spec.chat_messages_per_s,
         segment_s=SEGMENT_S,
-        frames_per_part=max(1, round(cal.part_s * spec.source.fps)),
+        frames_per_part=max(1, round(calibration.part_s * spec.source.fps)),
         probe_rank=1,
         probes=PROBES,
         probe_start_s=spec.warmup_s,
-        probe_pipeline_s=cal.publisher_encode_s
-        + (cal.transcode_latency_s if transcoded else 0.0)
-        + cal.package_s,
-        transfer_s=spec.source.bitrate_kbps * 1000.0 * cal.part_s / LOOPBACK_BPS,
-        decode_s=cal.display_s,
+        probe_pipeline_s=calibration.publisher_encode_s
+        + (calibration.transcode_latency_s if transcoded else 0.0)
+        + calibration.package_s,
+        transfer_s=spec.source.bitrate_kbps * 1000.0 * calibration.part_s / LOOPBACK_BPS,
+        decode_s=calibration.display_s,
     )
     return scenario, direct, small
 
@@ -254,7 +254,7 @@ def summarize_prediction(result: RunResult, spec: RealSpec, clock: str = "playou
 
 def predict(
     spec: RealSpec,
-    cal: Calibration,
+    calibration: Calibration,
     *,
     seed: int = 1,
     clock: str = "playout",
@@ -262,6 +262,6 @@ def predict(
     probe_rendition: str = "transcoded",
 ) -> Prediction:
     """Run the twin as the small deployment over the real run's timeline and summarize its window."""
-    scenario, direct, small = small_deployment(spec, cal, name, probe_rendition)
+    scenario, direct, small = small_deployment(spec, calibration, name, probe_rendition)
     result = Twin(scenario, small, seed, direct=direct).run()
     return summarize_prediction(result, spec, clock)

@@ -68,7 +68,7 @@ def validate_run(
     scenario = load_scenario(scenario_path)
     if scenario.real is None:
         raise RunDirError(f"{scenario_path}: has no real: section to run or validate against")
-    cal = load_calibration(calibration)
+    parameters = load_calibration(calibration)
     out.mkdir(parents=True, exist_ok=True)
     if run_dir is None:
         try:
@@ -86,7 +86,7 @@ def validate_run(
         )
     clock = str(run.measured["measured"].get("glass_to_glass_s", {}).get("clock", "playout"))
     prediction = predict(
-        spec, cal, seed=seed, clock=clock, name=scenario.name, probe_rendition=_probe_rendition(run)
+        spec, parameters, seed=seed, clock=clock, name=scenario.name, probe_rendition=_probe_rendition(run)
     )
     checks = compare(prediction.measured, run.measured["measured"], scenario.real.bands)
     notes = []
