@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 from twin.calibration.parameters import CalibrationError
 from twin.scenario.reader import ScenarioError
+from twin.validation.rundir import RunDirError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -21,12 +24,15 @@ def _run(args: argparse.Namespace) -> int:
             out,
             seed=args.seed,
             progress=not args.quiet,
-            report=not args.no_report,
             calibration=args.calibration,
         )
     except (ScenarioError, CalibrationError) as exc:
         print(f"twin: {exc}", file=sys.stderr)
         return 2
+    if not args.no_report:
+        from reports.html import render_report
+
+        render_report(out)
     timing = json.loads((out / "timing.json").read_text(encoding="utf-8"))
     for slo in summary["slos"]:
         verdict = "PASS" if slo["pass"] else "FAIL"
@@ -60,7 +66,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from twin.calibration.parameters import load_calibration, shipped_text
     from twin.validation.calibrate import CalibrateError, calibrate, report, write_calibration
-    from twin.validation.rundir import RunDirError, read_run
+    from twin.validation.rundir import read_run
 
     base_path = Path(args.base) if args.base else None
     try:
@@ -95,33 +101,42 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _perform_real_run(scenario: Path, out: Path, seed: int) -> int:
+    """`loadgen run SCENARIO --out OUT` in a child process, its output streamed; its exit status."""
+    if importlib.util.find_spec("loadgen") is None:
+        raise RunDirError(
+            "cannot perform the real run here (no loadgen); pass --run RUN_DIR from `loadgen run`"
+        )
+    argv = [sys.executable, "-m", "loadgen.cli", "run", str(scenario), "--out", str(out), "--seed", str(seed)]
+    return subprocess.run(argv, check=False).returncode
+
+
 def _validate(args: argparse.Namespace) -> int:
-    from twin.validation.checks import format_table
-    from twin.validation.rundir import RunDirError
-    from twin.validation.shell import validate_run
+    from reports.validation import render_validation
+    from twin.calibration.parameters import load_calibration
+    from twin.validation.shell import real_scenario, validate_run, verdict_text
 
     scenario = Path(args.scenario)
     out = Path(args.out) if args.out else Path("reports/out") / f"validate-{scenario.stem}"
+    calibration = Path(args.calibration) if args.calibration else None
     try:
+        if args.run:
+            run_dir = Path(args.run)
+        else:
+            real_scenario(scenario)  # refuse a scenario without a real: section before the run
+            load_calibration(calibration)  # and a bad calibration
+            run_dir = out / "real"
+            status = _perform_real_run(scenario, run_dir, args.seed)
+            if status != 0:
+                raise RunDirError(f"the real run failed: `loadgen run` exited with status {status}")
         checks, payload = validate_run(
-            scenario,
-            out,
-            run_dir=Path(args.run) if args.run else None,
-            calibration=Path(args.calibration) if args.calibration else None,
-            seed=args.seed,
+            scenario, out, run_dir=run_dir, calibration=calibration, seed=args.seed
         )
     except (ScenarioError, CalibrationError, RunDirError, OSError) as exc:
         print(f"twin: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"{payload['scenario']}: twin (small deployment) vs real run {payload['run_id']} "
-        f"({payload['machine']})"
-    )
-    print(format_table(checks))
-    for note in payload["notes"]:
-        print(f"note: {note}")
-    verdict = "every metric in band" if payload["all_in_band"] else "OUT OF BAND"
-    print(f"{verdict} -> {out}/validation.html")
+    render_validation(out)
+    print(verdict_text(checks, payload, out))
     return 0 if payload["all_in_band"] else 1
 
 
@@ -183,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "validate",
         help="twin as the small deployment vs a real run of the scenario's real: section",
         description="Run the twin configured as the single-machine deployment of SCENARIO's real: section "
-        "and compare it with the real run (performed now with loadgen's run_real into DIR/real, or "
+        "and compare it with the real run (performed now by `loadgen run` into DIR/real, or "
         "given by --run): origin requests/s, CPU cores of the platform process and the transcode "
         "workers, glass-to-glass p50/p95 on the probe's clock, rebuffer ratio, each against the "
         "scenario's bands. Writes validation.json, validation.txt, predicted_timeseries.csv and "

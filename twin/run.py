@@ -1,8 +1,8 @@
-"""Run a scenario and write its run directory: CSV tables, summary.json, timing.json, report.html.
+"""Run a scenario and write its run directory: CSV tables, summary.json, timing.json.
 
 This is the I/O shell around the model: it loads the scenario and calibration, runs the
-`Twin`, and writes plain files. The report is rendered by `reports` from those files alone,
-so a run directory can be re-rendered or compared later without re-running the model.
+`Twin`, and writes plain files. `twin.cli` then has `reports` render report.html from those
+files alone, so a run directory can be re-rendered or compared later without re-running.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def run_scenario(
     out: str | Path,
     seed: int | None = None,
     progress: bool = False,
-    report: bool = True,
     calibration: str | Path | None = None,
 ) -> dict[str, Any]:
+    """Simulate the scenario file at `path`; write its run directory `out` (no report: CLIs render)."""
     scenario = load_scenario(path)
     parameters = load_calibration(calibration)
     seed = 1 if seed is None else seed
@@ -73,10 +73,4 @@ def run_scenario(
         "simpy_events": result.events,
         "events_per_s": result.events / wall if wall else 0.0,
     }
-    out_dir = Path(out)
-    summary = write_run(result, out_dir, timing)
-    if report:
-        from reports.html import render_report
-
-        render_report(out_dir)
-    return summary
+    return write_run(result, Path(out), timing)
