@@ -104,7 +104,8 @@ def _run(args: argparse.Namespace) -> int:
     from loadgen.realrun.launch import RealRunError
     from loadgen.realrun.run import run_real
     from reports.realrun import render_real_run
-    from twin.scenario.reader import ScenarioError, load_scenario
+    from twin.scenario.nodes import ScenarioError
+    from twin.scenario.reader import load_scenario
 
     try:
         scenario = load_scenario(args.scenario)
@@ -142,7 +143,7 @@ def _validate(scenario: Path, run_dir: Path, seed: int) -> int:
     """`twin validate SCENARIO --run RUN_DIR --out RUN_DIR/validation`, in this process."""
     from reports.validation import render_validation
     from twin.calibration.parameters import CalibrationError
-    from twin.scenario.reader import ScenarioError
+    from twin.scenario.nodes import ScenarioError
     from twin.validation.rundir import RunDirError
     from twin.validation.shell import validate_run, verdict_text
 

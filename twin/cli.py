@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from twin.calibration.parameters import CalibrationError
-from twin.scenario.reader import ScenarioError
+from twin.scenario.nodes import ScenarioError
 from twin.validation.rundir import RunDirError
 
 

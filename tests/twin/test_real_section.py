@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from twin.scenario.reader import ScenarioError, parse_scenario
+from twin.scenario.nodes import ScenarioError
+from twin.scenario.reader import parse_scenario
 from twin.scenario.schema import Bands
 
 from .conftest import SCENARIOS

@@ -8,13 +8,12 @@ must never turn a failure drill into a quiet baseline run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
 
 import yaml
 
 from twin.popularity import fit_popularity
+from twin.scenario.nodes import NodeReader, ScenarioError
 from twin.scenario.schema import (
     MAX_REAL_CHANNELS,
     MAX_REAL_VIEWERS,
@@ -38,132 +37,12 @@ from twin.scenario.schema import (
     Workload,
 )
 
-T = TypeVar("T")
 FAULT_KINDS = tuple(k.value for k in FaultKind)
 NODE_TYPES = tuple(t.value for t in NodeType)
 REAL_FAULT_KINDS = tuple(k.value for k in RealFaultKind)
 
 
-class ScenarioError(ValueError):
-    """The scenario file is wrong: its author is at fault. Names file, line and field."""
-
-    def __init__(self, source: str, line: int, field: str, message: str) -> None:
-        super().__init__(f"{source}:{line}: {field}: {message}")
-        self.source = source
-        self.line = line
-        self.field = field
-
-
-class _Reader:
-    """Typed access to one mapping node, with marks for errors and an unknown-key check."""
-
-    def __init__(self, loader: yaml.SafeLoader, node: yaml.Node, field: str, source: str) -> None:
-        self.loader = loader
-        self.node = node
-        self.field = field
-        self.source = source
-        if not isinstance(node, yaml.MappingNode):
-            self.fail(node, field, "expected a mapping")
-        self.items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                self.fail(key_node, field, "keys must be plain strings")
-            if key in self.items:
-                self.fail(key_node, self.sub(key), "duplicate key")
-            self.items[key] = (key_node, value_node)
-        self.used: set[str] = set()
-
-    def fail(self, node: yaml.Node, field: str, message: str) -> NoReturn:
-        raise ScenarioError(self.source, node.start_mark.line + 1, field or "<root>", message)
-
-    def sub(self, key: str) -> str:
-        return f"{self.field}.{key}" if self.field else key
-
-    def has(self, key: str) -> bool:
-        return key in self.items
-
-    def value_node(self, key: str) -> yaml.Node:
-        if key not in self.items:
-            self.fail(self.node, self.sub(key), "required field is missing")
-        self.used.add(key)
-        return self.items[key][1]
-
-    def scalar(self, key: str) -> tuple[Any, yaml.Node]:
-        node = self.value_node(key)
-        if not isinstance(node, yaml.ScalarNode):
-            self.fail(node, self.sub(key), "expected a single value")
-        return self.loader.construct_object(node, deep=True), node
-
-    def number(
-        self,
-        key: str,
-        default: float | None = None,
-        lo: float | None = None,
-        hi: float | None = None,
-        lo_open: bool = False,
-    ) -> float:
-        if default is not None and key not in self.items:
-            return default
-        value, node = self.scalar(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(node, self.sub(key), f"expected a number, got {value!r}")
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            self.fail(node, self.sub(key), "must be finite")
-        if lo is not None and (value < lo or (lo_open and value == lo)):
-            self.fail(node, self.sub(key), f"must be {'>' if lo_open else '>='} {lo:g}, got {value:g}")
-        if hi is not None and value > hi:
-            self.fail(node, self.sub(key), f"must be <= {hi:g}, got {value:g}")
-        return value
-
-    def integer(self, key: str, default: int | None = None, lo: int = 0, hi: int | None = None) -> int:
-        if default is not None and key not in self.items:
-            return default
-        value, node = self.scalar(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(node, self.sub(key), f"expected an integer, got {value!r}")
-        if value < lo:
-            self.fail(node, self.sub(key), f"must be >= {lo}, got {value}")
-        if hi is not None and value > hi:
-            self.fail(node, self.sub(key), f"must be <= {hi}, got {value}")
-        return int(value)
-
-    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
-        if default is not None and key not in self.items:
-            return default
-        value, node = self.scalar(key)
-        if not isinstance(value, str) or not value:
-            self.fail(node, self.sub(key), f"expected a non-empty string, got {value!r}")
-        if choices and value not in choices:
-            self.fail(node, self.sub(key), f"must be one of {', '.join(choices)}; got {value!r}")
-        return str(value)
-
-    def mapping(self, key: str) -> _Reader:
-        return _Reader(self.loader, self.value_node(key), self.sub(key), self.source)
-
-    def sequence(self, key: str, item: Callable[[_Reader], T], allow_empty: bool = False) -> tuple[T, ...]:
-        if allow_empty and key not in self.items:
-            return ()
-        node = self.value_node(key)
-        if not isinstance(node, yaml.SequenceNode):
-            self.fail(node, self.sub(key), "expected a list")
-        if not node.value and not allow_empty:
-            self.fail(node, self.sub(key), "must not be empty")
-        out = []
-        for i, child in enumerate(node.value):
-            reader = _Reader(self.loader, child, f"{self.sub(key)}[{i}]", self.source)
-            out.append(item(reader))
-            reader.done()
-        return tuple(out)
-
-    def done(self) -> None:
-        for key, (key_node, _) in self.items.items():
-            if key not in self.used:
-                self.fail(key_node, self.sub(key), "unknown field")
-
-
-def _region(r: _Reader) -> Region:
+def _region(r: NodeReader) -> Region:
     return Region(
         name=r.text("name"),
         viewer_share=r.number("viewer_share", lo=0.0, hi=1.0),
@@ -177,7 +56,7 @@ def _region(r: _Reader) -> Region:
     )
 
 
-def _pool(r: _Reader) -> PoolSpec:
+def _pool(r: NodeReader) -> PoolSpec:
     nodes = r.integer("nodes", lo=0)
     spec = PoolSpec(
         nodes=nodes,
@@ -194,7 +73,7 @@ def _pool(r: _Reader) -> PoolSpec:
     return spec
 
 
-def _fleet(r: _Reader) -> Fleet:
+def _fleet(r: NodeReader) -> Fleet:
     fleet = Fleet(
         gpu=_pool(r.mapping("gpu")),
         cpu=_pool(r.mapping("cpu")),
@@ -208,7 +87,7 @@ def _fleet(r: _Reader) -> Fleet:
     return fleet
 
 
-def _workload(r: _Reader) -> Workload:
+def _workload(r: NodeReader) -> Workload:
     w = Workload(
         viewers=r.number("viewers", lo=1.0, hi=1e10),
         streamers=r.integer("streamers", lo=2, hi=MAX_STREAMERS),
@@ -241,7 +120,7 @@ def _workload(r: _Reader) -> Workload:
     return w
 
 
-def _fault(r: _Reader) -> Fault:
+def _fault(r: NodeReader) -> Fault:
     kind = FaultKind(r.text("kind", choices=FAULT_KINDS))
     at_s = r.number("at_s", lo=0.0)
     match kind:
@@ -285,7 +164,7 @@ def _fault(r: _Reader) -> Fault:
             )
 
 
-def _slos(r: _Reader) -> Slos:
+def _slos(r: NodeReader) -> Slos:
     s = Slos(
         glass_to_glass_p95_s=r.number("glass_to_glass_p95_s", lo=0.0, lo_open=True),
         rebuffer_ratio=r.number("rebuffer_ratio", lo=0.0, hi=1.0),
@@ -296,7 +175,7 @@ def _slos(r: _Reader) -> Slos:
     return s
 
 
-def _real_source(r: _Reader) -> RealSource:
+def _real_source(r: NodeReader) -> RealSource:
     src = RealSource(
         width=r.integer("width", default=640, lo=64, hi=3840),
         height=r.integer("height", default=360, lo=64, hi=2160),
@@ -309,7 +188,7 @@ def _real_source(r: _Reader) -> RealSource:
     return src
 
 
-def _real_fault(r: _Reader) -> RealFault:
+def _real_fault(r: NodeReader) -> RealFault:
     kind = RealFaultKind(r.text("kind", choices=REAL_FAULT_KINDS))
     at_s = r.number("at_s", lo=0.0)
     rank = r.integer("stream_rank", default=1, lo=1)
@@ -328,7 +207,7 @@ def _real_fault(r: _Reader) -> RealFault:
 _DEFAULT_BANDS = Bands()
 
 
-def _bands(r: _Reader) -> Bands:
+def _bands(r: NodeReader) -> Bands:
     b = Bands(
         throughput=r.number("throughput", default=_DEFAULT_BANDS.throughput, lo=0.0, hi=10.0, lo_open=True),
         utilization=r.number(
@@ -343,7 +222,7 @@ def _bands(r: _Reader) -> Bands:
     return b
 
 
-def _real(r: _Reader) -> RealSpec:
+def _real(r: NodeReader) -> RealSpec:
     duration = r.number("duration_s", lo=10.0, hi=3600.0)
     warmup = r.number("warmup_s", default=20.0, lo=0.0, hi=600.0)
     channels = r.integer("channels", default=1, lo=1, hi=MAX_REAL_CHANNELS)
@@ -417,7 +296,7 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
         if root is None:
             raise ScenarioError(source, 1, "<root>", "the file is empty")
         try:
-            return _scenario(_Reader(loader, root, "", source), source)
+            return _scenario(NodeReader(loader, root, "", source), source)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             raise ScenarioError(source, (mark.line + 1) if mark else 1, "<value>", str(exc.problem)) from exc
@@ -427,7 +306,7 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
         loader.dispose()
 
 
-def _scenario(r: _Reader, source: str) -> Scenario:
+def _scenario(r: NodeReader, source: str) -> Scenario:
     duration = r.number("duration_s", lo=1.0, hi=7 * 86400.0)
     step = r.number("step_s", default=1.0, lo=0.1, hi=60.0)
     record = r.number("record_every_s", default=10.0, lo=step)

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from twin.scenario.reader import ScenarioError, parse_scenario
+from twin.scenario.nodes import ScenarioError
+from twin.scenario.reader import parse_scenario
 from twin.scenario.schema import RealSpec
 from twin.validation.checks import number_at
 
