@@ -73,17 +73,61 @@ def children(pid: int) -> list[int]:
 def make_source(workdir: Path, seconds: int) -> tuple[Path, int]:
     source = workdir / "source.flv"
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3000k",
-         "-maxrate", "3000k", "-bufsize", "3000k", "-g", "60", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "128k", "-f", "flv", str(source)],
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            "3000k",
+            "-maxrate",
+            "3000k",
+            "-bufsize",
+            "3000k",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-f",
+            "flv",
+            str(source),
+        ],
         check=True,
     )
     probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_packets", "-show_entries", "stream=nb_read_packets",
-         "-of", "csv=p=0", str(source)], check=True, capture_output=True, text=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     messages = sum(int(x) for x in probe.stdout.split())
     return source, messages
@@ -112,12 +156,14 @@ events {{ worker_connections 1024; }}
 rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
     application live {{ live on; record off; }} }} }}
 """)
-    return subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        ["nginx", "-p", str(prefix), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
-def run_case(name: str, workdir: Path, source: Path, messages: int, media_s: float,
-             publishers: int, loops: int) -> Result:
+def run_case(
+    name: str, workdir: Path, source: Path, messages: int, media_s: float, publishers: int, loops: int
+) -> Result:
     port = free_port()
     start = start_livetwin if name == "livetwin" else start_nginx
     server = start(workdir, port, publishers)
@@ -129,10 +175,25 @@ def run_case(name: str, workdir: Path, source: Path, messages: int, media_s: flo
         t0 = time.perf_counter()
         clients = [
             subprocess.Popen(
-                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-                 "-stream_loop", str(loops - 1), "-i", str(source),
-                 "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{port}/live/bench_key_{i:03d}"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                [
+                    "ffmpeg",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-nostdin",
+                    "-stream_loop",
+                    str(loops - 1),
+                    "-i",
+                    str(source),
+                    "-c",
+                    "copy",
+                    "-f",
+                    "flv",
+                    f"rtmp://127.0.0.1:{port}/live/bench_key_{i:03d}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             for i in range(publishers)
         ]
         for client in clients:
@@ -148,16 +209,18 @@ def run_case(name: str, workdir: Path, source: Path, messages: int, media_s: flo
         except subprocess.TimeoutExpired:
             server.kill()
     megabits = source.stat().st_size * 8 / 1e6 * publishers * loops
-    return Result(name, publishers, wall, cpu, megabits, messages * publishers * loops,
-                  media_s * publishers * loops)
+    return Result(
+        name, publishers, wall, cpu, megabits, messages * publishers * loops, media_s * publishers * loops
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--publishers", default="1,4,8", help="comma-separated N values")
     parser.add_argument("--seconds", type=int, default=10, help="source duration")
-    parser.add_argument("--loops", type=int, default=12,
-                        help="times each publisher sends the source (ffmpeg -stream_loop)")
+    parser.add_argument(
+        "--loops", type=int, default=12, help="times each publisher sends the source (ffmpeg -stream_loop)"
+    )
     args = parser.parse_args(argv)
     for tool in ("ffmpeg", "ffprobe", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -173,21 +236,29 @@ def main(argv: list[str] | None = None) -> int:
             ours = run_case("livetwin", workdir, source, messages, args.seconds, n, args.loops)
             base = run_case("nginx-rtmp", workdir, source, messages, args.seconds, n, args.loops)
             rows.append((ours, base))
-    print(f"\nIngest throughput, {source_mbps:.2f} Mbit/s "
-          f"720p30 source x N publishers x {args.loops} loops, "
-          "ffmpeg -c copy without -re\n")
-    header = (f"{'N':>3} {'server':<11} {'wall s':>7} {'Mbit/s':>8} {'msg/s':>8} "
-              f"{'cpu s':>6} {'Mbit/cpu-s':>10} {'core/pub':>9} {'ratio':>6}")
+    print(
+        f"\nIngest throughput, {source_mbps:.2f} Mbit/s "
+        f"720p30 source x N publishers x {args.loops} loops, "
+        "ffmpeg -c copy without -re\n"
+    )
+    header = (
+        f"{'N':>3} {'server':<11} {'wall s':>7} {'Mbit/s':>8} {'msg/s':>8} "
+        f"{'cpu s':>6} {'Mbit/cpu-s':>10} {'core/pub':>9} {'ratio':>6}"
+    )
     print(header)
     print("-" * len(header))
     for ours, base in rows:
         for r in (ours, base):
             ratio = r.mbps_per_cpu / base.mbps_per_cpu
-            print(f"{r.publishers:>3} {r.server:<11} {r.wall_s:>7.2f} {r.mbps:>8.1f} "
-                  f"{r.messages / r.wall_s:>8.0f} {r.cpu_s:>6.2f} {r.mbps_per_cpu:>10.1f} "
-                  f"{r.cpu_per_publisher:>9.4f} {ratio:>6.2f}")
-    print("\nratio = Mbit per server CPU-second relative to nginx-rtmp (higher is better);"
-          "\ncore/pub = server CPU seconds per second of media one publisher sends.")
+            print(
+                f"{r.publishers:>3} {r.server:<11} {r.wall_s:>7.2f} {r.mbps:>8.1f} "
+                f"{r.messages / r.wall_s:>8.0f} {r.cpu_s:>6.2f} {r.mbps_per_cpu:>10.1f} "
+                f"{r.cpu_per_publisher:>9.4f} {ratio:>6.2f}"
+            )
+    print(
+        "\nratio = Mbit per server CPU-second relative to nginx-rtmp (higher is better);"
+        "\ncore/pub = server CPU seconds per second of media one publisher sends."
+    )
     return 0
 
 

@@ -48,6 +48,7 @@ PARTS_PER_SEGMENT = 6
 
 # -- the origin under test (runs in its own process) ---------------------------------------------
 
+
 def serve_origin(port: int) -> None:
     from aiohttp import web
     from live.origin.app import BLOCKER_KEY, setup_origin
@@ -58,17 +59,27 @@ def serve_origin(port: int) -> None:
     # 10k connections from one Python client.
     store = OriginStore(OriginSettings(timing=ChannelTiming(4, 0.334), max_held_requests=50_000))
     for name, _ in RENDITIONS:
-        store.publish_init(CHANNEL, InitSegment(
-            name, os.urandom(700), "mp4a.40.2" if name == "audio" else "avc1.64001f,mp4a.40.2",
-            3_000_000, None if name == "audio" else 1280, None if name == "audio" else 720, 30.0))
+        store.publish_init(
+            CHANNEL,
+            InitSegment(
+                name,
+                os.urandom(700),
+                "mp4a.40.2" if name == "audio" else "avc1.64001f,mp4a.40.2",
+                3_000_000,
+                None if name == "audio" else 1280,
+                None if name == "audio" else 720,
+                30.0,
+            ),
+        )
     position = [0, 0]
 
     def publish() -> tuple[int, int]:
         msn, index = position
         end = index == PARTS_PER_SEGMENT - 1
         for name, size in RENDITIONS:
-            store.publish_part(CHANNEL, Part(name, msn, index, os.urandom(size), PART_S, index == 0,
-                                             time.time(), end))
+            store.publish_part(
+                CHANNEL, Part(name, msn, index, os.urandom(size), PART_S, index == 0, time.time(), end)
+            )
         position[:] = [msn + 1, 0] if end else [msn, index + 1]
         return msn, index
 
@@ -84,21 +95,36 @@ def serve_origin(port: int) -> None:
         assert channel is not None
         rend = channel.renditions["720p"]
         assert rend.last is not None
-        return web.json_response({"epoch": channel.epoch, "next": list(rend.last.next_part),
-                                  "held": request.app[BLOCKER_KEY].held,
-                                  "parts": [[p.msn, p.index] for s in rend.segments for p in s.parts
-                                            if rend.part_listed(p, channel.timing)]})
+        return web.json_response(
+            {
+                "epoch": channel.epoch,
+                "next": list(rend.last.next_part),
+                "held": request.app[BLOCKER_KEY].held,
+                "parts": [
+                    [p.msn, p.index]
+                    for s in rend.segments
+                    for p in s.parts
+                    if rend.part_listed(p, channel.timing)
+                ],
+            }
+        )
 
     app = web.Application()
     setup_origin(app, store)
     app.router.add_post("/bench/publish", do_publish)
     app.router.add_get("/bench/state", state)
-    web.run_app(app, host="127.0.0.1", port=port, backlog=4096, print=lambda *_: print("ready",
-                                                                                      flush=True),
-                access_log=None)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        backlog=4096,
+        print=lambda *_: print("ready", flush=True),
+        access_log=None,
+    )
 
 
 # -- process helpers -----------------------------------------------------------------------------
+
 
 def tree_pids(pid: int) -> list[int]:
     pids = [pid]
@@ -162,6 +188,7 @@ http {{
 
 # -- a lean HTTP/1.1 client (asyncio protocol; just enough to time whole responses) -------------
 
+
 class Conn(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -185,10 +212,10 @@ class Conn(asyncio.Protocol):
             return
         head = bytes(self.buffer[:end]).lower()
         at = head.find(b"content-length:")
-        length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None])
+        length = int(head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None])
         if len(self.buffer) >= end + 4 + length:
             status = int(head[9:12])
-            del self.buffer[:end + 4 + length]
+            del self.buffer[: end + 4 + length]
             if self.waiter is not None and not self.waiter.done():
                 self.waiter.set_result((status, length, time.time()))
 
@@ -201,8 +228,9 @@ async def open_conns(port: int, count: int, batch: int = 500) -> list[Conn]:
     loop = asyncio.get_running_loop()
     conns: list[Conn] = []
     for start in range(0, count, batch):
-        made = await asyncio.gather(*(loop.create_connection(Conn, "127.0.0.1", port)
-                                      for _ in range(min(batch, count - start))))
+        made = await asyncio.gather(
+            *(loop.create_connection(Conn, "127.0.0.1", port) for _ in range(min(batch, count - start)))
+        )
         conns.extend(protocol for _, protocol in made)
     return conns
 
@@ -215,8 +243,9 @@ def close_conns(conns: list[Conn]) -> None:
 
 async def http_json(port: int, method: str, path: str) -> dict:  # type: ignore[type-arg]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-                 .encode())
+    writer.write(
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".encode()
+    )
     raw = await reader.read()
     writer.close()
     return json.loads(raw.split(b"\r\n\r\n", 1)[1])  # type: ignore[no-any-return]
@@ -231,6 +260,7 @@ async def fetch_body(port: int, path: str) -> bytes:
 
 
 # -- measurements ------------------------------------------------------------------------------------
+
 
 @dataclass
 class HeldResult:
@@ -275,8 +305,17 @@ async def held_origin(port: int, pid: int, n: int) -> HeldResult:
     delays = [(a[2] - published["t"]) * 1000 for a in ok]
     close_conns(conns)
     await asyncio.sleep(0.3)
-    return HeldResult("origin", n, len(ok), pct(delays, 0.5), pct(delays, 0.99), max(delays, default=0),
-                      (cpu_after - cpu_before) * 1000, (rss_held - rss_before) / n, idle_ms)
+    return HeldResult(
+        "origin",
+        n,
+        len(ok),
+        pct(delays, 0.5),
+        pct(delays, 0.99),
+        max(delays, default=0),
+        (cpu_after - cpu_before) * 1000,
+        (rss_held - rss_before) / n,
+        idle_ms,
+    )
 
 
 async def held_nginx(port: int, pid: int, n: int, path: str) -> HeldResult:
@@ -291,8 +330,17 @@ async def held_nginx(port: int, pid: int, n: int, path: str) -> HeldResult:
     delays = [(a[2] - t0) * 1000 for a in ok]
     close_conns(conns)
     await asyncio.sleep(0.3)
-    return HeldResult("nginx", n, len(ok), pct(delays, 0.5), pct(delays, 0.99), max(delays, default=0),
-                      (cpu_after - cpu_before) * 1000, None, None)
+    return HeldResult(
+        "nginx",
+        n,
+        len(ok),
+        pct(delays, 0.5),
+        pct(delays, 0.99),
+        max(delays, default=0),
+        (cpu_after - cpu_before) * 1000,
+        None,
+        None,
+    )
 
 
 async def single_release(port: int, rounds: int) -> list[float]:
@@ -371,8 +419,9 @@ class RateResult:
         return self.requests / self.cpu_s if self.cpu_s else float("inf")
 
 
-async def part_rate(server: str, port: int, pid: int, paths: list[str], connections: int,
-                    seconds: float) -> RateResult:
+async def part_rate(
+    server: str, port: int, pid: int, paths: list[str], connections: int, seconds: float
+) -> RateResult:
     conns = await open_conns(port, connections)
     count = 0
     nbytes = 0
@@ -400,16 +449,22 @@ async def part_rate(server: str, port: int, pid: int, paths: list[str], connecti
 
 # -- main ------------------------------------------------------------------------------------------
 
-async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx_port: int,
-              nginx_pid: int, www: Path) -> None:
+
+async def run(
+    args: argparse.Namespace, origin_port: int, origin_pid: int, nginx_port: int, nginx_pid: int, www: Path
+) -> None:
     playlist_path = f"/hls/{CHANNEL}/720p.m3u8"
     (www / playlist_path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
     (www / playlist_path.lstrip("/")).write_bytes(await fetch_body(origin_port, playlist_path))
 
     held: list[tuple[HeldResult, HeldResult]] = []
     for n in args.held:
-        held.append((await held_origin(origin_port, origin_pid, n),
-                     await held_nginx(nginx_port, nginx_pid, n, playlist_path)))
+        held.append(
+            (
+                await held_origin(origin_port, origin_pid, n),
+                await held_nginx(nginx_port, nginx_pid, n, playlist_path),
+            )
+        )
 
     single = await single_release(origin_port, args.rounds)
 
@@ -421,39 +476,52 @@ async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(await fetch_body(origin_port, path))
 
-    rates = [await part_rate("origin", origin_port, origin_pid, part_paths, args.connections, args.seconds),
-             await part_rate("nginx", nginx_port, nginx_pid, part_paths, args.connections, args.seconds)]
+    rates = [
+        await part_rate("origin", origin_port, origin_pid, part_paths, args.connections, args.seconds),
+        await part_rate("nginx", nginx_port, nginx_pid, part_paths, args.connections, args.seconds),
+    ]
 
     print(f"\nHeld blocking reloads released by one new part (playlist ~{state_size(www, playlist_path)} B)")
-    print(f"{'N':>6} {'server':>7} {'answered':>8} {'p50 ms':>8} {'p99 ms':>8} {'all ms':>8} "
-          f"{'CPU ms':>8} {'CPU us/req':>10} {'RSS/held':>9} {'idle CPU':>9} {'all ms ratio':>12} "
-          f"{'CPU ratio':>9}")
+    print(
+        f"{'N':>6} {'server':>7} {'answered':>8} {'p50 ms':>8} {'p99 ms':>8} {'all ms':>8} "
+        f"{'CPU ms':>8} {'CPU us/req':>10} {'RSS/held':>9} {'idle CPU':>9} {'all ms ratio':>12} "
+        f"{'CPU ratio':>9}"
+    )
     for origin, nginx in held:
         for row in (origin, nginx):
             rss = f"{row.rss_per_held / 1024:.1f} KiB" if row.rss_per_held is not None else "-"
             idle = f"{row.idle_cpu_ms_per_s:.0f} ms/s" if row.idle_cpu_ms_per_s is not None else "-"
             ratio_all = f"{origin.all_ms / nginx.all_ms:.2f}x" if row is origin and nginx.all_ms else ""
-            ratio_cpu = (f"{origin.cpu_ms / nginx.cpu_ms:.2f}x" if row is origin and nginx.cpu_ms
-                         else "")
-            print(f"{row.n:>6} {row.server:>7} {row.answered:>8} {row.p50_ms:>8.1f} {row.p99_ms:>8.1f} "
-                  f"{row.all_ms:>8.1f} {row.cpu_ms:>8.0f} {row.cpu_ms * 1000 / max(row.answered, 1):>10.1f} "
-                  f"{rss:>9} {idle:>9} {ratio_all:>12} {ratio_cpu:>9}")
-    print(f"\nOne held request, publish-to-answer over {len(single)} parts: p50 {pct(single, 0.5):.1f} ms, "
-          f"p99 {pct(single, 0.99):.1f} ms, max {max(single):.1f} ms")
+            ratio_cpu = f"{origin.cpu_ms / nginx.cpu_ms:.2f}x" if row is origin and nginx.cpu_ms else ""
+            print(
+                f"{row.n:>6} {row.server:>7} {row.answered:>8} {row.p50_ms:>8.1f} {row.p99_ms:>8.1f} "
+                f"{row.all_ms:>8.1f} {row.cpu_ms:>8.0f} {row.cpu_ms * 1000 / max(row.answered, 1):>10.1f} "
+                f"{rss:>9} {idle:>9} {ratio_all:>12} {ratio_cpu:>9}"
+            )
+    print(
+        f"\nOne held request, publish-to-answer over {len(single)} parts: p50 {pct(single, 0.5):.1f} ms, "
+        f"p99 {pct(single, 0.99):.1f} ms, max {max(single):.1f} ms"
+    )
     size = rates[0].nbytes // max(rates[0].requests, 1)
     print(f"\nPart requests ({size} B parts, {args.connections} keep-alive connections, {args.seconds:g} s)")
-    print(f"{'server':>7} {'requests':>9} {'req/s wall':>10} {'server CPU s':>12} {'req/CPU-s':>10} "
-          f"{'MB/CPU-s':>9}")
+    print(
+        f"{'server':>7} {'requests':>9} {'req/s wall':>10} {'server CPU s':>12} {'req/CPU-s':>10} "
+        f"{'MB/CPU-s':>9}"
+    )
     for rate in rates:
-        print(f"{rate.server:>7} {rate.requests:>9} {rate.per_s:>10.0f} {rate.cpu_s:>12.2f} "
-              f"{rate.per_cpu_s:>10.0f} {rate.nbytes / 1e6 / rate.cpu_s if rate.cpu_s else 0:>9.1f}")
+        print(
+            f"{rate.server:>7} {rate.requests:>9} {rate.per_s:>10.0f} {rate.cpu_s:>12.2f} "
+            f"{rate.per_cpu_s:>10.0f} {rate.nbytes / 1e6 / rate.cpu_s if rate.cpu_s else 0:>9.1f}"
+        )
     print(f"origin / nginx requests per CPU-second: {rates[0].per_cpu_s / rates[1].per_cpu_s:.2f}x")
     if args.dvr_hours > 0:
         cost = dvr_render_cost(args.dvr_hours)
-        print(f"\nPlaylist render per new part, {args.dvr_hours:g} h DVR window ({cost['segments']:.0f} "
-              f"segments, {cost['kib']:.0f} KiB, {cost['gzip_kib']:.0f} KiB gzipped): full "
-              f"{cost['full']:.1f} ms, full+gzip {cost['full+gzip']:.1f} ms, delta update "
-              f"{cost['delta']:.2f} ms (once per version, shared by every held request)")
+        print(
+            f"\nPlaylist render per new part, {args.dvr_hours:g} h DVR window ({cost['segments']:.0f} "
+            f"segments, {cost['kib']:.0f} KiB, {cost['gzip_kib']:.0f} KiB gzipped): full "
+            f"{cost['full']:.1f} ms, full+gzip {cost['full+gzip']:.1f} ms, delta update "
+            f"{cost['delta']:.2f} ms (once per version, shared by every held request)"
+        )
 
 
 def state_size(www: Path, path: str) -> int:
@@ -462,8 +530,9 @@ def state_size(www: Path, path: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--held", default="1000,5000,10000",
-                        type=lambda text: [int(n) for n in text.split(",")])
+    parser.add_argument(
+        "--held", default="1000,5000,10000", type=lambda text: [int(n) for n in text.split(",")]
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=50, help="single held-request releases")
@@ -483,10 +552,12 @@ def main() -> None:
         nginx_port, origin_port = free_port(), free_port()
         (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=nginx_port))
         procs = [
-            subprocess.Popen([sys.executable, __file__, "--serve-origin", str(origin_port)],
-                             stdout=subprocess.DEVNULL),
-            subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf"), "-e",
-                              str(root / "error.log")]),
+            subprocess.Popen(
+                [sys.executable, __file__, "--serve-origin", str(origin_port)], stdout=subprocess.DEVNULL
+            ),
+            subprocess.Popen(
+                [nginx, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")]
+            ),
         ]
         try:
             wait_port(origin_port, poll_s=0.05)

@@ -51,7 +51,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        summary = run_scenario(args.scenario, Path(tmp), seed=args.seed, progress=False, report=False)
+        summary = run_scenario(args.scenario, Path(tmp), seed=args.seed, progress=False)
         wall = time.perf_counter() - started
         timing = json.loads((Path(tmp) / "timing.json").read_text(encoding="utf-8"))
     events = int(timing["simpy_events"])

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -88,15 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     real.add_argument("scenario", help="scenario YAML with a real: section (see scenarios/)")
     real.add_argument("--out", default=None, help="run directory (default runs/<scenario>-<UTC time>)")
     real.add_argument("--seed", type=int, default=1, help="seed for the load generators (default 1)")
+    real.add_argument(
+        "--validate",
+        action="store_true",
+        help="then validate the twin against the run (twin validate SCENARIO --run OUT) into "
+        "OUT/validation; exit 1 when a metric is out of band",
+    )
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
-    from loadgen.realrun import RealRunError, run_real
-    from twin.scenario import ScenarioError, load_scenario
+    from loadgen.realrun.launch import RealRunError
+    from loadgen.realrun.run import run_real
+    from reports.realrun import render_real_run
+    from twin.scenario.nodes import ScenarioError
+    from twin.scenario.reader import load_scenario
 
     try:
         scenario = load_scenario(args.scenario)
@@ -117,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     except RealRunError as exc:
         print(f"loadgen run: {exc}", file=sys.stderr)
         return 1
+    render_real_run(run_dir)
     measured = json.loads((run_dir / "measured.json").read_text(encoding="utf-8"))["measured"]
     g2g = measured["glass_to_glass_s"]
     cpu = measured["cpu_cores"]
@@ -126,24 +136,47 @@ def _run(args: argparse.Namespace) -> int:
         f"{cpu['loadgen']:.2f} cores, glass-to-glass p50 {g2g['p50']} s p95 {g2g['p95']} s, "
         f"rebuffer {measured['rebuffer_ratio']:.4f} -> {run_dir}"
     )
-    return 0
+    return _validate(Path(args.scenario), run_dir, args.seed) if args.validate else 0
+
+
+def _validate(scenario: Path, run_dir: Path, seed: int) -> int:
+    """`twin validate SCENARIO --run RUN_DIR --out RUN_DIR/validation`, in this process."""
+    from reports.validation import render_validation
+    from twin.calibration.parameters import CalibrationError
+    from twin.scenario.nodes import ScenarioError
+    from twin.validation.rundir import RunDirError
+    from twin.validation.shell import validate_run, verdict_text
+
+    out = run_dir / "validation"
+    try:
+        checks, payload = validate_run(scenario, out, run_dir=run_dir, seed=seed)
+    except (ScenarioError, CalibrationError, RunDirError, OSError) as exc:
+        print(f"loadgen run: {exc}", file=sys.stderr)
+        return 2
+    render_validation(out)
+    print(verdict_text(checks, payload, out))
+    return 0 if payload["all_in_band"] else 1
 
 
 def _locust(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
     import subprocess
-    from pathlib import Path
+
+    from loadgen.locustfiles.settings import LocustSettings
 
     files = Path(__file__).with_name("locustfiles")
     script = files / ("llhls_viewer.py" if args.kind == "viewers" else "chatter.py")
-    env = dict(os.environ)
-    env["LIVETWIN_HLS_MASTER"] = f"/hls/{args.channel}/master.m3u8"
-    env["LIVETWIN_CHAT_CHANNEL"] = args.channel
-    env["LIVETWIN_CHAT_PORT"] = str(args.chat_port)
-    if args.token:
-        env["LIVETWIN_CHAT_TOKEN"] = args.token
-    if args.chat_rate is not None:
-        env["LIVETWIN_CHAT_RATE"] = str(args.chat_rate)
+    settings = LocustSettings.from_environ(os.environ)  # what the caller's LIVETWIN_* say, then the flags
+    settings = dataclasses.replace(
+        settings,
+        master_path=f"/hls/{args.channel}/master.m3u8",
+        chat_channel=args.channel,
+        chat_port=args.chat_port,
+        chat_tokens=tuple(t for t in args.token.split(",") if t) if args.token else settings.chat_tokens,
+        chat_rate=settings.chat_rate if args.chat_rate is None else args.chat_rate,
+    )
+    env = dict(os.environ) | settings.to_environ()
     command = [
         sys.executable,
         "-m",

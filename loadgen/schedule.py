@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from twin.scenario import RealSpec
+from twin.scenario.schema import RealFaultKind, RealSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class ViewerSchedule:
         spikes = tuple(
             Spike(f.stream_rank, f.at_s, f.ramp_s, f.duration_s, f.factor)
             for f in spec.faults
-            if f.kind == "viral_spike"
+            if f.kind == RealFaultKind.VIRAL_SPIKE
         )
         return cls(base, spikes, spec.chatters, spec.spawn_rate, spec.warmup_s + spec.duration_s)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
-from twin.calibration import CalibrationError
-from twin.scenario import ScenarioError
+from twin.calibration.parameters import CalibrationError
+from twin.scenario.nodes import ScenarioError
+from twin.validation.rundir import RunDirError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -21,12 +24,15 @@ def _run(args: argparse.Namespace) -> int:
             out,
             seed=args.seed,
             progress=not args.quiet,
-            report=not args.no_report,
             calibration=args.calibration,
         )
     except (ScenarioError, CalibrationError) as exc:
         print(f"twin: {exc}", file=sys.stderr)
         return 2
+    if not args.no_report:
+        from reports.html import render_report
+
+        render_report(out)
     timing = json.loads((out / "timing.json").read_text(encoding="utf-8"))
     for slo in summary["slos"]:
         verdict = "PASS" if slo["pass"] else "FAIL"
@@ -58,9 +64,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from twin.calibrate import CalibrateError, calibrate, report, write_calibration
-    from twin.calibration import load_calibration
-    from twin.rundir import RunDirError, read_run
+    from twin.calibration.parameters import load_calibration, shipped_text
+    from twin.validation.calibrate import CalibrateError, calibrate, report, write_calibration
+    from twin.validation.rundir import read_run
 
     base_path = Path(args.base) if args.base else None
     try:
@@ -71,9 +77,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"twin: {exc}", file=sys.stderr)
         return 2
     if raw_text is None:
-        from importlib import resources
-
-        raw_text = resources.files("twin").joinpath("calibration.yaml").read_text(encoding="utf-8")
+        raw_text = shipped_text()
     machines = sorted({r.machine for r in runs})
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     command = "twin calibrate " + " ".join(shlex.quote(a) for a in (args.argv or []))
@@ -86,7 +90,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"Calibrated by `{command}` on {platform.node()} {today}\n"
             f"from real runs {ids} ({'; '.join(machines)}).\n"
             "Entries whose source starts with 'measured:' or 'derived:' come from those runs; the rest\n"
-            f"are the base calibration's ({base_path or 'twin/calibration.yaml'})."
+            f"are the base calibration's ({base_path or 'twin/calibration/calibration.yaml'})."
         )
         write_calibration(yaml.safe_load(raw_text), result, out, header)
     except (CalibrateError, CalibrationError, RunDirError, ScenarioError, ValueError) as exc:
@@ -97,33 +101,42 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _perform_real_run(scenario: Path, out: Path, seed: int) -> int:
+    """`loadgen run SCENARIO --out OUT` in a child process, its output streamed; its exit status."""
+    if importlib.util.find_spec("loadgen") is None:
+        raise RunDirError(
+            "cannot perform the real run here (no loadgen); pass --run RUN_DIR from `loadgen run`"
+        )
+    argv = [sys.executable, "-m", "loadgen.cli", "run", str(scenario), "--out", str(out), "--seed", str(seed)]
+    return subprocess.run(argv, check=False).returncode
+
+
 def _validate(args: argparse.Namespace) -> int:
-    from twin.rundir import RunDirError
-    from twin.validate import format_table
-    from twin.validation_run import validate_run
+    from reports.validation import render_validation
+    from twin.calibration.parameters import load_calibration
+    from twin.validation.shell import real_scenario, validate_run, verdict_text
 
     scenario = Path(args.scenario)
     out = Path(args.out) if args.out else Path("reports/out") / f"validate-{scenario.stem}"
+    calibration = Path(args.calibration) if args.calibration else None
     try:
+        if args.run:
+            run_dir = Path(args.run)
+        else:
+            real_scenario(scenario)  # refuse a scenario without a real: section before the run
+            load_calibration(calibration)  # and a bad calibration
+            run_dir = out / "real"
+            status = _perform_real_run(scenario, run_dir, args.seed)
+            if status != 0:
+                raise RunDirError(f"the real run failed: `loadgen run` exited with status {status}")
         checks, payload = validate_run(
-            scenario,
-            out,
-            run_dir=Path(args.run) if args.run else None,
-            calibration=Path(args.calibration) if args.calibration else None,
-            seed=args.seed,
+            scenario, out, run_dir=run_dir, calibration=calibration, seed=args.seed
         )
     except (ScenarioError, CalibrationError, RunDirError, OSError) as exc:
         print(f"twin: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"{payload['scenario']}: twin (small deployment) vs real run {payload['run_id']} "
-        f"({payload['machine']})"
-    )
-    print(format_table(checks))
-    for note in payload["notes"]:
-        print(f"note: {note}")
-    verdict = "every metric in band" if payload["all_in_band"] else "OUT OF BAND"
-    print(f"{verdict} -> {out}/validation.html")
+    render_validation(out)
+    print(verdict_text(checks, payload, out))
     return 0 if payload["all_in_band"] else 1
 
 
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--seed", type=int, default=None, help="random seed (default 1); same seed, same summary"
     )
-    run.add_argument("--calibration", help="calibration YAML (default: twin/calibration.yaml)")
+    run.add_argument("--calibration", help="calibration YAML (default: twin/calibration/calibration.yaml)")
     run.add_argument("--no-report", action="store_true", help="skip report.html")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--strict", action="store_true", help="exit 1 when an SLO fails")
@@ -155,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("b", help="second run directory")
     cmp_.add_argument("--html", help="also write a side-by-side HTML page here")
     cmp_.set_defaults(func=_compare)
-    cal = sub.add_parser(
+    calibrate_cmd = sub.add_parser(
         "calibrate",
         help="fit the twin's per-unit costs from real run directories",
         description="Fit CPU per request, per held request, per chat delivery, per ingested Mbit, idle "
@@ -165,23 +178,27 @@ def main(argv: list[str] | None = None) -> int:
         "keep the base value and source); write a calibration YAML whose changed entries name the "
         "runs, machine, date and command.",
     )
-    cal.add_argument(
+    calibrate_cmd.add_argument(
         "run_dirs", nargs="+", metavar="RUN_DIR", help="real run directories (loadgen run --out)"
     )
-    cal.add_argument(
+    calibrate_cmd.add_argument(
         "--out",
         default="reports/out/calibration.yaml",
         help="calibration YAML to write "
         "(default reports/out/calibration.yaml; the shipped file is only replaced if named)",
     )
-    cal.add_argument("--base", help="calibration to start from (default: twin/calibration.yaml)")
-    cal.add_argument("--seed", type=int, default=1, help="seed of the twin runs used for the latency fit")
-    cal.set_defaults(func=_calibrate)
+    calibrate_cmd.add_argument(
+        "--base", help="calibration to start from (default: twin/calibration/calibration.yaml)"
+    )
+    calibrate_cmd.add_argument(
+        "--seed", type=int, default=1, help="seed of the twin runs used for the latency fit"
+    )
+    calibrate_cmd.set_defaults(func=_calibrate)
     val = sub.add_parser(
         "validate",
         help="twin as the small deployment vs a real run of the scenario's real: section",
         description="Run the twin configured as the single-machine deployment of SCENARIO's real: section "
-        "and compare it with the real run (performed now with loadgen's run_real into DIR/real, or "
+        "and compare it with the real run (performed now by `loadgen run` into DIR/real, or "
         "given by --run): origin requests/s, CPU cores of the platform process and the transcode "
         "workers, glass-to-glass p50/p95 on the probe's clock, rebuffer ratio, each against the "
         "scenario's bands. Writes validation.json, validation.txt, predicted_timeseries.csv and "
@@ -190,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     val.add_argument("scenario", help="scenario YAML with a real: section")
     val.add_argument("--run", help="an existing real run directory (default: perform the run now)")
-    val.add_argument("--calibration", help="calibration YAML (default: twin/calibration.yaml)")
+    val.add_argument("--calibration", help="calibration YAML (default: twin/calibration/calibration.yaml)")
     val.add_argument("--out", help="output directory (default reports/out/validate-<scenario>)")
     val.add_argument("--seed", type=int, default=1, help="seed of the twin (and of the real run's load)")
     val.set_defaults(func=_validate)

@@ -1,8 +1,8 @@
-"""Run a scenario and write its run directory: CSV tables, summary.json, timing.json, report.html.
+"""Run a scenario and write its run directory: CSV tables, summary.json, timing.json.
 
 This is the I/O shell around the model: it loads the scenario and calibration, runs the
-`Twin`, and writes plain files. The report is rendered by `reports` from those files alone,
-so a run directory can be re-rendered or compared later without re-running the model.
+`Twin`, and writes plain files. `twin.cli` then has `reports` render report.html from those
+files alone, so a run directory can be re-rendered or compared later without re-running.
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ from typing import Any
 
 import pandas as pd
 
-from twin.calibration import Calibration, load_calibration
-from twin.model import RunResult, Twin
-from twin.scenario import Scenario, load_scenario
+from twin.calibration.parameters import Calibration, load_calibration
+from twin.model.records import RunResult
+from twin.model.twin import Twin
+from twin.scenario.reader import load_scenario
+from twin.scenario.schema import Scenario
 from twin.summary import latency_table, summarize
 
 
 def simulate(
-    scenario: Scenario, seed: int, cal: Calibration | None = None, progress: bool = False
+    scenario: Scenario, seed: int, calibration: Calibration | None = None, progress: bool = False
 ) -> RunResult:
     """Run the model in memory (tests use this); `progress` shows a tqdm bar on stderr."""
-    twin = Twin(scenario, cal or load_calibration(), seed)
+    twin = Twin(scenario, calibration or load_calibration(), seed)
     if not progress:
         return twin.run()
     from tqdm import tqdm
@@ -57,24 +59,18 @@ def run_scenario(
     out: str | Path,
     seed: int | None = None,
     progress: bool = False,
-    report: bool = True,
     calibration: str | Path | None = None,
 ) -> dict[str, Any]:
+    """Simulate the scenario file at `path`; write its run directory `out` (no report: CLIs render)."""
     scenario = load_scenario(path)
-    cal = load_calibration(calibration)
+    parameters = load_calibration(calibration)
     seed = 1 if seed is None else seed
     started = time.perf_counter()
-    result = simulate(scenario, seed, cal, progress)
+    result = simulate(scenario, seed, parameters, progress)
     wall = time.perf_counter() - started
     timing = {
         "wall_s": wall,
         "simpy_events": result.events,
         "events_per_s": result.events / wall if wall else 0.0,
     }
-    out_dir = Path(out)
-    summary = write_run(result, out_dir, timing)
-    if report:
-        from reports.html import render_report
-
-        render_report(out_dir)
-    return summary
+    return write_run(result, Path(out), timing)

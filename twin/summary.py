@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.model import RunResult
+from twin.model.records import RunResult
 
 
 def _num(x: float) -> float | None:
@@ -83,69 +83,69 @@ def _fault_effects(result: RunResult) -> list[dict[str, Any]]:
 
 
 def summarize(result: RunResult) -> dict[str, Any]:
-    sc = result.scenario
-    tot = result.totals
+    scenario = result.scenario
+    totals = result.totals
     stats = result.tracer_stats
     lat = stats.all_latency()
     watch = sum(stats.watch_s)
     stall = sum(stats.stall_s)
     rebuffer = stall / (watch + stall) if watch + stall else math.nan
-    availability = 1.0 - tot["unavailable_viewer_seconds"] / tot["viewer_seconds"]
+    availability = 1.0 - totals["unavailable_viewer_seconds"] / totals["viewer_seconds"]
     p = [float(x) for x in np.percentile(lat, (50, 95, 99))] if lat.size else [math.nan] * 3
     slos = [
         {
             "slo": "glass_to_glass_p95_s",
-            "target": sc.slos.glass_to_glass_p95_s,
+            "target": scenario.slos.glass_to_glass_p95_s,
             "op": "<",
             "measured": _num(p[1]),
-            "pass": bool(p[1] < sc.slos.glass_to_glass_p95_s),
+            "pass": bool(p[1] < scenario.slos.glass_to_glass_p95_s),
         },
         {
             "slo": "rebuffer_ratio",
-            "target": sc.slos.rebuffer_ratio,
+            "target": scenario.slos.rebuffer_ratio,
             "op": "<",
             "measured": _num(rebuffer),
-            "pass": bool(rebuffer < sc.slos.rebuffer_ratio),
+            "pass": bool(rebuffer < scenario.slos.rebuffer_ratio),
         },
         {
             "slo": "availability",
-            "target": sc.slos.availability,
+            "target": scenario.slos.availability,
             "op": ">=",
             "measured": availability,
-            "pass": bool(availability >= sc.slos.availability),
+            "pass": bool(availability >= scenario.slos.availability),
         },
         {
             "slo": "chat_delay_p99_s",
-            "target": sc.slos.chat_delay_p99_s,
+            "target": scenario.slos.chat_delay_p99_s,
             "op": "<",
-            "measured": tot["chat_delay_p99_s"],
-            "pass": bool(tot["chat_delay_p99_s"] < sc.slos.chat_delay_p99_s),
+            "measured": totals["chat_delay_p99_s"],
+            "pass": bool(totals["chat_delay_p99_s"] < scenario.slos.chat_delay_p99_s),
         },
     ]
-    viewer_hours = tot["viewer_seconds"] / 3600.0
+    viewer_hours = totals["viewer_seconds"] / 3600.0
     return {
-        "scenario": sc.name,
-        "description": sc.description,
+        "scenario": scenario.name,
+        "description": scenario.description,
         "seed": result.seed,
-        "duration_s": sc.duration_s,
+        "duration_s": scenario.duration_s,
         "simpy_events": result.events,
         "slos": slos,
         "all_slos_pass": all(s["pass"] for s in slos),
         "viewers": {
-            "peak": tot["peak_viewers"],
+            "peak": totals["peak_viewers"],
             "top_stream_peak": max(r["top_stream_viewers"] for r in result.rows),
             "viewer_hours": viewer_hours,
-            "initial": tot["viewers_initial"],
-            "arrived": tot["viewers_arrived"],
-            "departed": tot["viewers_departed"],
-            "present_end": tot["viewers_present"],
+            "initial": totals["viewers_initial"],
+            "arrived": totals["viewers_arrived"],
+            "departed": totals["viewers_departed"],
+            "present_end": totals["viewers_present"],
         },
         "streams": {
-            "peak_live": tot["peak_live_streams"],
-            "initial": tot["streams_initial"],
-            "started": tot["streams_started"],
-            "stopped": tot["streams_stopped"],
-            "live_end": tot["streams_live"],
+            "peak_live": totals["peak_live_streams"],
+            "initial": totals["streams_initial"],
+            "started": totals["streams_started"],
+            "stopped": totals["streams_stopped"],
+            "live_end": totals["streams_live"],
         },
         "latency_s": {
             "p50": _num(p[0]),
@@ -158,42 +158,44 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "failed_starts": stats.failed_starts,
         },
         "rebuffer_ratio": _num(rebuffer),
-        "fluid_overload_stall_ratio": tot["fluid_stall_viewer_seconds"] / tot["viewer_seconds"],
+        "fluid_overload_stall_ratio": totals["fluid_stall_viewer_seconds"] / totals["viewer_seconds"],
         "availability": availability,
-        "peak_egress_tbps": tot["peak_egress_edge_bps"] / 1e12,
-        "egress_pb": tot["egress_bytes"] / 1e15,
-        "peak_origin_rps": tot["peak_origin_rps"],
-        "dropped_origin_requests": tot["dropped_origin_requests"],
+        "peak_egress_tbps": totals["peak_egress_edge_bps"] / 1e12,
+        "egress_pb": totals["egress_bytes"] / 1e15,
+        "peak_origin_rps": totals["peak_origin_rps"],
+        "dropped_origin_requests": totals["dropped_origin_requests"],
         "chat": {
-            "peak_deliveries_per_s": tot["peak_chat_deliveries_per_s"],
-            "delay_p99_s": tot["chat_delay_p99_s"],
-            "dropped_messages": tot["chat_dropped_messages"],
-            "peak_refused_connections": tot["peak_chat_refused_connections"],
+            "peak_deliveries_per_s": totals["peak_chat_deliveries_per_s"],
+            "delay_p99_s": totals["chat_delay_p99_s"],
+            "dropped_messages": totals["chat_dropped_messages"],
+            "peak_refused_connections": totals["peak_chat_refused_connections"],
         },
         "ads": {
-            "peak_rps": tot["peak_ad_rps"],
-            "requests": tot["ad_requests"],
-            "fill_ratio": 1.0 - tot["ad_unfilled"] / tot["ad_requests"] if tot["ad_requests"] else None,
-            "impressions": tot["ad_impressions"],
+            "peak_rps": totals["peak_ad_rps"],
+            "requests": totals["ad_requests"],
+            "fill_ratio": 1.0 - totals["ad_unfilled"] / totals["ad_requests"]
+            if totals["ad_requests"]
+            else None,
+            "impressions": totals["ad_impressions"],
         },
-        "commerce_events": tot["commerce_events"],
+        "commerce_events": totals["commerce_events"],
         "dvr": {
-            "peak_storage_pb": tot["peak_dvr_storage_gb"] / 1e6,
-            "peak_write_tbps": tot["peak_dvr_write_bps"] / 1e12,
+            "peak_storage_pb": totals["peak_dvr_storage_gb"] / 1e6,
+            "peak_write_tbps": totals["peak_dvr_write_bps"] / 1e12,
         },
         "fleet": {t["tier"]: {k: v for k, v in t.items() if k != "tier"} for t in result.tiers},
         "cost": {
-            "total_usd": tot["cost_usd"],
-            "compute_usd": tot["cost_compute_usd"],
-            "egress_usd": tot["cost_egress_usd"],
-            "storage_usd": tot["cost_storage_usd"],
-            "per_viewer_hour_usd": tot["cost_usd"] / viewer_hours if viewer_hours else None,
+            "total_usd": totals["cost_usd"],
+            "compute_usd": totals["cost_compute_usd"],
+            "egress_usd": totals["cost_egress_usd"],
+            "storage_usd": totals["cost_storage_usd"],
+            "per_viewer_hour_usd": totals["cost_usd"] / viewer_hours if viewer_hours else None,
         },
         "model": {
-            "stream_groups": int(tot["groups"]),
+            "stream_groups": int(totals["groups"]),
             "regions": result.regions,
-            "tracers": sc.workload.tracers,
-            "step_s": sc.step_s,
+            "tracers": scenario.workload.tracers,
+            "step_s": scenario.step_s,
         },
         "faults": result.faults,
         "fault_effects": _fault_effects(result),

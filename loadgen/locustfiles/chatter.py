@@ -2,26 +2,28 @@
 
 Connects to ``/chat/{channel}`` on the chat port, reads live messages and reports delivery
 latency (now minus the server's ``sent_at``, same-host clocks) as request_type CHAT_DELIVERY.
-With a session token in ``LIVETWIN_CHAT_TOKEN`` (or several, comma-separated: each user signs
-in with one at random) it also sends ``LIVETWIN_CHAT_RATE`` messages per second; without one
-it is a read-only viewer. Locust's gevent patches make the
-``websockets`` sync client cooperative; every receive is bounded by a timeout.
+With session tokens (`LocustSettings.chat_tokens`, ``LIVETWIN_CHAT_TOKEN``, comma-separated:
+each user signs in with one at random) it also sends `chat_rate` messages per second; without
+one it is a read-only viewer. Frames are written and room events read with the platform's own
+protocol core (`live.chat.protocol`). Locust's gevent patches make the ``websockets`` sync
+client cooperative; every receive is bounded by a timeout.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
+from typing import Any
 
+from live.chat.protocol import ChatMessage, PeerError, decode_event, encode_frame
 from locust import User, constant, task
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from loadgen.locustfiles.chat_wire import chat_url
+from loadgen.locustfiles.edge import settings
 
-CHANNEL = os.environ.get("LIVETWIN_CHAT_CHANNEL", "demo")
 RECEIVE_WINDOW_S = 1.0  # one task run reads for this long, then yields to Locust
 
 
@@ -31,12 +33,13 @@ class Chatter(User):
     wait_time = constant(0)  # each task already blocks up to RECEIVE_WINDOW_S in recv()
 
     def on_start(self) -> None:
-        # several comma-separated tokens spread the senders over accounts (the rate limit is per user)
-        tokens = [t for t in os.environ.get("LIVETWIN_CHAT_TOKEN", "").split(",") if t]
-        self.token = random.choice(tokens) if tokens else None
-        self.rate = float(os.environ.get("LIVETWIN_CHAT_RATE", "0.2")) if self.token else 0.0
-        port = os.environ.get("LIVETWIN_CHAT_PORT")
-        self.url = chat_url(self.host or "http://127.0.0.1", CHANNEL, self.token, int(port) if port else None)
+        config = settings(self.environment)
+        # several tokens spread the senders over accounts (the rate limit is per user)
+        self.token = random.choice(config.chat_tokens) if config.chat_tokens else None
+        self.rate = config.chat_rate if self.token else 0.0
+        self.url = chat_url(
+            self.host or "http://127.0.0.1", config.chat_channel, self.token, config.chat_port
+        )
         self.ws: ClientConnection | None = None
         self.last_id = 0
         self.next_send = time.monotonic()
@@ -57,7 +60,7 @@ class Chatter(User):
         t0 = time.monotonic()
         try:
             self.ws = connect(self.url, open_timeout=5, max_size=1 << 20)
-            welcome = json.loads(self.ws.recv(timeout=5))
+            welcome = _frame(self.ws.recv(timeout=5))
         except (OSError, TimeoutError, ConnectionClosed, ValueError) as exc:
             self.ws = None
             self._fire("WS", "connect", (time.monotonic() - t0) * 1000, exc)
@@ -83,7 +86,7 @@ class Chatter(User):
                 self.next_send = time.monotonic() + 1.0 / self.rate
                 self.sent += 1
                 try:
-                    self.ws.send(json.dumps({"type": "send", "text": f"locust {id(self):x} #{self.sent}"}))
+                    self.ws.send(encode_frame("send", text=f"locust {id(self):x} #{self.sent}"))
                 except ConnectionClosed as exc:
                     self._fire("WS", "send", 0, exc)
                     self.ws = None
@@ -101,19 +104,28 @@ class Chatter(User):
 
     def _handle(self, frame: str | bytes) -> None:
         try:
-            event = json.loads(frame)
-        except ValueError as exc:
+            event = _frame(frame)
+            kind = event.get("type")
+            messages = (
+                [decode_event(json.dumps(m)) for m in event.get("messages", [])] if kind == "messages" else []
+            )
+        except (ValueError, PeerError) as exc:
             self._fire("WS", "bad-frame", 0, exc)
             return
-        kind = event.get("type")
-        if kind == "messages":
-            now_ms = time.time() * 1000
-            for message in event.get("messages", []):
-                mid = int(message.get("id", 0))
-                if mid <= self.last_id:
-                    continue
-                self.last_id = mid
-                self._fire("CHAT_DELIVERY", "message", max(0.0, now_ms - float(message["sent_at"])))
-        elif kind == "error":
+        now_ms = time.time() * 1000
+        for message in messages:
+            if not isinstance(message, ChatMessage) or message.id <= self.last_id:
+                continue
+            self.last_id = message.id
+            self._fire("CHAT_DELIVERY", "message", max(0.0, now_ms - message.sent_at))
+        if kind == "error":
             code = str(event.get("code"))
             self._fire("WS", f"error:{code}", 0, RuntimeError(f"{code}: {event.get('message')}"))
+
+
+def _frame(raw: str | bytes) -> dict[str, Any]:
+    """A server frame's envelope (`type` and its members); its room events go to `decode_event`."""
+    frame = json.loads(raw)
+    if not isinstance(frame, dict):
+        raise ValueError(f"a chat frame is a JSON object, not {type(frame).__name__}")
+    return frame

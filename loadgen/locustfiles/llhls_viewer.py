@@ -20,7 +20,6 @@ rendition, value = its seconds; a stint ends at a switch or at the end of the se
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import Any
 
@@ -30,6 +29,7 @@ from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.user.users import LOCUST_STATE_STOPPING
 
+from loadgen.locustfiles.edge import settings
 from loadgen.locustfiles.link import LinkPacer, LinkSchedule
 from loadgen.locustfiles.player_model import (
     BandwidthEstimator,
@@ -38,9 +38,6 @@ from loadgen.locustfiles.player_model import (
     ThroughputAbr,
 )
 
-MASTER_PATH = os.environ.get("LIVETWIN_HLS_MASTER", "/hls/demo/master.m3u8")
-#: How long one viewer session watches before rejoining (bounds every loop).
-SESSION_S = float(os.environ.get("LIVETWIN_VIEWER_SESSION_S", "60"))
 MAX_PLAN = 64  # fetches handled per reload; the rest waits for the next reload
 
 
@@ -100,6 +97,7 @@ class LlHlsViewer(FastHttpUser):
 
     def on_start(self) -> None:
         self.started_at = time.monotonic()
+        self.settings = settings(self.environment)
         options = self.environment.parsed_options
         schedule = getattr(options, "viewer_link_kbps", "") if options is not None else ""
         self.link = LinkPacer(LinkSchedule.parse(schedule), self.started_at) if schedule else None
@@ -110,7 +108,7 @@ class LlHlsViewer(FastHttpUser):
 
     def master_path(self) -> str:
         """The multivariant playlist of the next session (one channel unless a subclass spreads them)."""
-        return MASTER_PATH
+        return self.settings.master_path
 
     def _event(
         self,
@@ -230,7 +228,7 @@ class LlHlsViewer(FastHttpUser):
         already: dict[str, float] = {}  # hinted URI -> wall-clock arrival (epoch s)
         map_seen: set[str] = set()
         reload_at: tuple[int, int] | None = None
-        deadline = joined + SESSION_S
+        deadline = joined + self.settings.session_s  # a session bounds every loop
         while time.monotonic() < deadline and not self._stopping():
             variant = variants[abr.index]
             url = variant.uri if reload_at is None else hls.blocking_reload_url(variant.uri, *reload_at)

@@ -1,9 +1,10 @@
 """Locust users and load shape of `loadgen run`: the scenario's viewer schedule, chat and spikes.
 
-Configured by `loadgen.realrun` through the environment: ``LIVETWIN_SCHEDULE`` (a
-`ViewerSchedule` as JSON), ``LIVETWIN_T0`` (the wall-clock second every publisher was live,
-t = 0 of the scenario) and ``LIVETWIN_CHANNELS`` (channel names in rank order). The shape sets
-the total user count every second (viewers of all channels plus the fixed chat users); each
+Configured by `loadgen.realrun` through `LocustSettings` (handed over as ``LIVETWIN_*``
+variables, read once at Locust's init): the `ViewerSchedule`, t0 (the wall-clock second every
+publisher was live, t = 0 of the scenario) and the channel names in rank order. The shape sets
+the total user count every second (viewers of all channels plus the fixed chat users) and
+names the user classes to run, so chat users exist only when the schedule has some; each
 viewer session picks its channel with the current per-channel targets as weights, so a spike
 on one channel lands there within a session length. The base classes are imported as modules,
 not names, so Locust only runs the classes defined here.
@@ -11,39 +12,45 @@ not names, so Locust only runs the classes defined here.
 
 from __future__ import annotations
 
-import os
 import random
 import time
+from typing import Any
 
-from locust import LoadTestShape
+from locust import LoadTestShape, User, events
+from locust.env import Environment
 
 from loadgen.locustfiles import chatter, llhls_viewer
-from loadgen.schedule import ViewerSchedule, pick_channel
-
-SCHEDULE = ViewerSchedule.from_json(
-    os.environ.get("LIVETWIN_SCHEDULE") or ViewerSchedule((1,), (), 0, 1.0, 60.0).to_json()
-)
-T0 = float(os.environ.get("LIVETWIN_T0") or time.time())
-CHANNELS = (os.environ.get("LIVETWIN_CHANNELS") or "demo").split(",")
+from loadgen.locustfiles.edge import settings
+from loadgen.schedule import pick_channel
 
 
 class RunViewer(llhls_viewer.LlHlsViewer):
     def master_path(self) -> str:
-        index = pick_channel(SCHEDULE.targets(time.time() - T0), random.random())
-        return f"/hls/{CHANNELS[min(index, len(CHANNELS) - 1)]}/master.m3u8"
+        run = self.settings
+        assert run.t0 is not None  # edge.settings fills it in
+        index = pick_channel(run.schedule.targets(time.time() - run.t0), random.random())
+        return f"/hls/{run.channels[min(index, len(run.channels) - 1)]}/master.m3u8"
 
 
-if SCHEDULE.chatters > 0:  # Locust reads fixed_count 0 as "not fixed": define the class only when used
+class RunChatter(chatter.Chatter):
+    """A chat user; the schedule fixes how many (`fixed_count`, set at init)."""
 
-    class RunChatter(chatter.Chatter):
-        fixed_count = SCHEDULE.chatters
+
+@events.init.add_listener
+def _fix_chatters(environment: Environment, **_: Any) -> None:
+    RunChatter.fixed_count = settings(environment).schedule.chatters
 
 
 class RunShape(LoadTestShape):
     """Total users each tick: the schedule's viewers at this second plus the chat users."""
 
-    def tick(self) -> tuple[int, float] | None:
-        t = time.time() - T0
-        if t >= SCHEDULE.end_s:
+    def tick(self) -> tuple[int, float, list[type[User]]] | None:
+        assert self.runner is not None  # Locust attaches the shape to its runner before ticking
+        run = settings(self.runner.environment)
+        assert run.t0 is not None
+        t = time.time() - run.t0
+        schedule = run.schedule
+        if t >= schedule.end_s:
             return None
-        return SCHEDULE.viewers(t) + SCHEDULE.chatters, SCHEDULE.spawn_rate
+        users: list[type[User]] = [RunViewer, RunChatter] if schedule.chatters > 0 else [RunViewer]
+        return schedule.viewers(t) + schedule.chatters, schedule.spawn_rate, users

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from loadgen.measure import CpuDelta, glass_to_glass, quantile, summarize
-from loadgen.realrun import RealRunError, check_chat_rate
+from loadgen.realrun.launch import RealRunError, check_chat_rate
 from loadgen.schedule import Spike, ViewerSchedule, _apportion, pick_channel
-from twin.scenario import parse_scenario
+from twin.scenario.reader import parse_scenario
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 BASE = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8").split("\nreal:")[0].rstrip("\n") + "\n"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from twin.calibration import Calibration, load_calibration
-from twin.scenario import Scenario, load_scenario
+from twin.calibration.parameters import Calibration, load_calibration
+from twin.scenario.reader import load_scenario
+from twin.scenario.schema import Scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -5,8 +5,8 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.autoscale import NodePool, autoscaler
-from twin.transcoder import TranscoderFleet
+from twin.model.autoscale import NodePool, autoscaler
+from twin.model.transcoder import TranscoderFleet
 
 
 def test_new_nodes_serve_only_after_the_provisioning_delay() -> None:

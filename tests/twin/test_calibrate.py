@@ -11,9 +11,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.calibration import Calibration, load_calibration
+from twin.calibration.fit import fit_costs, nnls
+from twin.calibration.parameters import Calibration, load_calibration
 from twin.cli import main
-from twin.fit import fit_costs, nnls
 
 from .twin_runs import real_spec, write_twin_run
 

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 import copy
-from importlib import resources
 
 import pytest
 import yaml
 
-from twin.calibration import CalibrationError, parse_calibration
+from twin.calibration.parameters import CalibrationError, parse_calibration, shipped_text
 
 
 def _raw() -> dict:
-    return yaml.safe_load(resources.files("twin").joinpath("calibration.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(shipped_text())
 
 
 def test_every_parameter_names_its_provenance(cal) -> None:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from twin.cdn import TierQueue, deliver
+from twin.model.cdn import TierQueue, deliver
 
 BITRATE = np.array([6e6, 3.5e6, 1.5e6])
 PART = 0.333

@@ -5,8 +5,8 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.autoscale import NodePool
-from twin.chat import ChatCluster
+from twin.model.autoscale import NodePool
+from twin.model.chat import ChatCluster
 
 
 @settings(max_examples=100, deadline=None)

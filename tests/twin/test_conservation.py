@@ -7,15 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from twin.model.viewers import FluidAudience, rendition_shares
 from twin.run import simulate
-from twin.viewers import FluidAudience, rendition_shares
 
 from .conftest import shortened
 
 
 @pytest.fixture(scope="module")
 def spike_run(cal):
-    return simulate(shortened("viral-spike-10x", 420.0, tracers=5), seed=3, cal=cal)
+    return simulate(shortened("viral-spike-10x", 420.0, tracers=5), seed=3, calibration=cal)
 
 
 def test_viewers_in_equal_viewers_out_plus_present(spike_run) -> None:

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from twin.calibration import Calibration
-from twin.deployment import (
+from twin.calibration.parameters import Calibration
+from twin.validation.deployment import (
     DeploymentError,
     predict,
     real_ladder,

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from twin.run import simulate
-from twin.scenario import Fault, PoolSpec
+from twin.scenario.schema import Fault, PoolSpec
 from twin.summary import summarize
 
 from .conftest import shortened
@@ -84,7 +84,7 @@ def test_any_valid_scenario_runs_to_the_end_with_finite_results(
         ),
         faults=tuple(fault_list) + tuple(extra),
     )
-    s = summarize(simulate(sc, seed=0, cal=cal))
+    s = summarize(simulate(sc, seed=0, calibration=cal))
     assert 0.0 <= s["availability"] <= 1.0 + 1e-12
     assert math.isfinite(s["peak_egress_tbps"]) and math.isfinite(s["cost"]["total_usd"])
     assert s["viewers"]["initial"] + s["viewers"]["arrived"] >= s["viewers"]["present_end"] - 1e-6

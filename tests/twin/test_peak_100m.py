@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from twin.run import simulate
-from twin.scenario import load_scenario
+from twin.scenario.reader import load_scenario
 from twin.summary import summarize
 
 from .conftest import SCENARIOS
@@ -16,7 +16,7 @@ from .conftest import SCENARIOS
 
 @pytest.mark.slow
 def test_peak_100m_carries_the_design_scale_and_meets_every_slo(cal) -> None:
-    s = summarize(simulate(load_scenario(SCENARIOS / "peak-100m.yaml"), seed=1, cal=cal))
+    s = summarize(simulate(load_scenario(SCENARIOS / "peak-100m.yaml"), seed=1, calibration=cal))
     assert s["viewers"]["peak"] >= 100e6
     assert s["streams"]["peak_live"] >= 0.99e6
     spike = s["fault_effects"][0]

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.queueing import erlang_b, erlang_c, mmc, simulate_mmc
+from twin.model.queueing import erlang_b, erlang_c, mmc, simulate_mmc
 
 
 def test_erlang_b_and_c_match_closed_forms() -> None:

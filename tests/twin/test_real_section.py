@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from twin.scenario import Bands, ScenarioError, parse_scenario
+from twin.scenario.nodes import ScenarioError
+from twin.scenario.reader import parse_scenario
+from twin.scenario.schema import Bands
 
 from .conftest import SCENARIOS
 
@@ -104,7 +106,7 @@ def test_bad_real_section_names_field_and_line(real: str, field: str) -> None:
 
 
 def test_the_three_shipped_real_scenarios_steady_spike_and_worker_kill() -> None:
-    from twin.scenario import load_scenario
+    from twin.scenario.reader import load_scenario
 
     steady = load_scenario(SCENARIOS / "baseline.yaml").real
     spike = load_scenario(SCENARIOS / "viral-spike-5x.yaml").real

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.regions import LEGAL, Regions, RegionState, RegionStateError
+from twin.model.regions import LEGAL, Regions, RegionState, RegionStateError
 
 
 def test_outage_then_failover_then_recovery() -> None:

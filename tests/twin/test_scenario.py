@@ -6,7 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twin.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from twin.scenario.nodes import ScenarioError
+from twin.scenario.reader import load_scenario, parse_scenario
+from twin.scenario.schema import Scenario
 
 from .conftest import SCENARIOS
 

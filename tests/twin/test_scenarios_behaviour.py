@@ -21,7 +21,7 @@ def _effect(summary: dict, kind: str) -> dict:
 
 
 def test_spike_multiplies_the_stream_but_not_the_origin_load(cal) -> None:
-    s = summarize(simulate(shortened("viral-spike-10x", 480.0, tracers=10), seed=1, cal=cal))
+    s = summarize(simulate(shortened("viral-spike-10x", 480.0, tracers=10), seed=1, calibration=cal))
     e = _effect(s, "viral_spike")
     assert e["stream_growth"] == pytest.approx(10.0, rel=0.02)
     assert e["origin_rps_growth"] < 1.01  # coalescing at edges and shields
@@ -29,7 +29,7 @@ def test_spike_multiplies_the_stream_but_not_the_origin_load(cal) -> None:
 
 
 def test_region_outage_dips_availability_and_recovers(cal) -> None:
-    s = summarize(simulate(shortened("region-outage", 1000.0, tracers=10), seed=1, cal=cal))
+    s = summarize(simulate(shortened("region-outage", 1000.0, tracers=10), seed=1, calibration=cal))
     e = _effect(s, "region_outage")
     assert e["availability_before"] == 1.0
     assert (
@@ -42,7 +42,7 @@ def test_region_outage_dips_availability_and_recovers(cal) -> None:
 
 
 def test_transcoder_loss_waits_for_new_nodes_then_recovers(cal) -> None:
-    s = summarize(simulate(shortened("transcoder-loss", 900.0, tracers=5), seed=1, cal=cal))
+    s = summarize(simulate(shortened("transcoder-loss", 900.0, tracers=5), seed=1, calibration=cal))
     e = _effect(s, "transcoder_loss")
     assert e["availability_min"] < 0.95
     # recovery needs the autoscaler's period plus GPU provisioning (240 s in the calibration)
@@ -52,7 +52,7 @@ def test_transcoder_loss_waits_for_new_nodes_then_recovers(cal) -> None:
 
 
 def test_chat_storm_delays_delivery_until_chat_nodes_arrive(cal) -> None:
-    s = summarize(simulate(shortened("chat-storm", 700.0, tracers=5), seed=1, cal=cal))
+    s = summarize(simulate(shortened("chat-storm", 700.0, tracers=5), seed=1, calibration=cal))
     e = _effect(s, "chat_storm")
     assert e["chat_delay_max_s"] > 2.0
     assert s["chat"]["peak_refused_connections"] > 0
@@ -61,22 +61,22 @@ def test_chat_storm_delays_delivery_until_chat_nodes_arrive(cal) -> None:
 
 
 def test_baseline_meets_every_slo(cal) -> None:
-    s = summarize(simulate(shortened("baseline", 300.0, tracers=40), seed=2, cal=cal))
+    s = summarize(simulate(shortened("baseline", 300.0, tracers=40), seed=2, calibration=cal))
     assert s["all_slos_pass"], s["slos"]
     assert s["latency_s"]["p95"] < 2.0
 
 
 def test_same_scenario_and_seed_give_the_same_summary_bit_for_bit(cal) -> None:
     sc = shortened("viral-spike-10x", 360.0, tracers=8)
-    a = json.dumps(summarize(simulate(sc, seed=11, cal=cal)), sort_keys=True)
-    b = json.dumps(summarize(simulate(sc, seed=11, cal=cal)), sort_keys=True)
-    c = json.dumps(summarize(simulate(sc, seed=12, cal=cal)), sort_keys=True)
+    a = json.dumps(summarize(simulate(sc, seed=11, calibration=cal)), sort_keys=True)
+    b = json.dumps(summarize(simulate(sc, seed=11, calibration=cal)), sort_keys=True)
+    c = json.dumps(summarize(simulate(sc, seed=12, calibration=cal)), sort_keys=True)
     assert a == b
     assert a != c
 
 
 def test_ad_break_on_the_spiked_stream_overwhelms_the_ad_servers(cal) -> None:
-    s = summarize(simulate(shortened("viral-spike-10x", 620.0, tracers=3), seed=1, cal=cal))
+    s = summarize(simulate(shortened("viral-spike-10x", 620.0, tracers=3), seed=1, calibration=cal))
     # 2.2M viewers ask for a decision within 2 s: ~1.1M req/s against 20 x 5,000 req/s
     assert s["ads"]["peak_rps"] == pytest.approx(s["viewers"]["top_stream_peak"] / 2.0, rel=0.05)
     assert s["ads"]["fill_ratio"] == pytest.approx(20 * 5000 / s["ads"]["peak_rps"], rel=0.05)

@@ -12,7 +12,7 @@ from .conftest import shortened
 
 @pytest.fixture(scope="module")
 def quiet_run(cal):
-    return simulate(shortened("baseline", 240.0, tracers=30), seed=4, cal=cal)
+    return simulate(shortened("baseline", 240.0, tracers=30), seed=4, calibration=cal)
 
 
 def test_latency_sits_between_the_pipeline_floor_and_the_hold_back_target(quiet_run, cal) -> None:
@@ -42,7 +42,7 @@ def test_a_tracer_never_accounts_more_time_than_it_lived(quiet_run) -> None:
 
 
 def test_viewers_in_a_failed_region_stall_and_rejoin_after_failover(cal) -> None:
-    run = simulate(shortened("region-outage", 420.0, tracers=60), seed=4, cal=cal)
+    run = simulate(shortened("region-outage", 420.0, tracers=60), seed=4, calibration=cal)
     stats = run.tracer_stats
     cut = int(300 / stats.window_s)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration, shipped_text
 from twin.cli import main
-from twin.scenario import Bands
-from twin.validate import all_in_band, check, compare, format_table
+from twin.scenario.schema import Bands
+from twin.validation.checks import all_in_band, check, compare, format_table
 
 from .twin_runs import real_spec, scenario_text, write_twin_run
 
@@ -84,9 +84,7 @@ def _scenario(tmp_path: Path) -> Path:
 
 
 def _calibration_file(tmp_path: Path, name: str, **scale: float) -> Path:
-    from importlib import resources
-
-    data = yaml.safe_load(resources.files("twin").joinpath("calibration.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(shipped_text())
     for key, factor in scale.items():
         data["params"][key]["value"] *= factor
         data["params"][key]["source"] = f"test: deliberately x{factor:g}"
@@ -175,3 +173,62 @@ def test_validate_help_names_the_exit_codes(capsys: pytest.CaptureFixture[str]) 
         assert info.value.code == 0
     out = capsys.readouterr().out
     assert "Exit 0: every metric in band; 1: one or more out of band" in " ".join(out.split())
+
+
+def test_validate_without_run_performs_loadgen_run_in_a_child_and_validates_its_directory(
+    cal: Calibration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    scenario = _scenario(tmp_path)
+    out = tmp_path / "validate"
+    calls: list[list[str]] = []
+
+    def fake_loadgen_run(argv: list[str], check: bool) -> subprocess.CompletedProcess[bytes]:
+        calls.append(argv)
+        write_twin_run(Path(argv[argv.index("--out") + 1]), real_spec(), cal, seed=11)
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr("twin.cli.subprocess.run", fake_loadgen_run)
+    assert main(["validate", str(scenario), "--out", str(out), "--seed", "11"]) == 0
+    assert calls == [
+        [
+            sys.executable,
+            "-m",
+            "loadgen.cli",
+            "run",
+            str(scenario),
+            "--out",
+            str(out / "real"),
+            "--seed",
+            "11",
+        ]
+    ]
+    assert "every metric in band" in capsys.readouterr().out
+    assert (out / "validation.html").is_file()
+
+    def failed_run(argv: list[str], check: bool) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.CompletedProcess(argv, 1)
+
+    monkeypatch.setattr("twin.cli.subprocess.run", failed_run)
+    assert main(["validate", str(scenario), "--out", str(tmp_path / "again")]) == 2
+    assert "loadgen run` exited with status 1" in capsys.readouterr().err
+
+
+def test_twin_imports_neither_loadgen_nor_reports_outside_its_cli() -> None:
+    import ast
+
+    root = Path(__file__).parents[2] / "twin"
+    for path in root.rglob("*.py"):
+        if path == root / "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            assert not [n for n in names if n.split(".")[0] in ("loadgen", "reports")], path

@@ -13,10 +13,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from twin.calibration import Calibration
-from twin.deployment import predict
-from twin.rundir import TIMESERIES_COLUMNS
-from twin.scenario import RealSpec, parse_scenario
+from twin.calibration.parameters import Calibration
+from twin.scenario.reader import parse_scenario
+from twin.scenario.schema import RealSpec
+from twin.validation.deployment import predict
+from twin.validation.rundir import TIMESERIES_COLUMNS
 
 from .conftest import SCENARIOS
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from twin.scenario import Bands
+from twin.scenario.schema import Bands
 
 #: (metric, path under `measured`, band kind, unit)
 METRICS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (

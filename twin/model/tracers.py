@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 import simpy
 
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration
 
 
 class DeliveryView(Protocol):
@@ -77,18 +77,18 @@ class TracerStats:
 def tracer(
     env: simpy.Environment,
     view: DeliveryView,
-    cal: Calibration,
+    calibration: Calibration,
     rng: random.Random,
     stats: TracerStats,
     end_s: float,
 ) -> simpy.events.ProcessGenerator:
     """One tracer slot: back-to-back viewing sessions until the run ends."""
-    part = cal.part_s
-    rates = [r.bitrate_bps for r in cal.ladder]
-    mu = math.log(cal.viewer_bandwidth_median_mbps * 1e6)
-    pipeline = cal.publisher_encode_s + cal.transcode_latency_s + cal.package_s
-    target = cal.hold_back_parts * part
-    hold_back = int(cal.hold_back_parts)
+    part = calibration.part_s
+    rates = [r.bitrate_bps for r in calibration.ladder]
+    mu = math.log(calibration.viewer_bandwidth_median_mbps * 1e6)
+    pipeline = calibration.publisher_encode_s + calibration.transcode_latency_s + calibration.package_s
+    target = calibration.hold_back_parts * part
+    hold_back = int(calibration.hold_back_parts)
     rand = rng.random
     window = stats.window_s
     last = len(stats.stall_s) - 1
@@ -96,12 +96,12 @@ def tracer(
     yield env.timeout(rng.random() * part)
     while env.now < end_s:
         stats.sessions += 1
-        session_end = env.now + rng.expovariate(1.0 / cal.viewer_session_mean_s)
+        session_end = env.now + rng.expovariate(1.0 / calibration.viewer_session_mean_s)
         group = view.pick_stream(rng.random())
         u_stream = rng.random()
         home = view.pick_region(rng.random())
-        bandwidth = math.exp(rng.gauss(mu, cal.viewer_bandwidth_sigma))
-        access = math.exp(rng.gauss(0.0, cal.viewer_rtt_sigma))  # last-mile RTT factor of this viewer
+        bandwidth = math.exp(rng.gauss(mu, calibration.viewer_bandwidth_sigma))
+        access = math.exp(rng.gauss(0.0, calibration.viewer_rtt_sigma))  # last-mile RTT factor of this viewer
         ladder = rates if view.group_full_ladder(group) else rates[:1]
         joined = False
         played = False  # once playback has started, every second not playing is a stall
@@ -121,7 +121,7 @@ def tracer(
             bw = bandwidth * view.edge_bandwidth_factor(region)
             rate = ladder[-1]
             for r in ladder:
-                if r <= cal.abr_safety * bw:
+                if r <= calibration.abr_safety * bw:
                     rate = r
                     break
             now = env.now
@@ -145,18 +145,18 @@ def tracer(
                 joined = True
                 display = arrival
             lag = display - capture
-            if lag > cal.player_max_lag_s:
+            if lag > calibration.player_max_lag_s:
                 # too far behind: seek to the live edge, as hls.js does past liveMaxLatencyDuration
                 joined = False
                 continue
             if not played:
                 played = True
                 stats.startup_s.append(arrival - started)
-            step = part / cal.player_catchup_rate if lag > target + part else part
+            step = part / calibration.player_catchup_rate if lag > target + part else part
             start = max(arrival, display)
             stats.stall_s[idx] += arrival - display if arrival > display else 0.0
             stats.watch_s[idx] += part
-            stats.latency[idx].append(start - capture + cal.display_s)
+            stats.latency[idx].append(start - capture + calibration.display_s)
             display = start + step
             n += 1
         if not played:
@@ -174,20 +174,32 @@ class ProbeStats:
     joins: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ProbePath:
+    """One probe replica: which stream group it plays from when to when, and its fixed delays.
+
+    `pipeline_s` is capture to part complete at the origin; a segment holds `segment_parts`
+    parts of `frames_per_part` frames; `transfer_s` moves a part to the probe, and `decode_s`
+    turns it into frames.
+    """
+
+    group: int
+    start_s: float
+    end_s: float
+    pipeline_s: float
+    segment_parts: int
+    frames_per_part: int
+    transfer_s: float
+    decode_s: float
+
+
 def probe(
     env: simpy.Environment,
     view: DeliveryView,
-    cal: Calibration,
+    calibration: Calibration,
     rng: random.Random,
     stats: ProbeStats,
-    group: int,
-    start_s: float,
-    end_s: float,
-    pipeline_s: float,
-    segment_parts: int,
-    frames_per_part: int,
-    transfer_s: float,
-    decode_s: float,
+    path: ProbePath,
 ) -> simpy.events.ProcessGenerator:
     """One probe viewer as live/selftest/probe.py plays: live-edge join, decode and playout clocks.
 
@@ -200,7 +212,10 @@ def probe(
     carry no timestamps, so a gap does not move the clock). Frames are spread evenly over the
     part; a part holds `frames_per_part` frames.
     """
-    part = cal.part_s
+    group, start_s, end_s, pipeline_s = path.group, path.start_s, path.end_s, path.pipeline_s
+    segment_parts, frames_per_part = path.segment_parts, path.frames_per_part
+    transfer_s, decode_s = path.transfer_s, path.decode_s
+    part = calibration.part_s
     frame = part / frames_per_part
     yield env.timeout(start_s)
     clock = -math.inf  # playout clock offset: wall - capture of the frame shown at its slot

@@ -1,6 +1,6 @@
 """`twin calibrate RUN_DIR...`: fit the twin's per-unit costs from measured real runs.
 
-Two regressions over the per-second rows of every run (twin.fit: non-negative least squares
+Two regressions over the per-second rows of every run (twin.calibration.fit: non-negative least squares
 with an identifiability check):
 
     cpu_platform  ~ platform_idle_cores + origin_cpu_s_per_request x origin_rps
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from twin.calibration import Calibration, derived_capacities, parse_calibration
-from twin.deployment import predict, stream_load
-from twin.fit import Fit, fit_costs
-from twin.rundir import RealRun
+from twin.calibration.fit import Fit, fit_costs
+from twin.calibration.parameters import Calibration, derived_capacities, parse_calibration
+from twin.validation.deployment import predict, stream_load
+from twin.validation.rundir import RealRun
 
 SKIP_FIRST_S = 3.0  # process start-up transients at the start of a run
 RESTART_GUARD_S = 5.0
@@ -157,8 +157,8 @@ def calibrate(runs: list[RealRun], base: Calibration, provenance: str, seed: int
         out.notes.append("transcode_latency_s: no run measured a transcode delay; base kept")
     _fit_publisher(runs, base, out, provenance, seed)
     out.notes.append("transcode_restart_s: run directories do not time a worker's restart; base kept")
-    cal = apply(base, out.values)
-    derived = derived_capacities(cal)
+    calibration = apply(base, out.values)
+    derived = derived_capacities(calibration)
     for name, unit_cost in DERIVED_FROM.items():
         if unit_cost in out.values:
             out.values[name] = derived[name]
@@ -184,7 +184,7 @@ def _fit_publisher(
     runs: list[RealRun], base: Calibration, out: Calibrated, provenance: str, seed: int
 ) -> None:
     """publisher_encode_s: the probe's measured g2g p50 minus what the twin accounts for."""
-    cal = apply(base, out.values)
+    calibration = apply(base, out.values)
     gaps = []
     for run in runs:
         assert run.spec is not None
@@ -192,7 +192,7 @@ def _fit_publisher(
         clock = str(run.measured["measured"].get("glass_to_glass_s", {}).get("clock", "playout"))
         if not math.isfinite(measured):
             continue
-        predicted = predict(run.spec, cal, seed=seed, clock=clock).measured["glass_to_glass_s"]["p50"]
+        predicted = predict(run.spec, calibration, seed=seed, clock=clock).measured["glass_to_glass_s"]["p50"]
         if math.isfinite(predicted):
             gaps.append(measured - predicted)
     if not gaps:
@@ -202,7 +202,7 @@ def _fit_publisher(
     if value < LATENCY_FLOOR_S:
         # The unmeasured parts the twin adds besides the publisher (the probe's decode,
         # `display_s`, an assumption) already exceed the measurement: take the rest from there.
-        display = cal.display_s + value - LATENCY_FLOOR_S
+        display = calibration.display_s + value - LATENCY_FLOOR_S
         if display < LATENCY_FLOOR_S:
             out.notes.append(
                 f"publisher_encode_s: the twin over-predicts g2g p50 by {LATENCY_FLOOR_S - value:.3f} s "
@@ -212,11 +212,12 @@ def _fit_publisher(
         out.values["display_s"] = display
         out.sources["display_s"] = (
             f"{provenance}; residual of the probe's glass-to-glass p50 once publisher_encode_s is at its "
-            f"floor ({LATENCY_FLOOR_S:g} s): the base {cal.display_s:g} s over-counted the probe's decode"
+            f"floor ({LATENCY_FLOOR_S:g} s): the base {calibration.display_s:g} s over-counted the "
+            "probe's decode"
         )
         out.notes.append(
             f"publisher_encode_s: residual {value:.3f} s below the floor; set to {LATENCY_FLOOR_S:g} s and "
-            f"display_s lowered from {cal.display_s:g} s to {display:.3f} s"
+            f"display_s lowered from {calibration.display_s:g} s to {display:.3f} s"
         )
         value = LATENCY_FLOOR_S
     out.values["publisher_encode_s"] = value

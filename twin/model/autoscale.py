@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import simpy
+
+from twin.calibration.parameters import Calibration
+from twin.scenario.schema import Fleet
 
 
 class NodePool:
@@ -87,3 +91,29 @@ def autoscaler(
             pool.request(want - have)
         elif pool.up and needed() / pool.up < target * scale_down_below:
             pool.release(pool.up - max(want, pool.min_nodes))
+
+
+@dataclass(frozen=True, slots=True)
+class Pools:
+    """The autoscaled pools of the fleet: transcoders (GPU, CPU), origins, chat nodes."""
+
+    gpu: NodePool
+    cpu: NodePool
+    origin: NodePool
+    chat: NodePool
+
+    @classmethod
+    def build(cls, env: simpy.Environment, fleet: Fleet, calibration: Calibration) -> Pools:
+        def pool(name: str, delay_s: float) -> NodePool:
+            spec = getattr(fleet, name)
+            return NodePool(env, name, spec.nodes, spec.min_nodes, spec.max_nodes, delay_s)
+
+        return cls(
+            pool("gpu", calibration.gpu_provisioning_s),
+            pool("cpu", calibration.cpu_provisioning_s),
+            pool("origin", calibration.origin_provisioning_s),
+            pool("chat", calibration.chat_provisioning_s),
+        )
+
+    def all(self) -> tuple[NodePool, NodePool, NodePool, NodePool]:
+        return self.gpu, self.cpu, self.origin, self.chat

@@ -17,17 +17,23 @@ from collections import deque
 
 import numpy as np
 
-from twin.autoscale import NodePool
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration
+from twin.model.autoscale import NodePool
 
 LADDERS = ("full", "source")
 
 
 class TranscoderFleet:
     def __init__(
-        self, cal: Calibration, gpu: NodePool, cpu: NodePool, full: int, source: int, rng: np.random.Generator
+        self,
+        calibration: Calibration,
+        gpu: NodePool,
+        cpu: NodePool,
+        full: int,
+        source: int,
+        rng: np.random.Generator,
     ) -> None:
-        self.cal = cal
+        self.calibration = calibration
         self.gpu = gpu
         self.cpu = cpu
         self.rng = rng
@@ -47,39 +53,39 @@ class TranscoderFleet:
 
     def capacity(self) -> dict[str, int]:
         """Greedy fill of the current nodes with the current demand (full -> GPU first)."""
-        cal = self.cal
+        calibration = self.calibration
         want_full, want_src = self.demand["full"], self.demand["source"]
-        full_gpu = min(want_full, int(self.gpu.up * cal.gpu_streams_full))
-        gpu_left = self.gpu.up - full_gpu / cal.gpu_streams_full
-        src_cpu = min(want_src, int(self.cpu.up * cal.cpu_streams_source))
-        cpu_left = self.cpu.up - src_cpu / cal.cpu_streams_source
-        full_cpu = min(want_full - full_gpu, int(cpu_left * cal.cpu_streams_full))
-        src_gpu = min(want_src - src_cpu, int(gpu_left * cal.gpu_streams_source))
+        full_gpu = min(want_full, int(self.gpu.up * calibration.gpu_streams_full))
+        gpu_left = self.gpu.up - full_gpu / calibration.gpu_streams_full
+        src_cpu = min(want_src, int(self.cpu.up * calibration.cpu_streams_source))
+        cpu_left = self.cpu.up - src_cpu / calibration.cpu_streams_source
+        full_cpu = min(want_full - full_gpu, int(cpu_left * calibration.cpu_streams_full))
+        src_gpu = min(want_src - src_cpu, int(gpu_left * calibration.gpu_streams_source))
         return {"full": full_gpu + full_cpu, "source": src_cpu + src_gpu}
 
     def utilization(self) -> tuple[float, float]:
-        cal = self.cal
+        calibration = self.calibration
         cap = self.capacity()
-        full_gpu = min(cap["full"], int(self.gpu.up * cal.gpu_streams_full))
+        full_gpu = min(cap["full"], int(self.gpu.up * calibration.gpu_streams_full))
         full_cpu = cap["full"] - full_gpu
-        src_cpu = min(cap["source"], int(self.cpu.up * cal.cpu_streams_source))
+        src_cpu = min(cap["source"], int(self.cpu.up * calibration.cpu_streams_source))
         src_gpu = cap["source"] - src_cpu
-        gpu_used = full_gpu / cal.gpu_streams_full + src_gpu / cal.gpu_streams_source
-        cpu_used = src_cpu / cal.cpu_streams_source + full_cpu / cal.cpu_streams_full
+        gpu_used = full_gpu / calibration.gpu_streams_full + src_gpu / calibration.gpu_streams_source
+        cpu_used = src_cpu / calibration.cpu_streams_source + full_cpu / calibration.cpu_streams_full
         return (
             gpu_used / self.gpu.up if self.gpu.up else 0.0,
             cpu_used / self.cpu.up if self.cpu.up else 0.0,
         )
 
     def gpu_needed(self) -> float:
-        return self.demand["full"] / self.cal.gpu_streams_full
+        return self.demand["full"] / self.calibration.gpu_streams_full
 
     def cpu_needed(self) -> float:
-        return self.demand["source"] / self.cal.cpu_streams_source
+        return self.demand["source"] / self.calibration.cpu_streams_source
 
     def churn(self, dt: float, target: float, full_share: float) -> None:
         """Advance broadcasts by dt toward `target` live streams (diurnal demand)."""
-        keep = math.exp(-dt / self.cal.streamer_session_mean_s)
+        keep = math.exp(-dt / self.calibration.streamer_session_mean_s)
         for ladder in LADDERS:
             n = self.demand[ladder]
             stops = int(self.rng.binomial(n, 1.0 - keep)) if n else 0
@@ -110,7 +116,7 @@ class TranscoderFleet:
             self.placed[ladder] = fit
             restart = 0 if initial else gained - min(gained, self.new[ladder])
             if restart > 0:
-                self.restarting.append((now + self.cal.transcode_start_s, ladder, restart))
+                self.restarting.append((now + self.calibration.transcode_start_s, ladder, restart))
                 self.restarting_count[ladder] += restart
             self.new[ladder] = 0
 

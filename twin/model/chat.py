@@ -13,15 +13,15 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from twin.autoscale import NodePool
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration
+from twin.model.autoscale import NodePool
 
 FloatArray = npt.NDArray[np.float64]
 
 
 class ChatCluster:
-    def __init__(self, cal: Calibration, pool: NodePool) -> None:
-        self.cal = cal
+    def __init__(self, calibration: Calibration, pool: NodePool) -> None:
+        self.calibration = calibration
         self.pool = pool
         self.backlog = 0.0
         self.dropped = 0.0
@@ -33,35 +33,35 @@ class ChatCluster:
         self.delay_s = 0.0
 
     def needed(self) -> float:
-        cal = self.cal
+        calibration = self.calibration
         return max(
-            self.deliveries_per_s / cal.chat_deliveries_per_node,
-            self.connections / cal.chat_connections_per_node,
+            self.deliveries_per_s / calibration.chat_deliveries_per_node,
+            self.connections / calibration.chat_connections_per_node,
         )
 
     def step(self, dt: float, members: FloatArray, channels: FloatArray, storm: dict[int, float]) -> None:
         """members[g]: chatters in group g (spread over its channels); storm: group -> msg/s."""
-        cal = self.cal
+        calibration = self.calibration
         per_room = members / channels
-        rate = np.minimum(per_room * cal.chat_messages_per_chatter_s, cal.chat_room_cap_per_s)
+        rate = np.minimum(per_room * calibration.chat_messages_per_chatter_s, calibration.chat_room_cap_per_s)
         for g, msgs in storm.items():
             rate[g] = max(rate[g], msgs)
-        deliveries = float((channels * per_room * np.minimum(rate, cal.chat_client_cap_per_s)).sum())
+        deliveries = float((channels * per_room * np.minimum(rate, calibration.chat_client_cap_per_s)).sum())
         self.messages_per_s = float((channels * rate).sum())
         self.deliveries_per_s = deliveries
         self.connections = float(members.sum())
-        conn_cap = self.pool.up * cal.chat_connections_per_node
+        conn_cap = self.pool.up * calibration.chat_connections_per_node
         self.refused = max(0.0, self.connections - conn_cap)
-        capacity = self.pool.up * cal.chat_deliveries_per_node
+        capacity = self.pool.up * calibration.chat_deliveries_per_node
         self.backlog = max(0.0, self.backlog + (deliveries - capacity) * dt)
-        limit = capacity * cal.chat_backlog_limit_s
+        limit = capacity * calibration.chat_backlog_limit_s
         if self.backlog > limit:
             self.dropped += self.backlog - limit
             self.backlog = limit
         self.delivered += min(deliveries * dt, capacity * dt)
-        self.delay_s = self.backlog / capacity if capacity else cal.chat_backlog_limit_s
+        self.delay_s = self.backlog / capacity if capacity else calibration.chat_backlog_limit_s
 
     @property
     def utilization(self) -> float:
-        capacity = self.pool.up * self.cal.chat_deliveries_per_node
+        capacity = self.pool.up * self.calibration.chat_deliveries_per_node
         return self.deliveries_per_s / capacity if capacity else 0.0

@@ -1,4 +1,4 @@
-"""Scenario files: YAML in, a frozen, validated `Scenario` out.
+"""Scenario files: YAML in, a frozen, validated `Scenario` (twin.scenario.schema) out.
 
 A scenario states the fleet, the workload, the faults and the SLOs (issue 5). Parsing keeps
 yaml's node marks so that every error names the file, the line and the dotted field that is
@@ -8,302 +8,41 @@ must never turn a failure drill into a quiet baseline run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
 
 import yaml
 
 from twin.popularity import fit_popularity
+from twin.scenario.nodes import NodeReader, ScenarioError
+from twin.scenario.schema import (
+    MAX_REAL_CHANNELS,
+    MAX_REAL_VIEWERS,
+    MAX_REGIONS,
+    MAX_STREAMERS,
+    REAL_LADDERS,
+    STREAM_FAULTS,
+    Bands,
+    Fault,
+    FaultKind,
+    Fleet,
+    NodeType,
+    PoolSpec,
+    RealFault,
+    RealFaultKind,
+    RealSource,
+    RealSpec,
+    Region,
+    Scenario,
+    Slos,
+    Workload,
+)
 
-T = TypeVar("T")
-
-MAX_STREAMERS = 10_000_000  # the popularity law holds one float per channel: bounded memory
-MAX_REGIONS = 64
-FAULT_KINDS = ("viral_spike", "region_outage", "transcoder_loss", "chat_storm", "ad_break", "worker_restart")
-NODE_TYPES = ("gpu", "cpu")
-REAL_FAULT_KINDS = ("viral_spike", "worker_kill")
-REAL_LADDERS = ("full",)  # the platform transcodes every live stream into its ladder
-MAX_REAL_CHANNELS = 16
-MAX_REAL_VIEWERS = 5000
-
-
-class ScenarioError(ValueError):
-    """The scenario file is wrong: its author is at fault. Names file, line and field."""
-
-    def __init__(self, source: str, line: int, field: str, message: str) -> None:
-        super().__init__(f"{source}:{line}: {field}: {message}")
-        self.source = source
-        self.line = line
-        self.field = field
-
-
-@dataclass(frozen=True, slots=True)
-class Region:
-    name: str
-    viewer_share: float
-    streamer_share: float
-    rtt_ms: float
-    edge_pops: int
-    edge_servers_per_pop: int
-    shield_servers: int
-    ingest_capacity_streams: int
-    failover_to: str
+FAULT_KINDS = tuple(k.value for k in FaultKind)
+NODE_TYPES = tuple(t.value for t in NodeType)
+REAL_FAULT_KINDS = tuple(k.value for k in RealFaultKind)
 
 
-@dataclass(frozen=True, slots=True)
-class PoolSpec:
-    """A node pool: `nodes` at start, autoscaled within [min_nodes, max_nodes]."""
-
-    nodes: int
-    min_nodes: int
-    max_nodes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Fleet:
-    gpu: PoolSpec
-    cpu: PoolSpec
-    origin: PoolSpec
-    chat: PoolSpec
-    ad_servers: int
-    target_utilization: float
-    autoscale_period_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    viewers: float
-    streamers: int
-    start_hour: float
-    peak_hour: float
-    trough_ratio: float
-    top_k: int
-    top_k_share: float
-    top1_share: float | None
-    full_ladder_share: float
-    chatter_share: float
-    tracers: int
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One scheduled event. Fields not used by a kind keep their defaults."""
-
-    kind: str
-    at_s: float
-    duration_s: float
-    region: str = ""
-    stream_rank: int = 1
-    factor: float = 1.0
-    ramp_s: float = 0.0
-    node_type: str = "gpu"
-    share: float = 0.0
-    messages_per_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Slos:
-    glass_to_glass_p95_s: float
-    rebuffer_ratio: float
-    availability: float
-    chat_delay_p99_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class RealSource:
-    """The synthetic publishers' capture: what each of `RealSpec.channels` publishes."""
-
-    width: int
-    height: int
-    fps: int
-    bitrate_kbps: int
-
-
-@dataclass(frozen=True, slots=True)
-class RealFault:
-    """A fault of the real run.
-
-    `viral_spike`: the viewers of channel `stream_rank` grow to `factor` x over `ramp_s`, stay
-    there for `duration_s`, then return. `worker_kill`: the transcode worker of channel
-    `stream_rank` is killed (SIGKILL) at `at_s`; the platform's supervisor restarts it.
-    """
-
-    kind: str
-    at_s: float
-    stream_rank: int = 1
-    factor: float = 1.0
-    ramp_s: float = 0.0
-    duration_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Bands:
-    """Acceptable predicted-vs-measured error, stated before the run (issue 6 goals as defaults).
-
-    Relative bands for throughput (requests/s), utilization (CPU cores) and latency
-    percentiles; rebuffer ratios near zero make relative errors meaningless, so that band is
-    absolute (a difference of ratios).
-    """
-
-    throughput: float = 0.15
-    utilization: float = 0.15
-    latency: float = 0.25
-    rebuffer_abs: float = 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class RealSpec:
-    """The scenario scaled down to one machine: what `loadgen run` starts and measures.
-
-    Times are seconds from the moment every publisher is live; measurements cover
-    [warmup_s, warmup_s + duration_s). `viewer_shares[i]` is the share of the `viewers`
-    Locust users watching channel i + 1 (rank order); chat users join channel 1.
-    """
-
-    duration_s: float
-    warmup_s: float
-    channels: int
-    ladder: str
-    source: RealSource
-    viewers: int
-    viewer_shares: tuple[float, ...]
-    spawn_rate: float
-    chatters: int
-    chat_messages_per_s: float
-    locust_processes: int
-    faults: tuple[RealFault, ...]
-    bands: Bands
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    name: str
-    description: str
-    duration_s: float
-    step_s: float
-    record_every_s: float
-    head_streams: int
-    regions: tuple[Region, ...]
-    fleet: Fleet
-    workload: Workload
-    faults: tuple[Fault, ...]
-    slos: Slos
-    source: str = "<string>"
-    real: RealSpec | None = None
-
-
-class _Reader:
-    """Typed access to one mapping node, with marks for errors and an unknown-key check."""
-
-    def __init__(self, loader: yaml.SafeLoader, node: yaml.Node, field: str, source: str) -> None:
-        self.loader = loader
-        self.node = node
-        self.field = field
-        self.source = source
-        if not isinstance(node, yaml.MappingNode):
-            self.fail(node, field, "expected a mapping")
-        self.items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                self.fail(key_node, field, "keys must be plain strings")
-            if key in self.items:
-                self.fail(key_node, self.sub(key), "duplicate key")
-            self.items[key] = (key_node, value_node)
-        self.used: set[str] = set()
-
-    def fail(self, node: yaml.Node, field: str, message: str) -> NoReturn:
-        raise ScenarioError(self.source, node.start_mark.line + 1, field or "<root>", message)
-
-    def sub(self, key: str) -> str:
-        return f"{self.field}.{key}" if self.field else key
-
-    def has(self, key: str) -> bool:
-        return key in self.items
-
-    def value_node(self, key: str) -> yaml.Node:
-        if key not in self.items:
-            self.fail(self.node, self.sub(key), "required field is missing")
-        self.used.add(key)
-        return self.items[key][1]
-
-    def scalar(self, key: str) -> tuple[Any, yaml.Node]:
-        node = self.value_node(key)
-        if not isinstance(node, yaml.ScalarNode):
-            self.fail(node, self.sub(key), "expected a single value")
-        return self.loader.construct_object(node, deep=True), node
-
-    def number(
-        self,
-        key: str,
-        default: float | None = None,
-        lo: float | None = None,
-        hi: float | None = None,
-        lo_open: bool = False,
-    ) -> float:
-        if default is not None and key not in self.items:
-            return default
-        value, node = self.scalar(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(node, self.sub(key), f"expected a number, got {value!r}")
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            self.fail(node, self.sub(key), "must be finite")
-        if lo is not None and (value < lo or (lo_open and value == lo)):
-            self.fail(node, self.sub(key), f"must be {'>' if lo_open else '>='} {lo:g}, got {value:g}")
-        if hi is not None and value > hi:
-            self.fail(node, self.sub(key), f"must be <= {hi:g}, got {value:g}")
-        return value
-
-    def integer(self, key: str, default: int | None = None, lo: int = 0, hi: int | None = None) -> int:
-        if default is not None and key not in self.items:
-            return default
-        value, node = self.scalar(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(node, self.sub(key), f"expected an integer, got {value!r}")
-        if value < lo:
-            self.fail(node, self.sub(key), f"must be >= {lo}, got {value}")
-        if hi is not None and value > hi:
-            self.fail(node, self.sub(key), f"must be <= {hi}, got {value}")
-        return int(value)
-
-    def text(self, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
-        if default is not None and key not in self.items:
-            return default
-        value, node = self.scalar(key)
-        if not isinstance(value, str) or not value:
-            self.fail(node, self.sub(key), f"expected a non-empty string, got {value!r}")
-        if choices and value not in choices:
-            self.fail(node, self.sub(key), f"must be one of {', '.join(choices)}; got {value!r}")
-        return str(value)
-
-    def mapping(self, key: str) -> _Reader:
-        return _Reader(self.loader, self.value_node(key), self.sub(key), self.source)
-
-    def sequence(self, key: str, item: Callable[[_Reader], T], allow_empty: bool = False) -> tuple[T, ...]:
-        if allow_empty and key not in self.items:
-            return ()
-        node = self.value_node(key)
-        if not isinstance(node, yaml.SequenceNode):
-            self.fail(node, self.sub(key), "expected a list")
-        if not node.value and not allow_empty:
-            self.fail(node, self.sub(key), "must not be empty")
-        out = []
-        for i, child in enumerate(node.value):
-            reader = _Reader(self.loader, child, f"{self.sub(key)}[{i}]", self.source)
-            out.append(item(reader))
-            reader.done()
-        return tuple(out)
-
-    def done(self) -> None:
-        for key, (key_node, _) in self.items.items():
-            if key not in self.used:
-                self.fail(key_node, self.sub(key), "unknown field")
-
-
-def _region(r: _Reader) -> Region:
+def _region(r: NodeReader) -> Region:
     return Region(
         name=r.text("name"),
         viewer_share=r.number("viewer_share", lo=0.0, hi=1.0),
@@ -317,7 +56,7 @@ def _region(r: _Reader) -> Region:
     )
 
 
-def _pool(r: _Reader) -> PoolSpec:
+def _pool(r: NodeReader) -> PoolSpec:
     nodes = r.integer("nodes", lo=0)
     spec = PoolSpec(
         nodes=nodes,
@@ -334,7 +73,7 @@ def _pool(r: _Reader) -> PoolSpec:
     return spec
 
 
-def _fleet(r: _Reader) -> Fleet:
+def _fleet(r: NodeReader) -> Fleet:
     fleet = Fleet(
         gpu=_pool(r.mapping("gpu")),
         cpu=_pool(r.mapping("cpu")),
@@ -348,7 +87,7 @@ def _fleet(r: _Reader) -> Fleet:
     return fleet
 
 
-def _workload(r: _Reader) -> Workload:
+def _workload(r: NodeReader) -> Workload:
     w = Workload(
         viewers=r.number("viewers", lo=1.0, hi=1e10),
         streamers=r.integer("streamers", lo=2, hi=MAX_STREAMERS),
@@ -381,51 +120,51 @@ def _workload(r: _Reader) -> Workload:
     return w
 
 
-def _fault(r: _Reader) -> Fault:
-    kind = r.text("kind", choices=FAULT_KINDS)
+def _fault(r: NodeReader) -> Fault:
+    kind = FaultKind(r.text("kind", choices=FAULT_KINDS))
     at_s = r.number("at_s", lo=0.0)
-    if kind == "viral_spike":
-        f = Fault(
-            kind,
-            at_s,
-            r.number("duration_s", lo=0.0),
-            stream_rank=r.integer("stream_rank", lo=1),
-            factor=r.number("factor", lo=0.0, lo_open=True),
-            ramp_s=r.number("ramp_s", lo=0.0),
-        )
-    elif kind == "region_outage":
-        f = Fault(kind, at_s, r.number("duration_s", lo=0.0, lo_open=True), region=r.text("region"))
-    elif kind == "transcoder_loss":
-        f = Fault(
-            kind,
-            at_s,
-            0.0,
-            node_type=r.text("node_type", choices=NODE_TYPES),
-            share=r.number("share", lo=0.0, hi=1.0),
-        )
-    elif kind == "chat_storm":
-        f = Fault(
-            kind,
-            at_s,
-            r.number("duration_s", lo=0.0, lo_open=True),
-            stream_rank=r.integer("stream_rank", lo=1),
-            messages_per_s=r.number("messages_per_s", lo=0.0),
-            share=r.number("chatter_share", default=0.0, lo=0.0, hi=1.0),
-        )
-    elif kind == "worker_restart":
-        # the stream's transcode worker dies and is restarted after `transcode_restart_s`
-        f = Fault(kind, at_s, 0.0, stream_rank=r.integer("stream_rank", lo=1))
-    else:
-        f = Fault(
-            kind,
-            at_s,
-            r.number("duration_s", lo=0.0, lo_open=True),
-            stream_rank=r.integer("stream_rank", lo=1),
-        )
-    return f
+    match kind:
+        case FaultKind.VIRAL_SPIKE:
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0),
+                stream_rank=r.integer("stream_rank", lo=1),
+                factor=r.number("factor", lo=0.0, lo_open=True),
+                ramp_s=r.number("ramp_s", lo=0.0),
+            )
+        case FaultKind.REGION_OUTAGE:
+            return Fault(kind, at_s, r.number("duration_s", lo=0.0, lo_open=True), region=r.text("region"))
+        case FaultKind.TRANSCODER_LOSS:
+            return Fault(
+                kind,
+                at_s,
+                0.0,
+                node_type=NodeType(r.text("node_type", choices=NODE_TYPES)),
+                share=r.number("share", lo=0.0, hi=1.0),
+            )
+        case FaultKind.CHAT_STORM:
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0, lo_open=True),
+                stream_rank=r.integer("stream_rank", lo=1),
+                messages_per_s=r.number("messages_per_s", lo=0.0),
+                share=r.number("chatter_share", default=0.0, lo=0.0, hi=1.0),
+            )
+        case FaultKind.WORKER_RESTART:
+            # the stream's transcode worker dies and is restarted after `transcode_restart_s`
+            return Fault(kind, at_s, 0.0, stream_rank=r.integer("stream_rank", lo=1))
+        case FaultKind.AD_BREAK:
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0, lo_open=True),
+                stream_rank=r.integer("stream_rank", lo=1),
+            )
 
 
-def _slos(r: _Reader) -> Slos:
+def _slos(r: NodeReader) -> Slos:
     s = Slos(
         glass_to_glass_p95_s=r.number("glass_to_glass_p95_s", lo=0.0, lo_open=True),
         rebuffer_ratio=r.number("rebuffer_ratio", lo=0.0, hi=1.0),
@@ -436,7 +175,7 @@ def _slos(r: _Reader) -> Slos:
     return s
 
 
-def _real_source(r: _Reader) -> RealSource:
+def _real_source(r: NodeReader) -> RealSource:
     src = RealSource(
         width=r.integer("width", default=640, lo=64, hi=3840),
         height=r.integer("height", default=360, lo=64, hi=2160),
@@ -449,11 +188,11 @@ def _real_source(r: _Reader) -> RealSource:
     return src
 
 
-def _real_fault(r: _Reader) -> RealFault:
-    kind = r.text("kind", choices=REAL_FAULT_KINDS)
+def _real_fault(r: NodeReader) -> RealFault:
+    kind = RealFaultKind(r.text("kind", choices=REAL_FAULT_KINDS))
     at_s = r.number("at_s", lo=0.0)
     rank = r.integer("stream_rank", default=1, lo=1)
-    if kind == "viral_spike":
+    if kind == RealFaultKind.VIRAL_SPIKE:
         return RealFault(
             kind,
             at_s,
@@ -468,7 +207,7 @@ def _real_fault(r: _Reader) -> RealFault:
 _DEFAULT_BANDS = Bands()
 
 
-def _bands(r: _Reader) -> Bands:
+def _bands(r: NodeReader) -> Bands:
     b = Bands(
         throughput=r.number("throughput", default=_DEFAULT_BANDS.throughput, lo=0.0, hi=10.0, lo_open=True),
         utilization=r.number(
@@ -483,7 +222,7 @@ def _bands(r: _Reader) -> Bands:
     return b
 
 
-def _real(r: _Reader) -> RealSpec:
+def _real(r: NodeReader) -> RealSpec:
     duration = r.number("duration_s", lo=10.0, hi=3600.0)
     warmup = r.number("warmup_s", default=20.0, lo=0.0, hi=600.0)
     channels = r.integer("channels", default=1, lo=1, hi=MAX_REAL_CHANNELS)
@@ -557,7 +296,7 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
         if root is None:
             raise ScenarioError(source, 1, "<root>", "the file is empty")
         try:
-            return _scenario(_Reader(loader, root, "", source), source)
+            return _scenario(NodeReader(loader, root, "", source), source)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             raise ScenarioError(source, (mark.line + 1) if mark else 1, "<value>", str(exc.problem)) from exc
@@ -567,7 +306,7 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
         loader.dispose()
 
 
-def _scenario(r: _Reader, source: str) -> Scenario:
+def _scenario(r: NodeReader, source: str) -> Scenario:
     duration = r.number("duration_s", lo=1.0, hi=7 * 86400.0)
     step = r.number("step_s", default=1.0, lo=0.1, hi=60.0)
     record = r.number("record_every_s", default=10.0, lo=step)
@@ -594,19 +333,16 @@ def _scenario(r: _Reader, source: str) -> Scenario:
     faults = r.sequence("faults", _fault, allow_empty=True)
     for i, f in enumerate(faults):
         where = fault_nodes[i]
-        if f.kind == "region_outage" and f.region not in names:
+        if f.kind == FaultKind.REGION_OUTAGE and f.region not in names:
             r.fail(
                 where, f"faults[{i}].region", f"unknown region {f.region!r}; regions are {', '.join(names)}"
             )
-        if (
-            f.kind in ("viral_spike", "chat_storm", "ad_break", "worker_restart")
-            and f.stream_rank > workload.streamers
-        ):
+        if f.kind in STREAM_FAULTS and f.stream_rank > workload.streamers:
             r.fail(where, f"faults[{i}].stream_rank", f"only {workload.streamers} streams exist")
-        if f.kind == "region_outage":
+        if f.kind == FaultKind.REGION_OUTAGE:
             for j, other in enumerate(faults[:i]):
                 if (
-                    other.kind == "region_outage"
+                    other.kind == FaultKind.REGION_OUTAGE
                     and other.region == f.region
                     and f.at_s < other.at_s + other.duration_s
                     and other.at_s < f.at_s + f.duration_s

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from twin.queueing import erlang_c
+from twin.model.queueing import erlang_c
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -25,14 +25,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from live.transcode.ladder import SourceInfo, build_ladder
+from live.transcode.ladder import Rung, SourceInfo, build_ladder
 
-from twin.calibration import Calibration, Rendition
-from twin.model import Direct, RunResult, Twin
-from twin.scenario import (
+from twin.calibration.parameters import Calibration, Rendition
+from twin.model.layout import Direct
+from twin.model.records import RunResult
+from twin.model.twin import Twin
+from twin.scenario.schema import (
     Fault,
+    FaultKind,
     Fleet,
     PoolSpec,
+    RealFaultKind,
     RealSpec,
     Region,
     Scenario,
@@ -55,27 +59,18 @@ class DeploymentError(ValueError):
     """The run cannot be modeled as stated (its description is at fault)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Rung:
-    name: str
-    width: int
-    height: int
-    fps: float
-    kbps: float
-    passthrough: bool
-
-
 def real_ladder(spec: RealSpec) -> tuple[Rung, ...]:
     """The renditions the platform makes of one publisher: its own ladder policy, run on the source."""
     src = spec.source
     ladder = build_ladder(SourceInfo(src.width, src.height, float(src.fps), video_kbps=src.bitrate_kbps))
-    rungs = tuple(
-        Rung(r.name, r.width, r.height, r.fps, float(r.video_kbps or src.bitrate_kbps), r.passthrough)
-        for r in ladder.video
-    )
     if spec.ladder == "source":
-        return tuple(r for r in rungs if r.passthrough) or rungs[:1]
-    return rungs
+        return tuple(r for r in ladder.video if r.passthrough) or ladder.video[:1]
+    return tuple(ladder.video)
+
+
+def rung_kbps(rung: Rung, spec: RealSpec) -> float:
+    """A rung's video bitrate; a passthrough rung (no `video_kbps`) carries the source's own."""
+    return float(rung.video_kbps if rung.video_kbps is not None else spec.source.bitrate_kbps)
 
 
 def stream_load(spec: RealSpec) -> tuple[float, float]:
@@ -87,7 +82,7 @@ def stream_load(spec: RealSpec) -> tuple[float, float]:
         mpixels = 0.0  # passthrough only: no worker
     else:
         mpixels = (src.width * src.height * src.fps + sum(r.width * r.height * r.fps for r in encoded)) / 1e6
-    mbit = (src.bitrate_kbps + sum(r.kbps for r in encoded)) / 1000.0
+    mbit = (src.bitrate_kbps + sum(rung_kbps(r, spec) for r in encoded)) / 1000.0
     return mpixels, mbit
 
 
@@ -100,17 +95,16 @@ def viewer_pattern(spec: RealSpec, part_s: float) -> tuple[float, float]:
     return duty * 2.0 / part_s + join / cycle, duty
 
 
-def small_calibration(cal: Calibration, spec: RealSpec) -> Calibration:
+def small_calibration(calibration: Calibration, spec: RealSpec) -> Calibration:
     """The calibration as the one machine sees it: the run's ladder, loopback viewers."""
-    rungs = sorted(real_ladder(spec), key=lambda r: -r.kbps)
+    rungs = sorted(real_ladder(spec), key=lambda r: -rung_kbps(r, spec))
     ladder: list[Rendition] = []
     for r in rungs:
-        if not ladder or r.kbps * 1000.0 < ladder[-1].bitrate_bps:
-            ladder.append(
-                Rendition(r.name, r.kbps * 1000.0, "the platform's ladder policy for the run's source")
-            )
+        bps = rung_kbps(r, spec) * 1000.0
+        if not ladder or bps < ladder[-1].bitrate_bps:
+            ladder.append(Rendition(r.name, bps, "the platform's ladder policy for the run's source"))
     return dataclasses.replace(
-        cal,
+        calibration,
         ladder=tuple(ladder),
         viewer_bandwidth_median_mbps=LOOPBACK_BPS / 1e6,
         viewer_bandwidth_sigma=0.05,
@@ -123,7 +117,7 @@ def small_calibration(cal: Calibration, spec: RealSpec) -> Calibration:
 
 
 def small_deployment(
-    spec: RealSpec, cal: Calibration, name: str = "real", probe_rendition: str = "transcoded"
+    spec: RealSpec, calibration: Calibration, name: str = "real", probe_rendition: str = "transcoded"
 ) -> tuple[Scenario, Direct, Calibration]:
     """Map the real run to the twin: (scenario, direct layout, calibration as the machine sees it).
 
@@ -153,10 +147,10 @@ def small_deployment(
     )
     faults = []
     for f in spec.faults:
-        if f.kind == "viral_spike":
+        if f.kind == RealFaultKind.VIRAL_SPIKE:
             faults.append(
                 Fault(
-                    "viral_spike",
+                    FaultKind.VIRAL_SPIKE,
                     f.at_s,
                     f.duration_s,
                     stream_rank=f.stream_rank,
@@ -164,8 +158,8 @@ def small_deployment(
                     ramp_s=f.ramp_s,
                 )
             )
-        elif f.kind == "worker_kill":
-            faults.append(Fault("worker_restart", f.at_s, 0.0, stream_rank=f.stream_rank))
+        elif f.kind == RealFaultKind.WORKER_KILL:
+            faults.append(Fault(FaultKind.WORKER_RESTART, f.at_s, 0.0, stream_rank=f.stream_rank))
         else:
             raise DeploymentError(f"real fault kind {f.kind!r} has no twin counterpart")
     scenario = Scenario(
@@ -181,8 +175,8 @@ def small_deployment(
         faults=tuple(faults),
         slos=Slos(1.5, 0.01, 0.9995, 2.0),
     )
-    small = small_calibration(cal, spec)
-    rps, held = viewer_pattern(spec, cal.part_s)
+    small = small_calibration(calibration, spec)
+    rps, held = viewer_pattern(spec, calibration.part_s)
     mpixels, mbit = stream_load(spec)
     transcoded = full and probe_rendition == "transcoded"
     direct = Direct(
@@ -195,15 +189,15 @@ def small_deployment(
         chatters=float(spec.chatters),
         chat_messages_per_s=spec.chat_messages_per_s,
         segment_s=SEGMENT_S,
-        frames_per_part=max(1, round(cal.part_s * spec.source.fps)),
+        frames_per_part=max(1, round(calibration.part_s * spec.source.fps)),
         probe_rank=1,
         probes=PROBES,
         probe_start_s=spec.warmup_s,
-        probe_pipeline_s=cal.publisher_encode_s
-        + (cal.transcode_latency_s if transcoded else 0.0)
-        + cal.package_s,
-        transfer_s=spec.source.bitrate_kbps * 1000.0 * cal.part_s / LOOPBACK_BPS,
-        decode_s=cal.display_s,
+        probe_pipeline_s=calibration.publisher_encode_s
+        + (calibration.transcode_latency_s if transcoded else 0.0)
+        + calibration.package_s,
+        transfer_s=spec.source.bitrate_kbps * 1000.0 * calibration.part_s / LOOPBACK_BPS,
+        decode_s=calibration.display_s,
     )
     return scenario, direct, small
 
@@ -260,7 +254,7 @@ def summarize_prediction(result: RunResult, spec: RealSpec, clock: str = "playou
 
 def predict(
     spec: RealSpec,
-    cal: Calibration,
+    calibration: Calibration,
     *,
     seed: int = 1,
     clock: str = "playout",
@@ -268,6 +262,6 @@ def predict(
     probe_rendition: str = "transcoded",
 ) -> Prediction:
     """Run the twin as the small deployment over the real run's timeline and summarize its window."""
-    scenario, direct, small = small_deployment(spec, cal, name, probe_rendition)
+    scenario, direct, small = small_deployment(spec, calibration, name, probe_rendition)
     result = Twin(scenario, small, seed, direct=direct).run()
     return summarize_prediction(result, spec, clock)

@@ -20,28 +20,30 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from twin.calibration import Calibration
+from twin.calibration.parameters import Calibration
+from twin.popularity import StreamGroups
+from twin.scenario.schema import Fault, FaultKind, Workload
 
 FloatArray = npt.NDArray[np.float64]
 
 
-def rendition_shares(cal: Calibration, full_ladder: bool) -> FloatArray:
+def rendition_shares(calibration: Calibration, full_ladder: bool) -> FloatArray:
     """Share of viewers on each rung, for a stream with the full ladder or source only."""
-    k = len(cal.ladder)
+    k = len(calibration.ladder)
     shares = np.zeros(k)
     if not full_ladder:
         shares[0] = 1.0
         return shares
-    mu = math.log(cal.viewer_bandwidth_median_mbps * 1e6)
-    sigma = cal.viewer_bandwidth_sigma
+    mu = math.log(calibration.viewer_bandwidth_median_mbps * 1e6)
+    sigma = calibration.viewer_bandwidth_sigma
 
     def cdf(bps: float) -> float:
         return 0.5 * (1.0 + math.erf((math.log(bps) - mu) / (sigma * math.sqrt(2.0))))
 
     # thresholds: viewer takes rung i iff bw >= rate_i / safety and bw < rate_{i-1} / safety
     above = 1.0
-    for i, rung in enumerate(cal.ladder):
-        thr = cdf(rung.bitrate_bps / cal.abr_safety)
+    for i, rung in enumerate(calibration.ladder):
+        thr = cdf(rung.bitrate_bps / calibration.abr_safety)
         shares[i] = above - thr if i < k - 1 else above
         above = thr
     return shares
@@ -81,3 +83,36 @@ class FluidAudience:
     @property
     def present(self) -> float:
         return float(self.v.sum())
+
+
+class ViewerDemand:
+    """How many viewers each stream group wants at time t: diurnal curve x popularity x spikes.
+
+    A viral spike multiplies its channel's target by `factor`, reached linearly over `ramp_s`,
+    held for `duration_s`, then gone; a tail group holds many channels, so only one channel's
+    share of it grows.
+    """
+
+    def __init__(self, workload: Workload, groups: StreamGroups, faults: tuple[Fault, ...]) -> None:
+        self.workload = workload
+        self.groups = groups
+        self.spikes = [f for f in faults if f.kind == FaultKind.VIRAL_SPIKE]
+
+    def level(self, t: float) -> float:
+        w = self.workload
+        return diurnal(t, w.start_hour, w.peak_hour, w.trough_ratio)
+
+    def streamers(self, t: float) -> float:
+        return self.workload.streamers * self.level(t)
+
+    def targets(self, t: float) -> FloatArray:
+        targets = self.workload.viewers * self.level(t) * self.groups.share
+        for s in self.spikes:
+            if t >= s.at_s:
+                ramp = 1.0 if s.ramp_s <= 0 else min(1.0, (t - s.at_s) / s.ramp_s)
+                if t > s.at_s + s.ramp_s + s.duration_s:
+                    ramp = 0.0
+                g = self.groups.group_of_rank(s.stream_rank)
+                per_channel = targets[g] / self.groups.channels[g]
+                targets[g] += per_channel * (s.factor - 1.0) * ramp
+        return targets

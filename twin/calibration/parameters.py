@@ -1,4 +1,4 @@
-"""The twin's parameters, each with its provenance (twin/calibration.yaml).
+"""The twin's parameters, each with its provenance (twin/calibration/calibration.yaml).
 
 The model never holds a magic number: every service time, capacity and price is a field of
 `Calibration`, and the loader refuses an entry that does not say where it came from, so a
@@ -156,11 +156,19 @@ def parse_calibration(data: Any, origin: str = "<calibration>") -> Calibration:
     return Calibration(ladder=tuple(ladder), sources=tuple(sources), **values)
 
 
+SHIPPED = "twin/calibration/calibration.yaml"  # how messages and provenance name the shipped file
+
+
+def shipped_text() -> str:
+    """The calibration shipped with the package (package data next to this module)."""
+    return resources.files("twin.calibration").joinpath("calibration.yaml").read_text(encoding="utf-8")
+
+
 def load_calibration(path: str | Path | None = None) -> Calibration:
     """Load `path`, or the calibration shipped with the package."""
     if path is None:
-        text = resources.files("twin").joinpath("calibration.yaml").read_text(encoding="utf-8")
-        origin = "twin/calibration.yaml"
+        text = shipped_text()
+        origin = SHIPPED
     else:
         text = Path(path).read_text(encoding="utf-8")
         origin = str(path)
@@ -183,7 +191,7 @@ def rung_mpixels_per_s(name: str) -> float:
     return width * height * fps / 1e6
 
 
-def derived_capacities(cal: Calibration) -> dict[str, float]:
+def derived_capacities(calibration: Calibration) -> dict[str, float]:
     """The big-fleet capacities the per-unit costs imply for the stated node sizes.
 
     A CPU node carrying full ladders decodes the source rung and encodes every other rung
@@ -193,10 +201,14 @@ def derived_capacities(cal: Calibration) -> dict[str, float]:
     2 requests at LL-HLS's reload + part pattern); a chat node spends
     `chat_cpu_s_per_delivery` per delivered message. Nodes are used up to all their cores.
     """
-    per_stream = sum(rung_mpixels_per_s(r.name) for r in cal.ladder) * cal.transcode_core_s_per_mpixel
-    per_request = cal.origin_cpu_s_per_request + cal.held_request_cpu_s * cal.part_s / 2.0
+    per_stream = (
+        sum(rung_mpixels_per_s(r.name) for r in calibration.ladder) * calibration.transcode_core_s_per_mpixel
+    )
+    per_request = (
+        calibration.origin_cpu_s_per_request + calibration.held_request_cpu_s * calibration.part_s / 2.0
+    )
     return {
-        "cpu_streams_full": cal.cpu_node_cores / per_stream,
-        "origin_rps_per_server": cal.origin_node_cores / per_request,
-        "chat_deliveries_per_node": cal.chat_node_cores / cal.chat_cpu_s_per_delivery,
+        "cpu_streams_full": calibration.cpu_node_cores / per_stream,
+        "origin_rps_per_server": calibration.origin_node_cores / per_request,
+        "chat_deliveries_per_node": calibration.chat_node_cores / calibration.chat_cpu_s_per_delivery,
     }

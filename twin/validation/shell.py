@@ -1,8 +1,10 @@
-"""The I/O shell of `twin validate`: get the real run, run the twin as the small deployment, write.
+"""The I/O shell of `twin validate`: read a real run, run the twin as the small deployment, write.
 
 Writes into the output directory: validation.json (checks, both summaries, provenance),
-validation.txt (the table as printed), predicted_timeseries.csv (the twin's per-second rows
-in the real run's columns) and validation.html (reports.validation).
+validation.txt (the table as printed) and predicted_timeseries.csv (the twin's per-second
+rows in the real run's columns). Performing the real run is `loadgen run`'s business and
+validation.html is `reports.validation`'s: the CLIs call them, so twin never imports loadgen
+or reports.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from twin.calibration import load_calibration
-from twin.deployment import predict
-from twin.rundir import RealRun, RunDirError, read_run
-from twin.scenario import RealSpec, load_scenario
-from twin.validate import Check, compare, format_table
+from twin.calibration.parameters import SHIPPED, load_calibration
+from twin.scenario.reader import load_scenario
+from twin.scenario.schema import RealSpec, Scenario
+from twin.validation.checks import Check, compare, format_table
+from twin.validation.deployment import predict
+from twin.validation.rundir import RealRun, RunDirError, read_run
 
 PREDICTED_COLUMNS = (
     "t_s",
@@ -56,27 +59,26 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def validate_run(
-    scenario_path: Path,
-    out: Path,
-    run_dir: Path | None = None,
-    calibration: Path | None = None,
-    seed: int = 1,
-) -> tuple[list[Check], dict[str, Any]]:
-    """Compare the twin with a real run of the scenario (performed now when `run_dir` is None)."""
+def real_scenario(scenario_path: Path) -> Scenario:
+    """The scenario at `scenario_path`, which must have a `real:` section to run or validate against."""
     scenario = load_scenario(scenario_path)
     if scenario.real is None:
         raise RunDirError(f"{scenario_path}: has no real: section to run or validate against")
-    cal = load_calibration(calibration)
+    return scenario
+
+
+def validate_run(
+    scenario_path: Path,
+    out: Path,
+    run_dir: Path,
+    calibration: Path | None = None,
+    seed: int = 1,
+) -> tuple[list[Check], dict[str, Any]]:
+    """Compare the twin with the real run of the scenario in `run_dir`; write the files into `out`."""
+    scenario = real_scenario(scenario_path)
+    assert scenario.real is not None
+    parameters = load_calibration(calibration)
     out.mkdir(parents=True, exist_ok=True)
-    if run_dir is None:
-        try:
-            from loadgen.realrun import run_real  # the real platform and load: only when asked for
-        except ImportError as exc:
-            raise RunDirError(
-                f"cannot perform the real run here ({exc}); pass --run RUN_DIR from `loadgen run`"
-            ) from exc
-        run_dir = run_real(scenario_path, out / "real", seed=seed)
     run = read_run(run_dir)
     spec = run.spec or scenario.real
     if not _same_load(spec, scenario.real):
@@ -85,7 +87,7 @@ def validate_run(
         )
     clock = str(run.measured["measured"].get("glass_to_glass_s", {}).get("clock", "playout"))
     prediction = predict(
-        spec, cal, seed=seed, clock=clock, name=scenario.name, probe_rendition=_probe_rendition(run)
+        spec, parameters, seed=seed, clock=clock, name=scenario.name, probe_rendition=_probe_rendition(run)
     )
     checks = compare(prediction.measured, run.measured["measured"], scenario.real.bands)
     notes = []
@@ -101,7 +103,7 @@ def validate_run(
         "run_dir": str(run.path.resolve()),
         "run_id": run.run_id,
         "machine": run.machine,
-        "calibration": str(calibration) if calibration else "twin/calibration.yaml",
+        "calibration": str(calibration) if calibration else SHIPPED,
         "seed": seed,
         "clock": clock,
         "window_s": list(prediction.window_s),
@@ -118,7 +120,16 @@ def validate_run(
     (out / "validation.txt").write_text(format_table(checks) + "\n", encoding="utf-8")
     rows = [{k: r.get(k, math.nan) for k in PREDICTED_COLUMNS} for r in prediction.rows]
     pd.DataFrame(rows, columns=list(PREDICTED_COLUMNS)).to_csv(out / "predicted_timeseries.csv", index=False)
-    from reports.validation import render_validation
-
-    render_validation(out)
     return checks, payload
+
+
+def verdict_text(checks: list[Check], payload: dict[str, Any], out: Path) -> str:
+    """What `twin validate` (and `loadgen run --validate`) print: the table, notes and verdict."""
+    lines = [
+        f"{payload['scenario']}: twin (small deployment) vs real run {payload['run_id']} "
+        f"({payload['machine']})",
+        format_table(checks),
+        *(f"note: {note}" for note in payload["notes"]),
+        f"{'every metric in band' if payload['all_in_band'] else 'OUT OF BAND'} -> {out}/validation.html",
+    ]
+    return "\n".join(lines)

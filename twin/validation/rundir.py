@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
-from twin.scenario import RealSpec, ScenarioError, parse_scenario
-from twin.validate import number_at
+from twin.scenario.nodes import ScenarioError
+from twin.scenario.reader import parse_scenario
+from twin.scenario.schema import RealSpec
+from twin.validation.checks import number_at
 
 TIMESERIES_COLUMNS = (
     "t_s",

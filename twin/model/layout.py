@@ -1,0 +1,280 @@
+"""Where viewers fetch from: the fleet's CDN layout, or the small deployment's origin itself.
+
+`CdnLayout` is the platform at scale: viewers -> edge PoPs of their serving region -> the
+region's shields -> the origin pool (twin.model.cdn), popularity groups from the scenario's
+law, streamers that come and go. `DirectLayout` is the single machine `twin validate`
+models (`Direct`, built by twin.validation.deployment): every request reaches the origin,
+which is the one platform process whose CPU is modeled from per-unit costs; a handful of
+channels with fixed shares that never stop; the probe viewer's replicas. The `Twin` asks its
+layout, never which layout it has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import simpy
+
+from twin.calibration.parameters import Calibration
+from twin.model.autoscale import NodePool
+from twin.model.cdn import Delivery, TierQueue, deliver, deliver_direct
+from twin.model.tracers import DeliveryView, ProbePath, ProbeStats, probe
+from twin.popularity import StreamGroups, build_groups, fit_popularity
+from twin.scenario.schema import Scenario
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Direct:
+    """The single-machine layout (`twin validate`): viewers fetch from the origin itself.
+
+    No edge or shield tier: every request reaches the origin, which is the one platform
+    process; its CPU is modeled from the per-unit costs of the calibration. `channel_shares`
+    replaces the popularity law (a handful of channels with stated watch shares); channels
+    never stop (they are fixed publishers) and all are transcoded on the one machine.
+    `requests_per_viewer_s` and `held_per_viewer` describe the load generator's viewers
+    (twin.validation.deployment derives them); `probes` replicas of the probe viewer follow
+    `probe_rank` from `probe_start_s` with staggered joins (twin.model.tracers.probe): they
+    sample the probe's latency distribution, while the origin carries the load of
+    `probe_viewers`.
+    """
+
+    channel_shares: tuple[float, ...]
+    full_ladder: bool
+    mpixels_per_stream: float
+    mbit_per_stream: float
+    requests_per_viewer_s: float
+    held_per_viewer: float
+    chatters: float
+    chat_messages_per_s: float
+    segment_s: float
+    frames_per_part: int
+    probe_rank: int
+    probes: int
+    probe_start_s: float
+    probe_pipeline_s: float
+    transfer_s: float
+    decode_s: float
+    probe_viewers: int = 1
+
+
+class Layout(Protocol):
+    """What the `Twin` needs from a delivery layout."""
+
+    groups: StreamGroups
+    origin_queue: TierQueue
+    streamers_churn: bool  # whether broadcasts start and stop during the run
+
+    def transcoder_calibration(self, calibration: Calibration) -> Calibration: ...
+
+    def deliver(
+        self,
+        dt: float,
+        now: float,
+        served: FloatArray,
+        up: FloatArray,
+        present: float,
+        chat_deliveries_per_s: float,
+        restarting: float,
+    ) -> Delivery: ...
+
+    def chat_rooms(self, members: FloatArray, storm: dict[int, float]) -> None: ...
+
+    def edge_wait(self, region: int, u1: float, u2: float) -> float: ...
+
+    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float: ...
+
+    def shield_utilization(self) -> float: ...
+
+    def machine(self) -> dict[str, float]: ...
+
+    def start_probes(
+        self, env: simpy.Environment, view: DeliveryView, calibration: Calibration, seed: int, end_s: float
+    ) -> ProbeStats | None: ...
+
+
+class CdnLayout:
+    """The fleet: edge PoPs and shields per region in front of an autoscaled origin pool."""
+
+    streamers_churn = True
+
+    def __init__(
+        self, scenario: Scenario, calibration: Calibration, origin_pool: NodePool, bitrate: FloatArray
+    ) -> None:
+        w = scenario.workload
+        full_channels = round(w.streamers * w.full_ladder_share)
+        law = fit_popularity(w.streamers, w.top_k, w.top_k_share, w.top1_share)
+        self.groups = build_groups(law, scenario.head_streams, full_channels)
+        self.calibration = calibration
+        self.regions = scenario.regions
+        self.origin_pool = origin_pool
+        self.bitrate = bitrate
+        self.pops = np.array([float(r.edge_pops) for r in scenario.regions])
+        self.edge_capacity = np.array(
+            [
+                r.edge_pops * r.edge_servers_per_pop * calibration.edge_server_gbps * 1e9
+                for r in scenario.regions
+            ]
+        )
+        regions = scenario.regions
+        self.edge_queues = [TierQueue(f"edge.{r.name}", calibration.edge_rps_per_server) for r in regions]
+        self.shield_queues = [
+            TierQueue(f"shield.{r.name}", calibration.shield_rps_per_server) for r in regions
+        ]
+        self.origin_queue = TierQueue("origin", calibration.origin_rps_per_server)
+
+    def transcoder_calibration(self, calibration: Calibration) -> Calibration:
+        return calibration
+
+    def deliver(
+        self,
+        dt: float,
+        now: float,
+        served: FloatArray,
+        up: FloatArray,
+        present: float,
+        chat_deliveries_per_s: float,
+        restarting: float,
+    ) -> Delivery:
+        channels, part_s = self.groups.channels, self.calibration.part_s
+        d = deliver(served, channels, self.pops, self.bitrate, part_s, self.edge_capacity)
+        for r, region in enumerate(self.regions):
+            self.edge_queues[r].step(dt, float(d.edge_rps[r]) / self.pops[r], region.edge_servers_per_pop)
+            self.shield_queues[r].step(dt, float(d.edge_miss_rps[r]), region.shield_servers)
+        self.origin_queue.step(dt, d.origin_rps, self.origin_pool.up)
+        return d
+
+    def chat_rooms(self, members: FloatArray, storm: dict[int, float]) -> None:
+        """Chat members follow the audience (`chatter_share`); nothing to add."""
+
+    def edge_wait(self, region: int, u1: float, u2: float) -> float:
+        return self.edge_queues[region].sample_wait(u1, u2)
+
+    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float:
+        return (
+            self.calibration.shield_rtt_s
+            + self.shield_queues[region].sample_wait(u1, u2)
+            + self.calibration.origin_rtt_s
+            + self.origin_queue.sample_wait(u3, u4)
+        )
+
+    def shield_utilization(self) -> float:
+        return max(q.utilization for q in self.shield_queues)
+
+    def machine(self) -> dict[str, float]:
+        return {}
+
+    def start_probes(
+        self, env: simpy.Environment, view: DeliveryView, calibration: Calibration, seed: int, end_s: float
+    ) -> ProbeStats | None:
+        return None
+
+
+class DirectLayout:
+    """The one machine: the origin is the edge, the platform process's CPU is the model's output."""
+
+    streamers_churn = False  # the real run's publishers never stop
+
+    def __init__(
+        self, direct: Direct, scenario: Scenario, calibration: Calibration, bitrate: FloatArray
+    ) -> None:
+        n = len(direct.channel_shares)
+        self.groups = StreamGroups(
+            first_rank=np.arange(1, n + 1, dtype=np.int64),
+            channels=np.ones(n),
+            share=np.array(direct.channel_shares, dtype=np.float64),
+            full_ladder=np.full(n, direct.full_ladder),
+        )
+        self.direct = direct
+        self.calibration = calibration
+        self.streamers = scenario.workload.streamers
+        self.bitrate = bitrate
+        self.origin_queue = TierQueue("origin", calibration.origin_rps_per_server)
+        self.load: dict[str, float] = {}  # the machine's modeled load this step
+
+    def transcoder_calibration(self, calibration: Calibration) -> Calibration:
+        # the one machine runs one worker per channel, however loaded: none is refused
+        per_node = float(max(self.streamers, 1))
+        return dataclasses.replace(calibration, cpu_streams_full=per_node, cpu_streams_source=per_node)
+
+    def deliver(
+        self,
+        dt: float,
+        now: float,
+        served: FloatArray,
+        up: FloatArray,
+        present: float,
+        chat_deliveries_per_s: float,
+        restarting: float,
+    ) -> Delivery:
+        """One step of the single machine: origin load, then the platform process's CPU model."""
+        direct, calibration = self.direct, self.calibration
+        probes = float(direct.probe_viewers) if now >= direct.probe_start_s else 0.0
+        rps = present * direct.requests_per_viewer_s + probes * 2.0 / calibration.part_s
+        d = deliver_direct(served, self.bitrate, rps)
+        streams = float(self.groups.size)  # every channel publishes, watched or not
+        transcoded = float(up.sum()) if direct.full_ladder else 0.0  # a killed worker costs nothing
+        held = present * direct.held_per_viewer + probes
+        other = (
+            calibration.platform_idle_cores
+            + calibration.ingest_cpu_s_per_mbit * direct.mbit_per_stream * streams
+            + calibration.held_request_cpu_s * held
+            + calibration.chat_cpu_s_per_delivery * chat_deliveries_per_s
+        )
+        # the platform is one asyncio process: one core shared by ingest, packaging, origin, chat
+        spare = max(1.0 - other, 1e-3)
+        self.origin_queue.mu = spare / calibration.origin_cpu_s_per_request
+        self.origin_queue.step(dt, rps, 1)
+        self.load = {
+            "held_requests": held,
+            "cpu_platform": other + calibration.origin_cpu_s_per_request * rps,
+            "cpu_transcode": calibration.transcode_core_s_per_mpixel * direct.mpixels_per_stream * transcoded,
+            "transcode_restarts": restarting,
+        }
+        return d
+
+    def chat_rooms(self, members: FloatArray, storm: dict[int, float]) -> None:
+        if self.direct.chatters:
+            members[0] = self.direct.chatters  # chat users join channel 1, watching or not
+            storm[0] = self.direct.chat_messages_per_s
+
+    def edge_wait(self, region: int, u1: float, u2: float) -> float:
+        return self.origin_queue.sample_wait(u1, u2)
+
+    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float:
+        return 0.0  # the origin is the edge
+
+    def shield_utilization(self) -> float:
+        return 0.0  # no shield tier
+
+    def machine(self) -> dict[str, float]:
+        return self.load
+
+    def start_probes(
+        self, env: simpy.Environment, view: DeliveryView, calibration: Calibration, seed: int, end_s: float
+    ) -> ProbeStats | None:
+        """Replicas of the probe viewer on `probe_rank`, joins staggered over one segment."""
+        d = self.direct
+        stats = ProbeStats()
+        rng = random.Random(seed * 7_919 + 3)
+        group = self.groups.group_of_rank(d.probe_rank)
+        for i in range(d.probes):
+            replica_rng = random.Random(rng.getrandbits(64))  # drawn before the join offset
+            path = ProbePath(
+                group=group,
+                start_s=d.probe_start_s + (i + rng.random()) / d.probes * d.segment_s,
+                end_s=end_s,
+                pipeline_s=d.probe_pipeline_s,
+                segment_parts=max(1, round(d.segment_s / calibration.part_s)),
+                frames_per_part=d.frames_per_part,
+                transfer_s=d.transfer_s,
+                decode_s=d.decode_s,
+            )
+            env.process(probe(env, view, calibration, replica_rng, stats, path))
+        return stats
