@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from live.package.ladder_packager import PackagingSettings
 from live.transcode.ladder import Rung, SourceInfo, build_ladder
 
 from twin.calibration.parameters import Calibration, Rendition
@@ -47,7 +48,7 @@ from twin.scenario.schema import (
 LOCUST_SESSION_S = 60.0  # LIVETWIN_VIEWER_SESSION_S default (llhls_viewer.py)
 LOCUST_WAIT_S = 0.75  # wait_time = between(0.5, 1.0)
 LOCUST_USER_LEAVE_S = 1.0  # the load shape stops surplus users within a tick (1 s)
-SEGMENT_S = 2.0  # the platform's segment target (IDR every segment, DESIGN.md)
+SEGMENT_S = PackagingSettings().segment_target_s  # the platform's own segment target (IDR every segment)
 LOOPBACK_RTT_MS = 0.1
 LOOPBACK_BPS = 1e9  # what one Python HTTP client pulls over loopback, order of magnitude
 PROBES = 100  # probe replicas with staggered joins: the probe's expected distribution (no load)

@@ -5,7 +5,7 @@ handlers only translate between HTTP and them. Rendered playlists are memoized p
 version and variant (delta or full, gzip or not), so releasing thousands of held requests for
 the same part renders and compresses the playlist once.
 
-Cache-Control follows the CDN guidance in REFERENCES.md: live playlists live ~1 s; blocking
+Cache-Control follows the LL-HLS CDN guidance (docs/llhls.md, "Caching"): live playlists live ~1 s; blocking
 responses are cacheable under their ``_HLS_`` query (a later answer would only be longer);
 media URLs carry the stream epoch and are immutable; errors are not cached, except 404s briefly.
 """
