@@ -8,11 +8,13 @@ may skip there; a test that needs a server or a tool therefore proves it was the
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 
 import pytest
 from live.ingest.registry import LiveStreamRegistry
+from live.ingest.rtmp.client_protocol import ClientConnection, ClientState
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 
 #: Stream keys the test server accepts, and the channel each one publishes.
@@ -87,3 +89,20 @@ async def rtmp_server(registry: LiveStreamRegistry) -> AsyncIterator[RtmpServer]
         yield server
     finally:
         await server.close()
+
+
+async def rtmp_publish(
+    port: int, key: str,
+) -> tuple[ClientConnection, asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a connection and run the publish flow until accepted or rejected (or closed)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    client = ClientConnection("live", f"rtmp://127.0.0.1:{port}/live", key)
+    async with asyncio.timeout(5):
+        while client.state not in (ClientState.PUBLISHING, ClientState.REJECTED):
+            writer.write(client.data_to_send())
+            await writer.drain()
+            data = await reader.read(65536)
+            if not data:
+                break
+            client.receive_data(data)
+    return client, reader, writer

@@ -12,8 +12,10 @@ from live.api.app import ApiSettings
 from live.api.ratelimit import Rate
 from live.api.repository import Repository
 from live.ingest.registry import LiveStreamRegistry
-from live.ingest.rtmp.client_protocol import ClientConnection, ClientState
+from live.ingest.rtmp.client_protocol import ClientState
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
+
+from ..conftest import rtmp_publish
 
 PASSWORD = "correct horse battery"
 
@@ -43,18 +45,6 @@ async def test_channels_seeded_from_the_command_line_belong_to_no_account(
     assert (await repo.channel_by_stream_key("seed_key_abc")) is not None
 
 
-async def _publish(port: int, key: str) -> tuple[ClientState, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    client = ClientConnection("live", f"rtmp://127.0.0.1:{port}/live", key)
-    async with asyncio.timeout(5):
-        while client.state not in (ClientState.PUBLISHING, ClientState.REJECTED):
-            writer.write(client.data_to_send())
-            await writer.drain()
-            data = await reader.read(65536)
-            if not data:
-                break
-            client.receive_data(data)
-    return client.state, writer
 
 
 async def test_a_rotated_key_is_refused_by_the_rtmp_server(
@@ -70,7 +60,8 @@ async def test_a_rotated_key_is_refused_by_the_rtmp_server(
         token = await client.signup_and_login("broadcaster")
         _, created = await client.call("POST", "/channels", token=token, json={"name": "bcast"})
         old_key = created["stream_key"]
-        state, writer = await _publish(rtmp.port, old_key)
+        publisher, _, writer = await rtmp_publish(rtmp.port, old_key)
+        state = publisher.state
         assert state is ClientState.PUBLISHING
         writer.close()
         async with asyncio.timeout(5):
@@ -78,10 +69,12 @@ async def test_a_rotated_key_is_refused_by_the_rtmp_server(
                 await asyncio.sleep(0.01)
 
         _, rotated = await client.call("POST", "/channels/bcast/stream-key", token=token)
-        state, writer = await _publish(rtmp.port, old_key)  # the publisher reconnects with the old key
+        publisher, _, writer = await rtmp_publish(rtmp.port, old_key)
+        state = publisher.state  # the publisher reconnects with the old key
         assert state is ClientState.REJECTED
         writer.close()
-        state, writer = await _publish(rtmp.port, rotated["stream_key"])
+        publisher, _, writer = await rtmp_publish(rtmp.port, rotated["stream_key"])
+        state = publisher.state
         assert state is ClientState.PUBLISHING
         writer.close()
     finally:
@@ -100,7 +93,8 @@ async def test_rotating_the_key_cuts_the_live_publisher_at_once(
     try:
         token = await client.signup_and_login("cutme")
         _, created = await client.call("POST", "/channels", token=token, json={"name": "cutme"})
-        state, writer = await _publish(rtmp.port, created["stream_key"])
+        publisher, _, writer = await rtmp_publish(rtmp.port, created["stream_key"])
+        state = publisher.state
         assert state is ClientState.PUBLISHING and streams.get("cutme") is not None
         reader = writer.transport.get_protocol()._stream_reader  # type: ignore[attr-defined]
         status, _ = await client.call("POST", "/channels/cutme/stream-key", token=token)

@@ -9,23 +9,10 @@ import random
 
 import pytest
 from live.ingest.registry import LiveStreamRegistry
-from live.ingest.rtmp.client_protocol import ClientConnection, ClientState
+from live.ingest.rtmp.client_protocol import ClientState
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 
-
-async def publish(port: int, key: str) -> tuple[ClientConnection, asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open a connection and run the publish flow until accepted or rejected (or closed)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    client = ClientConnection("live", f"rtmp://127.0.0.1:{port}/live", key)
-    async with asyncio.timeout(5):
-        while client.state not in (ClientState.PUBLISHING, ClientState.REJECTED):
-            writer.write(client.data_to_send())
-            await writer.drain()
-            data = await reader.read(65536)
-            if not data:
-                break
-            client.receive_data(data)
-    return client, reader, writer
+from ..conftest import rtmp_publish
 
 
 async def until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -37,7 +24,7 @@ async def until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-unt
 async def test_known_key_publishes_and_the_channel_goes_live(
     rtmp_server: RtmpServer, registry: LiveStreamRegistry
 ) -> None:
-    client, reader, writer = await publish(rtmp_server.port, "key_alpha_123")
+    client, reader, writer = await rtmp_publish(rtmp_server.port, "key_alpha_123")
     assert client.state is ClientState.PUBLISHING
     stream = registry.get("alpha")
     assert stream is not None and stream.protocol == "rtmp"
@@ -46,7 +33,7 @@ async def test_known_key_publishes_and_the_channel_goes_live(
 
 
 async def test_unknown_key_is_rejected_and_the_connection_closed(rtmp_server: RtmpServer) -> None:
-    client, reader, writer = await publish(rtmp_server.port, "not_a_key_999")
+    client, reader, writer = await rtmp_publish(rtmp_server.port, "not_a_key_999")
     assert client.state is ClientState.REJECTED
     async with asyncio.timeout(5):
         assert await reader.read() == b""  # the server closed it
@@ -56,8 +43,8 @@ async def test_unknown_key_is_rejected_and_the_connection_closed(rtmp_server: Rt
 async def test_second_publisher_on_a_channel_gets_bad_name(
     rtmp_server: RtmpServer, registry: LiveStreamRegistry
 ) -> None:
-    first, _, first_writer = await publish(rtmp_server.port, "key_alpha_123")
-    second, _, second_writer = await publish(rtmp_server.port, "key_alpha_123")
+    first, _, first_writer = await rtmp_publish(rtmp_server.port, "key_alpha_123")
+    second, _, second_writer = await rtmp_publish(rtmp_server.port, "key_alpha_123")
     assert first.state is ClientState.PUBLISHING
     assert second.state is ClientState.REJECTED
     codes = [e.code for e in second.events_received() if hasattr(e, "code")]
@@ -70,12 +57,12 @@ async def test_second_publisher_on_a_channel_gets_bad_name(
 async def test_unpublish_frees_the_channel_for_a_new_publisher(
     rtmp_server: RtmpServer, registry: LiveStreamRegistry
 ) -> None:
-    client, reader, writer = await publish(rtmp_server.port, "key_bravo_456")
+    client, reader, writer = await rtmp_publish(rtmp_server.port, "key_bravo_456")
     client.unpublish()
     writer.write(client.data_to_send())
     await writer.drain()
     await until(lambda: registry.get("bravo") is None)
-    again, _, again_writer = await publish(rtmp_server.port, "key_bravo_456")
+    again, _, again_writer = await rtmp_publish(rtmp_server.port, "key_bravo_456")
     assert again.state is ClientState.PUBLISHING
     writer.close()
     again_writer.close()
@@ -93,7 +80,7 @@ async def test_silent_peer_is_dropped_after_the_handshake_timeout(rtmp_server: R
 async def test_garbage_closes_only_the_offending_connections(
     rtmp_server: RtmpServer, registry: LiveStreamRegistry
 ) -> None:
-    good, _, good_writer = await publish(rtmp_server.port, "key_alpha_123")
+    good, _, good_writer = await rtmp_publish(rtmp_server.port, "key_alpha_123")
     rng = random.Random(1234)
     errors_before = rtmp_server.protocol_errors
 
@@ -129,7 +116,7 @@ async def test_garbage_closes_only_the_offending_connections(
 async def test_partial_messages_on_too_many_chunk_streams_close_the_connection(
     rtmp_server: RtmpServer,
 ) -> None:
-    client, reader, writer = await publish(rtmp_server.port, "key_alpha_123")
+    client, reader, writer = await rtmp_publish(rtmp_server.port, "key_alpha_123")
     # Type 0 headers announcing 16 MiB messages on ever more chunk streams, each followed by
     # one chunk: the server must refuse past its chunk-stream limit, not buffer them all.
     errors_before = rtmp_server.protocol_errors
@@ -154,7 +141,7 @@ async def test_shutdown_with_a_live_publisher_ends_it_cleanly(
 ) -> None:
     server = RtmpServer(key_resolver, registry, RtmpServerSettings(port=0))
     await server.start()
-    client, reader, writer = await publish(server.port, "key_alpha_123")
+    client, reader, writer = await rtmp_publish(server.port, "key_alpha_123")
     assert registry.get("alpha") is not None
     with caplog.at_level(logging.INFO):
         await server.close()

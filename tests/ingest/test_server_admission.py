@@ -12,26 +12,12 @@ import pytest
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.admission import Admission, AdmissionLimits, address_key
 from live.ingest.rtmp.chunks import ChunkWriter
-from live.ingest.rtmp.client_protocol import ClientConnection, ClientState
+from live.ingest.rtmp.client_protocol import ClientState
 from live.ingest.rtmp.handshake import HANDSHAKE_SIZE
 from live.ingest.rtmp.messages import MessageType, UserControlEvent, user_control
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 
-from ..conftest import resolve
-
-
-async def publish(port: int, key: str) -> tuple[ClientConnection, asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    client = ClientConnection("live", f"rtmp://127.0.0.1:{port}/live", key)
-    async with asyncio.timeout(5):
-        while client.state not in (ClientState.PUBLISHING, ClientState.REJECTED):
-            writer.write(client.data_to_send())
-            await writer.drain()
-            data = await reader.read(65536)
-            if not data:
-                break
-            client.receive_data(data)
-    return client, reader, writer
+from ..conftest import resolve, rtmp_publish
 
 
 async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -107,7 +93,7 @@ async def test_each_address_may_hold_only_so_many_connections(
     assert not await closed_within(held[0][0], 0.3)  # the three stay
     held[0][1].close()
     await asyncio.sleep(0.2)
-    client, _, again = await publish(server.port, "key_alpha_123")  # a freed slot is usable
+    client, _, again = await rtmp_publish(server.port, "key_alpha_123")  # a freed slot is usable
     assert client.state is ClientState.PUBLISHING
     again.close()
     for _, other in held[1:]:
@@ -121,14 +107,14 @@ async def test_an_address_sending_wrong_keys_is_refused_for_a_while(
                          failed_publish_ban_s=300)
     servers.append(server)
     for i in range(3):
-        client, _, writer = await publish(server.port, f"wrong_key_{i:04d}")
+        client, _, writer = await rtmp_publish(server.port, f"wrong_key_{i:04d}")
         assert client.state is ClientState.REJECTED
         writer.close()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     assert await closed_within(reader, 2.0)  # refused before the handshake, even with a good key next
     writer.close()
     try:
-        client, _, writer = await publish(server.port, "key_alpha_123")
+        client, _, writer = await rtmp_publish(server.port, "key_alpha_123")
         writer.close()
         state: ClientState | None = client.state
     except ConnectionError:
@@ -141,7 +127,7 @@ async def test_once_publishing_only_media_keeps_the_connection_alive(
 ) -> None:
     server = await start(registry, idle_timeout_s=1.0)
     servers.append(server)
-    client, reader, writer = await publish(server.port, "key_alpha_123")
+    client, reader, writer = await rtmp_publish(server.port, "key_alpha_123")
     assert client.state is ClientState.PUBLISHING
     pinger = ChunkWriter()
 
@@ -205,7 +191,7 @@ async def test_stream_keys_never_reach_the_log(
     servers.append(server)
     with caplog.at_level(logging.DEBUG):
         for key in ("key_alpha_123", "wrong_secret_key_42"):
-            _, _, writer = await publish(server.port, key)
+            _, _, writer = await rtmp_publish(server.port, key)
             writer.close()
         await asyncio.sleep(0.2)
     text = "\n".join(r.getMessage() for r in caplog.records)
