@@ -30,6 +30,7 @@ from live.metrics import CHAT_KEY, STREAMS_KEY, TRANSCODES_KEY, setup_metrics
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
 from live.package.ladder_packager import PackagingSettings
+from live.redaction import install_redaction, remove_redaction
 from live.webui import setup_web
 
 log = logging.getLogger("live.serve")
@@ -73,6 +74,7 @@ class Platform:
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
+        stack.callback(remove_redaction, install_redaction())
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.repo = repo = await open_repository(settings.database, settings.data_dir)
         stack.push_async_callback(repo.close)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -11,6 +12,8 @@ import pytest
 import websockets
 from live.config import ServeSettings
 from live.serve import Platform
+
+from ..logs import every_logger_at_debug, logged_text
 
 
 async def next_of_type(ws: websockets.ClientConnection, kind: str) -> dict:
@@ -48,3 +51,32 @@ async def test_a_signed_in_user_chats_and_a_reader_receives_it(tmp_path: Path) -
             async with websockets.connect(f"{chat}?token=not-a-session"):
                 pass
         assert refused.value.response.status_code == 401
+
+
+async def test_chat_tokens_never_reach_any_log_at_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """websockets logs the request line and every frame at DEBUG: the token must be gone from both."""
+    settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path)
+    async with Platform(settings) as platform, aiohttp.ClientSession() as http:
+        api = f"http://127.0.0.1:{platform.ports.http}/api/v1"
+        credentials = {"username": "quiet_one", "password": "correct horse battery staple"}
+        async with http.post(f"{api}/accounts", json=credentials) as response:
+            assert response.status == 201
+        async with http.post(f"{api}/sessions", json=credentials) as response:
+            token = (await response.json())["token"]
+        async with http.post(f"{api}/channels", json={"name": "lobby"},
+                             headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 201
+        chat = f"ws://127.0.0.1:{platform.ports.chat}/chat/lobby"
+        with every_logger_at_debug(), caplog.at_level(logging.DEBUG):
+            async with websockets.connect(chat) as first_frame:
+                await first_frame.send(json.dumps({"type": "auth", "token": "guessed-" + token[8:]}))
+                assert (await next_of_type(first_frame, "error"))["code"] == "bad_token"
+                await first_frame.send(json.dumps({"type": "auth", "token": token}))
+                assert (await next_of_type(first_frame, "authenticated"))["user"] == "quiet_one"
+            async with websockets.connect(f"{chat}?token={token}") as in_the_url:
+                assert (await next_of_type(in_the_url, "welcome"))["user"] == "quiet_one"
+    text = logged_text(caplog.records)
+    assert "websockets" in text  # the library did log the handshake and the frames
+    assert token not in text and token[8:] not in text
