@@ -18,6 +18,7 @@ from live.config import (
     seeds_from_environment,
     seeds_from_file,
 )
+from live.http_limits import HttpLimits
 
 
 def _channel(text: str) -> ChannelSeed:
@@ -61,6 +62,18 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-forwarded-for", action="store_true",
                         help="take API clients' addresses (for rate limits) from the last "
                              "X-Forwarded-For hop: only behind your own reverse proxy")
+    http = HttpLimits()
+    parser.add_argument("--http-header-timeout", type=float, default=http.header_timeout_s, metavar="S",
+                        help="close an HTTP connection whose request head is not complete S "
+                             "seconds after it opened or after its previous response "
+                             f"(default {http.header_timeout_s:g})")
+    parser.add_argument("--http-max-connections", type=int, default=http.max_connections, metavar="N",
+                        help=f"HTTP connections open at once (default {http.max_connections}); "
+                             "more are answered 503")
+    parser.add_argument("--http-max-connections-per-address", type=int,
+                        default=http.max_connections_per_address, metavar="N",
+                        help="HTTP connections from one address (IPv4, or IPv6 /64) "
+                             f"(default {http.max_connections_per_address}; raise it behind a proxy)")
 
 
 def _channel_seeds(args: argparse.Namespace) -> tuple[ChannelSeed, ...]:
@@ -79,6 +92,9 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         chat_port=args.chat_port, chat_broker=args.chat_broker,
         data_dir=args.data, database=args.database, channels=_channel_seeds(args),
         dev=args.dev, trust_forwarded_for=args.trust_forwarded_for,
+        http_limits=HttpLimits(header_timeout_s=args.http_header_timeout,
+                               max_connections=args.http_max_connections,
+                               max_connections_per_address=args.http_max_connections_per_address),
     )
 
 

@@ -23,6 +23,7 @@ from live.chat.auth import RepositoryChatAuth
 from live.chat.brokers import open_broker
 from live.chat.server import ChatServer
 from live.config import ServeSettings
+from live.http_limits import LimitedTCPSite, limited_runner
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.mediapath import LiveMediaPaths, MediaPathSettings
@@ -107,10 +108,10 @@ class Platform:
         app[CHAT_KEY] = chat
         setup_metrics(app)
         self.app = app
-        self._runner = runner = web.AppRunner(app, access_log=None)
+        self._runner = runner = limited_runner(app, settings.http_limits)
         stack.push_async_callback(runner.cleanup)  # also stops the site
         await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.http_port).start()
+        await LimitedTCPSite(runner, settings.host, settings.http_port, settings.http_limits).start()
         self.chat = chat
         stack.push_async_callback(chat.close)
         await chat.start(settings.host, settings.chat_port)
