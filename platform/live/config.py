@@ -103,6 +103,12 @@ class ServeSettings:
     trust_forwarded_for: bool = False
     #: The HTTP listener's request-head deadline and connection caps.
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    #: redis://HOST:PORT to count chat's per-user message limit across nodes (None: per node).
+    chat_rate_store: str | None = None
+    #: (host, port) to serve /metrics on instead of the HTTP port (None: on the HTTP port).
+    metrics_listen: tuple[str, int] | None = None
+    #: When set, /metrics answers only ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str | None = None
 
     @property
     def url_host(self) -> str:
