@@ -1,6 +1,7 @@
 """The chat node: a thin asyncio shell of websockets around the pure cores.
 
-``ws://HOST:PORT/chat/{channel}[?token=...][&after=ID]``. Each node keeps one ``Room``
+``ws://HOST:PORT/chat/{channel}[?after=ID]``, then an ``auth`` frame to sign in (``?token=``
+still works but is deprecated: URLs reach proxy logs). Each node keeps one ``Room``
 (``live.chat.rooms``: the retained log tail, members, moderation replica and batching) and one
 broker subscription per channel it serves, and arms one timer per batch so a room's events are
 flushed to every client once per ``batch_interval_s`` as a single frame (a room costs one frame
@@ -383,7 +384,7 @@ class ChatServer:
                 await self._authenticate(room, client, user)
                 return encode_frame("authenticated", user=user.name, role=room.role(user).name.lower())
         if client.user is None:
-            return _error("auth_required", "sign in (?token= or an auth frame) before sending")
+            return _error("auth_required", "sign in (an auth frame) before sending")
         if isinstance(message, Send):
             return await self._send(room, client, client.user, message.text)
         return await self._moderate(room, client.user, message)  # type: ignore[arg-type]
