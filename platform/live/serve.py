@@ -191,7 +191,9 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
         print(f"  streams: http://{settings.url_host}:{ports.http}/api/v1/streams", flush=True)
         print(f"  chat:    ws://{settings.url_host}:{ports.chat}/chat/CHANNEL", flush=True)
         if settings.metrics_listen is not None:
-            print(f"  metrics: http://{settings.metrics_listen[0]}:{ports.metrics}/metrics", flush=True)
+            host = settings.metrics_listen[0]
+            host = f"[{host}]" if ":" in host else host
+            print(f"  metrics: http://{host}:{ports.metrics}/metrics", flush=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration_s):
                 await stop.wait()
