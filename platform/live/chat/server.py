@@ -65,7 +65,7 @@ log = logging.getLogger("live.chat")
 
 PATH = re.compile(r"^/chat/([A-Za-z0-9_]{3,25})$")
 CLOSE_TOO_SLOW = 1008  # policy violation: RFC 6455 7.4.1
-CLOSE_TOO_MANY_FRAMES = 1008
+CLOSE_TOO_MANY_FRAMES = 1008  # policy violation too
 MAX_FAILED_AUTHS = 5  # per connection
 
 _Room: TypeAlias = Room[ServerConnection]
