@@ -66,7 +66,9 @@ async def serve_chat(port: int, data_dir: Path) -> None:
     await repo.create_session(account.id, hashlib.sha256(TOKEN.encode()).digest(), time.time() + 3600)
     await repo.create_channel(ROOM, account.id, "bench_key")
     settings = ChatSettings(
-        rate_limit=1_000_000, rate_limit_privileged=1_000_000, ping_interval_s=None, max_text_chars=500
+        rate_limit=1_000_000, rate_limit_privileged=1_000_000, ping_interval_s=None, max_text_chars=500,
+        # every client and the injector connect from 127.0.0.1, the injector at M frames a second
+        max_connections_per_address=1_000_000, frame_rate_per_s=1e9, frame_burst=1_000_000,
     )
     server = ChatServer(RepositoryChatAuth(repo), MemoryBroker(), settings)
     await server.start("127.0.0.1", port)

@@ -18,6 +18,10 @@ from live.config import (
     seeds_from_environment,
     seeds_from_file,
 )
+from live.http_limits import HttpLimits
+
+#: The environment variable `live serve` reads the /metrics bearer token from.
+METRICS_TOKEN_ENV = "LIVETWIN_METRICS_TOKEN"
 
 
 def _channel(text: str) -> ChannelSeed:
@@ -32,6 +36,37 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port {port} out of range 0-65535")
     return port
+
+
+def _listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPV6]:PORT``."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT")
+    return host, _port(port)
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected redis://HOST:PORT")
+    return text
+
+
+def _metrics_token(args: argparse.Namespace) -> str | None:
+    """--metrics-token TOKEN, --metrics-token @FILE (first line) or $LIVETWIN_METRICS_TOKEN."""
+    text = args.metrics_token if args.metrics_token is not None else os.environ.get(METRICS_TOKEN_ENV)
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            lines = Path(text[1:]).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"--metrics-token {text}: cannot read the token file: {error}") from None
+        text = lines[0].strip() if lines else ""
+    if len(text) < SEEDED_KEY_MIN:
+        raise ValueError(f"the metrics token must be at least {SEEDED_KEY_MIN} characters")
+    return text
 
 
 def _platform_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +96,28 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-forwarded-for", action="store_true",
                         help="take API clients' addresses (for rate limits) from the last "
                              "X-Forwarded-For hop: only behind your own reverse proxy")
+    parser.add_argument("--chat-rate-store", type=_redis_url, default=None, metavar="URL",
+                        help="redis://HOST:PORT to count each user's chat message limit across every "
+                             "chat node (default: each node counts alone)")
+    parser.add_argument("--metrics-listen", type=_listen, default=None, metavar="HOST:PORT",
+                        help="serve /metrics on this address instead of the HTTP port "
+                             "(default: on the HTTP port)")
+    parser.add_argument("--metrics-token", default=None, metavar="TOKEN",
+                        help="answer /metrics only with 'Authorization: Bearer TOKEN'; @FILE reads it "
+                             f"from FILE, and {METRICS_TOKEN_ENV} in the environment works too "
+                             "(default: no token)")
+    http = HttpLimits()
+    parser.add_argument("--http-header-timeout", type=float, default=http.header_timeout_s, metavar="S",
+                        help="close an HTTP connection whose request head is not complete S "
+                             "seconds after it opened or after its previous response "
+                             f"(default {http.header_timeout_s:g})")
+    parser.add_argument("--http-max-connections", type=int, default=http.max_connections, metavar="N",
+                        help=f"HTTP connections open at once (default {http.max_connections}); "
+                             "more are answered 503")
+    parser.add_argument("--http-max-connections-per-address", type=int,
+                        default=http.max_connections_per_address, metavar="N",
+                        help="HTTP connections from one address (IPv4, or IPv6 /64) "
+                             f"(default {http.max_connections_per_address}; raise it behind a proxy)")
 
 
 def _channel_seeds(args: argparse.Namespace) -> tuple[ChannelSeed, ...]:
@@ -79,6 +136,11 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         chat_port=args.chat_port, chat_broker=args.chat_broker,
         data_dir=args.data, database=args.database, channels=_channel_seeds(args),
         dev=args.dev, trust_forwarded_for=args.trust_forwarded_for,
+        http_limits=HttpLimits(header_timeout_s=args.http_header_timeout,
+                               max_connections=args.http_max_connections,
+                               max_connections_per_address=args.http_max_connections_per_address),
+        chat_rate_store=args.chat_rate_store, metrics_listen=args.metrics_listen,
+        metrics_token=_metrics_token(args),
     )
 
 

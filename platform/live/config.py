@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from live.http_limits import HttpLimits
+
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_]{3,25}$")
 _STREAM_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
 
@@ -99,6 +101,14 @@ class ServeSettings:
     dev: bool = False
     #: Take API clients' addresses from X-Forwarded-For's last hop (only behind our own proxy).
     trust_forwarded_for: bool = False
+    #: The HTTP listener's request-head deadline and connection caps.
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    #: redis://HOST:PORT to count chat's per-user message limit across nodes (None: per node).
+    chat_rate_store: str | None = None
+    #: (host, port) to serve /metrics on instead of the HTTP port (None: on the HTTP port).
+    metrics_listen: tuple[str, int] | None = None
+    #: When set, /metrics answers only ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str | None = None
 
     @property
     def url_host(self) -> str:

@@ -12,6 +12,7 @@ request counter is kept as requests pass. Transcoding is read through the small 
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
@@ -118,7 +119,8 @@ class PlatformCollector(Collector):
 class PlatformMetrics:
     """The registry of one platform and the aiohttp pieces that feed and serve it."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, token: str | None = None) -> None:
+        self.token = token
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "livetwin_origin_requests",
@@ -147,12 +149,27 @@ class PlatformMetrics:
         return response
 
     async def serve(self, request: web.Request) -> web.Response:
+        if self.token is not None and not _bearer_matches(request, self.token):
+            return web.Response(status=401, text="/metrics needs Authorization: Bearer <metrics token>\n",
+                                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE})
 
 
-def setup_metrics(app: web.Application) -> PlatformMetrics:
-    """Count origin requests on ``app`` and serve ``GET /metrics`` (what it reads: ``PlatformCollector``)."""
-    metrics = PlatformMetrics(app)
+def _bearer_matches(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def setup_metrics(
+    app: web.Application, *, serve_on: web.Application | None = None, token: str | None = None
+) -> PlatformMetrics:
+    """Count origin requests on ``app`` and serve ``GET /metrics`` (what it reads: ``PlatformCollector``).
+
+    ``/metrics`` is served on ``app`` unless ``serve_on`` names another application (one that
+    listens on another address, ``live serve --metrics-listen``); with ``token`` it answers only
+    requests that carry ``Authorization: Bearer <token>`` (``--metrics-token``).
+    """
+    metrics = PlatformMetrics(app, token)
     app.middlewares.append(metrics.count_requests)
-    app.router.add_get("/metrics", metrics.serve)
+    (app if serve_on is None else serve_on).router.add_get("/metrics", metrics.serve)
     return metrics

@@ -21,8 +21,11 @@ from live.api.repository import Repository
 from live.api.storage import open_repository
 from live.chat.auth import RepositoryChatAuth
 from live.chat.brokers import open_broker
+from live.chat.message_limits import open_message_limiter
 from live.chat.server import ChatServer
+from live.chat.settings import ChatSettings
 from live.config import ServeSettings
+from live.http_limits import LimitedTCPSite, limited_runner
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.mediapath import LiveMediaPaths, MediaPathSettings
@@ -30,6 +33,7 @@ from live.metrics import CHAT_KEY, STREAMS_KEY, TRANSCODES_KEY, setup_metrics
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
 from live.package.ladder_packager import PackagingSettings
+from live.redaction import install_redaction, remove_redaction
 from live.webui import setup_web
 
 log = logging.getLogger("live.serve")
@@ -40,6 +44,7 @@ class BoundPorts:
     rtmp: int
     http: int
     chat: int
+    metrics: int  # the port /metrics is served on: the HTTP port unless --metrics-listen
 
 
 class Platform:
@@ -54,6 +59,7 @@ class Platform:
         self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self.app: web.Application | None = None
         self._resources = contextlib.AsyncExitStack()
 
@@ -73,6 +79,7 @@ class Platform:
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
+        stack.callback(remove_redaction, install_redaction())
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.repo = repo = await open_repository(settings.database, settings.data_dir)
         stack.push_async_callback(repo.close)
@@ -87,7 +94,11 @@ class Platform:
         stack.push_async_callback(self.media_paths.close)
         broker = open_broker(settings.chat_broker)
         stack.push_async_callback(broker.close)
-        chat = ChatServer(RepositoryChatAuth(repo), broker)
+        chat_settings = ChatSettings()
+        limiter = open_message_limiter(settings.chat_rate_store, chat_settings.rate_window_s,
+                                       chat_settings.rate_limit_privileged)
+        stack.push_async_callback(limiter.close)
+        chat = ChatServer(RepositoryChatAuth(repo), broker, chat_settings, limiter=limiter)
         self.rtmp = RtmpServer(
             resolve, self.streams,
             RtmpServerSettings(host=settings.host, port=settings.rtmp_port),
@@ -103,12 +114,19 @@ class Platform:
         app[STREAMS_KEY] = self.streams
         app[TRANSCODES_KEY] = self.media_paths
         app[CHAT_KEY] = chat
-        setup_metrics(app)
+        metrics_app = web.Application() if settings.metrics_listen is not None else None
+        setup_metrics(app, serve_on=metrics_app, token=settings.metrics_token)
         self.app = app
-        self._runner = runner = web.AppRunner(app, access_log=None)
+        self._runner = runner = limited_runner(app, settings.http_limits)
         stack.push_async_callback(runner.cleanup)  # also stops the site
         await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.http_port).start()
+        await LimitedTCPSite(runner, settings.host, settings.http_port, settings.http_limits).start()
+        if metrics_app is not None and settings.metrics_listen is not None:
+            self._metrics_runner = metrics_runner = limited_runner(metrics_app, settings.http_limits)
+            stack.push_async_callback(metrics_runner.cleanup)
+            await metrics_runner.setup()
+            host, port = settings.metrics_listen
+            await LimitedTCPSite(metrics_runner, host, port, settings.http_limits).start()
         self.chat = chat
         stack.push_async_callback(chat.close)
         await chat.start(settings.host, settings.chat_port)
@@ -117,6 +135,7 @@ class Platform:
         """Closed: drop the handles (runs last, after every resource is closed)."""
         self.chat = None
         self._runner = None
+        self._metrics_runner = None
         self.app = None
         self.rtmp = None
         self.media_paths = None
@@ -125,12 +144,10 @@ class Platform:
     @property
     def ports(self) -> BoundPorts:
         assert self.rtmp is not None and self._runner is not None
-        http_port = 0
-        for address in self._runner.addresses:
-            if isinstance(address, tuple):
-                http_port = int(address[1])
+        http_port = _bound_port(self._runner)
+        metrics_port = http_port if self._metrics_runner is None else _bound_port(self._metrics_runner)
         return BoundPorts(rtmp=self.rtmp.port, http=http_port,
-                          chat=self.chat.port if self.chat is not None else 0)
+                          chat=self.chat.port if self.chat is not None else 0, metrics=metrics_port)
 
     async def close(self) -> None:
         """Close what ``start`` opened, newest first (a no-op when nothing is open)."""
@@ -143,6 +160,14 @@ class Platform:
     def rtmp_base(self) -> str:
         port = self.ports.rtmp
         return f"rtmp://{self.settings.url_host}:{port}/live"
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    port = 0
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            port = int(address[1])
+    return port
 
 
 async def serve(settings: ServeSettings, duration_s: float | None = None) -> None:
@@ -165,6 +190,10 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
               flush=True)
         print(f"  streams: http://{settings.url_host}:{ports.http}/api/v1/streams", flush=True)
         print(f"  chat:    ws://{settings.url_host}:{ports.chat}/chat/CHANNEL", flush=True)
+        if settings.metrics_listen is not None:
+            host = settings.metrics_listen[0]
+            host = f"[{host}]" if ":" in host else host
+            print(f"  metrics: http://{host}:{ports.metrics}/metrics", flush=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration_s):
                 await stop.wait()

@@ -16,6 +16,7 @@ from live.ingest.rtmp.client_protocol import ClientState
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 
 from ..conftest import rtmp_publish
+from ..logs import every_logger_at_debug, logged_text
 
 PASSWORD = "correct horse battery"
 
@@ -328,14 +329,14 @@ async def test_a_store_failure_answers_500_json_without_a_traceback(
 async def test_passwords_tokens_and_stream_keys_never_reach_the_log(
     client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG):
+    with every_logger_at_debug(), caplog.at_level(logging.DEBUG):
         token = await client.signup_and_login("quiet", password="very secret pass")
         await client.call("POST", "/sessions", json={"username": "quiet", "password": "wrong secret pass"})
         _, created = await client.call("POST", "/channels", token=token, json={"name": "quietch"})
         _, rotated = await client.call("POST", "/channels/quietch/stream-key", token=token)
         await client.call("POST", "/me/password", token=token,
                           json={"old_password": "very secret pass", "new_password": "newer secret pass"})
-    text = "\n".join(r.getMessage() for r in caplog.records)
+    text = logged_text(caplog.records)
     assert "very secret pass" not in text and "wrong secret pass" not in text and token not in text
     assert "newer secret pass" not in text
     assert created["stream_key"] not in text and rotated["stream_key"] not in text

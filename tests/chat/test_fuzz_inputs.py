@@ -62,7 +62,9 @@ def test_any_peer_payload_decodes_or_is_a_peer_error(raw: bytes | str) -> None:
 
 @pytest.fixture
 async def chat(auth: TableAuth) -> AsyncIterator[ChatServer]:
-    node = ChatServer(auth, MemoryBroker(), ChatSettings(batch_interval_s=0.01))
+    # parsing is on trial here, not the sign-in throttle (tests/chat/test_server_limits.py)
+    settings = ChatSettings(batch_interval_s=0.01, failed_sign_in_limit=1_000_000)
+    node = ChatServer(auth, MemoryBroker(), settings)
     await node.start("127.0.0.1", 0)
     try:
         yield node

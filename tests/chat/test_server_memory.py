@@ -247,6 +247,8 @@ async def test_slow_client_is_disconnected_with_a_reason_and_others_keep_receivi
         send_queue_bytes=16 * 1024,
         rate_limit_privileged=100_000,
         rate_limit=100_000,
+        frame_rate_per_s=100_000.0,
+        frame_burst=100_000,
         ping_interval_s=None,
         socket_send_buffer=4096,
     )
@@ -284,6 +286,8 @@ async def test_skip_policy_tells_a_slow_client_which_ids_it_missed(auth: TableAu
         send_queue_bytes=16 * 1024,
         rate_limit_privileged=100_000,
         rate_limit=100_000,
+        frame_rate_per_s=100_000.0,
+        frame_burst=100_000,
         slow_client=SlowClientPolicy.SKIP,
         ping_interval_s=None,
         socket_send_buffer=4096,

@@ -153,7 +153,7 @@ async def test_an_event_whose_live_copy_was_lost_is_recovered_from_the_stream(
 async def test_closing_node_a_mid_run_its_clients_resume_on_b_without_loss_or_duplicates(
     auth: TableAuth, room: str
 ) -> None:
-    limits = {"rate_limit": 1000, "rate_limit_privileged": 1000}
+    limits = {"rate_limit": 1000, "rate_limit_privileged": 1000, "frame_rate_per_s": 1000.0}
     a, b = await _node(auth, **limits), await _node(auth, **limits)
     try:
         on_a = [await join(a.port, room) for _ in range(3)]

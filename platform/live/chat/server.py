@@ -1,6 +1,7 @@
 """The chat node: a thin asyncio shell of websockets around the pure cores.
 
-``ws://HOST:PORT/chat/{channel}[?token=...][&after=ID]``. Each node keeps one ``Room``
+``ws://HOST:PORT/chat/{channel}[?after=ID]``, then an ``auth`` frame to sign in (``?token=``
+still works but is deprecated: URLs reach proxy logs). Each node keeps one ``Room``
 (``live.chat.rooms``: the retained log tail, members, moderation replica and batching) and one
 broker subscription per channel it serves, and arms one timer per batch so a room's events are
 flushed to every client once per ``batch_interval_s`` as a single frame (a room costs one frame
@@ -14,6 +15,7 @@ frame, never a crash.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http
 import logging
 import re
@@ -34,6 +36,7 @@ from websockets.protocol import State
 
 from live.chat.auth import ChatAuth, ChatUser, NoRelationshipStore, Relationships, UnknownChannel
 from live.chat.broker import Broker, Snapshot, Subscription
+from live.chat.message_limits import LocalMessageLimiter, MessageLimiter
 from live.chat.moderation import ModerationRefused, Relationship, Role
 from live.chat.protocol import (
     AddModerator,
@@ -53,14 +56,16 @@ from live.chat.protocol import (
     encode_frame,
     parse_client_message,
 )
-from live.chat.ratelimit import SlidingWindowLimiter
+from live.chat.ratelimit import SignInGuard, TokenBucket
 from live.chat.rooms import Delivery, Member, Room
 from live.chat.settings import ChatSettings
+from live.ingest.rtmp.admission import Admission, AdmissionLimits, address_key
 
 log = logging.getLogger("live.chat")
 
 PATH = re.compile(r"^/chat/([A-Za-z0-9_]{3,25})$")
 CLOSE_TOO_SLOW = 1008  # policy violation: RFC 6455 7.4.1
+CLOSE_TOO_MANY_FRAMES = 1008  # policy violation too
 MAX_FAILED_AUTHS = 5  # per connection
 
 _Room: TypeAlias = Room[ServerConnection]
@@ -97,6 +102,7 @@ class ChatServer:
         broker: Broker,
         settings: ChatSettings | None = None,
         relationships: Relationships | None = None,
+        limiter: MessageLimiter | None = None,
     ) -> None:
         self.auth = auth
         self.broker = broker
@@ -111,7 +117,13 @@ class ChatServer:
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, tuple[_Room, ChatUser | None, int]] = (
             weakref.WeakKeyDictionary()
         )
-        self._limiter = SlidingWindowLimiter(settings.rate_window_s, settings.rate_limit_privileged)
+        self._limiter: MessageLimiter = limiter or LocalMessageLimiter(
+            settings.rate_window_s, settings.rate_limit_privileged
+        )
+        self._admission = Admission(AdmissionLimits(max_per_address=settings.max_connections_per_address))
+        self._sign_ins = SignInGuard(
+            settings.failed_sign_in_limit, settings.failed_sign_in_window_s, settings.failed_sign_in_ban_s
+        )
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._counters = [0, 0, 0, 0]  # frames, messages delivered, slow disconnects, slow skips
@@ -131,6 +143,7 @@ class ChatServer:
             ping_interval=self.settings.ping_interval_s,
             ping_timeout=self.settings.ping_timeout_s,
             close_timeout=2,
+            create_connection=_admitted_connections(self._admission),
         )
 
     @property
@@ -260,9 +273,13 @@ class ChatServer:
         user: ChatUser | None = None
         token = query.get("token", [""])[-1]
         if token:
-            user = await self.auth.user_for_token(token)
-            if user is None:
+            found = await self._look_up(token, _peer_host(ws))
+            if isinstance(found, float):
+                return _refuse(http.HTTPStatus.TOO_MANY_REQUESTS,
+                               "too many unknown tokens from this address", retry_after_s=found)
+            if found is None:
                 return _refuse(http.HTTPStatus.UNAUTHORIZED, "token is not a live session")
+            user = found
         after_text = query.get("after", ["0"])[-1]
         if not after_text.isdigit() or len(after_text) > 18:
             return _refuse(http.HTTPStatus.BAD_REQUEST, "after must be a message id (a non-negative integer)")
@@ -286,6 +303,9 @@ class ChatServer:
             sock = ws.transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.socket_send_buffer)
+        settings = self.settings
+        frames = TokenBucket(settings.frame_rate_per_s, settings.frame_burst, time.monotonic())
+        refused_in_a_row = 0
         try:
             if user is not None:
                 await self._authenticate(room, client, user)
@@ -293,6 +313,16 @@ class ChatServer:
             for frame in room.attach(client):
                 broadcast([ws], frame)
             async for raw in ws:
+                wait = frames.take(time.monotonic())
+                if wait:  # refused before parsing: a flood costs no parsing and no lookups
+                    refused_in_a_row += 1
+                    if refused_in_a_row >= settings.frame_burst:
+                        await ws.close(CLOSE_TOO_MANY_FRAMES, "too many frames")
+                        break
+                    limit = f"over {settings.frame_rate_per_s:g} frames a second"
+                    await ws.send(_error("rate_limited", limit, wait))
+                    continue
+                refused_in_a_row = 0
                 try:
                     message = parse_client_message(
                         raw,
@@ -310,6 +340,26 @@ class ChatServer:
         finally:
             room.detach(client)
 
+    async def _look_up(self, token: str, host: str) -> ChatUser | float | None:
+        """The token's user; None for an unknown token; or the seconds this address must wait.
+
+        Unknown tokens are answered from memory for a while, and an address that keeps sending
+        them is not looked up at all for a while (``SignInGuard``): each lookup costs the store.
+        """
+        now = time.monotonic()
+        address = address_key(host)
+        wait = self._sign_ins.throttled_for(address, now)
+        if wait:
+            return wait
+        digest = hashlib.sha256(token.encode()).digest()
+        if self._sign_ins.known_bad(digest, now):
+            return None
+        user = await self.auth.user_for_token(token)
+        if user is None and self._sign_ins.failed(address, digest, time.monotonic()):
+            log.info("chat: %s sent %d unknown tokens; its tokens are not looked up for %g s",
+                     address, self._sign_ins.limit, self._sign_ins.ban_s)
+        return user
+
     async def _authenticate(self, room: _Room, client: _Member, user: ChatUser) -> None:
         client.user = user
         client.relationship = await self.relationships.relationship(room.name, user)
@@ -321,7 +371,10 @@ class ChatServer:
             case Auth(token):
                 if client.user is not None:
                     return _error("already_authenticated", "this connection is already signed in")
-                user = await self.auth.user_for_token(token)
+                found = await self._look_up(token, _peer_host(client.conn))
+                if isinstance(found, float):
+                    return _error("rate_limited", "too many unknown tokens from this address", found)
+                user = found
                 if user is None:
                     client.failed_auths += 1
                     if client.failed_auths >= MAX_FAILED_AUTHS:
@@ -331,7 +384,7 @@ class ChatServer:
                 await self._authenticate(room, client, user)
                 return encode_frame("authenticated", user=user.name, role=room.role(user).name.lower())
         if client.user is None:
-            return _error("auth_required", "sign in (?token= or an auth frame) before sending")
+            return _error("auth_required", "sign in (an auth frame) before sending")
         if isinstance(message, Send):
             return await self._send(room, client, client.user, message.text)
         return await self._moderate(room, client.user, message)  # type: ignore[arg-type]
@@ -346,7 +399,7 @@ class ChatServer:
         if refusal is not None:
             return _error(refusal.code, refusal.message, refusal.retry_after_s)
         limit = self.settings.rate_limit if role is Role.VIEWER else self.settings.rate_limit_privileged
-        wait = self._limiter.try_acquire(user.name.lower(), time.monotonic(), limit)
+        wait = await self._limiter.try_acquire(user.name.lower(), limit)
         if wait:
             return _error("rate_limited", f"over {limit} messages in {self.settings.rate_window_s:g} s", wait)
         message = ChatMessage(
@@ -391,7 +444,51 @@ def _error(code: str, message: str, retry_after_s: float = 0.0) -> str:
     return encode_frame("error", code=code, message=message)
 
 
-def _refuse(status: http.HTTPStatus, reason: str) -> Response:
+def _refuse(status: http.HTTPStatus, reason: str, retry_after_s: float = 0.0) -> Response:
     body = (reason + "\n").encode()
     headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    if retry_after_s > 0:
+        headers["Retry-After"] = str(int(retry_after_s) + 1)
     return Response(status.value, status.phrase, headers, body)
+
+
+def _peer_host(ws: ServerConnection) -> str:
+    peer = ws.transport.get_extra_info("peername") if ws.transport is not None else None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+
+_REFUSED_AT_ACCEPT = (
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 39\r\n\r\n"
+    b"too many connections from this address\n"
+)
+
+
+def _admitted_connections(admission: Admission) -> type[ServerConnection]:
+    """websockets' connection class, counted per address at accept: past the cap, 503 and close
+    before a byte is read (a connection that never sends its request holds no slot meanwhile)."""
+
+    class AdmittedConnection(ServerConnection):
+        admitted_host: str | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            peer = transport.get_extra_info("peername")
+            host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            refusal = admission.admit(host, time.monotonic())
+            if refusal is not None:
+                log.debug("chat: refused a connection from %s: %s", address_key(host), refusal)
+                transport.write(_REFUSED_AT_ACCEPT)  # type: ignore[attr-defined]
+                transport.close()
+                return
+            self.admitted_host = host
+            super().connection_made(transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            host = self.admitted_host
+            if host is None:
+                return
+            self.admitted_host = None
+            admission.release(host)
+            super().connection_lost(exc)
+
+    return AdmittedConnection

@@ -51,6 +51,12 @@ class ChatSettings:
     compression: bool = False  # permessage-deflate costs ~64 KiB zlib state per connection
     ping_interval_s: float | None = 20.0
     ping_timeout_s: float | None = 20.0
+    max_connections_per_address: int = 100  # IPv4 address or IPv6 /64; more are refused (503) at accept
+    frame_rate_per_s: float = 10.0  # client frames per connection, every kind (pings, auth, moderation)
+    frame_burst: int = 30  # ... of which this many at once; a client refused this many in a row is closed
+    failed_sign_in_limit: int = 20  # unknown tokens from one address within failed_sign_in_window_s ...
+    failed_sign_in_window_s: float = 60.0  # ... (each unknown token is also answered from memory that long)
+    failed_sign_in_ban_s: float = 60.0  # ... and its tokens are not looked up for this long
     moderation: ModerationLimits = field(default_factory=ModerationLimits)
     emotes: frozenset[str] = DEFAULT_EMOTES
 
@@ -63,3 +69,8 @@ class ChatSettings:
             raise ValueError("rate_limit must be within [1, rate_limit_privileged]")
         if self.max_text_chars < 1 or self.max_frame_bytes < 64 or self.send_queue_bytes < 1024:
             raise ValueError("max_text_chars, max_frame_bytes and send_queue_bytes are too small")
+        if self.max_connections_per_address < 1 or self.frame_rate_per_s <= 0 or self.frame_burst < 1:
+            raise ValueError("max_connections_per_address, frame_rate_per_s and frame_burst must be positive")
+        sign_ins = (self.failed_sign_in_limit, self.failed_sign_in_window_s, self.failed_sign_in_ban_s)
+        if sign_ins[0] < 1 or sign_ins[1] <= 0 or sign_ins[2] < 0:
+            raise ValueError("failed_sign_in_limit and failed_sign_in_window_s must be positive")
