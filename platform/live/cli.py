@@ -8,12 +8,19 @@ import logging
 import sys
 from pathlib import Path
 
-from live.config import ChannelSeed, ServeSettings
+from live.config import ChannelSeed, ServeSettings, check_public_hls_url
 
 
 def _channel(text: str) -> ChannelSeed:
     try:
         return ChannelSeed.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _public_hls_url(text: str) -> str:
+    try:
+        return check_public_hls_url(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
@@ -42,6 +49,9 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
                         help="postgresql://... to use PostgreSQL instead of SQLite")
     parser.add_argument("--channel", type=_channel, action="append", default=[], metavar="NAME=KEY",
                         help="make sure channel NAME exists with stream key KEY (repeatable)")
+    parser.add_argument("--public-hls-url", type=_public_hls_url, default=None, metavar="URL",
+                        help="base URL players fetch /hls/ from, e.g. a CDN edge started by "
+                             "`live cdn` (default: this server)")
 
 
 def _serve_settings(args: argparse.Namespace) -> ServeSettings:
@@ -49,6 +59,7 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port,
         chat_port=args.chat_port, chat_broker=args.chat_broker,
         data_dir=args.data, database=args.database, channels=tuple(args.channel),
+        public_hls_url=args.public_hls_url,
     )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_]{3,25}$")
 _STREAM_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
+_URL_SAFE = re.compile(r"^[A-Za-z0-9:/._\-\[\]]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,13 @@ class ServeSettings:
     chat_broker: str | None = None  # None = in-process; or nats://... to share rooms across nodes
     channels: tuple[ChannelSeed, ...] = field(default_factory=tuple)
     public_host: str | None = None  # host name to print in URLs; defaults to host
+    #: Where players fetch /hls/ (a CDN edge, `live cdn`): handed out by the viewer page and
+    #: the API instead of this origin. None = this server.
+    public_hls_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.public_hls_url is not None:
+            check_public_hls_url(self.public_hls_url)
 
     @property
     def url_host(self) -> str:
@@ -59,3 +68,17 @@ class ServeSettings:
     @property
     def http_base(self) -> str:
         return f"http://{self.url_host}:{self.http_port}"
+
+    @property
+    def hls_base(self) -> str:
+        """Base URL players fetch ``/hls/...`` from: the CDN when one is given, else this server."""
+        return (self.public_hls_url or self.http_base).rstrip("/")
+
+
+def check_public_hls_url(url: str) -> str:
+    """``http(s)://host[:port][/prefix]``, nothing else (it lands in pages and a CSP)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or parts.username or not _URL_SAFE.match(url):
+        raise ValueError(f"--public-hls-url {url!r}: expected http(s)://HOST[:PORT][/PREFIX]")
+    return url

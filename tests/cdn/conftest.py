@@ -8,6 +8,7 @@ import os
 import random
 import re
 import shutil
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -86,6 +87,7 @@ class CountingOrigin:
 
     store: OriginStore
     requests: Counter[str] = field(default_factory=Counter)
+    log: list[tuple[float, str]] = field(default_factory=list)  # (monotonic, path and query)
     runner: web.AppRunner | None = None
     sites: list[web.TCPSite] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
@@ -107,6 +109,7 @@ class CountingOrigin:
                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                            ) -> web.StreamResponse:
             self.requests[request.path_qs] += 1
+            self.log.append((time.monotonic(), request.path_qs))
             return await handler(request)
 
         app = web.Application(middlewares=[counting])
