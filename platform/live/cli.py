@@ -143,6 +143,8 @@ def _cdn_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                         metavar="DIR", help="proxy cache directory")
     config.add_argument("--run-dir", type=Path, default=Path("/var/lib/livetwin-cdn"),
                         metavar="DIR", help="logs, pid file and nginx temp files")
+    config.add_argument("--user", default=None,
+                        help="worker processes' user when nginx starts as root (e.g. www-data)")
     _cdn_node_arguments(config)
 
 
@@ -197,7 +199,8 @@ def _cdn(args: argparse.Namespace) -> int:
                 role=Role(args.role), upstreams=tuple(Upstream.parse(u) for u in args.upstream),
                 listen=Listen.parse(args.listen), cache_dir=args.cache_dir.absolute(),
                 cache_size=args.cache_size, run_dir=args.run_dir.absolute(), tls=tls,
-                workers=args.workers, target_duration_s=args.target_duration)), end="")
+                workers=args.workers, target_duration_s=args.target_duration, user=args.user)),
+                end="")
             return 0
         if not args.origin or args.data is None:
             print("live cdn: --origin URL and --data DIR are required", file=sys.stderr)
