@@ -84,14 +84,22 @@ async def test_hls_js_plays_through_shield_and_edge_as_close_to_live_as_the_orig
                     continue
                 raise
             try:
-                await _play_both(platform, origin, edge_url)
+                await _play_both(platform, origin, edge_url, cluster)
             finally:
                 await cluster.stop()
             return
     pytest.fail("no free ports for the tier")
 
 
-async def _play_both(platform: Platform, origin: str, edge: str) -> None:
+def _edge_anomalies(cluster: CdnCluster) -> list[str]:
+    """Edge log lines worth a look when playback disappoints: errors and slow answers."""
+    log = cluster.nodes[-1].plan.directory / "access.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines
+            if line.split("\t")[1] != "200" or float(line.split("\t")[6]) > 1.0][:30]
+
+
+async def _play_both(platform: Platform, origin: str, edge: str, cluster: CdnCluster) -> None:
     direct_app = web.Application()
     setup_web(direct_app, platform.streams, hls_base=origin)
     runner = web.AppRunner(direct_app, access_log=None)
@@ -124,7 +132,11 @@ async def _play_both(platform: Platform, origin: str, edge: str) -> None:
         for name, final, lat in (("cdn", cdn, cdn_latency), ("direct", direct, direct_latency))
     }
     print("cdn playback:", json.dumps(report))
-    diagnostics = f"{report}\ncdn errors {cdn['errorLog']}\nslow loads {cdn['slowLoads']}\n{cdn_log}"
+    await asyncio.sleep(1.2)  # the edge's access log flushes every second
+    diagnostics = (f"{report}\ncdn latency every 5 s {cdn_latency[::5]}\n"
+                   f"direct latency every 5 s {direct_latency[::5]}\ncdn errors {cdn['errorLog']}\n"
+                   f"slow loads {cdn['slowLoads']}\nedge errors and slow answers "
+                   f"{_edge_anomalies(cluster)}\n{cdn_log}")
     assert cdn["engine"] == "hls.js"
     assert cdn["fatalErrors"] == 0, diagnostics
     assert cdn["played_s"] >= PLAY_S - 5, diagnostics
