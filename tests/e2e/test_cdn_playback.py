@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
 
 PLAY_S = 60
 LATENCY_BAND_S = 0.150
+WARM_UP_S = 8
 
 
 def _tier_settings(data_dir: Path, origin: str) -> ClusterSettings:
@@ -115,6 +116,9 @@ async def _play_both(platform: Platform, origin: str, edge: str, cluster: CdnClu
             await _wait_for_master(http, f"{edge}/hls/{CHANNEL}/master.m3u8", 30)
             async with http.get(f"{origin}/watch/{CHANNEL}") as page:
                 assert f"{edge}/hls/{CHANNEL}/master.m3u8" in await page.text()
+        # join a running stream, not one whose transcoder and ladder are still starting: the
+        # comparison is about the tier, not about two players' luck in the first seconds
+        await asyncio.sleep(WARM_UP_S)
         (cdn_out, cdn_err), (direct_out, direct_err) = await asyncio.gather(
             _play(f"{origin}/watch/{CHANNEL}", PLAY_S),
             _play(f"http://127.0.0.1:{direct_port}/watch/{CHANNEL}", PLAY_S))
@@ -122,6 +126,8 @@ async def _play_both(platform: Platform, origin: str, edge: str, cluster: CdnClu
         await _stop(publisher)
         await runner.cleanup()
 
+    for name, out in (("cdn", cdn_out), ("direct", direct_out)):  # kept for a post-mortem
+        (cluster.settings.data_dir / f"{name}-player.jsonl").write_bytes(out)
     cdn, cdn_latency, cdn_log = _summary(cdn_out, cdn_err)
     direct, direct_latency, _ = _summary(direct_out, direct_err)
     report = {
