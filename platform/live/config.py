@@ -12,11 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from live.http_limits import HttpLimits
 
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_]{3,25}$")
 _STREAM_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
+_URL_SAFE = re.compile(r"^[A-Za-z0-9:/._\-\[\]]+$")
 
 #: The shortest seeded key `live serve` accepts without --dev (generated keys are 37 characters).
 SEEDED_KEY_MIN = 16
@@ -109,6 +111,13 @@ class ServeSettings:
     metrics_listen: tuple[str, int] | None = None
     #: When set, /metrics answers only ``Authorization: Bearer <metrics_token>``.
     metrics_token: str | None = None
+    #: Where players fetch /hls/ (a CDN edge, `live cdn`): handed out by the viewer page and
+    #: the API instead of this origin. None = this server.
+    public_hls_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.public_hls_url is not None:
+            check_public_hls_url(self.public_hls_url)
 
     @property
     def url_host(self) -> str:
@@ -125,3 +134,17 @@ class ServeSettings:
     @property
     def http_base(self) -> str:
         return f"http://{self.url_host}:{self.http_port}"
+
+    @property
+    def hls_base(self) -> str:
+        """Base URL players fetch ``/hls/...`` from: the CDN when one is given, else this server."""
+        return (self.public_hls_url or self.http_base).rstrip("/")
+
+
+def check_public_hls_url(url: str) -> str:
+    """``http(s)://host[:port][/prefix]``, nothing else (it lands in pages and a CSP)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or parts.username or not _URL_SAFE.match(url):
+        raise ValueError(f"--public-hls-url {url!r}: expected http(s)://HOST[:PORT][/PREFIX]")
+    return url

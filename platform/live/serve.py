@@ -108,9 +108,10 @@ class Platform:
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
+                  public_base_hls=settings.hls_base,
                   settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for))
         setup_origin(app, self.origin)
-        setup_web(app, self.streams)
+        setup_web(app, self.streams, hls_base=settings.public_hls_url)
         app[STREAMS_KEY] = self.streams
         app[TRANSCODES_KEY] = self.media_paths
         app[CHAT_KEY] = chat

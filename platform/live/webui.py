@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Final
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -31,17 +32,26 @@ NPM_HINT: Final = "run `npm ci --prefix platform/web` to install it"
 
 # hls.js builds its transmuxing worker from a blob: URL and feeds MSE through blob: media URLs;
 # everything else comes from this origin and no inline script or style is needed.
-CONTENT_SECURITY_POLICY: Final = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-_PAGE_HEADERS: Final = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+def content_security_policy(hls_origin: str | None = None) -> str:
+    """The pages' policy; ``hls_origin`` (scheme://host[:port] of a CDN) may serve the streams."""
+    extra = f" {hls_origin}" if hls_origin else ""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"media-src 'self' blob:{extra}; connect-src 'self'{extra}; worker-src 'self' blob:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+CONTENT_SECURITY_POLICY: Final = content_security_policy()
+
+
+def page_headers(hls_origin: str | None = None) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": content_security_policy(hls_origin),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
 
 
 def default_web_root() -> Path:
@@ -109,33 +119,40 @@ def render_index(template: Template, streams: Iterable[StreamHealth]) -> str:
     )
 
 
-def render_watch(template: Template, channel: str) -> str:
-    """The viewer page for ``channel`` (already validated, escaped anyway)."""
+def render_watch(template: Template, channel: str, hls_base: str = "") -> str:
+    """The viewer page for ``channel`` (already validated, escaped anyway).
+
+    ``hls_base`` is where players fetch the stream (``live serve --public-hls-url``, a CDN
+    edge); empty means this server's own origin.
+    """
     return template.substitute(
         channel=_e(channel),
-        src=_e(f"/hls/{channel}/master.m3u8"),
+        src=_e(f"{hls_base}/hls/{channel}/master.m3u8"),
     )
 
 
 class WebUi:
     """Handlers over the live-stream registry and one ``platform/web`` folder."""
 
-    def __init__(self, streams: LiveStreamRegistry, web_root: Path) -> None:
+    def __init__(self, streams: LiveStreamRegistry, web_root: Path, hls_base: str | None = None) -> None:
         self.streams = streams
         self.web_root = web_root
+        self.hls_base = (hls_base or "").rstrip("/")
+        parts = urlsplit(self.hls_base)
+        self.page_headers = page_headers(f"{parts.scheme}://{parts.netloc}" if hls_base else None)
         self.templates = WebTemplates.load(web_root)
 
     async def index(self, request: web.Request) -> web.Response:
         now = time.monotonic()
         body = render_index(self.templates.index, (s.health(now) for s in self.streams))
-        return web.Response(text=body, content_type="text/html", headers=_PAGE_HEADERS)
+        return web.Response(text=body, content_type="text/html", headers=self.page_headers)
 
     async def watch(self, request: web.Request) -> web.Response:
         channel = request.match_info["channel"]
         if not valid_channel(channel):
             raise web.HTTPNotFound(text="no such channel: names are 3-25 characters of a-z, 0-9, _\n")
-        body = render_watch(self.templates.watch, channel)
-        return web.Response(text=body, content_type="text/html", headers=_PAGE_HEADERS)
+        body = render_watch(self.templates.watch, channel, self.hls_base)
+        return web.Response(text=body, content_type="text/html", headers=self.page_headers)
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -168,13 +185,14 @@ WEB_UI_KEY: Final = web.AppKey("live.webui", WebUi)
 
 
 def setup_web(app: web.Application, streams: LiveStreamRegistry,
-              web_root: Path | None = None) -> None:
+              web_root: Path | None = None, hls_base: str | None = None) -> None:
     """Mount ``/``, ``/watch/{channel}``, ``/static/{name}`` and ``/vendor/hls.js`` on ``app``.
 
     ``web_root`` defaults to the repository's ``platform/web``; the vendored hls.js comes from
     its ``node_modules`` and answers 503 (saying how to install it) while that is missing.
+    ``hls_base`` points the viewer page's player at a CDN edge instead of this origin.
     """
-    ui = WebUi(streams, (web_root or default_web_root()).resolve())
+    ui = WebUi(streams, (web_root or default_web_root()).resolve(), hls_base)
     app[WEB_UI_KEY] = ui
     app.router.add_get("/", ui.index)
     app.router.add_get("/watch/{channel}", ui.watch)

@@ -113,6 +113,7 @@ async def test_channel_creation_gives_the_owner_key_and_urls(client: Any, repo: 
     assert key.startswith("live_") and len(key) >= 32
     assert body["publish_url"] == f"rtmp://stream.example:1935/live/{key}"
     assert body["watch_url"] == "https://watch.example/watch/myshow"
+    assert body["hls_url"] == "https://watch.example/hls/myshow/master.m3u8"
     resolved = await repo.channel_by_stream_key(key)
     assert resolved is not None and resolved.name == "myshow"
     _, me = await client.call("GET", "/sessions/current", token=token)

@@ -73,11 +73,13 @@ class Api:
 
     def __init__(self, repo: Repository, streams: LiveStreamRegistry, *, public_base_rtmp: str,
                  public_base_http: str, settings: ApiSettings, passwords: Passwords,
-                 viewer_counts: ViewerCounts | None, clock: Callable[[], float]) -> None:
+                 viewer_counts: ViewerCounts | None, clock: Callable[[], float],
+                 public_base_hls: str | None = None) -> None:
         self.repo = repo
         self.streams = streams
         self.public_base_rtmp = public_base_rtmp.rstrip("/")
         self.public_base_http = public_base_http.rstrip("/")
+        self.public_base_hls = (public_base_hls or public_base_http).rstrip("/")
         self.settings = settings
         self.passwords = passwords
         self.viewer_counts = viewer_counts
@@ -193,6 +195,7 @@ class Api:
             "viewer_count": self.viewer_counts(channel.name) if self.viewer_counts else None,
             "created_at": channel.created_at,
             "watch_url": f"{self.public_base_http}/watch/{channel.name}",
+            "hls_url": f"{self.public_base_hls}/hls/{channel.name}/master.m3u8",
             "stream": asdict(stream.health()) if stream is not None else None,
         }
         if owner and stream is not None:
@@ -412,6 +415,7 @@ def build_api_app(api: Api) -> web.Application:
 def setup_api(app: web.Application, repo: Repository, streams: LiveStreamRegistry, *,
               public_base_rtmp: str, public_base_http: str, settings: ApiSettings | None = None,
               passwords: Passwords | None = None, viewer_counts: ViewerCounts | None = None,
+              public_base_hls: str | None = None,
               clock: Callable[[], float] = time.time) -> Api:
     """Mount ``/api/v1`` on ``app``; answers the ``Api`` so callers can reach its state.
 
@@ -419,6 +423,7 @@ def setup_api(app: web.Application, repo: Repository, streams: LiveStreamRegistr
     show ``viewer_count: null`` rather than a made-up zero.
     """
     api = Api(repo, streams, public_base_rtmp=public_base_rtmp, public_base_http=public_base_http,
+              public_base_hls=public_base_hls,
               settings=settings or ApiSettings(), passwords=passwords or Passwords(),
               viewer_counts=viewer_counts, clock=clock)
     app.add_subapp(API_PREFIX, build_api_app(api))

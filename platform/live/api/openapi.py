@@ -124,6 +124,8 @@ def openapi_document() -> dict[str, Any]:
                          "description": "null where no origin reports viewers for this platform"},
         "created_at": {"type": "number"},
         "watch_url": {"type": "string"},
+        "hls_url": {"type": "string", "description": "multivariant playlist URL for players: on "
+                    "the CDN when the platform runs with --public-hls-url"},
         "stream": {"allOf": [{"$ref": "#/components/schemas/StreamHealth"}], "nullable": True},
         "stream_key": {"type": "string",
                        "description": "only in the answer that created the channel: shown once, "

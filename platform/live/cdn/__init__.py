@@ -1,0 +1,1 @@
+"""The CDN tiers: nginx shields and edges in front of the origin (config, launcher, metrics)."""

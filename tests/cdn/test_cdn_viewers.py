@@ -1,0 +1,191 @@
+"""Viewers through real tiers (origin -> 1 shield -> 2 edges): coalescing, a 10x spike, an edge
+killed with SIGKILL.
+
+The origin is the real app fed in real time (parts of 0.5 s: twice the platform's 1/3 s, so the
+asyncio viewers of one Python process keep up on a 2-core machine); the viewers are
+``live.selftest.viewer_fleet`` (plain join, then blocking reload + new parts, failover across
+edges). Scaled to what one loaded 2-core machine holds: 200 viewers for coalescing, a spike of
+40 -> 400 viewers (bench/cdn_spike.py runs larger ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from live.cdn.config import Role
+from live.cdn.launcher import CdnCluster
+from live.cdn.metrics import parse_log_line
+from live.selftest.viewer_fleet import ViewerFleet
+
+from .conftest import CountingOrigin, Feed, make_store, tier
+
+pytestmark = pytest.mark.slow
+
+PLAYLIST = "/hls/alpha/720p.m3u8"
+PART_S = 0.5
+COALESCING_VIEWERS = 200
+SPIKE_BASE, SPIKE_FACTOR, SPIKE_RAMP_S = 40, 10, 10.0
+RESUME_BOUND_S = 2.0
+
+
+@dataclass
+class Live:
+    origin: CountingOrigin
+    feed: Feed
+    cluster: CdnCluster
+    #: origin request count at each part publish (index = parts published so far)
+    published: list[int]
+
+    @property
+    def edges(self) -> list[str]:
+        return self.cluster.urls(Role.EDGE)
+
+
+class CountingFeed(Feed):
+    marks: list[int]
+    origin: CountingOrigin
+
+    def part(self) -> None:
+        super().part()
+        self.marks.append(self.origin.count())
+
+
+@contextlib.asynccontextmanager
+async def live_tier(tmp_path: Path) -> AsyncIterator[Live]:
+    origin = CountingOrigin(make_store(2, PART_S))
+    await origin.start()
+    feed = CountingFeed(origin.store, renditions=(Feed.renditions[0],),
+                        parts_per_segment=round(2 / PART_S), part_s=PART_S, part_bytes=4000)
+    feed.marks, feed.origin = [], origin
+    feed.start().parts(2 * feed.parts_per_segment)
+    stop = asyncio.Event()
+    publisher = asyncio.create_task(feed.run(stop))
+    try:
+        async with tier(tmp_path, [origin.url], shields=1, edges=2) as cluster:
+            yield Live(origin, feed, cluster, feed.marks)
+    finally:
+        stop.set()
+        await publisher
+        await origin.close()
+
+
+def is_plain_reload(path: str) -> bool:
+    return path.endswith(".m3u8")
+
+
+def edge_cache_statuses(cluster: CdnCluster, since: float) -> tuple[int, int]:
+    """(answered without an upstream request, cache lookups) at the edges since ``since`` (epoch)."""
+    hits = lookups = 0
+    for node in cluster.nodes:
+        if node.plan.role is not Role.EDGE:
+            continue
+        for text in (node.plan.directory / "access.log").read_text().splitlines():
+            line = parse_log_line(text)
+            if line is None or line.cache_status == "-" or float(text.split("\t", 1)[0]) < since:
+                continue
+            lookups += 1
+            hits += line.upstream_addr == "-"
+    return hits, lookups
+
+
+async def test_two_hundred_viewers_cost_the_origin_one_request_per_url(tmp_path: Path) -> None:
+    async with live_tier(tmp_path) as live:
+        fleet = ViewerFleet(live.edges, PLAYLIST)
+        joined_at = time.monotonic()
+        try:
+            await fleet.add(COALESCING_VIEWERS)
+            await asyncio.sleep(10)
+        finally:
+            await fleet.close()
+        join_span_s = time.monotonic() - joined_at
+        totals = fleet.totals
+    requests = live.origin.requests
+    repeated = {path: n for path, n in requests.items() if n > 1 and not is_plain_reload(path)}
+    print(f"coalescing: {COALESCING_VIEWERS} viewers, {totals.requests} viewer requests, "
+          f"{totals.parts} parts; origin {sum(requests.values())} requests for "
+          f"{len(requests)} URLs; plain reloads {requests[PLAYLIST]}")
+    assert totals.errors == 0
+    assert totals.parts >= COALESCING_VIEWERS * 10 / PART_S * 0.8
+    assert not repeated, f"answered more than once by the origin through one shield: {repeated}"
+    # plain reloads are keyed by the tenth of a second: at most one per slot the joins spanned
+    assert requests[PLAYLIST] <= join_span_s * 10 + 2
+
+
+async def test_a_tenfold_spike_leaves_the_origin_flat_and_the_edges_hitting(tmp_path: Path) -> None:
+    async with live_tier(tmp_path) as live:
+        fleet = ViewerFleet(live.edges, PLAYLIST)
+        try:
+            await fleet.add(SPIKE_BASE)
+            await asyncio.sleep(3)
+            before = len(live.published), live.origin.count(is_plain_reload)
+            await asyncio.sleep(8)
+            ramp = len(live.published), live.origin.count(is_plain_reload)
+            ramp_started = time.time()
+            await fleet.ramp(SPIKE_BASE * (SPIKE_FACTOR - 1), SPIKE_RAMP_S)
+            after = len(live.published), live.origin.count(is_plain_reload)
+            steady_at = time.time()
+            await asyncio.sleep(8)
+            end = len(live.published), live.origin.count(is_plain_reload)
+            await asyncio.sleep(1.2)  # the edges' access logs flush every second
+            spike_hits, spike_lookups = edge_cache_statuses(live.cluster, ramp_started)
+            hits, lookups = edge_cache_statuses(live.cluster, steady_at)
+        finally:
+            await fleet.close()
+        totals = fleet.totals
+    marks = live.published
+
+    def per_part(start: tuple[int, int], stop: tuple[int, int]) -> tuple[float, float]:
+        """(origin requests per part, those that are not joins' plain reloads) in a window."""
+        parts = stop[0] - start[0]
+        total = marks[stop[0] - 1] - marks[start[0] - 1]
+        plain = stop[1] - start[1]
+        return total / parts, (total - plain) / parts
+
+    _, steady_before = per_part(before, ramp)
+    ramp_total, ramp_media = per_part(ramp, after)
+    _, steady_after = per_part(after, end)
+    plain_per_s = (after[1] - ramp[1]) / ((after[0] - ramp[0]) * PART_S)
+    print(f"spike {SPIKE_BASE} -> {SPIKE_BASE * SPIKE_FACTOR} viewers in {SPIKE_RAMP_S:g} s: origin "
+          f"requests/part before {steady_before:.2f}, ramp {ramp_total:.2f} (without plain "
+          f"reloads {ramp_media:.2f}, plain reloads {plain_per_s:.1f}/s), after {steady_after:.2f}; "
+          f"edge hit ratio over the spike {spike_hits / max(spike_lookups, 1):.4f}, at 10x "
+          f"{hits}/{lookups} = {hits / max(lookups, 1):.4f}; "
+          f"{totals.requests} viewer requests, {totals.errors} errors")
+    assert totals.errors == 0
+    assert steady_after <= 1.1 * steady_before
+    assert ramp_media <= 1.1 * steady_before
+    # joins' plain reloads reach the origin at most once per 100 ms slot (plus slot edges)
+    assert plain_per_s <= 10 + 2
+    assert hits / lookups > 0.99
+
+
+async def test_viewers_of_a_killed_edge_resume_on_the_other_within_two_seconds(tmp_path: Path) -> None:
+    async with live_tier(tmp_path) as live:
+        fleet = ViewerFleet(live.edges, PLAYLIST)
+        try:
+            await fleet.add(100)
+            await asyncio.sleep(4)
+            on_edge0 = [v for v in fleet.viewers if v.edge == 0]
+            killed_at = time.monotonic()
+            live.cluster.kill("edge0")
+            await asyncio.sleep(5)
+        finally:
+            await fleet.close()
+    gaps = []
+    for viewer in on_edge0:
+        resumes = [(failed, resumed) for failed, resumed in viewer.stats.resumes if failed >= killed_at]
+        assert resumes, "every viewer of the killed edge must notice"
+        resumed = resumes[0][1]
+        assert resumed is not None
+        gaps.append(resumed - killed_at)
+        assert viewer.edge == 1
+        assert viewer.stats.errors == 0
+    print(f"failover: {len(on_edge0)} viewers moved; resume after kill max {max(gaps):.3f} s, "
+          f"median {sorted(gaps)[len(gaps) // 2]:.3f} s")
+    assert max(gaps) <= RESUME_BOUND_S
