@@ -25,10 +25,21 @@ def _port(text: str) -> int:
     return port
 
 
+def _srt_port(text: str) -> int | None:
+    return None if text.lower() in ("off", "none") else _port(text)
+
+
 def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--rtmp-port", type=_port, default=1935,
                         help="RTMP port (default 1935; 0 = any free port)")
+    parser.add_argument("--srt-port", type=_srt_port, default=9000,
+                        help="SRT listener UDP port (default 9000; 0 = any free port; off = none)")
+    parser.add_argument("--srt-latency-ms", type=int, default=120, metavar="MS",
+                        help="SRT receiver latency: how long lost packets may be retransmitted "
+                             "(default 120)")
+    parser.add_argument("--srt-passphrase", default=None, metavar="TEXT",
+                        help="require SRT encryption (AES) with this passphrase (10-79 chars)")
     parser.add_argument("--http-port", type=_port, default=8080,
                         help="HTTP port (default 8080; 0 = any free port)")
     parser.add_argument("--chat-port", type=_port, default=8081,
@@ -47,6 +58,8 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
 def _serve_settings(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(
         host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port,
+        srt_port=args.srt_port, srt_latency_ms=args.srt_latency_ms,
+        srt_passphrase=args.srt_passphrase,
         chat_port=args.chat_port, chat_broker=args.chat_broker,
         data_dir=args.data, database=args.database, channels=tuple(args.channel),
     )

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,6 +24,8 @@ from live.chat.server import ChatServer
 from live.config import ServeSettings
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
+from live.ingest.srt.libsrt import SrtUnavailable
+from live.ingest.srt.server import SrtServer, SrtServerSettings
 from live.mediapath import LiveMediaPaths, MediaPathSettings
 from live.metrics import setup_metrics
 from live.origin.app import setup_origin
@@ -38,6 +41,7 @@ class BoundPorts:
     rtmp: int
     http: int
     chat: int
+    srt: int = 0  # 0 when no SRT listener runs
 
 
 class Platform:
@@ -48,6 +52,7 @@ class Platform:
         self.streams = LiveStreamRegistry()
         self.repo: Repository | None = None
         self.rtmp: RtmpServer | None = None
+        self.srt: SrtServer | None = None
         self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
         self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
@@ -84,6 +89,8 @@ class Platform:
             RtmpServerSettings(host=settings.host, port=settings.rtmp_port),
         )
         await self.rtmp.start()
+        if settings.srt_port is not None:
+            await self._start_srt(resolve)
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
@@ -99,6 +106,19 @@ class Platform:
         self.chat = ChatServer(RepositoryChatAuth(repo), self._broker)
         await self.chat.start(settings.host, settings.chat_port)
 
+    async def _start_srt(self, resolve: Callable[[str], Awaitable[str | None]]) -> None:
+        settings = self.settings
+        assert settings.srt_port is not None
+        srt = SrtServer(resolve, self.streams, SrtServerSettings(
+            host=settings.host, port=settings.srt_port, latency_ms=settings.srt_latency_ms,
+            passphrase=settings.srt_passphrase))
+        try:
+            await srt.start()
+        except SrtUnavailable as exc:
+            log.warning("SRT ingest off: %s", exc)
+            return
+        self.srt = srt
+
     @property
     def ports(self) -> BoundPorts:
         assert self.rtmp is not None and self._runner is not None
@@ -107,7 +127,8 @@ class Platform:
             if isinstance(address, tuple):
                 http_port = int(address[1])
         return BoundPorts(rtmp=self.rtmp.port, http=http_port,
-                          chat=self.chat.port if self.chat is not None else 0)
+                          chat=self.chat.port if self.chat is not None else 0,
+                          srt=self.srt.port if self.srt is not None else 0)
 
     async def close(self) -> None:
         if self.chat is not None:
@@ -123,6 +144,9 @@ class Platform:
         if self.rtmp is not None:
             await self.rtmp.close()
             self.rtmp = None
+        if self.srt is not None:
+            await self.srt.close()
+            self.srt = None
         if self.media_paths is not None:
             await self.media_paths.close()
             self.media_paths = None
@@ -152,6 +176,10 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
               f"HTTP on {settings.http_base.rsplit(':', 1)[0]}:{ports.http}", flush=True)
         for line in platform.publish_urls():
             print(f"  publish: {line}", flush=True)
+        if ports.srt:
+            for seed in settings.channels:
+                print(f"  publish: srt://{settings.url_host}:{ports.srt}?streamid=#!::r=live/"
+                      f"{seed.stream_key},m=publish  (channel {seed.name})", flush=True)
         if not settings.channels:
             print("  no channels yet: create one with POST /api/v1/channels "
                   "or start with --channel NAME=KEY", flush=True)
