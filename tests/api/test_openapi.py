@@ -58,6 +58,7 @@ def test_every_served_route_is_documented_and_every_documented_route_is_served()
 def test_the_stream_schema_follows_the_registry_record() -> None:
     schema = dataclass_schema(StreamHealth)
     assert set(schema["properties"]) == {f for f in StreamHealth.__slots__}
+    assert schema["properties"]["protocol"] == {"type": "string", "enum": ["rtmp", "srt"]}
     assert schema["properties"]["width"] == {"type": "integer", "nullable": True}
     assert schema["properties"]["fps"] == {"type": "number"}
 

@@ -11,12 +11,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
 #: How far back the bitrate and frame-rate estimates look.
 HEALTH_WINDOW_S = 5.0
+
+#: The ingest protocol a stream arrived by, as ``/api/v1/streams`` reports it.
+IngestProtocol = Literal["rtmp", "srt"]
 
 StreamListener = Callable[["LiveStream", "AccessUnit | VideoConfig | AudioConfig | None"], None]
 
@@ -49,7 +52,7 @@ class StreamHealth:
     """What `/api/v1/streams` shows for one live stream."""
 
     channel: str
-    protocol: str
+    protocol: IngestProtocol
     remote: str
     video_codec: str | None
     audio_codec: str | None
@@ -69,7 +72,7 @@ class LiveStream:
     """One live publication of a channel, from publish to teardown."""
 
     channel: str
-    protocol: str
+    protocol: IngestProtocol
     remote: str
     started_at: float = field(default_factory=time.monotonic)
     video: VideoConfig | None = None
@@ -153,7 +156,7 @@ class LiveStreamRegistry:
         self._streams: dict[str, LiveStream] = {}
         self._on_start: list[Callable[[LiveStream], None]] = []
 
-    def claim(self, channel: str, protocol: str, remote: str) -> LiveStream:
+    def claim(self, channel: str, protocol: IngestProtocol, remote: str) -> LiveStream:
         """Make ``channel`` live for this publisher, or raise ChannelBusy."""
         if channel in self._streams:
             raise ChannelBusy(channel)
