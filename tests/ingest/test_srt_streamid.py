@@ -10,7 +10,8 @@ from live.ingest.srt.streamid import StreamId, StreamIdError, parse_stream_id
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("#!::r=live/key_alpha_123,m=publish", StreamId("key_alpha_123")),
-    ("#!::m=publish,r=live/key_alpha_123,u=alice,s=abc", StreamId("key_alpha_123", "publish", "alice", "abc")),
+    ("#!::m=publish,r=live/key_alpha_123,u=alice,s=abc",
+     StreamId("key_alpha_123", "publish", "alice", "abc")),
     ("#!::r=key_alpha_123,m=publish,t=stream", StreamId("key_alpha_123")),
     ("%23!::r=live/key_alpha_123,m=publish", StreamId("key_alpha_123")),
     ("key_alpha_123", StreamId("key_alpha_123")),
