@@ -266,3 +266,32 @@ async def test_srt_live_transmit_relays_a_ts_file_as_a_second_independent_client
     capture = captures["alpha"]
     assert capture.video_config is not None and capture.audio_config is not None
     assert registry.get("alpha") is None
+
+
+async def test_with_a_passphrase_only_encrypted_publishers_with_it_get_in(
+    registry: LiveStreamRegistry, key_resolver: Callable[[str], Awaitable[str | None]]
+) -> None:
+    server = SrtServer(key_resolver, registry,
+                       SrtServerSettings(port=0, passphrase="correct horse battery"))
+    await server.start()
+    try:
+        captures = capture_all(registry)
+        for passphrase in (None, "wrong passphrase 123"):
+            extra = {"passphrase": passphrase} if passphrase else {}
+            refused = await publish(srt_url(server.port, KEY, **extra), 2)
+            async with asyncio.timeout(20):
+                await refused.communicate()
+            assert refused.returncode != 0
+        assert "alpha" not in captures
+        accepted = await publish(srt_url(server.port, KEY, passphrase="correct horse battery"), 2)
+        _, stderr = await accepted.communicate()
+        assert accepted.returncode == 0, stderr.decode(errors="replace")
+        await wait_for(lambda: "alpha" in captures and captures["alpha"].ended, 5)
+        assert len(captures["alpha"].video) >= FPS
+    finally:
+        await server.close()
+
+
+def test_a_passphrase_outside_10_to_79_characters_is_refused_at_startup() -> None:
+    with pytest.raises(ValueError, match="10 to 79"):
+        SrtServerSettings(passphrase="short")
