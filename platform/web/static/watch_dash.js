@@ -154,8 +154,9 @@
         // nothing is abandoned half way. BOLA's buffer model does not fit a ~1.5 s buffer.
         abr: {
           rules: {
-            throughputRule: { active: true },
+            throughputRule: { active: false },
             bolaRule: { active: false },
+            l2ARule: { active: true },
             abandonRequestsRule: { active: false },
           },
         },
