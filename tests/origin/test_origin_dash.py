@@ -205,3 +205,24 @@ async def test_the_next_segment_is_held_until_it_opens_and_unknown_ones_are_404(
         await task
         async with http.get(server.make_url(f"/dash/alpha/{INIT}/{state.epoch}/init.mp4")) as response:
             assert await response.read() == state.rendition(INIT).init.data  # type: ignore[union-attr]
+
+
+async def test_the_mpd_is_rendered_once_per_change_however_often_it_is_polled(
+    served: tuple[OriginStore, TestServer], cmaf: tuple[bytes, list[bytes]]
+) -> None:
+    store, server = served
+    _, parts = cmaf
+    for number in range(3):
+        publish(store, parts, number)
+    url = server.make_url("/dash/alpha/manifest.mpd")
+    async with aiohttp.ClientSession() as http:
+        async def fetch() -> str:
+            async with http.get(url) as response:
+                return await response.text()
+        first, again = await fetch(), await fetch()
+        assert first == again  # same publishTime: the same rendering
+        publish(store, parts, 3)
+        assert await fetch() != first
+        store.remove("alpha")
+        async with http.get(url) as response:
+            assert response.status == 404

@@ -94,13 +94,13 @@ class DashOrigin:
         self._clock = clock
         #: (channel, epoch) -> availabilityStartTime, fixed by the stream's first MPD.
         self._starts: dict[tuple[str, str], float] = {}
-        self._timescales: dict[int, int] = {}  # id(init data) -> mdhd timescale
+        #: channel -> (its state, the state's version, the UTCTiming URL, the rendered MPD): one
+        #: render per change however many players poll it.
+        self._memo: dict[str, tuple[ChannelState, int, str, str]] = {}
 
-    def _timescale(self, rend: RenditionState) -> int:
-        key = id(rend.init.data)
-        if key not in self._timescales:
-            self._timescales[key] = init_timescale(rend.init.data)
-        return self._timescales[key]
+    @staticmethod
+    def _timescale(rend: RenditionState) -> int:
+        return init_timescale(rend.init.data)
 
     def _representations(self, state: ChannelState) -> list[RenditionState]:
         """Renditions a DASH player gets: video rungs carry the muxed audio, so a separate
@@ -172,13 +172,17 @@ class DashOrigin:
         channel = request.match_info["channel"]
         state = self.store.channel(channel)
         if state is None:
+            self._memo.pop(channel, None)
             return _error(404, f"unknown channel {channel!r}", "public, max-age=1")
         utc_url = str(request.url.with_path("/dash/time").with_query(None))
-        mpd = self.build_mpd(state, utc_url)
-        if mpd is None:
-            return _error(404, f"channel {channel!r} has no segment yet", "public, max-age=1")
+        memo = self._memo.get(channel)
+        if memo is None or memo[:3] != (state, state.version, utc_url) or memo[0] is not state:
+            mpd = self.build_mpd(state, utc_url)
+            if mpd is None:
+                return _error(404, f"channel {channel!r} has no segment yet", "public, max-age=1")
+            memo = self._memo[channel] = (state, state.version, utc_url, render_mpd(mpd))
         cache = "public, max-age=10" if state.ended else "public, max-age=1"
-        return web.Response(text=render_mpd(mpd), content_type=MPD_TYPE, headers=_headers(cache))
+        return web.Response(text=memo[3], content_type=MPD_TYPE, headers=_headers(cache))
 
     async def utc_time(self, _: web.Request) -> web.Response:
         return web.Response(text=iso_datetime(self._clock()), content_type="text/plain",

@@ -207,7 +207,7 @@ def _end_s(rep: MpdRepresentation) -> float:
 def init_timescale(init: bytes | memoryview) -> int:
     """The first track's ``mdhd`` timescale in an fMP4 init segment (ISO/IEC 14496-12 8.4.2),
     which is the timescale of the ``tfdt`` values the MPD timeline must match."""
-    data = bytes(init)
+    data = init if isinstance(init, bytes) else bytes(init)
     at = data.find(b"mdhd")
     if at < 4 or at + 24 > len(data):
         raise ValueError("init segment has no mdhd box")

@@ -41,8 +41,9 @@ log = logging.getLogger("live.ingest.srt")
 #: Resolves a stream key to the channel it publishes, or None when the key is unknown.
 StreamKeyResolver = Callable[[str], Awaitable[str | None]]
 
-#: Units held while the audio configuration is still unknown (the PMT announced audio).
-MAX_HELD_EVENTS = 600
+#: Units held while the audio configuration is still unknown (the PMT announced audio): about
+#: 2 s of 30 fps video with its audio; a silent audio track must not hold the stream back longer.
+MAX_HELD_EVENTS = 150
 
 
 @dataclass(frozen=True, slots=True)
