@@ -226,3 +226,29 @@ async def test_the_mpd_is_rendered_once_per_change_however_often_it_is_polled(
         store.remove("alpha")
         async with http.get(url) as response:
             assert response.status == 404
+
+
+async def test_ffprobe_reads_the_live_dynamic_mpd(
+    served: tuple[OriginStore, TestServer], cmaf: tuple[bytes, list[bytes]]
+) -> None:
+    store, server = served
+    _, parts = cmaf
+    for number in range(PARTS_PER_SEGMENT + 1):
+        publish(store, parts, number)
+
+    async def keep_publishing() -> None:
+        for number in range(PARTS_PER_SEGMENT + 1, len(parts)):
+            await asyncio.sleep(FRAMES_PER_PART / FPS)
+            publish(store, parts, number)
+
+    task = asyncio.create_task(keep_publishing())
+    process = await asyncio.create_subprocess_exec(  # 1 s of analysis: the clip is only 4 s long
+        "ffprobe", "-v", "error", "-analyzeduration", "1000000",
+        "-show_entries", "stream=codec_name,width,height", "-of", "json",
+        str(server.make_url("/dash/alpha/manifest.mpd")),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    await task
+    assert process.returncode == 0, err.decode()
+    streams = {s["codec_name"]: s for s in json.loads(out)["streams"]}
+    assert streams["h264"]["width"] == 320 and "aac" in streams
