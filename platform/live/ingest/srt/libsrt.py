@@ -2,9 +2,10 @@
 
 Only what a live listener needs: sockets, options, bind/listen/accept, the listener callback
 (which sees the stream ID before the handshake completes), non-blocking message reads and
-``srt_epoll``. SRT itself (ARQ, TSBPD, encryption) stays in libsrt; nothing here touches UDP.
-Every call that fails raises ``SrtError`` with libsrt's own code and message. The functions
-block only as libsrt documents (``epoll_uwait`` up to its timeout); the server calls them from
+``srt_epoll``; and, for self-test publishers, ``connect`` and ``send``. SRT itself (ARQ,
+TSBPD, encryption) stays in libsrt; nothing here touches UDP. Every call that fails raises
+``SrtError`` with libsrt's own code and message. The functions block only as libsrt documents
+(``epoll_uwait`` up to its timeout, ``connect`` for the handshake); the server calls them from
 its one I/O thread, never from the event loop.
 """
 
@@ -115,6 +116,8 @@ def load() -> Any:
         "srt_setsockflag": (c_int, [c_int, c_int, c_void_p, c_int]),
         "srt_getsockflag": (c_int, [c_int, c_int, c_void_p, ctypes.POINTER(c_int)]),
         "srt_recvmsg": (c_int, [c_int, c_void_p, c_int]),
+        "srt_connect": (c_int, [c_int, c_void_p, c_int]),
+        "srt_send": (c_int, [c_int, c_char_p, c_int]),
         "srt_getlasterror": (c_int, [c_void_p]),
         "srt_getlasterror_str": (c_char_p, []),
         "srt_clearlasterror": (None, []),
@@ -270,6 +273,17 @@ def listen_callback(sock: int, hook: ListenHook) -> Any:
     callback = ListenCallbackType(trampoline)
     _check("srt_listen_callback", lib.srt_listen_callback(sock, callback, None))
     return callback
+
+
+def connect(sock: int, host: str, port: int) -> None:
+    """Connect as a caller (blocking until the handshake completes or is rejected)."""
+    packed, size = _sockaddr(host, port)
+    _check("srt_connect", load().srt_connect(sock, packed, size))
+
+
+def send(sock: int, data: bytes) -> None:
+    """Send one message (live mode: at most 1316 bytes, i.e. 7 TS packets)."""
+    _check("srt_send", load().srt_send(sock, data, len(data)))
 
 
 def recv_message(sock: int, buf: Any) -> int:
