@@ -44,6 +44,8 @@ class ServeSettings:
     channels: tuple[ChannelSeed, ...] = field(default_factory=tuple)
     public_host: str | None = None  # host name to print in URLs; defaults to host
     srt_port: int | None = None  # None = no SRT listener (the CLI turns it on at 9000)
+    #: False when the port is only the default: if it is taken, serve without SRT (and say so).
+    srt_port_required: bool = True
     srt_latency_ms: int = 120
     srt_passphrase: str | None = None
 

@@ -117,6 +117,12 @@ class Platform:
         except SrtUnavailable as exc:
             log.warning("SRT ingest off: %s", exc)
             return
+        except OSError as exc:  # SrtError too: the port is taken
+            if settings.srt_port_required:
+                raise
+            log.warning("SRT ingest off: cannot listen on UDP %s:%d (%s); pass --srt-port",
+                        settings.host, settings.srt_port, exc)
+            return
         self.srt = srt
 
     @property
