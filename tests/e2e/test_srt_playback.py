@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,10 @@ WEB_ROOT = default_web_root()
 CHANNEL, STREAM_KEY = "srtdemo", "srt_demo_key_123"
 PUBLISH_S = 30
 PLAY_S = 20
+#: 50 ms each way is an RTT of 100 ms. SRT sizes its latency as a multiple of the RTT that grows
+#: with the loss rate (a lost packet's NAK and its retransmission can be lost too); 500 ms lost
+#: one packet in ~30,000 at 5 % here, so the link gets 8 RTTs.
+LOSSY_LATENCY_MS = 800
 
 
 def _require(present: bool, what: str) -> None:
@@ -233,11 +238,38 @@ class _LossyRelay(asyncio.DatagramProtocol):
         asyncio.get_running_loop().call_later(self.delay_s, self.transport.sendto, data, destination)
 
 
+class _RelayThread:
+    """The relay on its own event loop in its own thread, so the platform's loop (in the test's
+    thread) cannot delay its timing."""
+
+    def __init__(self, target: tuple[str, int], loss: float, delay_s: float) -> None:
+        self.target, self.loss, self.delay_s = target, loss, delay_s
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="lossy-relay", daemon=True)
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def start(self) -> tuple[_LossyRelay, int]:
+        self.thread.start()
+        future = asyncio.run_coroutine_threadsafe(self.loop.create_datagram_endpoint(
+            lambda: _LossyRelay(self.target, self.loss, self.delay_s),
+            local_addr=("127.0.0.1", 0)), self.loop)
+        transport, relay = future.result(5)
+        self.transport = transport
+        return relay, int(transport.get_extra_info("sockname")[1])
+
+    def stop(self) -> None:
+        if self.transport is not None:
+            self.loop.call_soon_threadsafe(self.transport.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
 async def _publish_through_loss(tmp_path: Path, seconds: int, namespace: str | None,
                                 host: str) -> tuple[list[int], int, _LossyRelay | None]:
     settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, srt_port=0,
                              host="0.0.0.0" if namespace else "127.0.0.1",
-                             srt_latency_ms=500, data_dir=tmp_path,
+                             srt_latency_ms=LOSSY_LATENCY_MS, data_dir=tmp_path,
                              channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
     relay: _LossyRelay | None = None
     async with Platform(settings) as platform:
@@ -250,22 +282,20 @@ async def _publish_through_loss(tmp_path: Path, seconds: int, namespace: str | N
             stream.subscribe(listener)
         platform.streams.on_stream_start(on_start)
         port = platform.ports.srt
-        transport = None
+        relay_thread = None
         if namespace is None:
-            transport, relay = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: _LossyRelay(("127.0.0.1", port), 0.05, 0.050), local_addr=("127.0.0.1", 0))
-            port = transport.get_extra_info("sockname")[1]
+            relay_thread = _RelayThread(("127.0.0.1", port), 0.05, 0.050)
+            relay, port = relay_thread.start()
         prefix = ["ip", "netns", "exec", namespace] if namespace else []
-        # 50 ms each way: RTT 100 ms; 500 ms of latency leaves room for several retransmissions
         publisher = await asyncio.create_subprocess_exec(
-            *prefix, *_publisher(_srt_url(host, port, 500), seconds),
+            *prefix, *_publisher(_srt_url(host, port, LOSSY_LATENCY_MS), seconds),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         try:
             _, stderr = await asyncio.wait_for(publisher.communicate(), seconds + 30)
         finally:
             await _stop(publisher)
-            if transport is not None:
-                transport.close()
+            if relay_thread is not None:
+                relay_thread.stop()
         assert publisher.returncode == 0, stderr.decode(errors="replace")
         await asyncio.sleep(1.0)
         assert platform.srt is not None
