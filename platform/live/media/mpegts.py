@@ -5,10 +5,11 @@ the program association and program map tables (2.4.4.3, 2.4.4.8) and PES packet
 of H.264 (stream_type 0x1B), H.265 (0x24) and AAC in ADTS (0x0F). ``TsDemuxer`` is a pure core:
 ``feed(bytes)`` in any split returns ``VideoConfig``, ``AudioConfig``, ``AccessUnit`` and
 ``ProgramMap`` events, exactly what the FLV demuxer gives RTMP, so the rest of the platform
-cannot tell the two apart. Annex B video becomes length-prefixed NAL units with its parameter
-sets lifted into the decoder configuration; ADTS frames become raw AAC blocks with an
-AudioSpecificConfig. 33-bit 90 kHz timestamps are unwrapped (they wrap every 26.5 h) and
-rebased to milliseconds on one timeline shared by both tracks.
+cannot tell the two apart. This module is the transport layer (packets, PSI, PES); the PES
+payloads go to ``live.media.ts_elementary``, where Annex B video becomes length-prefixed NAL
+units with its parameter sets lifted into the decoder configuration and ADTS frames become raw
+AAC blocks with an AudioSpecificConfig. 33-bit 90 kHz timestamps are unwrapped (they wrap
+every 26.5 h) and rebased to milliseconds on one timeline shared by both tracks.
 
 Input from the network is never trusted: lost sync, continuity-counter gaps, bad CRCs,
 truncated or oversized PES packets and malformed ADTS or parameter sets are counted in
@@ -20,9 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from live.media import avc, hevc
-from live.media.aac import AacError, AdtsHeader, audio_config_from_adts, parse_adts_header
-from live.media.bits import MediaFormatError
+from live.media.ts_elementary import CLOCK_HZ, AdtsAudio, AnnexBVideo, EsStats
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
 PACKET_SIZE = 188
@@ -32,7 +31,6 @@ NULL_PID = 0x1FFF
 #: 2.4.3.7: PTS and DTS are 33-bit counts of a 90 kHz clock.
 TIMESTAMP_BITS = 33
 TIMESTAMP_WRAP = 1 << TIMESTAMP_BITS
-CLOCK_HZ = 90_000
 #: Timestamps are rebased so the first one lands here; audio that leads the first video
 #: frame (encoders start it a few frames early) then never goes negative.
 TIMELINE_START_MS = 1000
@@ -40,7 +38,6 @@ TIMELINE_START_MS = 1000
 MAX_PES_SIZE = 8 * 1024 * 1024
 #: 2.4.4.11: a PSI section is at most 1024 bytes (4096 for private sections, not read here).
 MAX_SECTION_SIZE = 1024
-AAC_FRAME_SAMPLES = 1024
 
 
 class StreamType(IntEnum):
@@ -52,9 +49,6 @@ class StreamType(IntEnum):
 
 
 _VIDEO_CODECS = {StreamType.H264: "h264", StreamType.H265: "h265"}
-_H264_DROP = frozenset({avc.NAL_AUD, avc.NAL_SPS, avc.NAL_PPS, avc.NAL_SPS_EXT})
-_H265_AUD = 35
-_H265_DROP = frozenset({hevc.NAL_VPS, hevc.NAL_SPS, hevc.NAL_PPS, _H265_AUD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +68,7 @@ Event = VideoConfig | AudioConfig | AccessUnit | ProgramMap
 
 
 @dataclass(slots=True)
-class TsStats:
+class TsStats(EsStats):
     """What the demuxer survived; every counter is a kind of damage, except ``packets``."""
 
     packets: int = 0
@@ -83,9 +77,6 @@ class TsStats:
     continuity_errors: int = 0  # continuity_counter gaps (lost packets)
     crc_errors: int = 0
     bad_sections: int = 0
-    pes_dropped: int = 0  # PES packets lost to a gap, a bad header or the size limit
-    bad_units: int = 0  # access units with malformed NAL framing, parameter sets or ADTS
-    units_before_config: int = 0  # video before its first SPS/PPS
 
 
 def _crc32_table() -> tuple[int, ...]:
@@ -155,7 +146,6 @@ class _Track:
     stream_type: int
     pes: _Pes | None = None
     clock: TimestampUnwrapper33 = field(default_factory=TimestampUnwrapper33)
-    next_audio_ts: int | None = None  # for ADTS frames in a PES without a PTS
 
 
 def _timestamp(raw: bytes | bytearray | memoryview, at: int) -> int:
@@ -164,24 +154,14 @@ def _timestamp(raw: bytes | bytearray | memoryview, at: int) -> int:
         | (raw[at + 3] << 7) | (raw[at + 4] >> 1)
 
 
-def split_annexb_lenient(data: bytes | bytearray | memoryview) -> list[bytes]:
-    """NAL units between Annex B start codes; bytes before the first start code are dropped
-    (a PES that lost its head to a gap still yields its complete NAL units)."""
-    buf = bytes(data)
-    start = buf.find(b"\x00\x00\x01")
-    if start < 0:
-        return []
-    return avc.split_annexb(buf[start:])
-
-
 class TsDemuxer:
     """MPEG-TS bytes in, access units and decoder configurations out (see the module doc)."""
 
     def __init__(self, max_pes_size: int = MAX_PES_SIZE) -> None:
         self.stats = TsStats()
         self.program_map: ProgramMap | None = None
-        self.video: VideoConfig | None = None
-        self.audio: AudioConfig | None = None
+        self._video = AnnexBVideo(self.stats)
+        self._audio = AdtsAudio(self.stats)
         self._max_pes_size = max_pes_size
         self._pending = b""
         self._synced = False
@@ -191,8 +171,15 @@ class TsDemuxer:
         self._tracks: dict[int, _Track] = {}
         self._cc: dict[int, int] = {}
         self._base: int | None = None
-        self._adts_key: tuple[int, int, int] | None = None
-        self._parameter_sets: tuple[bytes, ...] = ()
+
+    @property
+    def video(self) -> VideoConfig | None:
+        """The current video configuration (from the latest parameter sets)."""
+        return self._video.config
+
+    @property
+    def audio(self) -> AudioConfig | None:
+        return self._audio.config
 
     # -- bytes in ------------------------------------------------------------------------------
 
@@ -432,111 +419,12 @@ class TsDemuxer:
         dts = track.clock.unwrap(_timestamp(data, 14)) if flags == 3 else pts
         body = memoryview(data)[header_end:]
         if track.kind is TrackKind.VIDEO:
-            self._video(track, body, pts, dts, wallclock, events)
+            events += self._video.feed(track.stream_type == StreamType.H265, body, pts, dts,
+                                       self._ms, wallclock)
         else:
-            self._audio(track, body, pts, wallclock, events)
+            events += self._audio.feed(body, pts, self._ms, wallclock)
 
     def _ms(self, timestamp: int) -> int:
         if self._base is None:
             self._base = timestamp - TIMELINE_START_MS * (CLOCK_HZ // 1000)
         return (timestamp - self._base) // (CLOCK_HZ // 1000)
-
-    # -- elementary streams ----------------------------------------------------------------------
-
-    def _video(self, track: _Track, body: memoryview, pts: int | None, dts: int | None,
-               wallclock: float, events: list[Event]) -> None:
-        if pts is None or dts is None:
-            self.stats.pes_dropped += 1
-            return
-        try:
-            nals = split_annexb_lenient(body)
-        except MediaFormatError:
-            self.stats.bad_units += 1
-            return
-        h265 = track.stream_type == StreamType.H265
-        kinds = [hevc.nal_unit_type(nal) if h265 else avc.nal_unit_type(nal) for nal in nals]
-        self._update_video_config(h265, nals, kinds, events)
-        if self.video is None:
-            self.stats.units_before_config += 1
-            return
-        drop = _H265_DROP if h265 else _H264_DROP
-        frame = [nal for nal, kind in zip(nals, kinds, strict=True) if kind not in drop]
-        if not frame:
-            return
-        keyframe = any(16 <= kind <= 21 for kind in kinds) if h265 else avc.NAL_IDR in kinds
-        try:
-            data = avc.join_avcc(frame, self.video.nal_length_size)
-        except ValueError:
-            self.stats.bad_units += 1
-            return
-        events.append(AccessUnit(TrackKind.VIDEO, self._ms(dts), self._ms(pts), data, keyframe,
-                                 wallclock))
-
-    def _update_video_config(self, h265: bool, nals: list[bytes], kinds: list[int],
-                             events: list[Event]) -> None:
-        if h265:
-            vps = tuple(n for n, k in zip(nals, kinds, strict=True) if k == hevc.NAL_VPS)
-            sps = tuple(n for n, k in zip(nals, kinds, strict=True) if k == hevc.NAL_SPS)
-            pps = tuple(n for n, k in zip(nals, kinds, strict=True) if k == hevc.NAL_PPS)
-            if not (vps and sps and pps):
-                return
-            sets = vps + sps + pps
-        else:
-            sps, pps = avc.parameter_sets(nals)
-            if not (sps and pps):
-                return
-            sets = sps + pps
-        if sets == self._parameter_sets:
-            return
-        try:
-            if h265:
-                config = hevc.video_config_from_record(hevc.build_hevc_record(vps, sps, pps))
-            else:
-                config = avc.video_config_from_parameter_sets(sps, pps)
-        except (MediaFormatError, ValueError, IndexError):
-            self.stats.bad_units += 1
-            return
-        self._parameter_sets = sets
-        if config != self.video:
-            self.video = config
-            events.append(config)
-
-    def _audio(self, track: _Track, body: memoryview, pts: int | None, wallclock: float,
-               events: list[Event]) -> None:
-        timestamp = pts if pts is not None else track.next_audio_ts
-        if timestamp is None:
-            self.stats.pes_dropped += 1
-            return
-        at = 0
-        while len(body) - at >= 7:
-            try:
-                header = parse_adts_header(body[at : at + 9])
-            except AacError:
-                self.stats.bad_units += 1
-                return
-            if header.raw_data_blocks != 1 or at + header.frame_length > len(body) \
-                    or header.payload_length <= 0:
-                self.stats.bad_units += 1
-                return
-            if not self._update_audio_config(header, events):
-                return
-            raw = bytes(body[at + header.header_length : at + header.frame_length])
-            ms = self._ms(timestamp)
-            events.append(AccessUnit(TrackKind.AUDIO, ms, ms, raw, True, wallclock))
-            timestamp += AAC_FRAME_SAMPLES * CLOCK_HZ // header.sample_rate
-            at += header.frame_length
-        track.next_audio_ts = timestamp
-
-    def _update_audio_config(self, header: AdtsHeader, events: list[Event]) -> bool:
-        key = (header.object_type, header.sample_rate_index, header.channel_config)
-        if key == self._adts_key:
-            return True
-        try:
-            config = audio_config_from_adts(header)
-        except (MediaFormatError, ValueError, KeyError):
-            self.stats.bad_units += 1
-            return False
-        self._adts_key = key
-        self.audio = config
-        events.append(config)
-        return True
