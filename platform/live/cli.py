@@ -77,10 +77,39 @@ def _metrics_token(args: argparse.Namespace) -> str | None:
     return text
 
 
+DEFAULT_SRT_PORT = 9000
+_SRT_OFF = -1
+
+
+def _srt_port(text: str) -> int:
+    return _SRT_OFF if text.lower() in ("off", "none") else _port(text)
+
+
+def _latency(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"SRT latency {value} ms out of range 0-60000")
+    return value
+
+
+def _passphrase(text: str) -> str:
+    if not 10 <= len(text) <= 79:
+        raise argparse.ArgumentTypeError("an SRT passphrase must be 10 to 79 characters")
+    return text
+
+
 def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--rtmp-port", type=_port, default=1935,
                         help="RTMP port (default 1935; 0 = any free port)")
+    parser.add_argument("--srt-port", type=_srt_port, default=None,
+                        help="SRT listener UDP port (default 9000, skipped with a warning when "
+                             "taken; 0 = any free port; off = none)")
+    parser.add_argument("--srt-latency-ms", type=_latency, default=120, metavar="MS",
+                        help="SRT receiver latency: how long lost packets may be retransmitted "
+                             "(default 120)")
+    parser.add_argument("--srt-passphrase", type=_passphrase, default=None, metavar="TEXT",
+                        help="require SRT encryption (AES) with this passphrase (10-79 chars)")
     parser.add_argument("--http-port", type=_port, default=8080,
                         help="HTTP port (default 8080; 0 = any free port)")
     parser.add_argument("--chat-port", type=_port, default=8081,
@@ -142,8 +171,16 @@ def _channel_seeds(args: argparse.Namespace) -> tuple[ChannelSeed, ...]:
 
 
 def _serve_settings(args: argparse.Namespace) -> ServeSettings:
+    srt_port: int | None = args.srt_port
+    srt_required = True
+    if srt_port is None:  # not given: on at the default port, skipped if that is taken
+        srt_port, srt_required = DEFAULT_SRT_PORT, False
+    elif srt_port == _SRT_OFF:
+        srt_port, srt_required = None, False
     return ServeSettings(
         host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port,
+        srt_port=srt_port, srt_port_required=srt_required, srt_latency_ms=args.srt_latency_ms,
+        srt_passphrase=args.srt_passphrase,
         chat_port=args.chat_port, chat_broker=args.chat_broker,
         data_dir=args.data, database=args.database, channels=_channel_seeds(args),
         dev=args.dev, trust_forwarded_for=args.trust_forwarded_for,

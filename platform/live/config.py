@@ -99,6 +99,11 @@ class ServeSettings:
     chat_broker: str | None = None  # None = in-process; or nats://... to share rooms across nodes
     channels: tuple[ChannelSeed, ...] = field(default_factory=tuple)
     public_host: str | None = None  # host name to print in URLs; defaults to host
+    srt_port: int | None = None  # None = no SRT listener (the CLI turns it on at 9000)
+    #: False when the port is only the default: if it is taken, serve without SRT (and say so).
+    srt_port_required: bool = True
+    srt_latency_ms: int = 120
+    srt_passphrase: str | None = None
     #: Development: allows short seeded keys. Never on a machine others can reach.
     dev: bool = False
     #: Take API clients' addresses from X-Forwarded-For's last hop (only behind our own proxy).
@@ -130,6 +135,10 @@ class ServeSettings:
     def rtmp_base(self) -> str:
         port = "" if self.rtmp_port == 1935 else f":{self.rtmp_port}"
         return f"rtmp://{self.url_host}{port}/live"
+
+    @property
+    def srt_base(self) -> str:
+        return f"srt://{self.url_host}:{self.srt_port}"
 
     @property
     def http_base(self) -> str:

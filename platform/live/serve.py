@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -28,6 +29,8 @@ from live.config import ServeSettings
 from live.http_limits import LimitedTCPSite, limited_runner
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
+from live.ingest.srt.libsrt import SrtUnavailable
+from live.ingest.srt.server import SrtServer, SrtServerSettings
 from live.mediapath import LiveMediaPaths, MediaPathSettings
 from live.metrics import CHAT_KEY, STREAMS_KEY, TRANSCODES_KEY, setup_metrics
 from live.origin.app import setup_origin
@@ -45,6 +48,7 @@ class BoundPorts:
     http: int
     chat: int
     metrics: int  # the port /metrics is served on: the HTTP port unless --metrics-listen
+    srt: int = 0  # 0 when no SRT listener runs
 
 
 class Platform:
@@ -55,6 +59,7 @@ class Platform:
         self.streams = LiveStreamRegistry()
         self.repo: Repository | None = None
         self.rtmp: RtmpServer | None = None
+        self.srt: SrtServer | None = None
         self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
         self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
@@ -105,6 +110,8 @@ class Platform:
         )
         stack.push_async_callback(self.rtmp.close)
         await self.rtmp.start()
+        if settings.srt_port is not None:
+            await self._start_srt(resolve, stack)
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
@@ -139,8 +146,30 @@ class Platform:
         self._metrics_runner = None
         self.app = None
         self.rtmp = None
+        self.srt = None
         self.media_paths = None
         self.repo = None
+
+    async def _start_srt(self, resolve: Callable[[str], Awaitable[str | None]],
+                         stack: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        assert settings.srt_port is not None
+        srt = SrtServer(resolve, self.streams, SrtServerSettings(
+            host=settings.host, port=settings.srt_port, latency_ms=settings.srt_latency_ms,
+            passphrase=settings.srt_passphrase))
+        try:
+            await srt.start()
+        except SrtUnavailable as exc:
+            log.warning("SRT ingest off: %s", exc)
+            return
+        except OSError as exc:  # SrtError too: the port is taken
+            if settings.srt_port_required:
+                raise
+            log.warning("SRT ingest off: cannot listen on UDP %s:%d (%s); pass --srt-port",
+                        settings.host, settings.srt_port, exc)
+            return
+        stack.push_async_callback(srt.close)
+        self.srt = srt
 
     @property
     def ports(self) -> BoundPorts:
@@ -148,7 +177,8 @@ class Platform:
         http_port = _bound_port(self._runner)
         metrics_port = http_port if self._metrics_runner is None else _bound_port(self._metrics_runner)
         return BoundPorts(rtmp=self.rtmp.port, http=http_port,
-                          chat=self.chat.port if self.chat is not None else 0, metrics=metrics_port)
+                          chat=self.chat.port if self.chat is not None else 0, metrics=metrics_port,
+                          srt=self.srt.port if self.srt is not None else 0)
 
     async def close(self) -> None:
         """Close what ``start`` opened, newest first (a no-op when nothing is open)."""
@@ -184,6 +214,10 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
               f"HTTP on {settings.http_base.rsplit(':', 1)[0]}:{ports.http}", flush=True)
         for line in platform.publish_urls():
             print(f"  publish: {line}", flush=True)
+        if ports.srt:
+            for seed in settings.channels:
+                print(f"  publish: srt://{settings.url_host}:{ports.srt}?streamid=#!::r=live/"
+                      f"<key from {seed.source}>,m=publish  (channel {seed.name})", flush=True)
         if not settings.channels:
             print("  no channels yet: create one with POST /api/v1/channels "
                   "or start with --channel NAME=KEY", flush=True)

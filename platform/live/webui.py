@@ -1,10 +1,11 @@
-"""The browser side: landing page, viewer page, our static files and the vendored hls.js.
+"""The browser side: landing page, viewer page, our static files and the vendored players.
 
 The pages are HTML templates under ``platform/web/templates`` filled with escaped values, so a
 channel name can never become markup; the player itself is ``platform/web/static/watch.js``
-on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback. hls.js is
-never copied into the repository: ``npm ci --prefix platform/web`` installs the exact version
-pinned in ``package-lock.json`` and this module serves it from ``node_modules``.
+on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback, or with
+``?player=dash`` ``watch_dash.js`` on top of dash.js (LL-DASH from the same CMAF). Neither
+library is copied into the repository: ``npm ci --prefix platform/web`` installs the exact
+versions pinned in ``package-lock.json`` and this module serves them from ``node_modules``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ CHANNEL_NAME: Final = re.compile(r"[a-z0-9_]{3,25}")
 _STATIC_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}\.(?P<ext>js|css|svg)")
 _STATIC_TYPES: Final = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}
 HLS_JS_PATH: Final = Path("node_modules", "hls.js", "dist", "hls.min.js")
+#: dash.js, the DASH-IF reference player (npm package ``dashjs``), for ``?player=dash``.
+DASH_JS_PATH: Final = Path("node_modules", "dashjs", "dist", "modern", "umd", "dash.mediaplayer.min.js")
+#: player -> (manifest URL pattern, player library, our page script)
+PLAYERS: Final = {
+    "hls": ("/hls/{channel}/master.m3u8", "/vendor/hls.js", "/static/watch.js"),
+    "dash": ("/dash/{channel}/manifest.mpd", "/vendor/dash.js", "/static/watch_dash.js"),
+}
 NPM_HINT: Final = "run `npm ci --prefix platform/web` to install it"
 
 # hls.js builds its transmuxing worker from a blob: URL and feeds MSE through blob: media URLs;
@@ -119,15 +127,21 @@ def render_index(template: Template, streams: Iterable[StreamHealth]) -> str:
     )
 
 
-def render_watch(template: Template, channel: str, hls_base: str = "") -> str:
-    """The viewer page for ``channel`` (already validated, escaped anyway).
+def render_watch(template: Template, channel: str, player: str = "hls", hls_base: str = "") -> str:
+    """The viewer page for ``channel`` (already validated, escaped anyway): LL-HLS through
+    hls.js, or with ``player="dash"`` LL-DASH through dash.js from the same CMAF.
 
-    ``hls_base`` is where players fetch the stream (``live serve --public-hls-url``, a CDN
-    edge); empty means this server's own origin.
+    ``hls_base`` is where hls.js fetches the stream (``live serve --public-hls-url``, a CDN
+    edge); empty means this server's own origin. DASH is served by this origin only.
     """
+    src, library, script = PLAYERS[player]
+    base = hls_base if player == "hls" else ""
     return template.substitute(
         channel=_e(channel),
-        src=_e(f"{hls_base}/hls/{channel}/master.m3u8"),
+        src=_e(base + src.format(channel=channel)),
+        player=_e(player),
+        player_lib=_e(library),
+        player_script=_e(script),
     )
 
 
@@ -151,7 +165,10 @@ class WebUi:
         channel = request.match_info["channel"]
         if not valid_channel(channel):
             raise web.HTTPNotFound(text="no such channel: names are 3-25 characters of a-z, 0-9, _\n")
-        body = render_watch(self.templates.watch, channel, self.hls_base)
+        player = request.query.get("player", "hls")
+        if player not in PLAYERS:
+            raise web.HTTPBadRequest(text=f"player must be one of {', '.join(PLAYERS)}\n")
+        body = render_watch(self.templates.watch, channel, player, self.hls_base)
         return web.Response(text=body, content_type="text/html", headers=self.page_headers)
 
     async def static(self, request: web.Request) -> web.StreamResponse:
@@ -167,11 +184,17 @@ class WebUi:
         })
 
     async def hls_js(self, request: web.Request) -> web.StreamResponse:
-        path = self.web_root / HLS_JS_PATH
+        return self._vendor(HLS_JS_PATH, "hls.js")
+
+    async def dash_js(self, request: web.Request) -> web.StreamResponse:
+        return self._vendor(DASH_JS_PATH, "dash.js")
+
+    def _vendor(self, relative: Path, name: str) -> web.StreamResponse:
+        path = self.web_root / relative
         if not path.is_file():
             return web.Response(
                 status=503,
-                text=f"hls.js is not installed ({path} is missing): {NPM_HINT}\n",
+                text=f"{name} is not installed ({path} is missing): {NPM_HINT}\n",
                 headers={"Cache-Control": "no-store", "Retry-After": "60"},
             )
         return web.FileResponse(path, headers={
@@ -186,7 +209,8 @@ WEB_UI_KEY: Final = web.AppKey("live.webui", WebUi)
 
 def setup_web(app: web.Application, streams: LiveStreamRegistry,
               web_root: Path | None = None, hls_base: str | None = None) -> None:
-    """Mount ``/``, ``/watch/{channel}``, ``/static/{name}`` and ``/vendor/hls.js`` on ``app``.
+    """Mount ``/``, ``/watch/{channel}`` (``?player=dash`` for dash.js), ``/static/{name}``,
+    ``/vendor/hls.js`` and ``/vendor/dash.js`` on ``app``.
 
     ``web_root`` defaults to the repository's ``platform/web``; the vendored hls.js comes from
     its ``node_modules`` and answers 503 (saying how to install it) while that is missing.
@@ -198,3 +222,4 @@ def setup_web(app: web.Application, streams: LiveStreamRegistry,
     app.router.add_get("/watch/{channel}", ui.watch)
     app.router.add_get("/static/{name}", ui.static)
     app.router.add_get("/vendor/hls.js", ui.hls_js)
+    app.router.add_get("/vendor/dash.js", ui.dash_js)

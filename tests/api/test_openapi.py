@@ -59,6 +59,7 @@ def test_the_stream_schema_follows_the_registry_record() -> None:
     schema = dataclass_schema(StreamHealth)
     assert set(schema["properties"]) == {f for f in StreamHealth.__slots__}
     assert "remote" not in schema["properties"]  # public: never the broadcaster's address
+    assert schema["properties"]["protocol"] == {"type": "string", "enum": ["rtmp", "srt"]}
     assert schema["properties"]["width"] == {"type": "integer", "nullable": True}
     assert schema["properties"]["fps"] == {"type": "number"}
 

@@ -4,6 +4,7 @@
 //
 //   node play_hls.cjs --web-root platform/web --url http://127.0.0.1:PORT/watch/demo \
 //        --seconds 60 [--chromium /usr/bin/chromium] [--startup-timeout 25] [--screenshot out.png]
+//        [--throttle-at S --throttle-for S --throttle-kbps K]   (Chromium's network emulation)
 'use strict';
 
 const path = require('node:path');
@@ -20,6 +21,9 @@ function parseArgs(argv) {
   }
   args.seconds = Number(args.seconds);
   args.startupTimeout = Number(args.startupTimeout);
+  args.throttleAt = args.throttleAt === undefined ? null : Number(args.throttleAt);
+  args.throttleFor = Number(args.throttleFor || 0);
+  args.throttleKbps = Number(args.throttleKbps || 0);
   return args;
 }
 
@@ -63,9 +67,29 @@ async function main() {
       return 1;
     }
     emit('started', { stats: await page.evaluate(() => window.livetwinStats) });
-    const deadline = Date.now() + args.seconds * 1000;
+    const startedAt = Date.now();
+    const deadline = startedAt + args.seconds * 1000;
+    const cdp = args.throttleAt === null ? null : await page.context().newCDPSession(page);
+    let throttle = 'off';
+    async function network(kbps) {
+      await cdp.send('Network.emulateNetworkConditions', {
+        offline: false, latency: 0, uploadThroughput: -1,
+        downloadThroughput: kbps > 0 ? kbps * 1000 / 8 : -1,
+      });
+    }
+    if (cdp) await cdp.send('Network.enable');
     while (Date.now() < deadline) {
       await page.waitForTimeout(Math.min(1000, deadline - Date.now()));
+      const elapsed = (Date.now() - startedAt) / 1000;
+      if (cdp && throttle === 'off' && elapsed >= args.throttleAt) {
+        await network(args.throttleKbps);
+        throttle = 'on';
+        emit('throttle', { kbps: args.throttleKbps });
+      } else if (cdp && throttle === 'on' && elapsed >= args.throttleAt + args.throttleFor) {
+        await network(0);
+        throttle = 'done';
+        emit('throttle', { kbps: null });
+      }
       emit('sample', { stats: await page.evaluate(() => window.livetwinStats) });
     }
     const final = await page.evaluate(() => window.livetwinStats);

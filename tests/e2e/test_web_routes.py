@@ -14,9 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from live.ingest.registry import LiveStreamRegistry
 from live.media.units import VideoConfig
-from live.webui import CONTENT_SECURITY_POLICY, HLS_JS_PATH, default_web_root, render_watch, setup_web
+from live.webui import (
+    CONTENT_SECURITY_POLICY,
+    DASH_JS_PATH,
+    HLS_JS_PATH,
+    default_web_root,
+    render_watch,
+    setup_web,
+)
 
-from ..conftest import in_ci
+from ..conftest import in_ci, skip_or_fail
 
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -107,6 +114,30 @@ async def test_viewer_page_points_hls_js_at_the_channels_multivariant_playlist(
     assert '<script src="/vendor/hls.js"></script>' in text
     assert '<script src="/static/watch.js"></script>' in text
     assert "autoplay muted playsinline" in text
+
+
+async def test_viewer_page_with_player_dash_points_dash_js_at_the_channels_mpd(
+        make_client: MakeClient) -> None:
+    client = await make_client(LiveStreamRegistry())
+    response = await client.get("/watch/demo?player=dash")
+    assert response.status == 200
+    text = await response.text()
+    assert 'data-src="/dash/demo/manifest.mpd"' in text and 'data-player="dash"' in text
+    assert '<script src="/vendor/dash.js"></script>' in text
+    assert '<script src="/static/watch_dash.js"></script>' in text
+    assert (await client.get("/watch/demo?player=flash")).status == 400
+    script = await client.get("/static/watch_dash.js")
+    assert script.status == 200 and "livetwinStats" in await script.text()
+
+
+async def test_vendor_route_serves_the_installed_dash_js(make_client: MakeClient) -> None:
+    if not (default_web_root() / DASH_JS_PATH).is_file():
+        skip_or_fail("dash.js not installed: run `npm ci --prefix platform/web`")
+    client = await make_client(LiveStreamRegistry())
+    response = await client.get("/vendor/dash.js")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/javascript")
+    assert await response.read() == (default_web_root() / DASH_JS_PATH).read_bytes()
 
 
 @pytest.mark.parametrize("path", [

@@ -31,7 +31,8 @@ _JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number", 
 def dataclass_schema(cls: type) -> dict[str, Any]:
     """The JSON schema of what ``dataclasses.asdict`` makes of ``cls``.
 
-    Covers what health records hold: str/int/float/bool, ``T | None``, nested dataclasses,
+    Covers what health records hold: str/int/float/bool, string ``Literal``s (an enum),
+    ``T | None``, nested dataclasses,
     ``tuple[T, ...]``/``list[T]`` and ``dict[str, T]``; anything else is refused loudly, so a
     field nobody can describe fails the tests instead of lying in the document.
     """
@@ -49,6 +50,8 @@ def type_schema(hint: Any, where: str) -> dict[str, Any]:
         if len(members) != 1:
             raise TypeError(f"{where}: only T | None unions are described")
         return {**type_schema(members[0], where), "nullable": True}
+    if origin is typing.Literal and args and all(isinstance(arg, str) for arg in args):
+        return {"type": "string", "enum": list(args)}
     if hint in _JSON_TYPES:
         return {"type": _JSON_TYPES[hint]}
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):

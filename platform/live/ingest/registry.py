@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
@@ -20,6 +20,9 @@ StopPublisher = Callable[[str], None]
 
 #: How far back the bitrate and frame-rate estimates look.
 HEALTH_WINDOW_S = 5.0
+
+#: The ingest protocol a stream arrived by, as ``/api/v1/streams`` reports it.
+IngestProtocol = Literal["rtmp", "srt"]
 
 StreamListener = Callable[["LiveStream", "AccessUnit | VideoConfig | AudioConfig | None"], None]
 
@@ -55,7 +58,7 @@ class StreamHealth:
     """
 
     channel: str
-    protocol: str
+    protocol: IngestProtocol
     video_codec: str | None
     audio_codec: str | None
     width: int | None
@@ -74,7 +77,7 @@ class LiveStream:
     """One live publication of a channel, from publish to teardown."""
 
     channel: str
-    protocol: str
+    protocol: IngestProtocol
     remote: str
     started_at: float = field(default_factory=time.monotonic)
     video: VideoConfig | None = None
@@ -159,7 +162,7 @@ class LiveStreamRegistry:
         self._streams: dict[str, LiveStream] = {}
         self._on_start: list[Callable[[LiveStream], None]] = []
 
-    def claim(self, channel: str, protocol: str, remote: str,
+    def claim(self, channel: str, protocol: IngestProtocol, remote: str,
               stop_publisher: StopPublisher | None = None) -> LiveStream:
         """Make ``channel`` live for this publisher, or raise ChannelBusy.
 

@@ -33,6 +33,7 @@ from live.origin.blocking import (
     check_reachable,
     parse_directives,
 )
+from live.origin.dash import setup_dash
 from live.origin.playlists import render_media, render_multivariant
 from live.origin.store import ChannelState, OriginStore, RenditionState
 
@@ -265,3 +266,4 @@ def setup_origin(app: web.Application, store: OriginStore) -> None:
     app.router.add_route("OPTIONS", r"/hls/{tail:.*}", origin.preflight)
     app.router.add_get(r"/hls/{tail:.*}", origin.unknown)
     app.on_shutdown.append(origin.shutdown)
+    setup_dash(app, store, origin.blocker)

@@ -81,6 +81,7 @@ class Segment:
     nbytes: int = 0
     #: Its playlist lines once they can no longer change (complete, no part listed); a memo.
     block: str = ""
+    decode_time: int = 0  # tfdt of its first sample (the DASH timeline's S@t)
 
     @property
     def complete(self) -> bool:
@@ -284,7 +285,8 @@ class OriginStore:
 
         seg = rend.segments[-1] if rend.segments and not rend.segments[-1].complete else None
         if seg is None:
-            seg = Segment(part.msn, rend.edge_s, part.capture_wallclock)
+            seg = Segment(part.msn, rend.edge_s, part.capture_wallclock,
+                          decode_time=part.decode_time)
             rend.segments.append(seg)
             rend.by_msn[part.msn] = seg
         seg.parts.append(StoredPart(part.msn, part.index, part.duration_s, part.independent,
