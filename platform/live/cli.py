@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from live.config import ChannelSeed, ServeSettings
+from live.webrtc.sessions import WebRtcLimits
+from live.webrtc.settings import WebRtcSettings, WhipSettings
 
 
 def _channel(text: str) -> ChannelSeed:
@@ -23,6 +25,20 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port {port} out of range 0-65535")
     return port
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds >= 0")
+    return value
 
 
 def _platform_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +58,17 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
                         help="postgresql://... to use PostgreSQL instead of SQLite")
     parser.add_argument("--channel", type=_channel, action="append", default=[], metavar="NAME=KEY",
                         help="make sure channel NAME exists with stream key KEY (repeatable)")
+    parser.add_argument("--whep-max-viewers", type=_count, default=WebRtcLimits().max_viewers, metavar="N",
+                        help="WHEP (WebRTC) viewers this node serves before answering 503 "
+                             f"(default {WebRtcLimits().max_viewers})")
+    parser.add_argument("--webrtc-ice-timeout", type=_seconds, default=WebRtcLimits().ice_timeout_s,
+                        metavar="S", help="drop WHIP/WHEP sessions whose ICE has not completed "
+                                          f"after S seconds (default {WebRtcLimits().ice_timeout_s:g})")
+    parser.add_argument("--whip-keyframe-interval", type=_seconds,
+                        default=WhipSettings().keyframe_interval_s, metavar="S",
+                        help="ask WHIP publishers for a keyframe every S seconds (default "
+                             f"{WhipSettings().keyframe_interval_s:g}, the segment length; 0 = only "
+                             "when transcoding starts and after loss)")
 
 
 def _serve_settings(args: argparse.Namespace) -> ServeSettings:
@@ -49,6 +76,10 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port,
         chat_port=args.chat_port, chat_broker=args.chat_broker,
         data_dir=args.data, database=args.database, channels=tuple(args.channel),
+        webrtc=WebRtcSettings(
+            limits=WebRtcLimits(max_viewers=args.whep_max_viewers, ice_timeout_s=args.webrtc_ice_timeout),
+            whip=WhipSettings(keyframe_interval_s=args.whip_keyframe_interval),
+        ),
     )
 
 

@@ -1,7 +1,7 @@
 """`live serve`: every platform role in one process on the embedded default.
 
-The platform opens its resources (repository, media path, chat broker, RTMP listener, HTTP
-site, chat listener) on one `AsyncExitStack`, so shutting down, or failing half-way through
+The platform opens its resources (repository, media path, chat broker, RTMP listener, WebRTC
+sessions, HTTP site, chat listener) on one `AsyncExitStack`, so shutting down, or failing half-way through
 start-up, closes exactly what was opened, in reverse order, and one close that fails does not
 keep the others open. Tests start it on port 0 and read the bound ports back.
 """
@@ -30,6 +30,8 @@ from live.metrics import CHAT_KEY, STREAMS_KEY, TRANSCODES_KEY, setup_metrics
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
 from live.package.ladder_packager import PackagingSettings
+from live.webrtc.routes import setup_webrtc
+from live.webrtc.service import WebRtcService
 from live.webui import setup_web
 
 log = logging.getLogger("live.serve")
@@ -53,6 +55,7 @@ class Platform:
         self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
         self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
+        self.webrtc: WebRtcService | None = None
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
         self._resources = contextlib.AsyncExitStack()
@@ -94,11 +97,15 @@ class Platform:
         )
         stack.push_async_callback(self.rtmp.close)
         await self.rtmp.start()
+        self.webrtc = webrtc = WebRtcService(resolve, self.streams, self.media_paths, settings.webrtc)
+        stack.push_async_callback(webrtc.close)
+        await webrtc.start()
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
         setup_origin(app, self.origin)
         setup_web(app, self.streams)
+        setup_webrtc(app, webrtc)
         app[STREAMS_KEY] = self.streams
         app[TRANSCODES_KEY] = self.media_paths
         app[CHAT_KEY] = chat
@@ -118,6 +125,7 @@ class Platform:
         self._runner = None
         self.app = None
         self.rtmp = None
+        self.webrtc = None
         self.media_paths = None
         self.repo = None
 
