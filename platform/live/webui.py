@@ -1,10 +1,12 @@
-"""The browser side: landing page, viewer page, our static files and the vendored hls.js.
+"""The browser side: landing page, viewer page, studio, our static files and the vendored hls.js.
 
 The pages are HTML templates under ``platform/web/templates`` filled with escaped values, so a
 channel name can never become markup; the player itself is ``platform/web/static/watch.js``
-on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback. hls.js is
-never copied into the repository: ``npm ci --prefix platform/web`` installs the exact version
-pinned in ``package-lock.json`` and this module serves it from ``node_modules``.
+on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback, and WHEP
+(``whep.js``) as its lowest-delay mode; the studio (``studio.js``) publishes a camera, a screen or
+a clock test card over WHIP. hls.js is never copied into the repository:
+``npm ci --prefix platform/web`` installs the exact version pinned in ``package-lock.json`` and
+this module serves it from ``node_modules``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ _PAGE_HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
+#: The studio may use the camera, microphone and screen of its own origin, nothing else may.
+_STUDIO_HEADERS: Final = {
+    **_PAGE_HEADERS,
+    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
+}
 
 
 def default_web_root() -> Path:
@@ -59,6 +66,7 @@ class WebTemplates:
 
     index: Template
     watch: Template
+    studio: Template
 
     @classmethod
     def load(cls, web_root: Path) -> WebTemplates:
@@ -67,6 +75,7 @@ class WebTemplates:
             return cls(
                 index=Template((folder / "index.html").read_text(encoding="utf-8")),
                 watch=Template((folder / "watch.html").read_text(encoding="utf-8")),
+                studio=Template((folder / "studio.html").read_text(encoding="utf-8")),
             )
         except OSError as exc:
             raise RuntimeError(f"web UI templates missing under {folder}: {exc}") from exc
@@ -137,6 +146,13 @@ class WebUi:
         body = render_watch(self.templates.watch, channel)
         return web.Response(text=body, content_type="text/html", headers=_PAGE_HEADERS)
 
+    async def studio(self, request: web.Request) -> web.Response:
+        channel = request.match_info["channel"]
+        if not valid_channel(channel):
+            raise web.HTTPNotFound(text="no such channel: names are 3-25 characters of a-z, 0-9, _\n")
+        body = self.templates.studio.substitute(channel=_e(channel))
+        return web.Response(text=body, content_type="text/html", headers=_STUDIO_HEADERS)
+
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         match = _STATIC_NAME.fullmatch(name)
@@ -169,7 +185,8 @@ WEB_UI_KEY: Final = web.AppKey("live.webui", WebUi)
 
 def setup_web(app: web.Application, streams: LiveStreamRegistry,
               web_root: Path | None = None) -> None:
-    """Mount ``/``, ``/watch/{channel}``, ``/static/{name}`` and ``/vendor/hls.js`` on ``app``.
+    """Mount ``/``, ``/watch/{channel}``, ``/studio/{channel}``, ``/static/{name}`` and
+    ``/vendor/hls.js`` on ``app``.
 
     ``web_root`` defaults to the repository's ``platform/web``; the vendored hls.js comes from
     its ``node_modules`` and answers 503 (saying how to install it) while that is missing.
@@ -178,5 +195,6 @@ def setup_web(app: web.Application, streams: LiveStreamRegistry,
     app[WEB_UI_KEY] = ui
     app.router.add_get("/", ui.index)
     app.router.add_get("/watch/{channel}", ui.watch)
+    app.router.add_get("/studio/{channel}", ui.studio)
     app.router.add_get("/static/{name}", ui.static)
     app.router.add_get("/vendor/hls.js", ui.hls_js)

@@ -9,7 +9,9 @@ from live.webrtc.sessions import WebRtcLimits
 
 @dataclass(frozen=True, slots=True)
 class WhipSettings:
-    keyframe_interval_s: float = 2.0  # PLI cadence (the segment length); 0 = on start and loss only
+    #: Ask for an IDR each time the timeline crosses a multiple of this (the segment length);
+    #: 0 = only when transcoding starts and after loss.
+    keyframe_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.keyframe_interval_s < 0:

@@ -6,8 +6,11 @@ shell negotiates H.264 and Opus only, receives coded frames without decoding the
 ``LiveStream``, exactly where RTMP ingest pushes its own, so transcoding and packaging follow.
 
 Keyframes: a browser's encoder sends an IDR only when asked, so the session asks (RTCP PLI,
-RFC 4585 6.3.1) once the transcoder has started, every ``keyframe_interval_s`` (the segment
-length: every segment needs one) and, through aiortc's jitter buffer, after loss.
+RFC 4585 6.3.1) once the transcoder has started, after loss (aiortc's jitter buffer does), and
+each time the stream's timeline crosses a multiple of ``keyframe_interval_s`` (the segment
+length). The IDR then lands a frame or two past the grid point the packager cuts segments on,
+well inside the half second RFC 8216bis 4.4.3.1 rounding allows, so even the passthrough rung
+(the publisher's own H.264) can be packaged for LL-HLS.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class WhipSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._video_receiver: RTCRtpReceiver | None = None
         self.keyframe_requests = 0
+        self._grid_slot = 0
         self.closed = False
 
     async def answer(self, offer_sdp: str, offer: Offer) -> str:
@@ -107,6 +111,7 @@ class WhipSession:
     async def _consume(self, track: MediaStreamTrack) -> None:
         stream, assembler = self.stream, self.assembler
         video = track.kind == "video"
+        grid_ms = round(self.settings.keyframe_interval_s * 1000)
         try:
             while True:
                 frame = await track.recv()
@@ -117,6 +122,8 @@ class WhipSession:
                 for item in items:
                     if isinstance(item, AccessUnit):
                         stream.push(item)
+                        if video and grid_ms:
+                            self._keyframe_on_grid(item, grid_ms)
                     elif isinstance(item, VideoConfig):
                         stream.set_video_config(item)
                         self.request_keyframe()
@@ -134,20 +141,18 @@ class WhipSession:
             self.keyframe_requests += 1
             self._spawn(receiver._send_rtcp_pli(source.source))
 
+    def _keyframe_on_grid(self, unit: AccessUnit, grid_ms: int) -> None:
+        slot = unit.pts_ms // grid_ms
+        if slot > self._grid_slot:
+            self._grid_slot = slot
+            if not unit.keyframe:
+                self.request_keyframe()
+
     async def _request_keyframes(self) -> None:
-        interval = self.settings.keyframe_interval_s
-        transcoding = False
-        last = time.monotonic()
-        while not self.closed:
-            await asyncio.sleep(0.25)
-            now = time.monotonic()
-            if not transcoding and self.stream.transcode is not None:
-                transcoding = True
-                self.request_keyframe()
-                last = now
-            elif interval > 0 and now - last >= interval:
-                self.request_keyframe()
-                last = now
+        """A PLI once the transcoder runs, so it starts from a fresh IDR, not a held one."""
+        while not self.closed and self.stream.transcode is None:
+            await asyncio.sleep(0.1)
+        self.request_keyframe()
 
     async def close(self, reason: str) -> None:
         """End the publication (idempotent): peer connection, tasks and the channel claim."""
