@@ -2,7 +2,8 @@
 
 ``python -m live.selftest.viewer_swarm --base URL --channel C --steps 10,50 --window 10`` opens
 viewers in steps; after each step has settled it reports every viewer's frame (or part)
-count at the start and the end of a measuring window as JSON lines on stdout, so the process
+count at the start and the end of a measuring window as JSON lines on stdout (``--sync``
+waits for a line on stdin first, so several swarm processes measure one window), so the process
 that runs the server can measure its own CPU over exactly that window and compare what each
 viewer received with what the server sent. WHEP viewers count coded frames without decoding
 (``WhepViewer``); LL-HLS viewers follow the playlist with blocking reloads and download every
@@ -114,6 +115,9 @@ async def swarm(args: argparse.Namespace) -> None:
                         await asyncio.sleep(float(answer.headers.get("Retry-After", "1"))
                                             if not isinstance(answer, int) else 1.0)
                 await asyncio.sleep(args.settle)
+                if args.sync:  # several swarms measure one window together: wait for "go"
+                    emit("ready", viewers=len(viewers))
+                    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
                 emit("window-start", viewers=len(viewers), counts=[_count(v) for v in viewers],
                      refused=refused)
                 await asyncio.sleep(args.window)
@@ -142,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--audio", action="store_true", help="WHEP viewers also take the Opus track")
+    parser.add_argument("--sync", action="store_true",
+                        help="before each window, print 'ready' and wait for a line on stdin")
     asyncio.run(swarm(parser.parse_args(argv)))
     return 0
 
