@@ -62,6 +62,11 @@ def test_the_stream_schema_follows_the_registry_record() -> None:
     assert schema["properties"]["fps"] == {"type": "number"}
 
 
+def test_the_stream_schema_names_every_ingest_protocol() -> None:
+    protocol = openapi_document()["components"]["schemas"]["StreamHealth"]["properties"]["protocol"]
+    assert protocol["enum"] == ["rtmp", "whip"]
+
+
 async def test_the_document_is_served_at_its_address(client) -> None:  # type: ignore[no-untyped-def]
     status, body = await client.call("GET", "/openapi.json")
     assert status == 200 and body == openapi_document()

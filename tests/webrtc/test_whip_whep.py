@@ -78,12 +78,13 @@ def assert_all_freed(platform: Platform) -> None:
 @pytest.mark.timeout(120)
 async def test_whip_publishes_into_the_ladder_and_whep_plays_it_then_delete_frees_everything(
         platform: Platform) -> None:
-    async with WhipPublisher(base(platform), CHANNEL, KEY) as publisher:
+    async with WhipPublisher(base(platform), CHANNEL, KEY, audio=True) as publisher:
         assert publisher.answer is not None and publisher.answer.status == 201
         assert publisher.answer.headers["Content-Type"].startswith("application/sdp")
         assert publisher.location is not None and publisher.location.startswith(f"/whip/{CHANNEL}/sessions/")
         health = await wait_for_ladder(platform)
         assert health["protocol"] == "whip" and health["video_codec"] == "h264"
+        assert health["audio_codec"] == "opus"  # the ladder's audio is AAC, transcoded once
         assert {"source", "360p30"} <= set(health["transcode"]["renditions"])
 
         viewer = WhepViewer(base(platform), CHANNEL, "360p30", read_clock=True)
@@ -92,8 +93,10 @@ async def test_whip_publishes_into_the_ladder_and_whep_plays_it_then_delete_free
         assert answer.location is not None and answer.location.startswith(f"/whep/{CHANNEL}/sessions/")
         await asyncio.sleep(6)
         frames, latencies = viewer.stats.frames, sorted(viewer.stats.latencies_ms)
+        audio_packets = viewer.stats.audio_packets
         await viewer.close()
         assert frames >= 60, viewer.stats
+        assert audio_packets >= 100, viewer.stats  # AAC -> Opus, 20 ms packets
         assert latencies and latencies[len(latencies) // 2] < 1000, latencies
         print(f"aiortc WHIP -> 360p30 -> aiortc WHEP: {frames} frames, painted-clock latency p50 "
               f"{latencies[len(latencies) // 2]:.0f} ms, p95 {latencies[int(len(latencies) * .95)]:.0f} ms")
@@ -102,7 +105,9 @@ async def test_whip_publishes_into_the_ladder_and_whep_plays_it_then_delete_free
         # the HLS ladder of the same publication
         async with aiohttp.ClientSession() as http, http.get(
                 f"{base(platform)}/hls/{CHANNEL}/master.m3u8") as response:
-            assert response.status == 200 and "#EXT-X-STREAM-INF" in await response.text()
+            master = await response.text()
+            assert response.status == 200 and "#EXT-X-STREAM-INF" in master
+            assert "mp4a.40.2" in master, master
     await asyncio.sleep(0.3)
     assert_all_freed(platform)
 

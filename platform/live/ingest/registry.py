@@ -15,6 +15,9 @@ from typing import Any
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
+#: The ingest protocols a stream can arrive by (``StreamHealth.protocol``).
+INGEST_PROTOCOLS = ("rtmp", "whip")
+
 #: How far back the bitrate and frame-rate estimates look.
 HEALTH_WINDOW_S = 5.0
 
@@ -155,6 +158,8 @@ class LiveStreamRegistry:
 
     def claim(self, channel: str, protocol: str, remote: str) -> LiveStream:
         """Make ``channel`` live for this publisher, or raise ChannelBusy."""
+        if protocol not in INGEST_PROTOCOLS:
+            raise ValueError(f"unknown ingest protocol {protocol!r}: add it to INGEST_PROTOCOLS")
         if channel in self._streams:
             raise ChannelBusy(channel)
         stream = LiveStream(channel=channel, protocol=protocol, remote=remote)

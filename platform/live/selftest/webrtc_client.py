@@ -19,7 +19,7 @@ import aiohttp
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 from live.selftest import clockcode
 from live.webrtc import passthrough
@@ -74,17 +74,20 @@ class WhipPublisher:
     """``async with WhipPublisher(base, channel, key) as publisher``: publishing until exit."""
 
     def __init__(self, base_url: str, channel: str, stream_key: str, *,
-                 track: MediaStreamTrack | None = None) -> None:
+                 track: MediaStreamTrack | None = None, audio: bool = False) -> None:
         self.url = f"{base_url}/whip/{channel}"
         self.base_url = base_url
         self.stream_key = stream_key
         self.track = track or ClockVideoTrack()
+        self.audio = AudioStreamTrack() if audio else None  # Opus-encoded silence
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.location: str | None = None
         self.answer: HttpAnswer | None = None
 
     async def __aenter__(self) -> WhipPublisher:
         self.pc.addTransceiver(self.track, direction="sendonly")
+        if self.audio is not None:
+            self.pc.addTransceiver(self.audio, direction="sendonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         async with aiohttp.ClientSession() as http:
             self.answer = await post_offer(http, self.url, self.pc.localDescription.sdp,

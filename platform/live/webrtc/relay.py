@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Final
+from typing import Any, Final
 
 import av
 from av.audio.codeccontext import AudioCodecContext
@@ -67,8 +67,8 @@ class ViewerFeed:
         self.rendition = rendition
         self.pending: str | None = None
         self.wants_audio = audio
-        self._video: deque[av.Packet] = deque()
-        self._audio: deque[av.Packet] = deque()
+        self._video: deque[av.Packet[Any]] = deque()
+        self._audio: deque[av.Packet[Any]] = deque()
         self._video_ready = asyncio.Event()
         self._audio_ready = asyncio.Event()
         self.awaiting_keyframe = True
@@ -80,7 +80,7 @@ class ViewerFeed:
     def switch_to(self, rendition: str) -> None:
         self.pending = None if rendition == self.rendition else rendition
 
-    def offer_video(self, rendition: str, keyframe: bool, packet: av.Packet) -> None:
+    def offer_video(self, rendition: str, keyframe: bool, packet: av.Packet[Any]) -> None:
         if keyframe and self.pending == rendition:
             self.rendition, self.pending = rendition, None
             self.switches += 1
@@ -100,7 +100,7 @@ class ViewerFeed:
         self._video.append(packet)
         self._video_ready.set()
 
-    def offer_audio(self, packet: av.Packet) -> None:
+    def offer_audio(self, packet: av.Packet[Any]) -> None:
         if len(self._audio) >= MAX_QUEUED_AUDIO:
             self._audio.popleft()
         self._audio.append(packet)
@@ -111,7 +111,7 @@ class ViewerFeed:
         self._video_ready.set()
         self._audio_ready.set()
 
-    async def next_video(self) -> av.Packet | None:
+    async def next_video(self) -> av.Packet[Any] | None:
         """The next packet to send, or None once the stream ended."""
         while not self._video:
             if self.ended:
@@ -121,7 +121,7 @@ class ViewerFeed:
         self.sent += 1
         return self._video.popleft()
 
-    async def next_audio(self) -> av.Packet | None:
+    async def next_audio(self) -> av.Packet[Any] | None:
         while not self._audio:
             if self.ended:
                 return None
@@ -153,7 +153,7 @@ class OpusTranscoder:
         self._origin: int | None = None
         self._samples = 0
 
-    def push(self, unit: AccessUnit) -> list[av.Packet]:
+    def push(self, unit: AccessUnit) -> list[av.Packet[Any]]:
         if self._origin is None:
             self._origin = unit.pts_ms * OPUS_RATE // 1000
         try:
@@ -161,7 +161,7 @@ class OpusTranscoder:
         except av.FFmpegError as exc:
             log.warning("AAC unit at %d ms undecodable for Opus: %s", unit.pts_ms, exc)
             return []
-        packets: list[av.Packet] = []
+        packets: list[av.Packet[Any]] = []
         for frame in decoded:
             frame.pts = None
             for resampled in self.resampler.resample(frame):
@@ -228,7 +228,7 @@ class ChannelRelay:
         for viewer in watching:
             viewer.offer_video(rendition.name, unit.keyframe, packet)
 
-    def _opus_packets(self, unit: AccessUnit) -> list[av.Packet]:
+    def _opus_packets(self, unit: AccessUnit) -> list[av.Packet[Any]]:
         if self.audio_config is None or self.audio_config.codec != "aac":
             return []
         if self._opus is None:

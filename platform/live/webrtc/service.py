@@ -74,9 +74,9 @@ class WebRtcService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
-        sessions = [*self.whip.values(), *self.whep.values()]
-        await asyncio.gather(*(s.close("server shutting down") for s in sessions),
-                             return_exceptions=True)
+        closing = [s.close("server shutting down") for s in self.whip.values()]
+        closing += [s.close("server shutting down") for s in self.whep.values()]
+        await asyncio.gather(*closing, return_exceptions=True)
         for channel in tuple(self.relays):
             self._drop_relay(channel)
 

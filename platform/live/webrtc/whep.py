@@ -34,10 +34,10 @@ class FeedTrack(MediaStreamTrack):
     def __init__(self, kind: str, feed: ViewerFeed) -> None:
         super().__init__()
         self.kind = kind
-        self._next: Callable[[], Awaitable[av.Packet | None]] = (
+        self._next: Callable[[], Awaitable[av.Packet[Any] | None]] = (
             feed.next_video if kind == "video" else feed.next_audio)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
         packet = await self._next()
         if packet is None:
             self.stop()

@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from aiortc import (
     RTCConfiguration,
@@ -43,7 +44,7 @@ _ACCEPTED = {"video": ("video/H264", "video/rtx"), "audio": ("audio/opus",)}
 
 
 def prepare_transceivers(pc: RTCPeerConnection, offer: Offer, direction: str,
-                         tracks: dict[str, MediaStreamTrack] | None = None) -> None:
+                         tracks: Mapping[str, MediaStreamTrack] | None = None) -> None:
     """One transceiver per offered media section, in order, preferring only H.264 and Opus.
 
     aiortc picks the codecs of an answer while it applies the offer, from the transceivers
@@ -99,8 +100,8 @@ class WhipSession:
     def connection_state(self) -> str:
         return str(self.pc.connectionState)
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -116,7 +117,8 @@ class WhipSession:
             while True:
                 frame = await track.recv()
                 arrival = time.time()
-                data, timestamp = bytes(frame.data), int(frame.timestamp)  # type: ignore[attr-defined]
+                # a JitterFrame (``passthrough``): the coded frame and its RTP timestamp
+                data, timestamp = bytes(frame.data), int(frame.timestamp)  # type: ignore[union-attr]
                 items = (assembler.video(data, timestamp, arrival) if video
                          else assembler.audio(data, timestamp, arrival))
                 for item in items:
