@@ -89,6 +89,8 @@ class StreamMediaPath:
         if item is None:
             self._ended.set()
         elif isinstance(item, AccessUnit):
+            if item.kind is TrackKind.AUDIO and self._task is not None and self._audio is None:
+                return  # audio that began after the transcoder started without it: no track for it
             if self.supervisor is not None:
                 self.supervisor.submit(item)
             else:

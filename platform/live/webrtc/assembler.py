@@ -101,6 +101,11 @@ class WhipAssembler:
         items.append(AccessUnit(TrackKind.VIDEO, ms, ms, join_avcc(body), keyframe, arrival))
         return items
 
+    def announce_audio(self) -> AudioConfig:
+        """The Opus configuration, once, ahead of the first packet (it never varies)."""
+        self._audio_sent = True
+        return OPUS_CONFIG
+
     def audio(self, payload: bytes, rtp_ts: int, arrival: float) -> list[Item]:
         """One Opus packet at ``rtp_ts`` (48 kHz, from the track's start)."""
         if not payload:

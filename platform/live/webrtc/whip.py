@@ -93,6 +93,10 @@ class WhipSession:
                 self._video_receiver = transceiver.receiver
             self._spawn(self._consume(transceiver.receiver.track))
         await pc.setLocalDescription(await pc.createAnswer())
+        if any(t.kind == "audio" and t.currentDirection != "inactive" for t in pc.getTransceivers()):
+            # Opus's configuration is fixed, so the transcoder knows about the audio before the
+            # first packet (the jitter buffer holds audio back longer than the first keyframe)
+            self.stream.set_audio_config(self.assembler.announce_audio())
         self._spawn(self._request_keyframes())
         return pc.localDescription.sdp
 
