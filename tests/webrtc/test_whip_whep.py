@@ -195,3 +195,24 @@ async def test_a_flood_of_posts_gets_429_and_memory_returns_to_its_baseline(tmp_
         peers = sum(isinstance(o, RTCPeerConnection) for o in gc.get_objects())
         assert peers == 0
         assert after - baseline < 512 * 1024, f"{(after - baseline) / 1024:.0f} KiB left after the flood"
+
+
+@pytest.mark.timeout(90)
+async def test_when_the_publisher_leaves_its_viewers_are_closed_and_freed(platform: Platform) -> None:
+    publisher = WhipPublisher(base(platform), CHANNEL, KEY)
+    await publisher.__aenter__()
+    try:
+        await wait_for_ladder(platform)
+        viewer = WhepViewer(base(platform), CHANNEL)
+        assert (await viewer.start()).status == 201
+        async with asyncio.timeout(20):
+            while viewer.stats.frames == 0:
+                await asyncio.sleep(0.2)
+    finally:
+        await publisher.close()
+    async with asyncio.timeout(20):
+        while platform.webrtc is not None and (platform.webrtc.whep or platform.webrtc.relays):
+            await asyncio.sleep(0.2)
+    viewer.location = None  # the server already ended the session
+    await viewer.close()
+    assert_all_freed(platform)

@@ -63,6 +63,7 @@ class WebRtcService:
         self.whep: dict[str, WhepSession] = {}
         self.relays: dict[str, _RelayHandle] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.ice_timeouts = 0
 
     async def start(self) -> None:
@@ -174,7 +175,9 @@ class WebRtcService:
         if handle is not None and handle.relay is relay:
             self._drop_relay(channel)
         for session in [s for s in self.whep.values() if s.relay is relay]:
-            asyncio.get_running_loop().create_task(session.close("the stream ended"))
+            task = asyncio.get_running_loop().create_task(session.close("the stream ended"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def _drop_relay(self, channel: str) -> None:
         handle = self.relays.pop(channel, None)
