@@ -1,9 +1,9 @@
 """`live serve`: every platform role in one process on the embedded default.
 
 The platform opens its resources (repository, media path, chat broker, RTMP listener, WebRTC
-sessions, HTTP site, chat listener) on one `AsyncExitStack`, so shutting down, or failing half-way through
-start-up, closes exactly what was opened, in reverse order, and one close that fails does not
-keep the others open. Tests start it on port 0 and read the bound ports back.
+sessions, HTTP site, chat listener) on one `AsyncExitStack`, so shutting down, or failing
+half-way through start-up, closes exactly what was opened, in reverse order, and one close that
+fails does not keep the others open. Tests start it on port 0 and read the bound ports back.
 """
 
 from __future__ import annotations
