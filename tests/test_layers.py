@@ -26,7 +26,8 @@ PACKAGES = {"live": ROOT / "platform" / "live", "twin": ROOT / "twin",
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("live.media",),
     ("live.ingest", "live.transcode", "live.package"),
-    ("live.origin", "live.api", "live.chat", "live.selftest", "live.cdn", "live.dvr", "live.commerce"),
+    ("live.origin", "live.api", "live.chat", "live.selftest", "live.webrtc", "live.cdn", "live.dvr",
+     "live.commerce"),
     ("live",),  # the platform process: the modules directly under live/ (serve, cli, demo, ...)
     ("twin",),
     ("loadgen",),

@@ -20,6 +20,8 @@ from live.config import (
     seeds_from_file,
 )
 from live.http_limits import HttpLimits
+from live.webrtc.sessions import WebRtcLimits
+from live.webrtc.settings import WebRtcSettings, WhipSettings
 
 #: The environment variable `live serve` reads the /metrics bearer token from.
 METRICS_TOKEN_ENV = "LIVETWIN_METRICS_TOKEN"
@@ -98,6 +100,20 @@ def _passphrase(text: str) -> str:
     return text
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds >= 0")
+    return value
+
+
 def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--rtmp-port", type=_port, default=1935,
@@ -158,6 +174,17 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-hls-url", type=_public_hls_url, default=None, metavar="URL",
                         help="base URL players fetch /hls/ from, e.g. a CDN edge started by "
                              "`live cdn` (default: this server)")
+    parser.add_argument("--whep-max-viewers", type=_count, default=WebRtcLimits().max_viewers, metavar="N",
+                        help="WHEP (WebRTC) viewers this node serves before answering 503 "
+                             f"(default {WebRtcLimits().max_viewers})")
+    parser.add_argument("--webrtc-ice-timeout", type=_seconds, default=WebRtcLimits().ice_timeout_s,
+                        metavar="S", help="drop WHIP/WHEP sessions whose ICE has not completed "
+                                          f"after S seconds (default {WebRtcLimits().ice_timeout_s:g})")
+    parser.add_argument("--whip-keyframe-interval", type=_seconds,
+                        default=WhipSettings().keyframe_interval_s, metavar="S",
+                        help="ask WHIP publishers for a keyframe every S seconds (default "
+                             f"{WhipSettings().keyframe_interval_s:g}, the segment length; 0 = only "
+                             "when transcoding starts and after loss)")
 
 
 def _channel_seeds(args: argparse.Namespace) -> tuple[ChannelSeed, ...]:
@@ -190,6 +217,10 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         chat_rate_store=args.chat_rate_store, metrics_listen=args.metrics_listen,
         metrics_token=_metrics_token(args),
         public_hls_url=args.public_hls_url,
+        webrtc=WebRtcSettings(
+            limits=WebRtcLimits(max_viewers=args.whep_max_viewers, ice_timeout_s=args.webrtc_ice_timeout),
+            whip=WhipSettings(keyframe_interval_s=args.whip_keyframe_interval),
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from live.http_limits import HttpLimits
+from live.webrtc.settings import WebRtcSettings
 
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_]{3,25}$")
 _STREAM_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
@@ -119,6 +120,7 @@ class ServeSettings:
     #: Where players fetch /hls/ (a CDN edge, `live cdn`): handed out by the viewer page and
     #: the API instead of this origin. None = this server.
     public_hls_url: str | None = None
+    webrtc: WebRtcSettings = field(default_factory=WebRtcSettings)  # WHIP ingest, WHEP playback
 
     def __post_init__(self) -> None:
         if self.public_hls_url is not None:

@@ -5,7 +5,8 @@
 access units, and a ``LadderPackager`` (one ``Segmenter`` per encoded rung, video muxed with
 the shared AAC track, so a player needs one playlist per quality) writing to the origin store as
 its ``PartSink``. A rung whose packaging fails is retired with a logged reason; the stream and
-its other rungs go on.
+its other rungs go on. Taps (``LiveMediaPaths.tap``) see the same transcoder events beside the
+packager, configurations first, so WHEP forwards the encoded ladder without touching the segmenter.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from live.ingest.registry import LiveStream, LiveStreamRegistry, TranscodeStatus
@@ -21,6 +23,7 @@ from live.media.avc import AvcError, parse_avc_record, parse_sps
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.origin.store import OriginStore
 from live.package.ladder_packager import LadderPackager, PackagingSettings
+from live.transcode.events import RenditionConfig
 from live.transcode.supervisor import (
     SupervisorSettings,
     TranscodeSupervisor,
@@ -28,6 +31,9 @@ from live.transcode.supervisor import (
 )
 
 log = logging.getLogger("live.mediapath")
+
+#: Called with every transcoder event of a stream, then None when the stream has ended.
+EventTap = Callable[[object], None]
 
 #: Access units held while the stream's configuration is still unknown (about 4 s at 30 fps).
 MAX_PRESTART_UNITS = 240
@@ -69,6 +75,8 @@ class StreamMediaPath:
         self.packager: LadderPackager | None = None
         self._task: asyncio.Task[None] | None = None
         self.failure = ""
+        self._configs: dict[str, RenditionConfig] = {}
+        self._taps: list[EventTap] = []
 
     @property
     def ended(self) -> bool:
@@ -81,6 +89,8 @@ class StreamMediaPath:
         if item is None:
             self._ended.set()
         elif isinstance(item, AccessUnit):
+            if item.kind is TrackKind.AUDIO and self._task is not None and self._audio is None:
+                return  # audio that began after the transcoder started without it: no track for it
             if self.supervisor is not None:
                 self.supervisor.submit(item)
             else:
@@ -143,10 +153,25 @@ class StreamMediaPath:
         if isinstance(event, WorkerRestarted):
             log.warning("%s: transcode worker restarted (pid %d): %s",
                         self.channel, event.pid, event.reason)
-        elif self.packager is not None:
+            return
+        if self.packager is not None:
             self.packager.handle(event)
+        if isinstance(event, RenditionConfig):
+            self._configs[event.rendition] = event
+        for tap in tuple(self._taps):
+            tap(event)
+
+    def add_tap(self, tap: EventTap) -> Callable[[], None]:
+        """Also send every transcoder event to ``tap`` (the configurations so far at once)."""
+        for config in tuple(self._configs.values()):
+            tap(config)
+        self._taps.append(tap)
+        return lambda: self._taps.remove(tap) if tap in self._taps else None
 
     def _finish(self) -> None:
+        for tap in tuple(self._taps):
+            tap(None)
+        self._taps.clear()
         if self.packager is not None:
             self.packager.finish()
         elif self.origin.channel(self.channel) is not None:
@@ -192,6 +217,13 @@ class LiveMediaPaths:
         self.settings = settings or MediaPathSettings()
         self.by_channel: dict[str, StreamMediaPath] = {}
         registry.on_stream_start(self._on_start)
+
+    def tap(self, channel: str, tap: EventTap) -> Callable[[], None] | None:
+        """``StreamMediaPath.add_tap`` on the channel's live path; None when it is not live."""
+        path = self.by_channel.get(channel)
+        if path is None or path.ended:
+            return None
+        return path.add_tap(tap)
 
     def _on_start(self, stream: LiveStream) -> None:
         path = StreamMediaPath(stream, self.origin, self.settings)

@@ -1,9 +1,9 @@
 """`live serve`: every platform role in one process on the embedded default.
 
-The platform opens its resources (repository, media path, chat broker, RTMP listener, HTTP
-site, chat listener) on one `AsyncExitStack`, so shutting down, or failing half-way through
-start-up, closes exactly what was opened, in reverse order, and one close that fails does not
-keep the others open. Tests start it on port 0 and read the bound ports back.
+The platform opens its resources (repository, media path, chat broker, RTMP listener, WebRTC
+sessions, HTTP site, chat listener) on one `AsyncExitStack`, so shutting down, or failing
+half-way through start-up, closes exactly what was opened, in reverse order, and one close that
+fails does not keep the others open. Tests start it on port 0 and read the bound ports back.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
 from live.package.ladder_packager import PackagingSettings
 from live.redaction import install_redaction, remove_redaction
+from live.webrtc.routes import setup_webrtc
+from live.webrtc.service import WebRtcService
 from live.webui import setup_web
 
 log = logging.getLogger("live.serve")
@@ -63,6 +65,7 @@ class Platform:
         self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
         self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
+        self.webrtc: WebRtcService | None = None
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
         self.app: web.Application | None = None
@@ -112,6 +115,9 @@ class Platform:
         await self.rtmp.start()
         if settings.srt_port is not None:
             await self._start_srt(resolve, stack)
+        self.webrtc = webrtc = WebRtcService(resolve, self.streams, self.media_paths, settings.webrtc)
+        stack.push_async_callback(webrtc.close)
+        await webrtc.start()
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
@@ -119,6 +125,7 @@ class Platform:
                   settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for))
         setup_origin(app, self.origin)
         setup_web(app, self.streams, hls_base=settings.public_hls_url)
+        setup_webrtc(app, webrtc)
         app[STREAMS_KEY] = self.streams
         app[TRANSCODES_KEY] = self.media_paths
         app[CHAT_KEY] = chat
@@ -147,6 +154,7 @@ class Platform:
         self.app = None
         self.rtmp = None
         self.srt = None
+        self.webrtc = None
         self.media_paths = None
         self.repo = None
 

@@ -1,11 +1,13 @@
-"""The browser side: landing page, viewer page, our static files and the vendored players.
+"""The browser side: landing page, viewer page, studio, our static files and the vendored players.
 
 The pages are HTML templates under ``platform/web/templates`` filled with escaped values, so a
 channel name can never become markup; the player itself is ``platform/web/static/watch.js``
-on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback, or with
-``?player=dash`` ``watch_dash.js`` on top of dash.js (LL-DASH from the same CMAF). Neither
-library is copied into the repository: ``npm ci --prefix platform/web`` installs the exact
-versions pinned in ``package-lock.json`` and this module serves them from ``node_modules``.
+on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback and WHEP
+(``whep.js``) as its lowest-delay mode, or with ``?player=dash`` ``watch_dash.js`` on top of
+dash.js (LL-DASH from the same CMAF); the studio (``studio.js``) publishes a camera, a screen or
+a clock test card over WHIP. Neither library is copied into the repository:
+``npm ci --prefix platform/web`` installs the exact versions pinned in ``package-lock.json`` and
+this module serves them from ``node_modules``.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def page_headers(hls_origin: str | None = None) -> dict[str, str]:
     }
 
 
+#: The studio may use the camera, microphone and screen of its own origin, nothing else may.
+STUDIO_PERMISSIONS: Final = "camera=(self), microphone=(self), display-capture=(self)"
+
+
 def default_web_root() -> Path:
     """``platform/web`` beside the (editable-installed) ``live`` package."""
     return Path(live.__file__).resolve().parent.parent / "web"
@@ -77,6 +83,7 @@ class WebTemplates:
 
     index: Template
     watch: Template
+    studio: Template
 
     @classmethod
     def load(cls, web_root: Path) -> WebTemplates:
@@ -85,6 +92,7 @@ class WebTemplates:
             return cls(
                 index=Template((folder / "index.html").read_text(encoding="utf-8")),
                 watch=Template((folder / "watch.html").read_text(encoding="utf-8")),
+                studio=Template((folder / "studio.html").read_text(encoding="utf-8")),
             )
         except OSError as exc:
             raise RuntimeError(f"web UI templates missing under {folder}: {exc}") from exc
@@ -154,6 +162,7 @@ class WebUi:
         self.hls_base = (hls_base or "").rstrip("/")
         parts = urlsplit(self.hls_base)
         self.page_headers = page_headers(f"{parts.scheme}://{parts.netloc}" if hls_base else None)
+        self.studio_headers = {**self.page_headers, "Permissions-Policy": STUDIO_PERMISSIONS}
         self.templates = WebTemplates.load(web_root)
 
     async def index(self, request: web.Request) -> web.Response:
@@ -170,6 +179,13 @@ class WebUi:
             raise web.HTTPBadRequest(text=f"player must be one of {', '.join(PLAYERS)}\n")
         body = render_watch(self.templates.watch, channel, player, self.hls_base)
         return web.Response(text=body, content_type="text/html", headers=self.page_headers)
+
+    async def studio(self, request: web.Request) -> web.Response:
+        channel = request.match_info["channel"]
+        if not valid_channel(channel):
+            raise web.HTTPNotFound(text="no such channel: names are 3-25 characters of a-z, 0-9, _\n")
+        body = self.templates.studio.substitute(channel=_e(channel))
+        return web.Response(text=body, content_type="text/html", headers=self.studio_headers)
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -209,8 +225,8 @@ WEB_UI_KEY: Final = web.AppKey("live.webui", WebUi)
 
 def setup_web(app: web.Application, streams: LiveStreamRegistry,
               web_root: Path | None = None, hls_base: str | None = None) -> None:
-    """Mount ``/``, ``/watch/{channel}`` (``?player=dash`` for dash.js), ``/static/{name}``,
-    ``/vendor/hls.js`` and ``/vendor/dash.js`` on ``app``.
+    """Mount ``/``, ``/watch/{channel}`` (``?player=dash`` for dash.js), ``/studio/{channel}``,
+    ``/static/{name}``, ``/vendor/hls.js`` and ``/vendor/dash.js`` on ``app``.
 
     ``web_root`` defaults to the repository's ``platform/web``; the vendored hls.js comes from
     its ``node_modules`` and answers 503 (saying how to install it) while that is missing.
@@ -220,6 +236,7 @@ def setup_web(app: web.Application, streams: LiveStreamRegistry,
     app[WEB_UI_KEY] = ui
     app.router.add_get("/", ui.index)
     app.router.add_get("/watch/{channel}", ui.watch)
+    app.router.add_get("/studio/{channel}", ui.studio)
     app.router.add_get("/static/{name}", ui.static)
     app.router.add_get("/vendor/hls.js", ui.hls_js)
     app.router.add_get("/vendor/dash.js", ui.dash_js)

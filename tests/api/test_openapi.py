@@ -59,9 +59,14 @@ def test_the_stream_schema_follows_the_registry_record() -> None:
     schema = dataclass_schema(StreamHealth)
     assert set(schema["properties"]) == {f for f in StreamHealth.__slots__}
     assert "remote" not in schema["properties"]  # public: never the broadcaster's address
-    assert schema["properties"]["protocol"] == {"type": "string", "enum": ["rtmp", "srt"]}
+    assert schema["properties"]["protocol"] == {"type": "string", "enum": ["rtmp", "srt", "whip"]}
     assert schema["properties"]["width"] == {"type": "integer", "nullable": True}
     assert schema["properties"]["fps"] == {"type": "number"}
+
+
+def test_the_stream_schema_names_every_ingest_protocol() -> None:
+    protocol = openapi_document()["components"]["schemas"]["StreamHealth"]["properties"]["protocol"]
+    assert protocol["enum"] == ["rtmp", "whip"]
 
 
 async def test_the_document_is_served_at_its_address(client) -> None:  # type: ignore[no-untyped-def]

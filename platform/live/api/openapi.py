@@ -21,7 +21,7 @@ from live.api.validation import (
     PASSWORD_MIN,
     TITLE_MAX,
 )
-from live.ingest.registry import StreamHealth
+from live.ingest.registry import INGEST_PROTOCOLS, StreamHealth
 
 API_PREFIX = "/api/v1"
 
@@ -63,6 +63,16 @@ def type_schema(hint: Any, where: str) -> dict[str, Any]:
     if origin is dict and args and args[0] is str:
         return {"type": "object", "additionalProperties": type_schema(args[1], where)}
     raise TypeError(f"{where}: no JSON schema for {hint!r}")
+
+
+def _stream_health_schema() -> dict[str, Any]:
+    """``StreamHealth``'s schema, with the ingest protocols a stream can arrive by spelled out."""
+    schema = dataclass_schema(StreamHealth)
+    schema["properties"]["protocol"] = {
+        "type": "string", "enum": list(INGEST_PROTOCOLS),
+        "description": "how the publisher sends: RTMP, SRT, or WebRTC over WHIP (RFC 9725)",
+    }
+    return schema
 
 
 def _error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
@@ -202,7 +212,7 @@ def openapi_document() -> dict[str, Any]:
             "type": "object", "required": ["stream_key", "publish_url"],
             "properties": {"stream_key": {"type": "string"}, "publish_url": {"type": "string"}},
         },
-        "StreamHealth": dataclass_schema(StreamHealth),
+        "StreamHealth": _stream_health_schema(),
         "StreamList": {
             "type": "object", "required": ["streams"],
             "properties": {"streams": {"type": "array",

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 
@@ -22,7 +22,9 @@ StopPublisher = Callable[[str], None]
 HEALTH_WINDOW_S = 5.0
 
 #: The ingest protocol a stream arrived by, as ``/api/v1/streams`` reports it.
-IngestProtocol = Literal["rtmp", "srt"]
+IngestProtocol = Literal["rtmp", "srt", "whip"]
+#: The same, as values (``claim`` refuses any other).
+INGEST_PROTOCOLS: tuple[str, ...] = get_args(IngestProtocol)
 
 StreamListener = Callable[["LiveStream", "AccessUnit | VideoConfig | AudioConfig | None"], None]
 
@@ -169,6 +171,8 @@ class LiveStreamRegistry:
         ``stop_publisher(reason)`` is how ``stop`` cuts this publisher later (key rotation, the
         owner's stop); an ingest that passes none cannot be stopped from outside.
         """
+        if protocol not in INGEST_PROTOCOLS:
+            raise ValueError(f"unknown ingest protocol {protocol!r}: add it to IngestProtocol")
         if channel in self._streams:
             raise ChannelBusy(channel)
         stream = LiveStream(channel=channel, protocol=protocol, remote=remote,

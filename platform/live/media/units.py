@@ -38,14 +38,16 @@ class VideoConfig:
 
 @dataclass(frozen=True, slots=True)
 class AudioConfig:
-    """Decoder configuration of an AAC audio track (ISO/IEC 14496-3 1.6.2.1 AudioSpecificConfig)."""
+    """Decoder configuration of an audio track: AAC (``record`` is the ISO/IEC 14496-3 1.6.2.1
+    AudioSpecificConfig), or Opus from WHIP (``record`` is the RFC 7845 5.1 OpusHead), which the
+    transcoder turns into the ladder's AAC."""
 
-    codec: str  # "aac"
+    codec: str  # "aac" or "opus"
     codec_string: str  # e.g. "mp4a.40.2"
     sample_rate: int
     channels: int
     object_type: int  # 2 = AAC-LC
-    record: bytes  # the raw AudioSpecificConfig
+    record: bytes  # the raw AudioSpecificConfig (or OpusHead)
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,10 +153,10 @@ class _VideoRung:
 
 
 class _AudioTranscoder:
-    """Non-AAC-LC AAC (HE-AAC, AAC Main, ...) to AAC-LC, timestamps kept in milliseconds."""
+    """Non-AAC-LC audio (HE-AAC, AAC Main, WHIP's Opus) to AAC-LC, timestamps kept in ms."""
 
     def __init__(self, source: AudioConfig, plan: AudioPlan) -> None:
-        decoder = CodecContext.create("aac", "r")
+        decoder = CodecContext.create(source.codec, "r")  # FFmpeg decoder names: "aac", "opus"
         assert isinstance(decoder, AudioCodecContext)
         decoder.extradata = source.record
         self.decoder = decoder

@@ -1,4 +1,5 @@
-// livetwin viewer: LL-HLS through hls.js (MSE), Safari's native HLS where MSE is missing.
+// livetwin viewer: LL-HLS through hls.js (MSE), Safari's native HLS where MSE is missing, or
+// WebRTC over WHEP (whep.js) for the lowest delay (?engine=webrtc, the Delivery menu).
 // window.livetwinStats is the player's health as plain data, for people and for tests/e2e.
 'use strict';
 
@@ -16,6 +17,8 @@
     level: document.getElementById('level'),
     stalls: document.getElementById('stalls'),
     errors: document.getElementById('errors'),
+    delivery: document.getElementById('delivery'),
+    g2g: document.getElementById('g2g'),
   };
   const OFFLINE_RETRY_MS = 3000;
   const ERROR_LOG_MAX = 20;
@@ -26,7 +29,7 @@
   const SLOW_LOAD_MS = 1500;
 
   const stats = {
-    engine: null,            // 'hls.js' | 'native' | null
+    engine: null,            // 'hls.js' | 'native' | 'webrtc' | null
     hlsVersion: null,
     state: 'starting',       // starting | offline | loading | playing | waiting | paused | ended | failed
     startedAt: Date.now(),
@@ -303,7 +306,35 @@
       .catch(function () { setTimeout(waitUntilLive, OFFLINE_RETRY_MS); });
   }
 
+  function startWebRtc() {
+    stats.engine = 'webrtc';
+    setStatus('loading', 'connecting over WebRTC…');
+    // ?rendition=360p30 pins one rendition; by default the server picks and follows REMB
+    const rendition = new URLSearchParams(window.location.search).get('rendition');
+    const url = '/whep/' + encodeURIComponent(body.dataset.channel) +
+      (rendition ? '/' + encodeURIComponent(rendition) : '');
+    window.livetwinWhep.play(video, url, stats,
+      function (state, detail) {
+        if (state === 'connected') setStatus('loading', 'connected');
+        else if (state === 'waiting') setStatus('offline', 'waiting for the channel: ' + (detail || ''));
+      });
+  }
+
+  const engine = new URLSearchParams(window.location.search).get('engine');
+  if (ui.delivery) {
+    ui.delivery.value = engine === 'webrtc' ? 'webrtc' : 'hls';
+    ui.delivery.addEventListener('change', function () {
+      const params = new URLSearchParams(window.location.search);
+      if (ui.delivery.value === 'webrtc') params.set('engine', 'webrtc'); else params.delete('engine');
+      window.location.search = params.toString();
+    });
+  }
+
   function start() {
+    if (engine === 'webrtc' && window.livetwinWhep) {
+      startWebRtc();
+      return;
+    }
     // Ask for the multivariant playlist first so an offline channel shows as offline instead
     // of as a fatal player error.
     fetch(src, { cache: 'no-store' }).then(function (response) {
@@ -380,6 +411,10 @@
       ? stats.currentHeight + 'p' + (stats.autoLevel ? ' (auto)' : '') : '–';
     ui.stalls.textContent = String(stats.stalls);
     ui.errors.textContent = stats.errors + ' (' + stats.fatalErrors + ')';
+    if (ui.g2g && stats.webrtc && stats.webrtc.latencyP50 !== null) {
+      ui.g2g.textContent = 'p50 ' + Math.round(stats.webrtc.latencyP50) + ' ms, p95 ' +
+        Math.round(stats.webrtc.latencyP95) + ' ms';
+    }
   }
 
   setInterval(sample, 250);
