@@ -22,7 +22,7 @@ from live.api.app import API_KEY, setup_api
 from live.api.auth import new_token, token_hash
 from live.api.openapi import API_PREFIX, dataclass_schema, openapi_document
 from live.api.storage import open_repository
-from live.ingest.registry import LiveStreamRegistry, StreamHealth
+from live.ingest.registry import INGEST_PROTOCOLS, LiveStreamRegistry, StreamHealth
 
 
 def served_operations(app: web.Application) -> set[tuple[str, str]]:
@@ -59,14 +59,14 @@ def test_the_stream_schema_follows_the_registry_record() -> None:
     schema = dataclass_schema(StreamHealth)
     assert set(schema["properties"]) == {f for f in StreamHealth.__slots__}
     assert "remote" not in schema["properties"]  # public: never the broadcaster's address
-    assert schema["properties"]["protocol"] == {"type": "string", "enum": ["rtmp", "srt", "whip"]}
+    assert schema["properties"]["protocol"]["enum"] == ["rtmp", "srt", "whip"]
     assert schema["properties"]["width"] == {"type": "integer", "nullable": True}
     assert schema["properties"]["fps"] == {"type": "number"}
 
 
 def test_the_stream_schema_names_every_ingest_protocol() -> None:
     protocol = openapi_document()["components"]["schemas"]["StreamHealth"]["properties"]["protocol"]
-    assert protocol["enum"] == ["rtmp", "whip"]
+    assert protocol["enum"] == list(INGEST_PROTOCOLS) == ["rtmp", "srt", "whip"]
 
 
 async def test_the_document_is_served_at_its_address(client) -> None:  # type: ignore[no-untyped-def]
