@@ -315,8 +315,8 @@ async def single_release(port: int, rounds: int) -> list[float]:
 
 def dvr_render_cost(hours: float, rounds: int = 10) -> dict[str, float]:
     """Milliseconds to render one rendition's playlist per new part with a full DVR window."""
-    from live.origin.app import _gzip
     from live.origin.playlists import render_media
+    from live.origin.responses import gzip_text as _gzip
     from live.origin.store import OriginSettings, OriginStore
     from live.package.parts import InitSegment, Part
 

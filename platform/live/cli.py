@@ -8,12 +8,26 @@ import logging
 import sys
 from pathlib import Path
 
-from live.config import ChannelSeed, ServeSettings
+from live.config import ChannelSeed, ServeSettings, parse_duration, parse_size
 
 
 def _channel(text: str) -> ChannelSeed:
     try:
         return ChannelSeed.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
@@ -42,6 +56,14 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
                         help="postgresql://... to use PostgreSQL instead of SQLite")
     parser.add_argument("--channel", type=_channel, action="append", default=[], metavar="NAME=KEY",
                         help="make sure channel NAME exists with stream key KEY (repeatable)")
+    parser.add_argument("--dvr-window", type=_duration, default=4 * 3600.0, metavar="DURATION",
+                        help="rewind window of every live stream, kept on disk under --data "
+                             "(default 4h; 90s, 30m, 4h)")
+    parser.add_argument("--dvr-max-bytes", type=_size, default=None, metavar="SIZE",
+                        help="disk one channel's DVR window may take (default: the window of the "
+                             "full default ladder, printed at start; 500M, 40G)")
+    parser.add_argument("--vod-retention", type=_duration, default=7 * 86400.0, metavar="DURATION",
+                        help="how long an ended stream stays watchable as a VOD (default 7d)")
 
 
 def _serve_settings(args: argparse.Namespace) -> ServeSettings:
@@ -49,6 +71,8 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port,
         chat_port=args.chat_port, chat_broker=args.chat_broker,
         data_dir=args.data, database=args.database, channels=tuple(args.channel),
+        dvr_window_s=args.dvr_window, dvr_max_bytes=args.dvr_max_bytes,
+        vod_retention_s=args.vod_retention,
     )
 
 

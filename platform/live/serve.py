@@ -21,6 +21,8 @@ from live.chat.auth import RepositoryChatAuth
 from live.chat.broker import Broker, open_broker
 from live.chat.server import ChatServer
 from live.config import ServeSettings
+from live.dvr.app import setup_dvr
+from live.dvr.service import Dvr, open_dvr
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.mediapath import LiveMediaPaths, MediaPathSettings
@@ -48,7 +50,9 @@ class Platform:
         self.streams = LiveStreamRegistry()
         self.repo: Repository | None = None
         self.rtmp: RtmpServer | None = None
-        self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
+        self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing,
+                                                 dvr_window_s=settings.live_window_s))
+        self.dvr: Dvr | None = None
         self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
         self._broker: Broker | None = None
@@ -78,7 +82,9 @@ class Platform:
             channel = await repo.channel_by_stream_key(stream_key)
             return channel.name if channel is not None else None
 
-        self.media_paths = LiveMediaPaths(self.streams, self.origin, MediaPathSettings())
+        self.dvr = dvr = await open_dvr(settings.data_dir / "dvr", settings.dvr)
+        self.media_paths = LiveMediaPaths(self.streams, self.origin, MediaPathSettings(),
+                                          recorder=dvr.recorder)
         self.rtmp = RtmpServer(
             resolve, self.streams,
             RtmpServerSettings(host=settings.host, port=settings.rtmp_port),
@@ -86,7 +92,9 @@ class Platform:
         await self.rtmp.start()
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, self.streams,
-                  public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
+                  public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
+                  videos=dvr.videos)
+        setup_dvr(app, dvr.catalog, dvr.store)  # before the origin, whose routes would shadow it
         setup_origin(app, self.origin)
         setup_web(app, self.streams)
         setup_metrics(app, self)
@@ -126,6 +134,9 @@ class Platform:
         if self.media_paths is not None:
             await self.media_paths.close()
             self.media_paths = None
+        if self.dvr is not None:
+            await self.dvr.close()
+            self.dvr = None
         if self.repo is not None:
             await self.repo.close()
             self.repo = None
@@ -159,6 +170,10 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
               flush=True)
         print(f"  streams: http://{settings.url_host}:{ports.http}/api/v1/streams", flush=True)
         print(f"  chat:    ws://{settings.url_host}:{ports.chat}/chat/CHANNEL", flush=True)
+        dvr = settings.dvr
+        print(f"  dvr:     {dvr.window_s / 3600:g} h window, at most {dvr.max_bytes / 1e9:.1f} GB a "
+              f"channel, under {settings.data_dir / 'dvr'}; VODs kept "
+              f"{dvr.vod_retention_s / 86400:g} days", flush=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration_s):
                 await stop.wait()

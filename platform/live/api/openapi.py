@@ -21,6 +21,7 @@ from live.api.validation import (
     PASSWORD_MIN,
     TITLE_MAX,
 )
+from live.dvr.catalog import Video
 from live.ingest.registry import StreamHealth
 
 API_PREFIX = "/api/v1"
@@ -128,7 +129,17 @@ def openapi_document() -> dict[str, Any]:
         "stream_key": {"type": "string", "description": "owner only"},
         "publish_url": {"type": "string", "description": "owner only"},
     }
+    video = dataclass_schema(Video)
+    video["properties"]["playback_url"] = {"type": "string",
+                                           "description": "multivariant playlist (HLS) of the video"}
+    video["required"].append("playback_url")
     schemas: dict[str, Any] = {
+        "Video": video,
+        "VideoList": {
+            "type": "object", "required": ["videos"],
+            "properties": {"videos": {"type": "array", "items": {"$ref": "#/components/schemas/Video"},
+                                      "description": "newest first; times are epoch seconds"}},
+        },
         "Error": {
             "type": "object", "required": ["error", "message"],
             "properties": {"error": {"type": "string"}, "message": {"type": "string"},
@@ -254,6 +265,14 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "replace the stream key; the old one is refused from this moment",
                 "security": _BEARER,
                 "responses": {"200": _json("StreamKey", "the new key"), **_OWNER, **_MISSING},
+            },
+        },
+        "/channels/{name}/videos": {
+            "parameters": [_CHANNEL_NAME_PARAM],
+            "get": {
+                "operationId": "listVideos",
+                "summary": "past broadcasts (and the live one) kept by the DVR, newest first",
+                "responses": {"200": _json("VideoList", "the videos"), **_MISSING},
             },
         },
         "/streams": {"get": {
