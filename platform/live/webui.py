@@ -114,6 +114,8 @@ def render_watch(template: Template, channel: str) -> str:
     return template.substitute(
         channel=_e(channel),
         src=_e(f"/hls/{channel}/master.m3u8"),
+        dvr_src=_e(f"/hls/{channel}/dvr/master.m3u8"),
+        videos=_e(f"/api/v1/channels/{channel}/videos"),
     )
 
 

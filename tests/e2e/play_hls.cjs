@@ -4,6 +4,8 @@
 //
 //   node play_hls.cjs --web-root platform/web --url http://127.0.0.1:PORT/watch/demo \
 //        --seconds 60 [--chromium /usr/bin/chromium] [--startup-timeout 25] [--screenshot out.png]
+//        [--actions '[{"at": 10, "js": "document.getElementById(\'live\').click()"}]']
+// --actions: page expressions evaluated once each, `at` seconds after playback started.
 'use strict';
 
 const path = require('node:path');
@@ -20,6 +22,7 @@ function parseArgs(argv) {
   }
   args.seconds = Number(args.seconds);
   args.startupTimeout = Number(args.startupTimeout);
+  args.actions = JSON.parse(args.actions || '[]');
   return args;
 }
 
@@ -63,9 +66,15 @@ async function main() {
       return 1;
     }
     emit('started', { stats: await page.evaluate(() => window.livetwinStats) });
-    const deadline = Date.now() + args.seconds * 1000;
+    const startedAt = Date.now();
+    const deadline = startedAt + args.seconds * 1000;
+    const actions = args.actions.slice();
     while (Date.now() < deadline) {
       await page.waitForTimeout(Math.min(1000, deadline - Date.now()));
+      while (actions.length && Date.now() - startedAt >= actions[0].at * 1000) {
+        const action = actions.shift();
+        emit('action', { js: action.js, result: await page.evaluate(action.js) });
+      }
       emit('sample', { stats: await page.evaluate(() => window.livetwinStats) });
     }
     const final = await page.evaluate(() => window.livetwinStats);

@@ -55,12 +55,12 @@ def _check_prerequisites() -> None:
              "hls.js and playwright-core: run `npm ci --prefix platform/web`")
 
 
-def _publisher_args(rtmp_port: int) -> list[str]:
+def _publisher_args(rtmp_port: int, seconds: int = PUBLISH_S) -> list[str]:
     return [
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-t", str(PUBLISH_S),
+        "-t", str(seconds),
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60",
         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
         "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/{STREAM_KEY}",
@@ -112,10 +112,10 @@ def _events(stdout: bytes) -> list[dict[str, Any]]:
     return events
 
 
-async def _play(url: str, seconds: int) -> tuple[bytes, bytes]:
+async def _play(url: str, seconds: int, *extra: str) -> tuple[bytes, bytes]:
     player = await asyncio.create_subprocess_exec(
         "node", str(PLAY_SCRIPT), "--web-root", str(WEB_ROOT), "--url", url,
-        "--seconds", str(seconds), "--chromium", str(CHROMIUM), "--startup-timeout", "20",
+        "--seconds", str(seconds), "--chromium", str(CHROMIUM), "--startup-timeout", "20", *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
