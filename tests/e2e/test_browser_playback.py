@@ -67,6 +67,18 @@ def _publisher_args(rtmp_port: int, seconds: int = PUBLISH_S) -> list[str]:
     ]
 
 
+def _settings(data_dir: Path) -> ServeSettings:
+    return ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=data_dir,
+                         channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
+
+
+async def _start_publisher(rtmp_port: int, seconds: int = PUBLISH_S) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *_publisher_args(rtmp_port, seconds),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def _wait_for_master(http: aiohttp.ClientSession, url: str, timeout_s: float) -> str:
     async with asyncio.timeout(timeout_s):
         while True:
@@ -152,15 +164,10 @@ def _quantile(values: list[float], q: float) -> float:
 @pytest.mark.timeout(200)
 async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling(tmp_path: Path) -> None:
     _check_prerequisites()
-    settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path,
-                             channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
-    async with Platform(settings) as platform:
+    async with Platform(_settings(tmp_path)) as platform:
         base = f"http://127.0.0.1:{platform.ports.http}"
         master_url = f"{base}/hls/{CHANNEL}/master.m3u8"
-        publisher = await asyncio.create_subprocess_exec(
-            *_publisher_args(platform.ports.rtmp),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
+        publisher = await _start_publisher(platform.ports.rtmp)
         try:
             async with aiohttp.ClientSession() as http:
                 master = await _wait_for_master(http, master_url, 20)

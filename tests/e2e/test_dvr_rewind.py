@@ -11,16 +11,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from live.config import ChannelSeed, ServeSettings
 from live.serve import Platform
 
 from .test_browser_playback import (
     CHANNEL,
-    STREAM_KEY,
     _check_prerequisites,
     _events,
     _play,
-    _publisher_args,
+    _settings,
+    _start_publisher,
     _stop,
     _wait_for_master,
 )
@@ -56,14 +55,9 @@ def _between(samples: list[dict[str, Any]], start: float, end: float) -> list[di
 @pytest.mark.timeout(300)
 async def test_hls_js_rewinds_a_minute_plays_twenty_seconds_and_returns_live(tmp_path: Path) -> None:
     _check_prerequisites()
-    settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path,
-                             channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
-    async with Platform(settings) as platform:
+    async with Platform(_settings(tmp_path)) as platform:
         base = f"http://127.0.0.1:{platform.ports.http}"
-        publisher = await asyncio.create_subprocess_exec(
-            *_publisher_args(platform.ports.rtmp, 240),  # outlives the test; stopped at its end
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
+        publisher = await _start_publisher(platform.ports.rtmp, 240)  # stopped at the end
         try:
             async with aiohttp.ClientSession() as http:
                 await _wait_for_master(http, f"{base}/hls/{CHANNEL}/master.m3u8", 20)

@@ -18,6 +18,7 @@ from aiohttp import web
 from live.dvr.catalog import DvrCatalog, Recording
 from live.dvr.disk import SegmentStore
 from live.dvr.playlists import render_dvr_media, render_dvr_multivariant
+from live.origin import responses
 from live.origin.blocking import (
     Blocker,
     DirectiveError,
@@ -28,16 +29,6 @@ from live.origin.blocking import (
     SegmentTarget,
     WaitOutcome,
     check_reachable,
-    parse_directives,
-)
-from live.origin.responses import (
-    IMMUTABLE,
-    accepts_gzip,
-    error,
-    gzip_text,
-    headers,
-    not_found,
-    playlist_response,
 )
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -76,7 +67,7 @@ class DvrHttp:
         wanted = request.match_info.get("recording")
         recording = self.catalog.recording(channel, None if wanted is None else int(wanted))
         if recording is None:
-            return not_found(f"channel {channel!r} has no recording"
+            return responses.not_found(f"channel {channel!r} has no recording"
                              + (f" {wanted}" if wanted is not None else ""))
         return recording
 
@@ -92,24 +83,20 @@ class DvrHttp:
         if isinstance(recording, web.Response):
             return recording
         if not recording.current_inits():
-            return not_found(f"recording {recording.id} has no renditions yet")
-        gzip = accepts_gzip(request)
-        text = render_dvr_multivariant(recording)
-        return playlist_response(gzip_text(text) if gzip else text.encode(), gzip,
-                                 "public, max-age=2")
+            return responses.not_found(f"recording {recording.id} has no renditions yet")
+        return responses.text_playlist(request, render_dvr_multivariant(recording), "public, max-age=2")
 
     async def media_playlist(self, request: web.Request) -> web.Response:
         """RFC 8216bis 6.2.5: blocking reload at the live end and delta updates."""
-        try:
-            directives = parse_directives(request.query)
-        except DirectiveError as exc:
-            return error(400, str(exc))
+        directives = responses.request_directives(request)
+        if isinstance(directives, web.Response):
+            return directives
         recording = self._recording(request)
         if isinstance(recording, web.Response):
             return recording
         rendition = request.match_info["rendition"]
         if not any(init.rendition == rendition for init in recording.inits.values()):
-            return not_found(f"recording {recording.id} has no rendition {rendition!r}")
+            return responses.not_found(f"recording {recording.id} has no rendition {rendition!r}")
         timing = recording.timing
         if recording.ended:
             directives = Directives()
@@ -120,26 +107,18 @@ class DvrHttp:
                 try:
                     check_reachable(Directives(directives.msn), progress, timing.part_target_s, 1)
                 except DirectiveError as exc:
-                    return error(400, str(exc))
+                    return responses.error(400, str(exc))
             refused = await self._hold(recording, rendition, SegmentTarget(directives.msn),
                                        timing.blocking_timeout_s)
             if refused is not None:
                 return refused
         skip = directives.skip and not recording.ended
-        if recording.ended:
-            cache = "public, max-age=60"
-        elif directives.blocking:
-            cache = f"public, max-age={6 * timing.target_duration_s}"
-        else:
-            cache = "public, max-age=1"
-        gzip = accepts_gzip(request)
-        key = (rendition, skip, gzip)
-        memo = recording.memo.get(key)
-        if memo is None or memo[0] != recording.version:
-            text = render_dvr_media(recording, rendition, skip=skip)
-            recording.memo[key] = memo = (recording.version,
-                                          gzip_text(text) if gzip else text.encode())
-        return playlist_response(memo[1], gzip, cache)
+        variant = (rendition, skip, responses.accepts_gzip(request))
+        return responses.memoized_playlist(
+            request, recording.memo, variant, recording.version,
+            lambda: render_dvr_media(recording, rendition, skip=skip),
+            responses.media_cache_control(timing, ended=recording.ended,
+                                          blocking=directives.blocking, ended_max_age_s=60))
 
     async def _hold(self, recording: Recording, rendition: str, target: SegmentTarget,
                     timeout_s: float) -> web.Response | None:
@@ -147,12 +126,12 @@ class DvrHttp:
             outcome = await self.blocker.wait(self._key(recording), rendition, target,
                                               self._probe(recording, rendition), timeout_s)
         except Overloaded as exc:
-            return error(503, f"origin overloaded: {exc}")
+            return responses.error(503, f"origin overloaded: {exc}")
         if outcome is WaitOutcome.READY:
             return None
         if outcome is WaitOutcome.GONE:
-            return not_found(f"recording {recording.id} went away")
-        return error(503, f"segment {target.msn} not available after blocking {timeout_s:g} s")
+            return responses.not_found(f"recording {recording.id} went away")
+        return responses.error(503, f"segment {target.msn} not available after blocking {timeout_s:g} s")
 
     async def media_file(self, request: web.Request) -> web.StreamResponse:
         recording = self._recording(request)
@@ -161,21 +140,23 @@ class DvrHttp:
         rendition = request.match_info["rendition"]
         match = _FILE.match(request.match_info["file"])
         if match is None:
-            return not_found(f"no such file {request.match_info['file']!r}")
+            return responses.not_found(f"no such file {request.match_info['file']!r}")
         if match["run"] is not None:
             run = int(match["run"])
             if (rendition, run) not in recording.inits:
-                return not_found(f"no init segment {run} of {rendition}")
+                return responses.not_found(f"no init segment {run} of {rendition}")
             path = self.store.init_path(recording.channel, recording.id, rendition, run)
         else:
             msn = int(match["msn"])
             track = recording.tracks.get(rendition)
             if track is None or track.find(msn) is None:
-                return not_found(f"segment {msn} of {rendition} is not in recording {recording.id}")
+                return responses.not_found(f"segment {msn} of {rendition} is not in recording "
+                                           f"{recording.id}")
             path = self.store.segment_path(recording.channel, recording.id, rendition, msn)
         if not path.is_file():
-            return not_found(f"{path.name} was removed")
-        return web.FileResponse(path, headers=headers(IMMUTABLE, **{"Content-Type": "video/mp4"}))
+            return responses.not_found(f"{path.name} was removed")
+        return web.FileResponse(path, headers=responses.headers(responses.IMMUTABLE,
+                                                                **{"Content-Type": "video/mp4"}))
 
     async def shutdown(self, app: web.Application) -> None:
         self.blocker.drain_all()

@@ -30,7 +30,6 @@ from live.origin.blocking import (
     Target,
     WaitOutcome,
     check_reachable,
-    parse_directives,
 )
 from live.origin.playlists import render_media, render_multivariant
 from live.origin.responses import (
@@ -38,10 +37,12 @@ from live.origin.responses import (
     IMMUTABLE,
     accepts_gzip,
     error,
-    gzip_text,
     headers,
+    media_cache_control,
+    memoized_playlist,
     not_found,
-    playlist_response,
+    request_directives,
+    text_playlist,
 )
 from live.origin.store import ChannelState, OriginStore, RenditionState
 
@@ -109,17 +110,6 @@ class Origin:
             return not_found(f"channel {channel!r} has no rendition {rendition!r}")
         return state, rend
 
-    def _playlist_response(self, request: web.Request, state: ChannelState, rend: RenditionState,
-                           skip: bool, cache_control: str) -> web.Response:
-        gzip = accepts_gzip(request)
-        key = (skip, gzip)
-        memo = rend.memo.get(key)
-        if memo is None or memo[0] != state.version:
-            text = render_media(state, rend.name, skip=skip)
-            body = gzip_text(text) if gzip else text.encode()
-            rend.memo[key] = memo = (state.version, body)
-        return playlist_response(memo[1], gzip, cache_control)
-
     # -- handlers ------------------------------------------------------------------------------
 
     async def multivariant(self, request: web.Request) -> web.Response:
@@ -129,16 +119,13 @@ class Origin:
             return not_found(f"unknown channel {channel!r}")
         if state.memo is None or state.memo[0] != state.version:
             state.memo = (state.version, render_multivariant(state))
-        text = state.memo[1]
-        gzip = accepts_gzip(request)
-        return playlist_response(gzip_text(text) if gzip else text.encode(), gzip, "public, max-age=2")
+        return text_playlist(request, state.memo[1], "public, max-age=2")
 
     async def media_playlist(self, request: web.Request) -> web.Response:
         """RFC 8216bis 6.2.5: blocking reload and delta updates."""
-        try:
-            directives = parse_directives(request.query)
-        except DirectiveError as exc:
-            return error(400, str(exc))
+        directives = request_directives(request)
+        if isinstance(directives, web.Response):
+            return directives
         found = self._lookup(request)
         if isinstance(found, web.Response):
             return found
@@ -163,13 +150,11 @@ class Origin:
                 return refused
         if self.store.channel(state.name) is not state:
             return not_found(f"channel {state.name!r} restarted; reload the multivariant playlist")
-        if state.ended:
-            cache = "public, max-age=10"
-        elif directives.blocking:
-            cache = f"public, max-age={6 * timing.target_duration_s}"
-        else:
-            cache = "public, max-age=1"
-        return self._playlist_response(request, state, rend, directives.skip and not state.ended, cache)
+        skip = directives.skip and not state.ended
+        return memoized_playlist(
+            request, rend.memo, (skip, accepts_gzip(request)), state.version,
+            lambda: render_media(state, rend.name, skip=skip),
+            media_cache_control(timing, ended=state.ended, blocking=directives.blocking))
 
     async def media_file(self, request: web.Request) -> web.Response:
         found = self._lookup(request)
