@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from live.dvr.catalog import DvrCatalog, Recording
 from live.dvr.disk import SegmentStore
@@ -54,7 +55,15 @@ class DvrRecorder:
         self._streams: dict[str, _Stream] = {}
         self.segments_dropped = 0
 
+    def sweep(self) -> None:
+        """Delete VODs past their retention (on every new run, and whenever someone lists them)."""
+        for recording in self.catalog.expired():
+            log.info("dvr: %s recording %d expired (VOD retention)", recording.channel, recording.id)
+            self.writer.submit(partial(self.store.delete_recording, recording.channel, recording.id),
+                               what="removing an expired recording")
+
     def _begin(self, channel: str, timing: ChannelTiming) -> _Stream:
+        self.sweep()
         start = self.catalog.begin_run(channel, timing)
         store, recording = self.store, start.recording
         if start.closed is not None:

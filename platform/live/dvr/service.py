@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 from live.dvr.catalog import DvrCatalog, DvrSettings, Recording, Video
@@ -68,10 +67,7 @@ class Dvr:
 
     def sweep(self) -> None:
         """Delete VODs past ``vod_retention_s``."""
-        for recording in self.catalog.expired():
-            log.info("dvr: %s recording %d expired (VOD retention)", recording.channel, recording.id)
-            self.writer.submit(partial(self.store.delete_recording, recording.channel, recording.id),
-                               what="removing an expired recording")
+        self.recorder.sweep()
 
     def videos(self, channel: str) -> list[Video]:
         """The channel's recordings, newest first."""
