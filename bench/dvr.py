@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,7 @@ import time
 from pathlib import Path
 
 from _net import free_port, wait_port
-from origin_blocking import NGINX_CONF, RateResult, fetch_body, part_rate
+from origin_blocking import RateResult, fetch_body, part_rate, start_nginx, stop_all
 
 CHANNEL, SERVED = "bench", "serve"
 SEGMENT_S = 2.0
@@ -153,37 +151,22 @@ def main() -> None:
     if args.serve_dvr:
         serve_dvr(int(args.serve_dvr[0]), Path(args.serve_dvr[1]), args.hours)
         return
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     with tempfile.TemporaryDirectory(prefix="dvr-bench-") as tmp:
         root = Path(tmp)
-        root.chmod(0o755)  # nginx workers run unprivileged and must read the files
         data = root / "dvr"
-        fill(data, args.hours, args.segment_kib)
-        (root / "www").mkdir()
-        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (root / "tmp" / sub).mkdir(parents=True)
         nginx_port, origin_port = free_port(), free_port()
-        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=nginx_port))
-        procs = [
-            subprocess.Popen([sys.executable, __file__, "--hours", str(args.hours), "--serve-dvr",
-                              str(origin_port), str(data)], stdout=subprocess.DEVNULL),
-            subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf"), "-e",
-                              str(root / "error.log")]),
-        ]
+        procs = [start_nginx(root, nginx_port)]  # first: it makes root readable for its workers
+        fill(data, args.hours, args.segment_kib)
+        procs.insert(0, subprocess.Popen([sys.executable, __file__, "--hours", str(args.hours),
+                                          "--serve-dvr", str(origin_port), str(data)],
+                                         stdout=subprocess.DEVNULL))
         try:
             wait_port(origin_port, timeout=120, poll_s=0.05)
             wait_port(nginx_port, poll_s=0.05)
             asyncio.run(run(args, origin_port, procs[0].pid, nginx_port, procs[1].pid, data,
                             root / "www"))
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-
+            stop_all(procs)
 
 if __name__ == "__main__":
     main()
