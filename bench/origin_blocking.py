@@ -363,8 +363,8 @@ async def single_release(port: int, rounds: int) -> list[float]:
 
 def dvr_render_cost(hours: float, rounds: int = 10) -> dict[str, float]:
     """Milliseconds to render one rendition's playlist per new part with a full DVR window."""
-    from live.origin.app import _gzip
     from live.origin.playlists import render_media
+    from live.origin.responses import gzip_text as _gzip
     from live.origin.store import OriginSettings, OriginStore
     from live.package.parts import InitSegment, Part
 
@@ -542,35 +542,42 @@ def main() -> None:
     if args.serve_origin:
         serve_origin(args.serve_origin)
         return
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     with tempfile.TemporaryDirectory(prefix="origin-bench-") as tmp:
         root = Path(tmp)
-        root.chmod(0o755)  # nginx workers run unprivileged and must read the files
-        (root / "www").mkdir()
-        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (root / "tmp" / sub).mkdir(parents=True)
         nginx_port, origin_port = free_port(), free_port()
-        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=nginx_port))
         procs = [
-            subprocess.Popen(
-                [sys.executable, __file__, "--serve-origin", str(origin_port)], stdout=subprocess.DEVNULL
-            ),
-            subprocess.Popen(
-                [nginx, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")]
-            ),
+            subprocess.Popen([sys.executable, __file__, "--serve-origin", str(origin_port)],
+                             stdout=subprocess.DEVNULL),
+            start_nginx(root, nginx_port),
         ]
         try:
             wait_port(origin_port, poll_s=0.05)
             wait_port(nginx_port, poll_s=0.05)
             asyncio.run(run(args, origin_port, procs[0].pid, nginx_port, procs[1].pid, root / "www"))
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all(procs)
+
+
+def start_nginx(root: Path, port: int) -> subprocess.Popen[bytes]:
+    """Debian's nginx (``NGINX_CONF``) serving ``root/www`` on ``port``."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    root.chmod(0o755)  # nginx workers run unprivileged and must read the files
+    (root / "www").mkdir(exist_ok=True)
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (root / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
+    return subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf"), "-e",
+                             str(root / "error.log")])
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

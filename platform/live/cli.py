@@ -16,6 +16,8 @@ from live.config import (
     ServeSettings,
     check_public_hls_url,
     check_seed_keys,
+    parse_duration,
+    parse_size,
     seeds_from_environment,
     seeds_from_file,
 )
@@ -30,6 +32,20 @@ METRICS_TOKEN_ENV = "LIVETWIN_METRICS_TOKEN"
 def _channel(text: str) -> ChannelSeed:
     try:
         return ChannelSeed.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
@@ -185,6 +201,14 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ask WHIP publishers for a keyframe every S seconds (default "
                              f"{WhipSettings().keyframe_interval_s:g}, the segment length; 0 = only "
                              "when transcoding starts and after loss)")
+    parser.add_argument("--dvr-window", type=_duration, default=4 * 3600.0, metavar="DURATION",
+                        help="rewind window of every live stream, kept on disk under --data "
+                             "(default 4h; 90s, 30m, 4h)")
+    parser.add_argument("--dvr-max-bytes", type=_size, default=None, metavar="SIZE",
+                        help="disk one channel's DVR window may take (default: the window of the "
+                             "full default ladder, printed at start; 500M, 40G)")
+    parser.add_argument("--vod-retention", type=_duration, default=7 * 86400.0, metavar="DURATION",
+                        help="how long an ended stream stays watchable as a VOD (default 7d)")
 
 
 def _channel_seeds(args: argparse.Namespace) -> tuple[ChannelSeed, ...]:
@@ -221,6 +245,8 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
             limits=WebRtcLimits(max_viewers=args.whep_max_viewers, ice_timeout_s=args.webrtc_ice_timeout),
             whip=WhipSettings(keyframe_interval_s=args.whip_keyframe_interval),
         ),
+        dvr_window_s=args.dvr_window, dvr_max_bytes=args.dvr_max_bytes,
+        vod_retention_s=args.vod_retention,
     )
 
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from live.dvr.catalog import DvrSettings, default_max_bytes
 from live.http_limits import HttpLimits
+from live.transcode.ladder import LadderSettings
 from live.webrtc.settings import WebRtcSettings
 
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_]{3,25}$")
@@ -89,6 +91,26 @@ def check_seed_keys(seeds: tuple[ChannelSeed, ...], *, dev: bool) -> None:
             )
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``4h`` or ``7d`` in seconds (> 0)."""
+    match = _DURATION.match(text.strip().lower())
+    if match is None or float(match[1]) <= 0:
+        raise ValueError(f"{text!r}: expected a positive duration such as 90s, 30m, 4h or 7d")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def parse_size(text: str) -> int:
+    """``500000000``, ``500M``, ``40G`` or ``2T`` in bytes (> 0; K/M/G/T are powers of 1024)."""
+    match = _SIZE.match(text.strip().lower())
+    if match is None or float(match[1]) <= 0:
+        raise ValueError(f"{text!r}: expected a positive size such as 500M or 40G")
+    return int(float(match[1]) * 1024 ** ("kmgt".find(match[2]) + 1 if match[2] else 0))
+
+
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
     host: str = "127.0.0.1"
@@ -121,10 +143,25 @@ class ServeSettings:
     #: the API instead of this origin. None = this server.
     public_hls_url: str | None = None
     webrtc: WebRtcSettings = field(default_factory=WebRtcSettings)  # WHIP ingest, WHEP playback
+    dvr_window_s: float = 4 * 3600.0  # rewind window of every live stream, on disk under data_dir
+    dvr_max_bytes: int | None = None  # per channel; None = 4 h of the default ladder (see live.dvr)
+    vod_retention_s: float = 7 * 86400.0  # how long an ended stream stays as a VOD
+    live_window_s: float = 60.0  # what the origin holds in memory; older media is the DVR's
 
     def __post_init__(self) -> None:
         if self.public_hls_url is not None:
             check_public_hls_url(self.public_hls_url)
+
+    @property
+    def dvr(self) -> DvrSettings:
+        """The DVR's settings; the byte cap defaults to the window of the full default ladder
+        (every rung with its audio, plus a passthrough as large as the top rung)."""
+        ladder = LadderSettings()
+        rungs_kbps = [rung.video_kbps + ladder.audio_kbps for rung in ladder.rungs]
+        ladder_bps = (sum(rungs_kbps) + max(rungs_kbps)) * 1000
+        return DvrSettings(window_s=self.dvr_window_s, vod_retention_s=self.vod_retention_s,
+                           max_bytes=self.dvr_max_bytes or default_max_bytes(self.dvr_window_s,
+                                                                             ladder_bps))
 
     @property
     def url_host(self) -> str:

@@ -23,6 +23,7 @@ from live.media.avc import AvcError, parse_avc_record, parse_sps
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.origin.store import OriginStore
 from live.package.ladder_packager import LadderPackager, PackagingSettings
+from live.package.sink import PartSink, TeeSink
 from live.transcode.events import RenditionConfig
 from live.transcode.supervisor import (
     SupervisorSettings,
@@ -62,9 +63,11 @@ def source_frame_rate(stream: LiveStream, video: VideoConfig) -> float:
 class StreamMediaPath:
     """Transcode and package one live stream into the origin."""
 
-    def __init__(self, stream: LiveStream, origin: OriginStore, settings: MediaPathSettings) -> None:
+    def __init__(self, stream: LiveStream, origin: OriginStore, settings: MediaPathSettings,
+                 recorder: PartSink | None = None) -> None:
         self.stream = stream
         self.origin = origin
+        self.recorder = recorder
         self.settings = settings
         self.channel = stream.channel
         self.supervisor: TranscodeSupervisor | None = None
@@ -119,7 +122,8 @@ class StreamMediaPath:
         video = self._video
         fps = source_frame_rate(self.stream, video)
         self.origin.open(self.channel, self.settings.packaging.timing)
-        self.packager = LadderPackager(self.channel, self.origin, self.settings.packaging,
+        sink = self.origin if self.recorder is None else TeeSink(self.origin, self.recorder)
+        self.packager = LadderPackager(self.channel, sink, self.settings.packaging,
                                        source_has_audio=self._audio is not None)
         supervisor = TranscodeSupervisor(
             self.channel, video, fps, audio=self._audio, settings=self.settings.supervisor
@@ -212,8 +216,9 @@ class LiveMediaPaths:
     """Start a StreamMediaPath for every stream that goes live; stop them all on close."""
 
     def __init__(self, registry: LiveStreamRegistry, origin: OriginStore,
-                 settings: MediaPathSettings | None = None) -> None:
+                 settings: MediaPathSettings | None = None, *, recorder: PartSink | None = None) -> None:
         self.origin = origin
+        self.recorder = recorder  # also gets every packaged part (the DVR), after the origin
         self.settings = settings or MediaPathSettings()
         self.by_channel: dict[str, StreamMediaPath] = {}
         registry.on_stream_start(self._on_start)
@@ -226,7 +231,7 @@ class LiveMediaPaths:
         return path.add_tap(tap)
 
     def _on_start(self, stream: LiveStream) -> None:
-        path = StreamMediaPath(stream, self.origin, self.settings)
+        path = StreamMediaPath(stream, self.origin, self.settings, self.recorder)
         previous = self.by_channel.get(stream.channel)
         if previous is not None:
             previous._ended.set()

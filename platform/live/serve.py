@@ -26,6 +26,8 @@ from live.chat.message_limits import open_message_limiter
 from live.chat.server import ChatServer
 from live.chat.settings import ChatSettings
 from live.config import ServeSettings
+from live.dvr.app import setup_dvr
+from live.dvr.service import Dvr, open_dvr
 from live.http_limits import LimitedTCPSite, limited_runner
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
@@ -62,7 +64,9 @@ class Platform:
         self.repo: Repository | None = None
         self.rtmp: RtmpServer | None = None
         self.srt: SrtServer | None = None
-        self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing))
+        self.origin = OriginStore(OriginSettings(timing=PackagingSettings().timing,
+                                                 dvr_window_s=settings.live_window_s))
+        self.dvr: Dvr | None = None
         self.media_paths: LiveMediaPaths | None = None
         self.chat: ChatServer | None = None
         self.webrtc: WebRtcService | None = None
@@ -98,7 +102,10 @@ class Platform:
             channel = await repo.channel_by_stream_key(stream_key)
             return channel.name if channel is not None else None
 
-        self.media_paths = LiveMediaPaths(self.streams, self.origin, MediaPathSettings())
+        self.dvr = dvr = await open_dvr(settings.data_dir / "dvr", settings.dvr)
+        stack.push_async_callback(dvr.close)
+        self.media_paths = LiveMediaPaths(self.streams, self.origin, MediaPathSettings(),
+                                          recorder=dvr.recorder)
         stack.push_async_callback(self.media_paths.close)
         broker = open_broker(settings.chat_broker)
         stack.push_async_callback(broker.close)
@@ -122,7 +129,9 @@ class Platform:
         setup_api(app, repo, self.streams,
                   public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
                   public_base_hls=settings.hls_base,
-                  settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for))
+                  settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for),
+                  videos=dvr.videos)
+        setup_dvr(app, dvr.catalog, dvr.store)  # before the origin, whose routes would shadow it
         setup_origin(app, self.origin)
         setup_web(app, self.streams, hls_base=settings.public_hls_url)
         setup_webrtc(app, webrtc)
@@ -237,6 +246,10 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
             host = settings.metrics_listen[0]
             host = f"[{host}]" if ":" in host else host
             print(f"  metrics: http://{host}:{ports.metrics}/metrics", flush=True)
+        dvr = settings.dvr
+        print(f"  dvr:     {dvr.window_s / 3600:g} h window, at most {dvr.max_bytes / 1e9:.1f} GB a "
+              f"channel, under {settings.data_dir / 'dvr'}; VODs kept "
+              f"{dvr.vod_retention_s / 86400:g} days", flush=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration_s):
                 await stop.wait()

@@ -150,6 +150,8 @@ def render_watch(template: Template, channel: str, player: str = "hls", hls_base
         player=_e(player),
         player_lib=_e(library),
         player_script=_e(script),
+        dvr_src=_e(f"/hls/{channel}/dvr/master.m3u8"),
+        videos=_e(f"/api/v1/channels/{channel}/videos"),
     )
 
 

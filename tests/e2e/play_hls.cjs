@@ -5,6 +5,8 @@
 //   node play_hls.cjs --web-root platform/web --url http://127.0.0.1:PORT/watch/demo \
 //        --seconds 60 [--chromium /usr/bin/chromium] [--startup-timeout 25] [--screenshot out.png]
 //        [--throttle-at S --throttle-for S --throttle-kbps K]   (Chromium's network emulation)
+//        [--actions '[{"at": 10, "js": "document.getElementById(\'live\').click()"}]']
+// --actions: page expressions evaluated once each, `at` seconds after playback started.
 'use strict';
 
 const path = require('node:path');
@@ -24,6 +26,7 @@ function parseArgs(argv) {
   args.throttleAt = args.throttleAt === undefined ? null : Number(args.throttleAt);
   args.throttleFor = Number(args.throttleFor || 0);
   args.throttleKbps = Number(args.throttleKbps || 0);
+  args.actions = JSON.parse(args.actions || '[]');
   return args;
 }
 
@@ -78,6 +81,7 @@ async function main() {
       });
     }
     if (cdp) await cdp.send('Network.enable');
+    const actions = args.actions.slice();
     while (Date.now() < deadline) {
       await page.waitForTimeout(Math.min(1000, deadline - Date.now()));
       const elapsed = (Date.now() - startedAt) / 1000;
@@ -89,6 +93,10 @@ async function main() {
         await network(0);
         throttle = 'done';
         emit('throttle', { kbps: null });
+      }
+      while (actions.length && Date.now() - startedAt >= actions[0].at * 1000) {
+        const action = actions.shift();
+        emit('action', { js: action.js, result: await page.evaluate(action.js) });
       }
       emit('sample', { stats: await page.evaluate(() => window.livetwinStats) });
     }

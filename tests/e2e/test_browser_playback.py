@@ -57,16 +57,28 @@ def _check_prerequisites() -> None:
              "hls.js and playwright-core: run `npm ci --prefix platform/web`")
 
 
-def _publisher_args(rtmp_port: int) -> list[str]:
+def _publisher_args(rtmp_port: int, seconds: int = PUBLISH_S) -> list[str]:
     return [
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-t", str(PUBLISH_S),
+        "-t", str(seconds),
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60",
         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
         "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/{STREAM_KEY}",
     ]
+
+
+def _settings(data_dir: Path) -> ServeSettings:
+    return ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=data_dir,
+                         channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
+
+
+async def _start_publisher(rtmp_port: int, seconds: int = PUBLISH_S) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *_publisher_args(rtmp_port, seconds),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def _wait_for_master(http: aiohttp.ClientSession, url: str, timeout_s: float) -> str:
@@ -114,10 +126,10 @@ def _events(stdout: bytes) -> list[dict[str, Any]]:
     return events
 
 
-async def _play(url: str, seconds: int) -> tuple[bytes, bytes]:
+async def _play(url: str, seconds: int, *extra: str) -> tuple[bytes, bytes]:
     player = await asyncio.create_subprocess_exec(
         "node", str(PLAY_SCRIPT), "--web-root", str(WEB_ROOT), "--url", url,
-        "--seconds", str(seconds), "--chromium", str(CHROMIUM), "--startup-timeout", "20",
+        "--seconds", str(seconds), "--chromium", str(CHROMIUM), "--startup-timeout", "20", *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -154,15 +166,10 @@ def _quantile(values: list[float], q: float) -> float:
 @pytest.mark.timeout(200)
 async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling(tmp_path: Path) -> None:
     _check_prerequisites()
-    settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path,
-                             channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
-    async with Platform(settings) as platform:
+    async with Platform(_settings(tmp_path)) as platform:
         base = f"http://127.0.0.1:{platform.ports.http}"
         master_url = f"{base}/hls/{CHANNEL}/master.m3u8"
-        publisher = await asyncio.create_subprocess_exec(
-            *_publisher_args(platform.ports.rtmp),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
+        publisher = await _start_publisher(platform.ports.rtmp)
         try:
             async with aiohttp.ClientSession() as http:
                 master = await _wait_for_master(http, master_url, 20)

@@ -38,6 +38,7 @@ from live.api.validation import (
     parse_page,
     parse_password_change,
 )
+from live.dvr.catalog import Video
 from live.ingest.registry import LiveStreamRegistry
 
 log = logging.getLogger("live.api")
@@ -66,6 +67,8 @@ class ApiSettings:
 
 
 ViewerCounts = Callable[[str], int | None]
+#: A channel's recordings, newest first (the DVR's ``Dvr.videos``).
+PastBroadcasts = Callable[[str], list[Video]]
 
 
 class Api:
@@ -74,7 +77,8 @@ class Api:
     def __init__(self, repo: Repository, streams: LiveStreamRegistry, *, public_base_rtmp: str,
                  public_base_http: str, settings: ApiSettings, passwords: Passwords,
                  viewer_counts: ViewerCounts | None, clock: Callable[[], float],
-                 public_base_hls: str | None = None) -> None:
+                 public_base_hls: str | None = None,
+                 videos: PastBroadcasts | None = None) -> None:
         self.repo = repo
         self.streams = streams
         self.public_base_rtmp = public_base_rtmp.rstrip("/")
@@ -83,6 +87,7 @@ class Api:
         self.settings = settings
         self.passwords = passwords
         self.viewer_counts = viewer_counts
+        self.videos = videos
         self.clock = clock
         self.login_limits = TokenBuckets(settings.login_rate, settings.rate_limit_max_clients)
         self.signup_limits = TokenBuckets(settings.signup_rate, settings.rate_limit_max_clients)
@@ -347,6 +352,13 @@ class Api:
         now = time.monotonic()
         return web.json_response({"streams": [asdict(s.health(now)) for s in self.streams]})
 
+    async def list_videos(self, request: web.Request) -> web.Response:
+        channel = await self.channel_from_path(request)
+        videos = self.videos(channel.name) if self.videos is not None else []
+        return web.json_response({"videos": [
+            {**asdict(video), "playback_url": self.public_base_http + video.playback_path}
+            for video in videos]})
+
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(self._document)
 
@@ -407,6 +419,7 @@ def build_api_app(api: Api) -> web.Application:
     sub.router.add_patch("/channels/{name}", api.update_channel)
     sub.router.add_post("/channels/{name}/stream-key", api.rotate_stream_key)
     sub.router.add_post("/channels/{name}/stream/stop", api.stop_stream)
+    sub.router.add_get("/channels/{name}/videos", api.list_videos, allow_head=False)
     sub.router.add_get("/streams", api.list_streams, allow_head=False)
     sub.router.add_get("/openapi.json", api.openapi, allow_head=False)
     return sub
@@ -416,15 +429,16 @@ def setup_api(app: web.Application, repo: Repository, streams: LiveStreamRegistr
               public_base_rtmp: str, public_base_http: str, settings: ApiSettings | None = None,
               passwords: Passwords | None = None, viewer_counts: ViewerCounts | None = None,
               public_base_hls: str | None = None,
-              clock: Callable[[], float] = time.time) -> Api:
+              clock: Callable[[], float] = time.time, videos: PastBroadcasts | None = None) -> Api:
     """Mount ``/api/v1`` on ``app``; answers the ``Api`` so callers can reach its state.
 
     ``viewer_counts(channel)`` is how the origin reports audience size; without it channels
-    show ``viewer_count: null`` rather than a made-up zero.
+    show ``viewer_count: null`` rather than a made-up zero; ``videos(channel)`` lists past
+    broadcasts (without it, none).
     """
     api = Api(repo, streams, public_base_rtmp=public_base_rtmp, public_base_http=public_base_http,
               public_base_hls=public_base_hls,
               settings=settings or ApiSettings(), passwords=passwords or Passwords(),
-              viewer_counts=viewer_counts, clock=clock)
+              viewer_counts=viewer_counts, clock=clock, videos=videos)
     app.add_subapp(API_PREFIX, build_api_app(api))
     return api

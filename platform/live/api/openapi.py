@@ -21,6 +21,7 @@ from live.api.validation import (
     PASSWORD_MIN,
     TITLE_MAX,
 )
+from live.dvr.catalog import Video
 from live.ingest.registry import INGEST_PROTOCOLS, StreamHealth
 
 API_PREFIX = "/api/v1"
@@ -147,7 +148,17 @@ def openapi_document() -> dict[str, Any]:
         "publisher_address": {"type": "string",
                               "description": "owner only, while live: the publisher's address"},
     }
+    video = dataclass_schema(Video)
+    video["properties"]["playback_url"] = {"type": "string",
+                                           "description": "multivariant playlist (HLS) of the video"}
+    video["required"].append("playback_url")
     schemas: dict[str, Any] = {
+        "Video": video,
+        "VideoList": {
+            "type": "object", "required": ["videos"],
+            "properties": {"videos": {"type": "array", "items": {"$ref": "#/components/schemas/Video"},
+                                      "description": "newest first; times are epoch seconds"}},
+        },
         "Error": {
             "type": "object", "required": ["error", "message"],
             "properties": {"error": {"type": "string"}, "message": {"type": "string"},
@@ -312,6 +323,14 @@ def openapi_document() -> dict[str, Any]:
                 "security": _BEARER,
                 "responses": {"200": _json("StreamStopped", "whether a live stream was stopped"),
                               **_OWNER, **_MISSING},
+            },
+        },
+        "/channels/{name}/videos": {
+            "parameters": [_CHANNEL_NAME_PARAM],
+            "get": {
+                "operationId": "listVideos",
+                "summary": "past broadcasts (and the live one) kept by the DVR, newest first",
+                "responses": {"200": _json("VideoList", "the videos"), **_MISSING},
             },
         },
         "/streams": {"get": {

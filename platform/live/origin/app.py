@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import zlib
 from typing import Final
 
 from aiohttp import web
@@ -31,10 +30,21 @@ from live.origin.blocking import (
     Target,
     WaitOutcome,
     check_reachable,
-    parse_directives,
 )
 from live.origin.dash import setup_dash
 from live.origin.playlists import render_media, render_multivariant
+from live.origin.responses import (
+    CORS,
+    IMMUTABLE,
+    accepts_gzip,
+    error,
+    headers,
+    media_cache_control,
+    memoized_playlist,
+    not_found,
+    request_directives,
+    text_playlist,
+)
 from live.origin.store import ChannelState, OriginStore, RenditionState
 
 log = logging.getLogger("live.origin")
@@ -42,41 +52,8 @@ log = logging.getLogger("live.origin")
 STORE_KEY: Final = web.AppKey("live.origin.store", OriginStore)
 BLOCKER_KEY: Final = web.AppKey("live.origin.blocker", Blocker)
 
-PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 _MEDIA_FILE = re.compile(r"(?P<msn>\d{1,18})(?:\.(?P<part>\d{1,9}))?\.m4s\Z")
-
-_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Age, Date, Content-Length",
-}
-_IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-def _headers(cache_control: str, **extra: str) -> dict[str, str]:
-    return {**_CORS, "Cache-Control": cache_control, **extra}
-
-
-def _error(status: int, reason: str, *, cache_control: str = "no-store") -> web.Response:
-    return web.Response(status=status, text=reason + "\n", headers=_headers(cache_control))
-
-
-def _not_found(reason: str) -> web.Response:
-    return _error(404, reason, cache_control="public, max-age=1")
-
-
-def _accepts_gzip(request: web.Request) -> bool:
-    for item in request.headers.get("Accept-Encoding", "").split(","):
-        token, _, params = item.strip().partition(";")
-        if token.strip().lower() in ("gzip", "*"):
-            quality = params.strip().replace(" ", "")
-            return quality not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
-
-
-def _gzip(text: str) -> bytes:
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-    return compressor.compress(text.encode()) + compressor.flush()
 
 
 class Origin:
@@ -113,13 +90,13 @@ class Origin:
                                               self._probe(state, rendition), timeout_s)
         except Overloaded as exc:
             log.warning("origin: refusing a blocking request: %s", exc)
-            return _error(503, f"origin overloaded: {exc}")
+            return error(503, f"origin overloaded: {exc}")
         if outcome is WaitOutcome.CLOSED:
-            return _error(503, "origin shutting down")
+            return error(503, "origin shutting down")
         if outcome is WaitOutcome.GONE:
-            return _not_found(f"{state.name}/{rendition} went away")
+            return not_found(f"{state.name}/{rendition} went away")
         if outcome is WaitOutcome.TIMEOUT:
-            return _error(503, f"{state.name}/{rendition}: not available after blocking "
+            return error(503, f"{state.name}/{rendition}: not available after blocking "
                                f"{timeout_s:g} s (3 x TARGETDURATION)")
         return None
 
@@ -127,26 +104,12 @@ class Origin:
         channel = request.match_info["channel"]
         state = self.store.channel(channel)
         if state is None:
-            return _not_found(f"unknown channel {channel!r}")
+            return not_found(f"unknown channel {channel!r}")
         rendition = request.match_info["rendition"]
         rend = state.rendition(rendition)
         if rend is None:
-            return _not_found(f"channel {channel!r} has no rendition {rendition!r}")
+            return not_found(f"channel {channel!r} has no rendition {rendition!r}")
         return state, rend
-
-    def _playlist_response(self, request: web.Request, state: ChannelState, rend: RenditionState,
-                           skip: bool, cache_control: str) -> web.Response:
-        gzip = _accepts_gzip(request)
-        key = (skip, gzip)
-        memo = rend.memo.get(key)
-        if memo is None or memo[0] != state.version:
-            text = render_media(state, rend.name, skip=skip)
-            body = _gzip(text) if gzip else text.encode()
-            rend.memo[key] = memo = (state.version, body)
-        headers = _headers(cache_control, Vary="Accept-Encoding")
-        if gzip:
-            headers["Content-Encoding"] = "gzip"
-        return web.Response(body=memo[1], content_type=PLAYLIST_TYPE, headers=headers)
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -154,22 +117,16 @@ class Origin:
         channel = request.match_info["channel"]
         state = self.store.channel(channel)
         if state is None or not state.renditions:
-            return _not_found(f"unknown channel {channel!r}")
+            return not_found(f"unknown channel {channel!r}")
         if state.memo is None or state.memo[0] != state.version:
             state.memo = (state.version, render_multivariant(state))
-        text = state.memo[1]
-        headers = _headers("public, max-age=2", Vary="Accept-Encoding")
-        if _accepts_gzip(request):
-            headers["Content-Encoding"] = "gzip"
-            return web.Response(body=_gzip(text), content_type=PLAYLIST_TYPE, headers=headers)
-        return web.Response(text=text, content_type=PLAYLIST_TYPE, headers=headers)
+        return text_playlist(request, state.memo[1], "public, max-age=2")
 
     async def media_playlist(self, request: web.Request) -> web.Response:
         """RFC 8216bis 6.2.5: blocking reload and delta updates."""
-        try:
-            directives = parse_directives(request.query)
-        except DirectiveError as exc:
-            return _error(400, str(exc))
+        directives = request_directives(request)
+        if isinstance(directives, web.Response):
+            return directives
         found = self._lookup(request)
         if isinstance(found, web.Response):
             return found
@@ -188,19 +145,17 @@ class Origin:
                 check_reachable(directives, rend.last, timing.part_target_s,
                                 rend.parts_per_segment or timing.nominal_parts_per_segment)
             except DirectiveError as exc:
-                return _error(400, str(exc))
+                return error(400, str(exc))
             refused = await self._hold(state, rend.name, target, timeout_s)
             if refused is not None:
                 return refused
         if self.store.channel(state.name) is not state:
-            return _not_found(f"channel {state.name!r} restarted; reload the multivariant playlist")
-        if state.ended:
-            cache = "public, max-age=10"
-        elif directives.blocking:
-            cache = f"public, max-age={6 * timing.target_duration_s}"
-        else:
-            cache = "public, max-age=1"
-        return self._playlist_response(request, state, rend, directives.skip and not state.ended, cache)
+            return not_found(f"channel {state.name!r} restarted; reload the multivariant playlist")
+        skip = directives.skip and not state.ended
+        return memoized_playlist(
+            request, rend.memo, (skip, accepts_gzip(request)), state.version,
+            lambda: render_media(state, rend.name, skip=skip),
+            media_cache_control(timing, ended=state.ended, blocking=directives.blocking))
 
     async def media_file(self, request: web.Request) -> web.Response:
         found = self._lookup(request)
@@ -208,20 +163,20 @@ class Origin:
             return found
         state, rend = found
         if request.match_info["epoch"] != state.epoch:
-            return _not_found("no such stream (the channel has restarted since)")
+            return not_found("no such stream (the channel has restarted since)")
         name = request.match_info["file"]
         mime = "video/mp4" if rend.has_video else "audio/mp4"
         if name == "init.mp4":
-            return web.Response(body=rend.init.data, content_type=mime, headers=_headers(_IMMUTABLE))
+            return web.Response(body=rend.init.data, content_type=mime, headers=headers(IMMUTABLE))
         match = _MEDIA_FILE.match(name)
         if match is None:
-            return _not_found(f"no such file {name!r}")
+            return not_found(f"no such file {name!r}")
         msn = int(match["msn"])
         if match["part"] is None:
             seg = rend.complete_segment(msn)
             if seg is None or seg.data is None:
-                return _not_found(f"segment {msn} of {state.name}/{rend.name} is not available")
-            return web.Response(body=seg.data, content_type=mime, headers=_headers(_IMMUTABLE))
+                return not_found(f"segment {msn} of {state.name}/{rend.name} is not available")
+            return web.Response(body=seg.data, content_type=mime, headers=headers(IMMUTABLE))
         index = int(match["part"])
         part = rend.part(msn, index, state.timing)
         if part is None and not state.ended and rend.last is not None \
@@ -234,12 +189,12 @@ class Origin:
                 return refused
             part = rend.part(msn, index, state.timing)
         if part is None:
-            return _not_found(f"part {msn}.{index} of {state.name}/{rend.name} is not available")
-        return web.Response(body=part.data, content_type=mime, headers=_headers(_IMMUTABLE))
+            return not_found(f"part {msn}.{index} of {state.name}/{rend.name} is not available")
+        return web.Response(body=part.data, content_type=mime, headers=headers(IMMUTABLE))
 
     async def preflight(self, request: web.Request) -> web.Response:
         return web.Response(status=204, headers={
-            **_CORS,
+            **CORS,
             "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
             "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "*"),
             "Access-Control-Max-Age": "86400",
@@ -247,7 +202,7 @@ class Origin:
 
     async def unknown(self, request: web.Request) -> web.Response:
         """Any other GET under /hls/: 404 (not the 405 the OPTIONS catch-all would give)."""
-        return _not_found("no such HLS resource")
+        return not_found("no such HLS resource")
 
     async def shutdown(self, app: web.Application) -> None:
         self.blocker.drain_all()

@@ -15,10 +15,14 @@ URL layout, relative to ``/hls/{channel}/``::
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 
 from live.origin.store import DURATION_SLACK_S, ChannelState, RenditionState, Segment
+from live.package.parts import InitSegment
+from live.package.timing import ChannelTiming
 
 #: EXT-X-SKIP needs version 9 (RFC 8216bis 8, protocol version compatibility).
 MEDIA_PLAYLIST_VERSION = 9
@@ -46,12 +50,40 @@ def format_program_date_time(epoch_s: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
-def _decimal(value: float) -> str:
+def decimal(value: float) -> str:
+    """A decimal-floating-point attribute value (RFC 8216bis 4.2), at most 5 decimals."""
     text = f"{value:.5f}".rstrip("0")
     return text + "0" if text.endswith(".") else text
 
 
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One variant stream of a multivariant playlist: its rendition, rates and playlist URI."""
+
+    init: InitSegment
+    peak_bps: int | None
+    average_bps: int | None
+    uri: str
+
+    @property
+    def has_video(self) -> bool:
+        init = self.init
+        return init.width is not None or any(
+            codec.split(".")[0] in ("avc1", "avc3", "hvc1", "hev1", "av01", "vp09")
+            for codec in init.codecs.split(",")
+        )
+
+
 def render_multivariant(channel: ChannelState) -> str:
+    """The live channel's renditions as variant streams (see ``render_variants``)."""
+    return render_variants(
+        Variant(rend.init, rend.peak_bandwidth(), rend.average_bandwidth(),
+                media_playlist_uri(rend.name))
+        for rend in channel.renditions.values()
+    )
+
+
+def render_variants(variants: Iterable[Variant]) -> str:
     """Every rendition as a variant stream (RFC 8216bis 4.4.6.2).
 
     Video renditions carry muxed audio (the packager's default), so each is complete on its
@@ -60,19 +92,42 @@ def render_multivariant(channel: ChannelState) -> str:
     the peak segment rate seen; AVERAGE-BANDWIDTH the mean over the segments held.
     """
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    ordered = sorted(channel.renditions.values(), key=lambda rend: not rend.has_video)
-    for rend in ordered:
-        init = rend.init
-        peak = max(init.bandwidth, rend.peak_bandwidth() or 0)
-        average = min(rend.average_bandwidth() or init.bandwidth, peak)
+    for variant in sorted(variants, key=lambda variant: not variant.has_video):
+        init = variant.init
+        peak = max(init.bandwidth, variant.peak_bps or 0)
+        average = min(variant.average_bps or init.bandwidth, peak)
         attrs = [f"BANDWIDTH={peak}", f"AVERAGE-BANDWIDTH={average}", f'CODECS="{init.codecs}"']
         if init.width is not None and init.height is not None:
             attrs.append(f"RESOLUTION={init.width}x{init.height}")
         if init.frame_rate is not None:
             attrs.append(f"FRAME-RATE={init.frame_rate:.3f}")
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
-        lines.append(media_playlist_uri(rend.name))
+        lines.append(variant.uri)
     return "\n".join(lines) + "\n"
+
+
+def media_head(timing: ChannelTiming, first_msn: int, *, parts: bool = True,
+               playlist_type: str | None = None, discontinuity_sequence: int = 0) -> list[str]:
+    """The header tags of a media playlist (RFC 8216bis 4.4.3, LL-HLS 4.4.3.7-8).
+
+    ``parts`` adds PART-INF and PART-HOLD-BACK (the live low-latency playlist); without them
+    it heads a segment-only playlist such as the DVR's, which still blocks and skips.
+    """
+    control = f"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={decimal(timing.can_skip_until_s)},"
+    if parts:
+        control += f"PART-HOLD-BACK={decimal(timing.part_hold_back_s)},"
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{MEDIA_PLAYLIST_VERSION}",
+             f"#EXT-X-TARGETDURATION:{timing.target_duration_s}"]
+    if playlist_type is not None:
+        lines.append(f"#EXT-X-PLAYLIST-TYPE:{playlist_type}")
+    if parts:
+        lines.append(f"#EXT-X-PART-INF:PART-TARGET={decimal(timing.part_target_s)}")
+    lines.append(f"#EXT-X-SERVER-CONTROL:{control}HOLD-BACK={decimal(timing.hold_back_s)}")
+    lines.append(f"#EXT-X-MEDIA-SEQUENCE:{first_msn}")
+    if discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
+    lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    return lines
 
 
 def skippable_segments(rend: RenditionState, can_skip_until_s: float) -> int:
@@ -103,11 +158,11 @@ def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segm
     for part in seg.parts:
         if not rend.part_listed(part, channel.timing):
             continue
-        line = (f"#EXT-X-PART:DURATION={_decimal(part.duration_s)},"
+        line = (f"#EXT-X-PART:DURATION={decimal(part.duration_s)},"
                 f'URI="{part_uri(epoch, rend.name, part.msn, part.index)}"')
         lines.append(line + ",INDEPENDENT=YES" if part.independent else line)
     if seg.complete:
-        lines.append(f"#EXTINF:{_decimal(seg.duration_s)},")
+        lines.append(f"#EXTINF:{decimal(seg.duration_s)},")
         lines.append(segment_uri(epoch, rend.name, seg.msn))
     if settled:  # nothing in this block can change any more: render it once
         seg.block = "\n".join(lines[first:])
@@ -122,19 +177,8 @@ def render_media(channel: ChannelState, rendition: str, *, skip: bool = False) -
     timing = channel.timing
     epoch = channel.epoch
     first_msn = rend.segments[0].msn if rend.segments else 0
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{MEDIA_PLAYLIST_VERSION}",
-        f"#EXT-X-TARGETDURATION:{timing.target_duration_s}",
-        f"#EXT-X-PART-INF:PART-TARGET={_decimal(timing.part_target_s)}",
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
-        f"CAN-SKIP-UNTIL={_decimal(timing.can_skip_until_s)},"
-        f"PART-HOLD-BACK={_decimal(timing.part_hold_back_s)},"
-        f"HOLD-BACK={_decimal(timing.hold_back_s)}",
-        f"#EXT-X-MEDIA-SEQUENCE:{first_msn}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
-        f'#EXT-X-MAP:URI="{init_uri(epoch, rendition)}"',
-    ]
+    lines = media_head(timing, first_msn)
+    lines.append(f'#EXT-X-MAP:URI="{init_uri(epoch, rendition)}"')
     skipped = skippable_segments(rend, timing.can_skip_until_s) if skip and not channel.ended else 0
     if skipped:
         lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from live.package.sink import PartSink
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
-#: Names the URL layout reserves (``/hls/{channel}/master.m3u8``).
-_RESERVED_RENDITIONS = frozenset({"master"})
+#: Names the URL layout reserves (``/hls/{channel}/master.m3u8``, the DVR's ``dvr/`` and ``vod/``).
+_RESERVED_RENDITIONS = frozenset({"master", "dvr", "vod"})
 #: Slack on part/segment durations for timestamp rounding (a 1/90000 s tick is far below it).
 DURATION_SLACK_S = 0.001
 

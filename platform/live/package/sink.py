@@ -40,3 +40,30 @@ class PartSink(Protocol):
 
     def end(self, channel: str) -> None:
         """The stream ended (also when nothing was published for it): close open segments."""
+
+
+class TeeSink:
+    """One packager's output to several sinks, in order (the origin first, then e.g. the DVR).
+
+    A sink that refuses an operation (``PublishError``) stops it there: what the first sink
+    refuses never reaches the others, so they see the same accepted stream.
+    """
+
+    def __init__(self, *sinks: PartSink) -> None:
+        self.sinks = sinks
+
+    def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming) -> None:
+        for sink in self.sinks:
+            sink.publish_init(channel, init, timing)
+
+    def publish_part(self, channel: str, part: Part) -> None:
+        for sink in self.sinks:
+            sink.publish_part(channel, part)
+
+    def drop_rendition(self, channel: str, rendition: str) -> None:
+        for sink in self.sinks:
+            sink.drop_rendition(channel, rendition)
+
+    def end(self, channel: str) -> None:
+        for sink in self.sinks:
+            sink.end(channel)

@@ -1,14 +1,21 @@
 // livetwin viewer: LL-HLS through hls.js (MSE), Safari's native HLS where MSE is missing, or
 // WebRTC over WHEP (whep.js) for the lowest delay (?engine=webrtc, the Delivery menu).
+// Rewind: the seek bar spans the channel's DVR window; a position behind the live edge plays the
+// DVR playlist (segments, from disk), "go live" returns to the low-latency playlist, and a pause
+// resumes where it paused even after the live playlist has moved past it.
 // window.livetwinStats is the player's health as plain data, for people and for tests/e2e.
 'use strict';
 
 (function () {
   const body = document.body;
-  const src = body.dataset.src;
+  const liveSrc = body.dataset.src;
+  const dvrSrc = body.dataset.dvrSrc;
+  const videosUrl = body.dataset.videos;
   const video = document.getElementById('video');
   const ui = {
     live: document.getElementById('live'),
+    seek: document.getElementById('seek'),
+    behind: document.getElementById('behind'),
     quality: document.getElementById('quality'),
     status: document.getElementById('status'),
     latency: document.getElementById('latency'),
@@ -27,6 +34,9 @@
   // A blocking playlist reload or preload-hinted part normally answers within one part (~1/3 s);
   // much longer means the origin had nothing new, which tells a server-side stall from ours.
   const SLOW_LOAD_MS = 1500;
+  // A seek (or a resume) closer to live than this goes back to the low-latency playlist.
+  const LIVE_JOIN_S = 8;
+  const WINDOW_REFRESH_MS = 5000;
 
   const stats = {
     engine: null,            // 'hls.js' | 'native' | 'webrtc' | null
@@ -59,6 +69,10 @@
     playbackRate: 1,
     droppedFrames: 0,
     totalFrames: 0,
+    mode: 'live',            // 'live' (low-latency playlist) | 'dvr' (rewound, DVR playlist)
+    behindLive: null,        // seconds the playhead is behind live (now - its PROGRAM-DATE-TIME)
+    dvrWindow: null,         // {start, end}: epoch seconds the DVR holds, from the videos API
+    modeSwitches: 0,
   };
   window.livetwinStats = stats;
 
@@ -67,6 +81,14 @@
   let streamEnded = false;     // the playlist carries EXT-X-ENDLIST
   let waitingAtEndSince = null;
   let lastTick = performance.now();
+  let mode = 'live';
+  let dvrStartAt = null;       // epoch s the DVR playback should start at
+  let dvrAligned = false;      // the DVR start was corrected from the playhead's date
+  let pausedAt = null;         // epoch s of the playhead when the viewer paused
+  let switching = false;       // tearing one engine down for another: ignore its events
+  let joiningLive = false;     // back from a rewind, not yet at the live edge
+  let dragging = false;        // the viewer is moving the seek bar
+  let src = liveSrc;
 
   function setStatus(state, text) {
     stats.state = state;
@@ -129,12 +151,27 @@
   video.addEventListener('pause', function () {
     playing = false;
     setStatus('paused', 'paused');
+    // (a pause that tearing an engine down causes finds no media loaded: not the viewer's)
+    if (!switching && hls && hls.playingDate && video.readyState >= 2) {
+      pausedAt = hls.playingDate.getTime() / 1000;
+    }
+  });
+  video.addEventListener('play', function () {
+    // Resume where it paused: the live playlist keeps only the edge, so a long pause continues
+    // from the DVR instead of jumping (or racing at 1.1x) to live.
+    const at = pausedAt;
+    pausedAt = null;
+    if (at === null || switching || mode !== 'live') return;
+    const target = stats.targetLatency !== null ? stats.targetLatency : 3;
+    if (Date.now() / 1000 - at > target + LIVE_SLACK_S + 1) seekTo(at);
   });
   function onStreamEnded() {
     if (stats.state === 'ended') return;
     playing = false;
     setStatus('ended', 'the stream has ended');
     teardown();
+    mode = stats.mode = 'live';
+    src = liveSrc;
     // The origin keeps serving the ended stream (with EXT-X-ENDLIST) for a while, so reloading
     // the playlist would replay it; wait until the channel is live again instead.
     setTimeout(waitUntilLive, OFFLINE_RETRY_MS);
@@ -181,14 +218,95 @@
     stats.autoLevel = index === -1;
   });
 
-  ui.live.addEventListener('click', function () {
+  ui.live.addEventListener('click', goLive);
+
+  function goLive() {
+    if (mode !== 'live') {
+      switchMode('live');
+      return;
+    }
     if (hls && hls.liveSyncPosition !== null) {
       video.currentTime = hls.liveSyncPosition;
     } else if (video.seekable.length) {
       video.currentTime = Math.max(video.seekable.end(video.seekable.length - 1) - 3, 0);
     }
     video.play().catch(function () {});
+  }
+
+  // -- rewind ----------------------------------------------------------------------------------
+
+  function switchMode(next) {
+    switching = true;
+    mode = next;
+    stats.mode = next;
+    stats.modeSwitches += 1;
+    src = next === 'live' ? liveSrc : dvrSrc;
+    joiningLive = next === 'live';
+    teardown();
+    stats.latency = stats.pdtLatency = stats.behindLive = null;
+    setStatus('loading', next === 'live' ? 'back to live…' : 'rewinding…');
+    switching = false;
+    startHlsJs();
+  }
+
+  // Play from wall-clock time `at` (epoch seconds): within the DVR playlist already loaded by
+  // seeking in it, else by loading the DVR playlist there; near live, the low-latency playlist.
+  function seekTo(at) {
+    if (Date.now() / 1000 - at < LIVE_JOIN_S) {
+      goLive();
+      return;
+    }
+    if (mode === 'dvr' && hls && hls.playingDate && video.seekable.length) {
+      const target = video.currentTime + at - hls.playingDate.getTime() / 1000;
+      if (target >= video.seekable.start(0) && target <= video.seekable.end(video.seekable.length - 1)) {
+        video.currentTime = target;
+        video.play().catch(function () {});
+        return;
+      }
+    }
+    dvrStartAt = at;
+    dvrAligned = false;
+    switchMode('dvr');
+  }
+
+  function refreshWindow() {
+    fetch(videosUrl, { cache: 'no-store' })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        const videos = data && Array.isArray(data.videos) ? data.videos : [];
+        const current = videos.length && videos[0].ended_at === null ? videos[0] : null;
+        stats.dvrWindow = current
+          ? { start: current.started_at, end: current.started_at + current.duration_s } : null;
+      })
+      .catch(function () {});
+  }
+
+  ui.seek.addEventListener('input', function () { dragging = true; });
+  ui.seek.addEventListener('change', function () {
+    dragging = false;
+    if (stats.dvrWindow) seekTo(stats.dvrWindow.start + Number(ui.seek.value));
   });
+
+  function clock(seconds) {
+    const whole = Math.round(seconds);
+    const h = Math.floor(whole / 3600);
+    const m = Math.floor((whole % 3600) / 60);
+    const sec = String(whole % 60).padStart(2, '0');
+    return h ? h + ':' + String(m).padStart(2, '0') + ':' + sec : m + ':' + sec;
+  }
+
+  function showPosition(atEdge) {
+    const win = stats.dvrWindow;
+    const nowS = Date.now() / 1000;
+    ui.seek.disabled = !win;
+    if (win && !dragging) {
+      ui.seek.max = String(Math.max(Math.round(nowS - win.start), 0));
+      const playhead = stats.behindLive !== null ? nowS - stats.behindLive : nowS;
+      ui.seek.value = String(Math.round(playhead - win.start));
+    }
+    ui.behind.textContent = atEdge || stats.behindLive === null ? ''
+      : clock(stats.behindLive) + ' behind live';
+  }
 
   document.addEventListener('visibilitychange', function () {
     // A hidden tab gets throttled; come back to the edge rather than crawl back at 1.1x.
@@ -204,13 +322,18 @@
   function startHlsJs() {
     stats.engine = 'hls.js';
     stats.hlsVersion = Hls.version;
+    const rewound = mode === 'dvr';
     hls = new Hls({
       debug: new URLSearchParams(window.location.search).get('debug') === '1',
-      lowLatencyMode: true,
+      lowLatencyMode: !rewound,
+      // rewound: start at the wall-clock time asked for, counted from the DVR window's start
+      // (the first segment of the DVR playlist); corrected from the playhead's date once playing
+      startPosition: rewound && stats.dvrWindow && dvrStartAt !== null
+        ? Math.max(dvrStartAt - stats.dvrWindow.start, 0) : -1,
       // liveSyncDuration/liveSyncDurationCount are deliberately unset: in low-latency mode
       // hls.js then targets the playlist's PART-HOLD-BACK (RFC 8216bis 4.4.3.8), which the
       // packager sets to 3 x PART-TARGET, so the server decides how close to the edge to play.
-      maxLiveSyncPlaybackRate: 1.1,   // catch up by playing up to 10 % fast, never by seeking
+      maxLiveSyncPlaybackRate: rewound ? 1 : 1.1,  // catch up up to 10 % fast, never by seeking
       liveDurationInfinity: true,
       backBufferLength: 30,            // bounded memory on long sessions
       maxBufferLength: 10,
@@ -268,6 +391,18 @@
     hls.loadSource(src);
     hls.attachMedia(video);
   }
+
+  video.addEventListener('playing', function () {
+    if (joiningLive && hls && hls.liveSyncPosition !== null) {
+      // back from a rewind: start at the live edge, wherever the new engine began
+      joiningLive = false;
+      if (hls.liveSyncPosition - video.currentTime > LIVE_SLACK_S) video.currentTime = hls.liveSyncPosition;
+    }
+    if (mode !== 'dvr' || dvrAligned || !hls || !hls.playingDate || dvrStartAt === null) return;
+    dvrAligned = true;
+    const drift = dvrStartAt - hls.playingDate.getTime() / 1000;
+    if (Math.abs(drift) > 1.5) video.currentTime += drift;
+  });
 
   function startNative() {
     stats.engine = 'native';
@@ -399,9 +534,12 @@
     } else {
       waitingAtEndSince = null;
     }
+    stats.behindLive = stats.pdtLatency;
     const target = stats.targetLatency !== null ? stats.targetLatency : 3;
-    const atEdge = playing && stats.latency !== null && stats.latency <= target + LIVE_SLACK_S;
+    const atEdge = mode === 'live' && playing && stats.latency !== null &&
+      stats.latency <= target + LIVE_SLACK_S;
     ui.live.classList.toggle('at-edge', atEdge);
+    showPosition(atEdge);
     ui.live.textContent = atEdge ? 'LIVE' : 'GO LIVE';
     ui.latency.textContent = fmt(stats.latency) +
       (stats.targetLatency !== null ? ' (target ' + fmt(stats.targetLatency) + ')' : '');
@@ -418,5 +556,7 @@
   }
 
   setInterval(sample, 250);
+  setInterval(refreshWindow, WINDOW_REFRESH_MS);
+  refreshWindow();
   start();
 })();
