@@ -25,7 +25,7 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHANNEL, KEY = "demo", "demo_key_123"
+CHANNEL, KEY = "demo", "demo_dvr_stream_key_2718"
 PUBLISH_S = 30
 
 
