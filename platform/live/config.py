@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from live.commerce.settings import PaymentsSettings
+
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_]{3,25}$")
 _STREAM_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
 
@@ -43,6 +45,7 @@ class ServeSettings:
     chat_broker: str | None = None  # None = in-process; or nats://... to share rooms across nodes
     channels: tuple[ChannelSeed, ...] = field(default_factory=tuple)
     public_host: str | None = None  # host name to print in URLs; defaults to host
+    payments: PaymentsSettings = field(default_factory=PaymentsSettings)  # None url: embedded sandbox
 
     @property
     def url_host(self) -> str:

@@ -22,6 +22,7 @@ from live.api.storage import open_repository
 from live.chat.auth import RepositoryChatAuth
 from live.chat.brokers import open_broker
 from live.chat.server import ChatServer
+from live.commerce.wiring import open_monetization
 from live.config import ServeSettings
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
@@ -87,7 +88,9 @@ class Platform:
         stack.push_async_callback(self.media_paths.close)
         broker = open_broker(settings.chat_broker)
         stack.push_async_callback(broker.close)
-        chat = ChatServer(RepositoryChatAuth(repo), broker)
+        money = await open_monetization(stack, settings.payments, settings.database, settings.data_dir,
+                                        repo, broker, self.origin)
+        chat = ChatServer(RepositoryChatAuth(repo), broker, relationships=money.relationships)
         self.rtmp = RtmpServer(
             resolve, self.streams,
             RtmpServerSettings(host=settings.host, port=settings.rtmp_port),
@@ -95,8 +98,9 @@ class Platform:
         stack.push_async_callback(self.rtmp.close)
         await self.rtmp.start()
         app = web.Application(client_max_size=1 << 20)
-        setup_api(app, repo, self.streams,
-                  public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
+        api = setup_api(app, repo, self.streams,
+                        public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
+        money.mount(app, api)
         setup_origin(app, self.origin)
         setup_web(app, self.streams)
         app[STREAMS_KEY] = self.streams
@@ -108,6 +112,7 @@ class Platform:
         stack.push_async_callback(runner.cleanup)  # also stops the site
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.http_port).start()
+        money.start(f"http://{settings.url_host}:{self.ports.http}")
         self.chat = chat
         stack.push_async_callback(chat.close)
         await chat.start(settings.host, settings.chat_port)
