@@ -198,8 +198,9 @@ class Shop:
 async def shop(
     repo: Repository, books: CommerceStore, sandbox: SandboxCore, clock: Clock, tmp_path: Path
 ) -> AsyncIterator[Shop]:
-    from live.api.app import setup_api
+    from live.api.app import ApiSettings, setup_api
     from live.api.auth import Passwords
+    from live.api.ratelimit import Rate
     from live.commerce.ads import AdBreaks
     from live.commerce.http import setup_commerce
     from live.ingest.registry import LiveStreamRegistry
@@ -218,6 +219,7 @@ async def shop(
         LiveStreamRegistry(),
         public_base_rtmp="rtmp://h/live",
         public_base_http="http://h",
+        settings=ApiSettings(signup_rate=Rate(1000, 1000.0), login_rate=Rate(1000, 1000.0)),
         passwords=Passwords(argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)),
         clock=clock,
     )

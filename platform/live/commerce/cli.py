@@ -23,8 +23,10 @@ async def ledger_check(database: str | None, data_dir: Path) -> int:
     for problem in report.problems:
         print(f"  {problem}")
     verdict = "ok" if report.ok else f"BROKEN ({len(report.problems)} problems)"
-    print(f"ledger {verdict}: {report.transactions} transactions, {report.entries} entries, "
-          f"{report.accounts} accounts")
+    print(
+        f"ledger {verdict}: {report.transactions} transactions, {report.entries} entries, "
+        f"{report.accounts} accounts"
+    )
     return 0 if report.ok else 1
 
 

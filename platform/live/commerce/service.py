@@ -307,8 +307,13 @@ class Commerce:
             purpose, bits, amount, currency, status, _ = row
             if purpose != "bits":
                 raise ApiError(409, "not_refundable", "only bit purchases can be refunded")
-            if status != "succeeded":
-                raise ApiError(409, "not_refundable", "the purchase has not succeeded; nothing to refund")
+            settled = await tx.one(
+                "SELECT 1 FROM journal_transactions WHERE reference = ?", f"charge:{intent_id}"
+            )
+            if status != "succeeded" or settled is None:
+                raise ApiError(
+                    409, "not_refundable", "the purchase has not been credited yet; nothing to refund"
+                )
             legs = bookings.refund_legs(self.settings, account_id, int(bits), int(amount), str(currency))
             if await post(tx, "refund", f"refund:{intent_id}", legs, self.clock()) is None:
                 return None

@@ -58,8 +58,9 @@ class OriginAdMarker:
 
 
 class Monetization:
-    def __init__(self, commerce: Commerce, ads: AdBreaks, secret: bytes,
-                 delivery: WebhookDelivery | None) -> None:
+    def __init__(
+        self, commerce: Commerce, ads: AdBreaks, secret: bytes, delivery: WebhookDelivery | None
+    ) -> None:
         self.commerce = commerce
         self.ads = ads
         self.secret = secret
@@ -85,9 +86,15 @@ class Monetization:
             await self.delivery.close()
 
 
-async def open_monetization(stack: contextlib.AsyncExitStack, settings: PaymentsSettings,
-                            database: str | None, data_dir: Path, repo: Repository, broker: Broker,
-                            origin: OriginStore) -> Monetization:
+async def open_monetization(
+    stack: contextlib.AsyncExitStack,
+    settings: PaymentsSettings,
+    database: str | None,
+    data_dir: Path,
+    repo: Repository,
+    broker: Broker,
+    origin: OriginStore,
+) -> Monetization:
     store = await open_commerce_store(database, data_dir)
     stack.push_async_callback(store.close)
     secret = (settings.webhook_secret or secrets.token_urlsafe(32)).encode()
@@ -106,11 +113,13 @@ async def open_monetization(stack: contextlib.AsyncExitStack, settings: Payments
 
     async def announce(notice: CheerNotice) -> None:
         badges = ("subscriber",) if await commerce.is_subscriber(notice.channel, notice.account_id) else ()
-        await broker.publish(notice.channel, Cheer(0, notice.user, notice.bits, notice.message,
-                                                   now_ms(notice.at), badges))
+        await broker.publish(
+            notice.channel, Cheer(0, notice.user, notice.bits, notice.message, now_ms(notice.at), badges)
+        )
 
     commerce = Commerce(store, provider, repo, settings.commerce, announce=announce)
-    monetization = Monetization(commerce, AdBreaks(store, settings.commerce, OriginAdMarker(origin)),
-                                secret, delivery)
+    monetization = Monetization(
+        commerce, AdBreaks(store, settings.commerce, OriginAdMarker(origin)), secret, delivery
+    )
     stack.push_async_callback(monetization.close)
     return monetization
