@@ -21,6 +21,7 @@ from live.api.openapi import API_PREFIX
 from live.commerce import validation as v
 from live.commerce.ads import AdBreaks
 from live.commerce.idempotency import Answer, IdempotencyKeys, check_key, fingerprint
+from live.commerce.openapi import commerce_paths, commerce_schemas
 from live.commerce.provider import ProviderEvent
 from live.commerce.service import Commerce
 from live.commerce.signing import HEADER, SignatureError, verify
@@ -266,4 +267,5 @@ def setup_commerce(
     ]
     for method, path, handler in table:
         app.router.add_route(method, p + path, _json_errors(handler))
+    api.document_routes(commerce_paths(), commerce_schemas())
     return routes
