@@ -56,14 +56,17 @@ async def test_bits_cheers_and_subscriptions_through_the_whole_platform(tmp_path
                 await asyncio.sleep(0.05)
 
         chat = f"ws://127.0.0.1:{platform.ports.chat}/chat/lobby"
-        async with websockets.connect(chat) as reader, \
-                websockets.connect(f"{chat}?token={viewer}") as talker, \
-                websockets.connect(f"{chat}?token={streamer}") as broadcaster:
+        async with (
+            websockets.connect(chat) as reader,
+            websockets.connect(f"{chat}?token={viewer}") as talker,
+            websockets.connect(f"{chat}?token={streamer}") as broadcaster,
+        ):
             for ws in (reader, talker, broadcaster):
                 await next_of_type(ws, "welcome")
             started = time.monotonic()
-            status, _ = await call("POST", "/channels/lobby/cheers", viewer, {"bits": 100, "message": "gg"},
-                                   key="cheer-1")
+            status, _ = await call(
+                "POST", "/channels/lobby/cheers", viewer, {"bits": 100, "message": "gg"}, key="cheer-1"
+            )
             assert status == 201
             cheer = await next_of_type(reader, "cheer", timeout_s=1.0)
             assert time.monotonic() - started < 1.0
@@ -75,8 +78,9 @@ async def test_bits_cheers_and_subscriptions_through_the_whole_platform(tmp_path
             refused = await next_of_type(talker, "error")
             assert refused["code"] == "subscribers_only"
 
-            status, _ = await call("POST", "/channels/lobby/subscriptions", viewer, {"tier": 1, "card": CARD},
-                                   key="sub-1")
+            status, _ = await call(
+                "POST", "/channels/lobby/subscriptions", viewer, {"tier": 1, "card": CARD}, key="sub-1"
+            )
             assert status == 202
             async with asyncio.timeout(15):
                 while (await call("GET", "/channels/lobby/subscription", viewer))[0] != 200:
