@@ -44,6 +44,9 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
                         help="postgresql://... to use PostgreSQL instead of SQLite")
     parser.add_argument("--channel", type=_channel, action="append", default=[], metavar="NAME=KEY",
                         help="make sure channel NAME exists with stream key KEY (repeatable)")
+    parser.add_argument("--ad-creatives", type=int, default=0, metavar="N",
+                        help="make N short ad clips with `live transcode` at start and offer them in "
+                             "ad breaks (default 0: ad breaks have no creatives)")
     parser.add_argument("--payments-url", default=None, metavar="URL",
                         help="payment provider API (e.g. a `live payments-sandbox`); its key and webhook "
                              "secret come from LIVETWIN_PAYMENTS_API_KEY and LIVETWIN_WEBHOOK_SECRET "
@@ -55,7 +58,7 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port,
         chat_port=args.chat_port, chat_broker=args.chat_broker,
         data_dir=args.data, database=args.database, channels=tuple(args.channel),
-        payments=_payments_settings(args.payments_url),
+        payments=_payments_settings(args.payments_url), ad_creatives=args.ad_creatives,
     )
 
 

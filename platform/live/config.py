@@ -46,6 +46,7 @@ class ServeSettings:
     channels: tuple[ChannelSeed, ...] = field(default_factory=tuple)
     public_host: str | None = None  # host name to print in URLs; defaults to host
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)  # None url: embedded sandbox
+    ad_creatives: int = 0  # ad clips to make with `live transcode` at start (0: none)
 
     @property
     def url_host(self) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from live.adcreatives import start_ad_creatives
 from live.api.app import setup_api
 from live.api.repository import Repository
 from live.api.storage import open_repository
@@ -101,6 +102,8 @@ class Platform:
         api = setup_api(app, repo, self.streams,
                         public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base)
         money.mount(app, api)
+        if settings.ad_creatives:
+            start_ad_creatives(app, money.ads, settings.data_dir / "ads", settings.ad_creatives, stack)
         setup_origin(app, self.origin)
         setup_web(app, self.streams)
         app[STREAMS_KEY] = self.streams

@@ -4,6 +4,7 @@
 //
 //   node play_hls.cjs --web-root platform/web --url http://127.0.0.1:PORT/watch/demo \
 //        --seconds 60 [--chromium /usr/bin/chromium] [--startup-timeout 25] [--screenshot out.png]
+//        [--token API_TOKEN]   (signed in as that viewer: the page finds it in localStorage)
 'use strict';
 
 const path = require('node:path');
@@ -41,6 +42,9 @@ async function main() {
   try {
     emit('browser', { version: browser.version() });
     const page = await browser.newPage();
+    if (args.token) {
+      await page.addInitScript((token) => window.localStorage.setItem('livetwin.token', token), args.token);
+    }
     page.on('console', (msg) => process.stderr.write('[page ' + msg.type() + '] ' + msg.text() + '\n'));
     page.on('pageerror', (err) => {
       process.stderr.write('[page error] ' + err.message + '\n');

@@ -11,7 +11,6 @@ once, through ``bookings.book_impression`` (whole cents, never a float).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,6 +83,8 @@ class AdBreaks:
         self.settings = settings
         self.marker = marker
         self.clock = clock
+        #: (URI, seconds) of each creative; `live serve` fills it once its clips are transcoded.
+        self.creatives: tuple[tuple[str, float], ...] = settings.ad_creatives
 
     async def start(self, channel: str, duration_s: int) -> AdBreak:
         settings = self.settings
@@ -143,7 +144,7 @@ class AdBreaks:
 
     def assets(self, ad_break: AdBreak, subscriber: bool) -> list[dict[str, Any]]:
         """Creatives to fill the break, in order (repeating as needed); none for a subscriber."""
-        creatives = self.settings.ad_creatives
+        creatives = self.creatives
         if subscriber or not creatives:
             return []
         filled: list[dict[str, Any]] = []
@@ -182,7 +183,3 @@ class AdBreaks:
             return True
 
         return await self.store.run(book)
-
-
-def retry_after(seconds: float) -> int:
-    return max(1, math.ceil(seconds))
