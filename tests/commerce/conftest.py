@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from live.api.repository import Repository
 from live.api.storage import open_repository
+from live.commerce.ledger import check
 from live.commerce.provider import ProviderEvent
 from live.commerce.sandbox import CARD_SUCCEEDS, SandboxCore
 from live.commerce.service import CheerNotice, Commerce
@@ -82,10 +83,16 @@ async def repo(database: str | None, tmp_path: Path) -> AsyncIterator[Repository
 
 
 @pytest.fixture
-async def books(repo: Repository, database: str | None, tmp_path: Path) -> AsyncIterator[CommerceStore]:
+async def books(
+    request: pytest.FixtureRequest, repo: Repository, database: str | None, tmp_path: Path
+) -> AsyncIterator[CommerceStore]:
+    """The books; after every test (unless it corrupts them on purpose) the ledger check passes."""
     store = await open_commerce_store(database, tmp_path)
     try:
         yield store
+        if request.node.get_closest_marker("corrupts_books") is None:
+            report = await check(store)
+            assert report.ok, f"the books do not check after this test: {report.problems}"
     finally:
         await store.close()
 

@@ -188,3 +188,12 @@ async def test_webhooks_with_a_bad_signature_or_a_stale_timestamp_are_refused(sh
     status, _ = await shop.post_event(event, at=shop.clock.now - 299)
     assert status == 200
     assert await wallet_bits(shop, viewer) == 100
+
+
+async def test_a_cheer_message_with_control_characters_is_refused(shop: Shop) -> None:
+    owner = await shop.user("streamer")
+    await shop.channel(owner, "stream")
+    status, body = await shop.call(
+        "POST", "/channels/stream/cheers", token=owner, key="c", json={"bits": 1, "message": "hi\x00there"}
+    )
+    assert status == 400 and body["field"] == "message"

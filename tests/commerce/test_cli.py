@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from live.commerce.store import Tx
 
 Shop = Any  # the conftest fixture (tests are not a package)
@@ -34,6 +35,7 @@ def store_args(database: str | None, tmp_path: Path) -> list[str]:
     return ["--database", database] if database else ["--data", str(tmp_path)]
 
 
+@pytest.mark.corrupts_books
 async def test_ledger_check_passes_after_every_kind_of_movement_and_fails_on_a_corrupted_entry(
     shop: Shop, database: str | None, tmp_path: Path
 ) -> None:

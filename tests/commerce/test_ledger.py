@@ -62,6 +62,7 @@ async def test_journal_rows_cannot_be_updated_or_deleted(books: CommerceStore) -
     assert (await check(books)).ok
 
 
+@pytest.mark.corrupts_books
 async def test_check_finds_a_hand_corrupted_entry_and_a_wrong_cached_balance(books: CommerceStore) -> None:
     await books.run(
         lambda tx: post(

@@ -81,6 +81,20 @@ async def test_cancel_keeps_benefits_until_period_end_then_they_lapse(shop: Shop
     assert not (await relationships.relationship("stream", user)).subscriber
 
 
+async def test_a_late_first_charge_after_a_cancel_does_not_undo_the_cancel(shop: Shop) -> None:
+    _, viewer = await setup(shop)
+    await subscribe(shop, viewer, 1)
+    (start,) = shop.pending()
+    (sub_id,) = shop.sandbox.subscriptions
+    shop.sandbox.renew(sub_id)
+    (renewal,) = shop.pending()[1:]
+    assert (await shop.post_event(renewal))[0] == 200  # the renewal overtook the first charge
+    status, body = await shop.call("DELETE", "/channels/stream/subscription", token=viewer)
+    assert status == 200 and body["state"] == "canceling"
+    assert (await shop.post_event(start))[0] == 200
+    assert await state(shop, viewer) == "canceling"
+
+
 async def test_a_gift_subscribes_the_recipient_and_charges_the_giver(shop: Shop) -> None:
     _, giver = await setup(shop)
     friend = await shop.user("friend")

@@ -151,9 +151,23 @@ async def upsert_subscription(
     *,
     renewal: bool,
 ) -> None:
-    """Periods only ever extend (events commute: whichever arrives last, the latest end wins)."""
+    """Periods only ever extend (events commute: whichever arrives last, the latest end wins).
+
+    A renewal keeps a pending cancellation; a charge that starts another provider subscription
+    (a resubscription after a lapse) clears it, a late event about the same one does not; a gift
+    does not renew, so it names no provider subscription and nothing is pending.
+    """
     greatest = "max" if tx.dialect == "sqlite" else "GREATEST"
-    cancel = "subscriptions.cancel_at_period_end" if renewal else "0"
+    distinct = "IS NOT" if tx.dialect == "sqlite" else "IS DISTINCT FROM"
+    if renewal:
+        cancel = "subscriptions.cancel_at_period_end"
+    elif provider_subscription is None:
+        cancel = "0"
+    else:
+        cancel = (
+            f"CASE WHEN subscriptions.provider_subscription {distinct} excluded.provider_subscription "
+            "THEN 0 ELSE subscriptions.cancel_at_period_end END"
+        )
     await tx.execute(
         "INSERT INTO subscriptions (channel, account_id, tier, current_period_end, cancel_at_period_end, "
         "provider_subscription, gifted_by, created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?) "
@@ -161,8 +175,7 @@ async def upsert_subscription(
         f"current_period_end = {greatest}(subscriptions.current_period_end, excluded.current_period_end), "
         "tier = excluded.tier, "
         f"cancel_at_period_end = {cancel}, "
-        "provider_subscription = "
-        "COALESCE(excluded.provider_subscription, subscriptions.provider_subscription), "
+        "provider_subscription = excluded.provider_subscription, "
         "gifted_by = excluded.gifted_by",
         channel,
         account_id,

@@ -50,14 +50,14 @@ class CommerceRoutes:
         request: web.Request,
         account_id: int,
         body: Any,
-        work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+        work: Callable[[str], Awaitable[tuple[int, dict[str, Any]]]],
     ) -> web.Response:
         key = check_key(
             request.headers.get("Idempotency-Key"), self.commerce.settings.idempotency_key_max_chars
         )
 
         async def run() -> Answer:
-            status, answer = await work()
+            status, answer = await work(key)
             return Answer(status, answer)
 
         answer = await self.keys.once(account_id, key, fingerprint(request.method, request.path, body), run)
@@ -84,9 +84,7 @@ class CommerceRoutes:
             request,
             account,
             body,
-            lambda: self.commerce.buy_bits(
-                account, bits, currency, card, request.headers["Idempotency-Key"].strip()
-            ),
+            lambda key: self.commerce.buy_bits(account, bits, currency, card, key),
         )
 
     async def refund(self, request: web.Request) -> web.Response:
@@ -97,7 +95,7 @@ class CommerceRoutes:
             request,
             account,
             {"payment_intent": intent},
-            lambda: self.commerce.refund(account, intent, request.headers["Idempotency-Key"].strip()),
+            lambda key: self.commerce.refund(account, intent, key),
         )
 
     async def cheer(self, request: web.Request) -> web.Response:
@@ -111,13 +109,13 @@ class CommerceRoutes:
             request,
             account.id,
             body,
-            lambda: self.commerce.cheer(
+            lambda key: self.commerce.cheer(
                 account.id,
                 account.username,
                 channel.name,
                 bits,
                 message,
-                request.headers["Idempotency-Key"].strip(),
+                key,
             ),
         )
 
@@ -138,14 +136,14 @@ class CommerceRoutes:
             request,
             account,
             body,
-            lambda: self.commerce.subscribe(
+            lambda key: self.commerce.subscribe(
                 account,
                 channel.name,
                 tier,
                 currency,
                 card,
                 gift_to,
-                request.headers["Idempotency-Key"].strip(),
+                key,
             ),
         )
 

@@ -66,7 +66,10 @@ def text(body: Mapping[str, Any], member: str, high: int) -> str:
     value = body.get(member, "")
     if not isinstance(value, str) or len(value) > high:
         raise ValidationError(member, f"must be a string of at most {high} characters")
-    return " ".join(value.split())
+    value = " ".join(value.split())
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise ValidationError(member, "must not hold control characters")
+    return value
 
 
 def optional_username(body: Mapping[str, Any], member: str) -> str | None:
