@@ -115,7 +115,7 @@ def _commerce_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def _commerce(args: argparse.Namespace) -> int:
     if args.command == "payments-sandbox":
-        from live.commerce.sandbox import Chaos, run_sandbox
+        from live.commerce.sandbox_server import Chaos, run_sandbox
 
         secret = os.environ.get("LIVETWIN_WEBHOOK_SECRET")
         if not secret:

@@ -14,7 +14,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from live.commerce.provider import ProviderEvent
-from live.commerce.sandbox import CARD_DECLINED, CARD_SUCCEEDS, Chaos, SandboxCore, WebhookDelivery
+from live.commerce.sandbox import CARD_DECLINED, CARD_SUCCEEDS, SandboxCore
+from live.commerce.sandbox_server import Chaos, WebhookDelivery
 from live.commerce.settings import PaymentsSettings
 from live.commerce.signing import HEADER, SignatureError, sign, verify
 from live.config import ServeSettings

@@ -9,7 +9,6 @@ and books nothing.
 
 from __future__ import annotations
 
-import calendar
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,8 +17,9 @@ from typing import Any
 
 from live.api.errors import ApiError, not_found
 from live.api.repository import Repository
-from live.commerce import bookings
-from live.commerce.ledger import PLATFORM, AccountKind, InsufficientFunds, Leg, balances, post
+from live.commerce import bookings, statements
+from live.commerce.ledger import AccountKind, InsufficientFunds, balances, post
+from live.commerce.payouts import run_payouts
 from live.commerce.provider import (
     INTENT_FAILED,
     INTENT_PROCESSING,
@@ -32,7 +32,6 @@ from live.commerce.provider import (
 )
 from live.commerce.settings import BITS, CommerceSettings
 from live.commerce.store import CommerceStore, Tx
-from live.commerce.validation import period as parse_period
 
 log = logging.getLogger("live.commerce")
 
@@ -88,57 +87,10 @@ class Commerce:
     # ---------------------------------------------------------------- reads
 
     async def wallet(self, account_id: int) -> dict[str, Any]:
-        async def read(tx: Tx) -> dict[str, Any]:
-            held = await balances(tx, AccountKind.WALLET, str(account_id))
-            rows = await tx.all(
-                "SELECT id, purpose, bits, amount, currency, status, refunded, created_at "
-                "FROM payment_intents "
-                "WHERE account_id = ? ORDER BY created_at DESC LIMIT 20",
-                account_id,
-            )
-            return {
-                "bits": held.get(BITS, 0),
-                "balances": held,
-                "purchases": [
-                    {
-                        "id": r[0],
-                        "purpose": r[1],
-                        "bits": r[2],
-                        "amount": r[3],
-                        "currency": r[4],
-                        "status": r[5],
-                        "refunded": bool(r[6]),
-                        "created_at": r[7],
-                    }
-                    for r in rows
-                ],
-            }
-
-        return await self.store.run(read)
+        return await self.store.run(lambda tx: statements.wallet(tx, account_id))
 
     async def earnings(self, channel: str) -> dict[str, Any]:
-        async def read(tx: Tx) -> dict[str, Any]:
-            held = await balances(tx, AccountKind.EARNINGS, channel)
-            rows = await tx.all(
-                "SELECT period, currency, amount, created_at FROM payouts WHERE channel = ? "
-                "ORDER BY period DESC LIMIT 24",
-                channel,
-            )
-            subs = await tx.one(
-                "SELECT COUNT(*) FROM subscriptions WHERE channel = ? AND current_period_end > ?",
-                channel,
-                self.clock(),
-            )
-            return {
-                "channel": channel,
-                "unpaid": held,
-                "active_subscribers": int(subs[0]) if subs else 0,
-                "payouts": [
-                    {"period": r[0], "currency": r[1], "amount": r[2], "paid_at": r[3]} for r in rows
-                ],
-            }
-
-        return await self.store.run(read)
+        return await self.store.run(lambda tx: statements.earnings(tx, channel, self.clock()))
 
     async def subscription(self, channel: str, account_id: int) -> dict[str, Any] | None:
         async def read(tx: Tx) -> Any:
@@ -471,64 +423,5 @@ class Commerce:
     # ---------------------------------------------------------------- payouts
 
     async def run_payouts(self, period: str) -> list[dict[str, Any]]:
-        """Book every channel's earnings up to the end of ``period`` (YYYY-MM, UTC) to payouts.
-
-        Idempotent: a channel already paid for the period, or owed nothing, is skipped.
-        """
-        year, month = parse_period(period)
-        end = float(calendar.timegm((year + (month == 12), month % 12 + 1, 1, 0, 0, 0)))
-        if end > self.clock():
-            raise ValueError(f"period {period} is not over yet")
-
-        async def owed(tx: Tx) -> list[tuple[str, str]]:
-            rows = await tx.all(
-                "SELECT owner, currency FROM ledger_accounts WHERE kind = ? ORDER BY owner, currency",
-                AccountKind.EARNINGS.value,
-            )
-            return [(str(r[0]), str(r[1])) for r in rows]
-
-        paid: list[dict[str, Any]] = []
-        for channel, currency in await self.store.run(owed):
-
-            async def pay(tx: Tx, channel: str = channel, currency: str = currency) -> dict[str, Any] | None:
-                credited = await tx.one(
-                    "SELECT COALESCE(SUM(e.amount), 0) FROM journal_entries e JOIN ledger_accounts a "
-                    "ON a.id = e.account_id WHERE a.kind = ? AND a.owner = ? AND a.currency = ? "
-                    "AND e.amount > 0 AND e.created_at < ?",
-                    AccountKind.EARNINGS.value,
-                    channel,
-                    currency,
-                    end,
-                )
-                already = await tx.one(
-                    "SELECT COALESCE(SUM(amount), 0) FROM payouts WHERE channel = ? AND currency = ?",
-                    channel,
-                    currency,
-                )
-                assert credited is not None and already is not None
-                amount = int(credited[0]) - int(already[0])
-                if amount <= 0:
-                    return None
-                legs = [
-                    Leg(AccountKind.EARNINGS, channel, currency, -amount),
-                    Leg(AccountKind.PAYOUTS, PLATFORM, currency, amount),
-                ]
-                txn = await post(tx, "payout", f"payout:{channel}:{currency}:{period}", legs, self.clock())
-                if txn is None:
-                    return None
-                await tx.execute(
-                    "INSERT INTO payouts (channel, period, currency, amount, transaction_id, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    channel,
-                    period,
-                    currency,
-                    amount,
-                    txn,
-                    self.clock(),
-                )
-                return {"channel": channel, "period": period, "currency": currency, "amount": amount}
-
-            made = await self.store.run(pay)
-            if made is not None:
-                paid.append(made)
-        return paid
+        """See ``live.commerce.payouts.run_payouts``."""
+        return await run_payouts(self.store, period, self.clock)

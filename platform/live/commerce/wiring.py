@@ -27,7 +27,8 @@ from live.chat.protocol import Cheer, now_ms
 from live.commerce.ads import AdBreaks
 from live.commerce.http import setup_commerce
 from live.commerce.provider import HttpPaymentProvider, PaymentProvider
-from live.commerce.sandbox import Chaos, SandboxCore, WebhookDelivery
+from live.commerce.sandbox import SandboxCore
+from live.commerce.sandbox_server import Chaos, WebhookDelivery
 from live.commerce.service import CheerNotice, Commerce
 from live.commerce.settings import PaymentsSettings
 from live.commerce.store import open_commerce_store
