@@ -69,9 +69,9 @@ async def test_impressions_are_booked_once_per_viewer_at_the_cpm(shop: Shop) -> 
         assert status == 202
         booked.append(body["booked"])
     assert booked == [True, True, False, False]
-    for creative in (2, -1, "0"):
+    for creative, refused in ((2, 404), (-1, 400), ("0", 400)):
         status, _ = await shop.call("POST", path, token=viewer, json={"creative": creative})
-        assert status == 400
+        assert status == refused
     tokens = [await shop.user(f"viewer{i}") for i in range(8)]
     for token in tokens:
         await shop.call("POST", path, token=token, json={"creative": 0})

@@ -158,10 +158,10 @@ class AdBreaks:
     async def impression(self, ad_break: AdBreak, viewer: str, creative: int, subscriber: bool) -> bool:
         """Book one view of creative number ``creative`` by ``viewer``; False when not bookable."""
         count = len(self.assets(ad_break, subscriber=False))
-        if not 0 <= creative < max(count, 1) or count == 0:
-            raise ApiError(
-                400, "invalid_field", f"creative: this break has creatives 0-{count - 1}", field="creative"
-            )
+        if creative < 0:
+            raise ApiError(400, "invalid_field", "creative: must be a non-negative index", field="creative")
+        if creative >= count:
+            raise not_found(f"this break has {count} creatives; there is no number {creative}")
         now = self.clock()
         if now > ad_break.starts_at + ad_break.duration_s + IMPRESSION_GRACE_S:
             raise ApiError(409, "break_over", "impressions are taken until shortly after the break")

@@ -243,6 +243,17 @@ def _json_errors(handler: Handler) -> Handler:
     return wrapped
 
 
+def _not_allowed(allowed: list[str]) -> Handler:
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        return web.json_response(
+            {"error": "method_not_allowed", "message": f"{request.method} is not allowed here"},
+            status=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+    return refuse
+
+
 def setup_commerce(
     app: web.Application, api: Api, commerce: Commerce, ads: AdBreaks, webhook_secret: bytes
 ) -> CommerceRoutes:
@@ -263,7 +274,15 @@ def setup_commerce(
         ("POST", "/ad-breaks/{id}/impressions", routes.impression),
         ("POST", "/payments/webhook", routes.webhook),
     ]
+    by_path: dict[str, list[tuple[str, Handler]]] = {}
     for method, path, handler in table:
-        app.router.add_route(method, p + path, _json_errors(handler))
+        by_path.setdefault(path, []).append((method, handler))
+    for path, handlers in by_path.items():
+        resource = app.router.add_resource(p + path)
+        for method, handler in handlers:
+            resource.add_route(method, _json_errors(handler))
+        # These routes sit beside the /api/v1 sub-application, which would answer any other
+        # method with 404: say 405 and what is allowed, as the API does (RFC 9110 15.5.6).
+        resource.add_route("*", _not_allowed(sorted(method for method, _ in handlers)))
     api.document_routes(commerce_paths(), commerce_schemas())
     return routes

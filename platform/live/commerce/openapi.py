@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from live.commerce.settings import MAX_AMOUNT
+from live.commerce.settings import CommerceSettings
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -21,12 +21,18 @@ _NAME = {
     "schema": {"type": "string"},
     "description": "channel name",
 }
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "an unknown or malformed id is 404",
+}
 _KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": True,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "pattern": "^[!-~]([ -~]{0,253}[!-~])?$"},
     "description": "unique per intended operation; a retry with the same key gets the first answer",
 }
 
@@ -63,9 +69,20 @@ _MONEY = {
     "422": _error("this Idempotency-Key was used with other parameters"),
     "502": _error("the payment provider did not answer; retry with the same key"),
 }
-_CARD = {"type": "string", "pattern": "^[0-9 ]{12,23}$", "description": "card number (sandbox test cards)"}
-_CURRENCY = {"type": "string", "minLength": 3, "maxLength": 3, "description": "ISO 4217; default USD"}
-_AMOUNT = {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT}
+_CARD = {"type": "string", "pattern": "^[0-9]{12,19}$", "description": "card number (sandbox test cards)"}
+_SETTINGS = CommerceSettings()
+_CURRENCY = {
+    "type": "string",
+    "enum": [_SETTINGS.currency],
+    "description": "ISO 4217; the platform charges in one currency (others: 400)",
+}
+_PACK = {
+    "type": "integer",
+    "enum": [pack.bits for pack in _SETTINGS.bit_packs],
+    "description": "a pack size (others: 400)",
+}
+_TEXT = {"type": "string", "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+_CHEER = {"type": "integer", "minimum": 1, "maximum": _SETTINGS.max_cheer_bits}
 
 
 def commerce_schemas() -> dict[str, Any]:
@@ -103,9 +120,7 @@ def commerce_paths() -> dict[str, Any]:
                 "summary": "buy a bit pack; the bits arrive when the payment succeeds",
                 "security": _BEARER,
                 "parameters": [_KEY],
-                "requestBody": _body(
-                    {"bits": _AMOUNT, "currency": _CURRENCY, "card": _CARD}, ["bits", "card"]
-                ),
+                "requestBody": _body({"bits": _PACK, "currency": _CURRENCY, "card": _CARD}, ["bits", "card"]),
                 "responses": {
                     "202": _ok("payment accepted", "PaymentAccepted"),
                     "402": _error("the card was declined"),
@@ -135,9 +150,7 @@ def commerce_paths() -> dict[str, Any]:
                 "summary": "cheer bits in the channel's chat",
                 "security": _BEARER,
                 "parameters": [_KEY],
-                "requestBody": _body(
-                    {"bits": _AMOUNT, "message": {"type": "string", "maxLength": 200}}, ["bits"]
-                ),
+                "requestBody": _body({"bits": _CHEER, "message": _TEXT}, ["bits"]),
                 "responses": {
                     "201": _ok("booked and shown in chat", "Cheer"),
                     "402": _error("the wallet holds fewer bits"),
@@ -155,10 +168,10 @@ def commerce_paths() -> dict[str, Any]:
                 "parameters": [_KEY],
                 "requestBody": _body(
                     {
-                        "tier": {"type": "integer", "enum": [1, 2, 3]},
+                        "tier": {"type": "integer", "enum": [tier.number for tier in _SETTINGS.tiers]},
                         "currency": _CURRENCY,
                         "card": _CARD,
-                        "gift_to": {"type": "string"},
+                        "gift_to": {"type": "string", "pattern": "^[A-Za-z0-9_]{3,25}$"},
                     },
                     ["tier", "card"],
                 ),
@@ -248,7 +261,7 @@ def commerce_paths() -> dict[str, Any]:
                 "requestBody": _body({"creative": {"type": "integer", "minimum": 0}}, ["creative"]),
                 "responses": {
                     "202": _ok("booked or not", "ImpressionResult"),
-                    "404": _error("no such break"),
+                    "404": _error("no such break, or no such creative in it"),
                     "409": _error("the break is long over"),
                     **_BAD,
                 },

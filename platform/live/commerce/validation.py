@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from live.api.errors import ApiError, ValidationError
+from live.api.errors import ApiError, ValidationError, not_found
 from live.commerce.settings import CURRENCY_EXPONENTS, MAX_AMOUNT, CommerceSettings
 
 _CARD = re.compile(r"^[0-9]{12,19}$")
@@ -89,6 +89,7 @@ def period(text_value: str) -> tuple[int, int]:
 
 
 def provider_id(value: str) -> str:
+    """A payment id from a path; a malformed one names no purchase (404), like an unknown one."""
     if not _PROVIDER_ID.match(value):
-        raise ValidationError("id", "not a payment id")
+        raise not_found(f"no purchase {value[:64]!r}")
     return value
