@@ -67,7 +67,8 @@ def test_the_commerce_routes_are_documented_in_the_served_document_and_all_serve
     settings = CommerceSettings()
     commerce = Commerce(_NoStore(), _NoStore(), _NoStore(), settings)  # type: ignore[arg-type]
     setup_commerce(app, api, commerce, AdBreaks(_NoStore(), settings, None), b"secret")  # type: ignore[arg-type]
-    served = served_operations(app)
+    # "*": each commerce resource's answer to other methods (405 with Allow), not an operation
+    served = {operation for operation in served_operations(app) if operation[0] != "*"}
     assert ("POST", "/api/v1/channels/{name}/cheers") in served
     document = api._document
     documented = {(method.upper(), API_PREFIX + path) for path, item in document["paths"].items()

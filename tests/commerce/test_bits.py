@@ -197,3 +197,11 @@ async def test_a_cheer_message_with_control_characters_is_refused(shop: Shop) ->
         "POST", "/channels/stream/cheers", token=owner, key="c", json={"bits": 1, "message": "hi\x00there"}
     )
     assert status == 400 and body["field"] == "message"
+
+
+async def test_other_methods_on_commerce_routes_are_405_with_allow(shop: Shop) -> None:
+    status, body = await shop.call("PUT", "/me/wallet")
+    assert status == 405 and body["error"] == "method_not_allowed"
+    assert shop.last_headers["Allow"] == "GET"
+    status, _ = await shop.call("PATCH", "/channels/stream/subscription")
+    assert status == 405 and shop.last_headers["Allow"] == "DELETE, GET"
