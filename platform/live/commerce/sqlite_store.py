@@ -90,11 +90,16 @@ class SqliteCommerceStore:
             await self._call(functools.partial(self._db.execute, "BEGIN IMMEDIATE"))
             try:
                 result = await fn(_SqliteTx(self))
+                await self._call(functools.partial(self._db.execute, "COMMIT"))
             except BaseException:
-                await asyncio.shield(self._call(functools.partial(self._db.execute, "ROLLBACK")))
+                # a failed COMMIT (the file busy past the timeout) leaves the transaction open
+                await asyncio.shield(self._call(self._rollback))
                 raise
-            await self._call(functools.partial(self._db.execute, "COMMIT"))
             return result
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     async def close(self) -> None:
         if self._closed:
