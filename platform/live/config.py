@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from live.commerce.settings import PaymentsSettings
 from live.dvr.catalog import DvrSettings, default_max_bytes
 from live.http_limits import HttpLimits
 from live.transcode.ladder import LadderSettings
@@ -147,6 +148,8 @@ class ServeSettings:
     dvr_max_bytes: int | None = None  # per channel; None = 4 h of the default ladder (see live.dvr)
     vod_retention_s: float = 7 * 86400.0  # how long an ended stream stays as a VOD
     live_window_s: float = 60.0  # what the origin holds in memory; older media is the DVR's
+    payments: PaymentsSettings = field(default_factory=PaymentsSettings)  # None url: embedded sandbox
+    ad_creatives: int = 0  # ad clips to make with `live transcode` at start (0: none)
 
     def __post_init__(self) -> None:
         if self.public_hls_url is not None:

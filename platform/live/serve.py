@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from live.adcreatives import start_ad_creatives
 from live.api.app import ApiSettings, setup_api
 from live.api.repository import Repository
 from live.api.storage import open_repository
@@ -25,6 +26,7 @@ from live.chat.brokers import open_broker
 from live.chat.message_limits import open_message_limiter
 from live.chat.server import ChatServer
 from live.chat.settings import ChatSettings
+from live.commerce.wiring import open_monetization
 from live.config import ServeSettings
 from live.dvr.app import setup_dvr
 from live.dvr.service import Dvr, open_dvr
@@ -109,11 +111,14 @@ class Platform:
         stack.push_async_callback(self.media_paths.close)
         broker = open_broker(settings.chat_broker)
         stack.push_async_callback(broker.close)
+        money = await open_monetization(stack, settings.payments, settings.database, settings.data_dir,
+                                        repo, broker, self.origin)
         chat_settings = ChatSettings()
         limiter = open_message_limiter(settings.chat_rate_store, chat_settings.rate_window_s,
                                        chat_settings.rate_limit_privileged)
         stack.push_async_callback(limiter.close)
-        chat = ChatServer(RepositoryChatAuth(repo), broker, chat_settings, limiter=limiter)
+        chat = ChatServer(RepositoryChatAuth(repo), broker, chat_settings, limiter=limiter,
+                          relationships=money.relationships)
         self.rtmp = RtmpServer(
             resolve, self.streams,
             RtmpServerSettings(host=settings.host, port=settings.rtmp_port),
@@ -126,11 +131,14 @@ class Platform:
         stack.push_async_callback(webrtc.close)
         await webrtc.start()
         app = web.Application(client_max_size=1 << 20)
-        setup_api(app, repo, self.streams,
-                  public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
-                  public_base_hls=settings.hls_base,
-                  settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for),
-                  videos=dvr.videos)
+        api = setup_api(app, repo, self.streams,
+                        public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
+                        public_base_hls=settings.hls_base,
+                        settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for),
+                        videos=dvr.videos)
+        money.mount(app, api)
+        if settings.ad_creatives:
+            start_ad_creatives(app, money.ads, settings.data_dir / "ads", settings.ad_creatives, stack)
         setup_dvr(app, dvr.catalog, dvr.store)  # before the origin, whose routes would shadow it
         setup_origin(app, self.origin)
         setup_web(app, self.streams, hls_base=settings.public_hls_url)
@@ -151,6 +159,7 @@ class Platform:
             await metrics_runner.setup()
             host, port = settings.metrics_listen
             await LimitedTCPSite(metrics_runner, host, port, settings.http_limits).start()
+        money.start(f"http://{settings.url_host}:{self.ports.http}")
         self.chat = chat
         stack.push_async_callback(chat.close)
         await chat.start(settings.host, settings.chat_port)

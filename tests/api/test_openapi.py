@@ -55,6 +55,35 @@ def test_every_served_route_is_documented_and_every_documented_route_is_served()
     assert served == documented_operations()
 
 
+def test_the_commerce_routes_are_documented_in_the_served_document_and_all_served() -> None:
+    from live.commerce.ads import AdBreaks
+    from live.commerce.http import setup_commerce
+    from live.commerce.service import Commerce
+    from live.commerce.settings import CommerceSettings
+
+    app = web.Application()
+    api = setup_api(app, _NoStore(), LiveStreamRegistry(),  # type: ignore[arg-type]
+                    public_base_rtmp="rtmp://h/live", public_base_http="http://h")
+    settings = CommerceSettings()
+    commerce = Commerce(_NoStore(), _NoStore(), _NoStore(), settings)  # type: ignore[arg-type]
+    setup_commerce(app, api, commerce, AdBreaks(_NoStore(), settings, None), b"secret")  # type: ignore[arg-type]
+    # "*": each commerce resource's answer to other methods (405 with Allow), not an operation
+    served = {operation for operation in served_operations(app) if operation[0] != "*"}
+    assert ("POST", "/api/v1/channels/{name}/cheers") in served
+    document = api._document
+    documented = {(method.upper(), API_PREFIX + path) for path, item in document["paths"].items()
+                  for method in item if method != "parameters"}
+    assert served == documented
+    assert documented > documented_operations()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                refs = [r["content"]["application/json"]["schema"].get("$ref", "") for r in
+                        operation["responses"].values() if "content" in r]
+                assert all(ref.rsplit("/", 1)[-1] in document["components"]["schemas"]
+                           for ref in refs if ref), (path, method)
+
+
 def test_the_stream_schema_follows_the_registry_record() -> None:
     schema = dataclass_schema(StreamHealth)
     assert set(schema["properties"]) == {f for f in StreamHealth.__slots__}

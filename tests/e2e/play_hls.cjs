@@ -7,6 +7,7 @@
 //        [--throttle-at S --throttle-for S --throttle-kbps K]   (Chromium's network emulation)
 //        [--actions '[{"at": 10, "js": "document.getElementById(\'live\').click()"}]']
 // --actions: page expressions evaluated once each, `at` seconds after playback started.
+//        [--token API_TOKEN]   (signed in as that viewer: the page finds it in localStorage)
 'use strict';
 
 const path = require('node:path');
@@ -48,6 +49,9 @@ async function main() {
   try {
     emit('browser', { version: browser.version() });
     const page = await browser.newPage();
+    if (args.token) {
+      await page.addInitScript((token) => window.localStorage.setItem('livetwin.token', token), args.token);
+    }
     page.on('console', (msg) => process.stderr.write('[page ' + msg.type() + '] ' + msg.text() + '\n'));
     page.on('pageerror', (err) => {
       process.stderr.write('[page error] ' + err.message + '\n');

@@ -10,6 +10,7 @@ import pytest
 
 COMMANDS = [
     ["live.cli", "serve"], ["live.cli", "demo"], ["live.cli", "transcode"],
+    ["live.cli", "ledger", "check"], ["live.cli", "payouts", "run"], ["live.cli", "payments-sandbox"],
     ["twin.cli", "run"], ["twin.cli", "compare"], ["twin.cli", "calibrate"], ["twin.cli", "validate"],
     ["loadgen.cli", "publish"], ["loadgen.cli", "probe"], ["loadgen.cli", "locust"], ["loadgen.cli", "run"],
 ]

@@ -362,6 +362,11 @@ class Api:
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(self._document)
 
+    def document_routes(self, paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+        """Describe routes mounted beside the API (commerce) in the served OpenAPI document."""
+        self._document["paths"].update(paths)
+        self._document["components"]["schemas"].update(schemas)
+
 
 def _account(account: Account) -> dict[str, Any]:
     return {"id": account.id, "username": account.username, "created_at": account.created_at}

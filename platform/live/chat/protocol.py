@@ -148,7 +148,19 @@ class ModerationEvent:
     action: ModAction
 
 
-RoomEvent = ChatMessage | ModerationEvent
+@dataclass(frozen=True, slots=True)
+class Cheer:
+    """Bits cheered in the room: booked by commerce first, then published like a message."""
+
+    id: int
+    user: str
+    bits: int
+    text: str
+    sent_at: int  # server epoch milliseconds
+    badges: tuple[str, ...] = ()
+
+
+RoomEvent = ChatMessage | ModerationEvent | Cheer
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +393,16 @@ def event_json(event: RoomEvent, modes: Modes | None = None) -> dict[str, Any]:
             "badges": list(event.badges),
             "emotes": [[e.start, e.end, e.name] for e in event.emotes],
         }
+    if isinstance(event, Cheer):
+        return {
+            "type": "cheer",
+            "id": event.id,
+            "user": event.user,
+            "bits": event.bits,
+            "text": event.text,
+            "sent_at": event.sent_at,
+            "badges": list(event.badges),
+        }
     out = {"type": "moderation", "id": event.id, "at": event.at, "by": event.by}
     out.update(_action_json(event.action))
     if modes is not None:
@@ -427,6 +449,18 @@ def decode_event(raw: str | bytes, *, max_bytes: int = 65536) -> RoomEvent:
             sent_at=r.integer("sent_at", 0, 2**53),
             badges=tuple(badges),
             emotes=tuple(EmoteRange(s, e, n) for s, e, n in emotes),
+        )
+    if kind == "cheer":
+        badges = obj.get("badges", [])
+        if not isinstance(badges, list) or not all(isinstance(b, str) for b in badges):
+            r.bad("badges", "a list of strings")
+        return Cheer(
+            id=r.integer("id", 0, 2**63),
+            user=r.user(),
+            bits=r.integer("bits", 1, 2**53),
+            text=r.string("text", 65536, low=0),
+            sent_at=r.integer("sent_at", 0, 2**53),
+            badges=tuple(badges),
         )
     if kind == "moderation":
         action_obj = dict(obj)

@@ -23,6 +23,7 @@ from live.chat.broker import Snapshot
 from live.chat.moderation import ModerationState, Relationship, Role
 from live.chat.protocol import (
     ChatMessage,
+    Cheer,
     ModeChange,
     ModerationEvent,
     RoomEvent,
@@ -146,7 +147,8 @@ class Room(Generic[C]):
             modes = self.state.modes if isinstance(event.action, ModeChange) else None
             entry = (event, encode_event(event, modes))
         else:
-            self.state.observe(event)
+            if isinstance(event, ChatMessage):
+                self.state.observe(event)
             entry = (event, encode_event(event))
         self.ring.append(entry)
         if len(self.ring) == self.ring.maxlen:
@@ -234,7 +236,7 @@ class Room(Generic[C]):
             visible = [
                 entry
                 for entry in self.ring
-                if isinstance(entry[0], ChatMessage)
+                if isinstance(entry[0], (ChatMessage, Cheer))
                 and entry[0].id <= self.flushed_id
                 and self.state.visible(entry[0].id)
             ]

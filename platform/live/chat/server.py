@@ -392,6 +392,8 @@ class ChatServer:
     async def _send(self, room: _Room, client: _Member, user: ChatUser, text: str) -> str | None:
         now = time.time()
         now_ms = int(now * 1000)
+        # benefits follow the subscription at every moment: it may have started or lapsed since sign-in
+        client.relationship = await self.relationships.relationship(room.name, user)
         role = room.role(user)
         refusal = room.state.check_send(
             user.name, role, text, now_ms, client.relationship, self.settings.emotes

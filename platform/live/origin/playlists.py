@@ -184,6 +184,10 @@ def render_media(channel: ChannelState, rendition: str, *, skip: bool = False) -
         lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
     for seg in islice(rend.segments, skipped, None):
         _segment_lines(lines, epoch, rend, seg, channel)
+    oldest = rend.segments[0].program_date_time if rend.segments else 0.0
+    for date_range in channel.date_ranges:
+        if date_range.end_s >= oldest:
+            lines.extend(date_range.lines)
     if channel.ended:
         lines.append("#EXT-X-ENDLIST")
     elif rend.last is not None:

@@ -175,7 +175,7 @@ class RenditionState:
 class ChannelState:
     """One stream of one channel: created by its first init, reset when the channel restarts."""
 
-    __slots__ = ("ended", "epoch", "memo", "name", "renditions", "timing", "version")
+    __slots__ = ("date_ranges", "ended", "epoch", "memo", "name", "renditions", "timing", "version")
 
     def __init__(self, name: str, epoch: str, timing: ChannelTiming) -> None:
         self.name = name
@@ -186,6 +186,8 @@ class ChannelState:
         self.version = 0  # bumped on every change; keys rendered-playlist memos
         #: The rendered multivariant playlist for one version, kept by the HTTP shell.
         self.memo: tuple[int, str] | None = None
+        #: EXT-X-DATERANGE lines every media playlist carries (ad breaks), with when each ends.
+        self.date_ranges: list[DateRange] = []
 
     def rendition(self, name: str) -> RenditionState | None:
         return self.renditions.get(name)
@@ -196,6 +198,17 @@ class ChannelState:
 
 
 Listener = Callable[[str, str | None], None]
+
+#: Date ranges kept per channel (the oldest go first); far more than breaks in a DVR window.
+MAX_DATE_RANGES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """Playlist lines about a span of wall-clock time (RFC 8216bis 4.4.5.1), and its end."""
+
+    end_s: float
+    lines: tuple[str, ...]
 
 
 def _base36(value: int) -> str:
@@ -398,6 +411,29 @@ class OriginStore:
         seg = rend.segments.popleft()
         del rend.by_msn[seg.msn]
         rend.nbytes -= seg.nbytes
+
+    def next_segment_boundary(self, channel: str) -> float | None:
+        """Wall-clock time the next segment of a live channel starts (None when not live)."""
+        state = self._channels.get(channel)
+        if state is None or state.ended or not state.renditions:
+            return None
+        rend = next(iter(state.renditions.values()))
+        if not rend.segments:
+            return None
+        seg = rend.segments[-1]
+        if seg.complete:
+            return seg.program_date_time + seg.duration_s
+        return seg.program_date_time + max(seg.duration_s, float(state.timing.target_duration_s))
+
+    def add_date_range(self, channel: str, date_range: DateRange) -> None:
+        """Carry ``date_range`` in every media playlist of the channel's current stream."""
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        state.date_ranges.append(date_range)
+        del state.date_ranges[:-MAX_DATE_RANGES]
+        for rendition in state.renditions:
+            self._changed(state, rendition)
 
     def _changed(self, state: ChannelState, rendition: str) -> None:
         state.version += 1

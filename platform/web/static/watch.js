@@ -73,8 +73,31 @@
     behindLive: null,        // seconds the playhead is behind live (now - its PROGRAM-DATE-TIME)
     dvrWindow: null,         // {start, end}: epoch seconds the DVR holds, from the videos API
     modeSwitches: 0,
+    adBreaks: 0,             // interstitials that started
+    adAssetLists: [],        // [{id, assets}] per asset list loaded: 0 assets for a subscriber
+    adAssetsStarted: 0,      // creatives that started playing
+    adImpressions: 0,        // impressions reported to the platform
   };
   window.livetwinStats = stats;
+
+  // The signed-in viewer's API token (the page that signs in keeps it here): sent with the ad
+  // break's asset-list request, which is per viewer (a subscriber's list is empty).
+  function viewerToken() {
+    try { return window.localStorage.getItem('livetwin.token'); } catch (err) { return null; }
+  }
+
+  function reportImpression(eventId, creative) {
+    const match = /^ad-(\d+)$/.exec(eventId || '');
+    if (!match) return;
+    const headers = { 'Content-Type': 'application/json' };
+    const token = viewerToken();
+    if (token) headers.Authorization = 'Bearer ' + token;
+    fetch('/api/v1/ad-breaks/' + match[1] + '/impressions', {
+      method: 'POST', headers: headers, body: JSON.stringify({ creative: creative }),
+    }).then(function (response) {
+      if (response.ok) stats.adImpressions += 1;
+    }).catch(function () {});
+  }
 
   let hls = null;
   let playing = false;
@@ -338,6 +361,21 @@
       backBufferLength: 30,            // bounded memory on long sessions
       maxBufferLength: 10,
       enableWorker: true,
+      xhrSetup: function (xhr, url) {
+        const token = viewerToken();
+        if (token && url.indexOf('/api/v1/ad-breaks/') !== -1) {
+          xhr.setRequestHeader('Authorization', 'Bearer ' + token);
+        }
+      },
+    });
+    hls.on(Hls.Events.ASSET_LIST_LOADED, function (event, data) {
+      stats.adAssetLists.push({ id: data.event.identifier,
+        assets: (data.assetListResponse.ASSETS || []).length });
+    });
+    hls.on(Hls.Events.INTERSTITIAL_STARTED, function () { stats.adBreaks += 1; });
+    hls.on(Hls.Events.INTERSTITIAL_ASSET_STARTED, function (event, data) {
+      stats.adAssetsStarted += 1;
+      reportImpression(data.event.identifier, data.assetListIndex);
     });
     hls.on(Hls.Events.MANIFEST_PARSED, function (event, data) {
       fillQuality(data.levels);

@@ -1,0 +1,1 @@
+"""Monetization: a double-entry ledger, bits, subscriptions, ad breaks and a payment provider."""
