@@ -25,7 +25,8 @@ from live.commerce.sandbox import CARD_SUCCEEDS, SandboxCore
 from live.commerce.service import CheerNotice, Commerce
 from live.commerce.settings import CommerceSettings
 from live.commerce.signing import HEADER, sign
-from live.commerce.store import CommerceStore, open_commerce_store
+from live.commerce.storage import open_commerce_store
+from live.commerce.store import CommerceStore
 
 PG_ADMIN_DSN = os.environ.get("LIVETWIN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -30,7 +30,7 @@ from live.commerce.openapi import commerce_paths, commerce_schemas
 from live.commerce.sandbox import SandboxCore
 from live.commerce.service import Commerce
 from live.commerce.settings import CommerceSettings
-from live.commerce.store import open_commerce_store
+from live.commerce.storage import open_commerce_store
 from live.ingest.registry import LiveStreamRegistry
 
 

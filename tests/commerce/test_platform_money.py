@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import websockets
 from live.commerce.ledger import check
-from live.commerce.store import open_commerce_store
+from live.commerce.storage import open_commerce_store
 from live.config import ServeSettings
 from live.serve import Platform
 

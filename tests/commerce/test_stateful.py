@@ -34,7 +34,7 @@ from live.commerce.sandbox import (
 )
 from live.commerce.service import Commerce
 from live.commerce.settings import CommerceSettings, share
-from live.commerce.store import open_commerce_store
+from live.commerce.storage import open_commerce_store
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 USERS = (1, 2, 3)

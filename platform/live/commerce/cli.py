@@ -10,7 +10,7 @@ from live.commerce.ledger import check
 from live.commerce.sandbox import SandboxCore
 from live.commerce.service import Commerce
 from live.commerce.settings import CommerceSettings
-from live.commerce.store import open_commerce_store
+from live.commerce.storage import open_commerce_store
 
 
 async def ledger_check(database: str | None, data_dir: Path) -> int:

@@ -10,7 +10,6 @@ serialization race (PostgreSQL), so callers see either its result or its own exc
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -36,19 +35,3 @@ class CommerceStore(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-async def open_commerce_store(database: str | None, data_dir: Path) -> CommerceStore:
-    """The books beside the API's tables: the same SQLite file, or the same PostgreSQL database."""
-    if database is None:
-        from live.api.storage import SQLITE_FILE_NAME
-        from live.commerce.sqlite_store import SqliteCommerceStore
-
-        data_dir.mkdir(parents=True, exist_ok=True)
-        return await SqliteCommerceStore.open(data_dir / SQLITE_FILE_NAME)
-    scheme = database.partition("://")[0].lower()
-    if scheme in ("postgresql", "postgres"):
-        from live.commerce.postgres_store import PostgresCommerceStore
-
-        return await PostgresCommerceStore.open(database)
-    raise ValueError("expected a postgresql:// URL (or none for the embedded SQLite store)")

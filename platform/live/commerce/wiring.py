@@ -31,7 +31,7 @@ from live.commerce.sandbox import SandboxCore
 from live.commerce.sandbox_server import Chaos, WebhookDelivery
 from live.commerce.service import CheerNotice, Commerce
 from live.commerce.settings import PaymentsSettings
-from live.commerce.store import open_commerce_store
+from live.commerce.storage import open_commerce_store
 from live.origin.store import DateRange, OriginStore
 
 log = logging.getLogger("live.commerce")
