@@ -289,6 +289,7 @@ class TranscodePipeline:
                     self.source,
                     self._passthrough.video_kbps,
                     self._passthrough.fps,
+                    passthrough=True,
                 )
             )
         for vr in self._rungs:
