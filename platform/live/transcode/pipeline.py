@@ -12,7 +12,10 @@ encoded as an IDR on every rung. Rungs at a reduced frame rate restart their dec
 that frame, so it exists on every rung, and a restarted worker computes the same boundaries.
 
 Real time: a frame older than ``GuardSettings.max_lag_s`` when its turn comes is not encoded
-(dropped, counted), and sustained overload sheds rungs and frame rate (``guard.py``).
+(dropped, counted), and sustained overload degrades the ladder (``guard.py``): a faster preset
+(every rung's encoder reopened at the next boundary IDR, with the same parameter sets), half the
+top rung's frame rate, half every rung's, and only then the top rung stops (``RenditionDropped``;
+the packager keeps it listed as gaps).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.transcode.avc import config_from_global_header, packet_to_avcc
 from live.transcode.decoders import DecoderChoice, open_decoder
-from live.transcode.encoders import EncoderChoice, EncoderSettings, open_encoder
+from live.transcode.encoders import EncoderChoice, EncoderSettings, faster_preset, open_encoder
 from live.transcode.events import RenditionConfig, RenditionDropped, RenditionUnit, TranscodeEvent
 from live.transcode.guard import GuardSettings, RealtimeGuard, ShedStep
 from live.transcode.ladder import AAC_LC, AudioPlan, Ladder, Rung
@@ -56,7 +59,7 @@ class TranscodeInputError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ShedRecord:
     step: str  # ShedStep value
-    detail: str  # which rung was dropped, or the new frame-rate divisor
+    detail: str  # the new preset, the rung and its new frame-rate divisor, or the rung stopped
     at_pts_ms: int
     load: float  # work / media time of the window that triggered it
 
@@ -71,12 +74,14 @@ class TranscodeMetrics:
     decode_errors: int
     frames_encoded: tuple[tuple[str, int], ...]
     active_rungs: tuple[str, ...]
-    fps_factor: int  # extra frame-rate divisor applied by the guard (1 = none)
+    fps_factor: int  # extra frame-rate divisor applied by the guard to every rung (1 = none)
     shed: tuple[ShedRecord, ...]
     delay_samples: int
     delay_p50_ms: float | None
     delay_p95_ms: float | None
     delay_p99_ms: float | None
+    preset: str = ""  # the encoder preset the rungs run at now (the guard may have sped it up)
+    rung_fps: tuple[tuple[str, float], ...] = ()  # each encoded rung's frame rate now
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +145,7 @@ class _Inflight:
 
 
 class _VideoRung:
-    __slots__ = ("config", "encoded", "encoder", "rung", "scaler")
+    __slots__ = ("config", "divisor", "encoded", "encoder", "rung", "scaler")
 
     def __init__(self, rung: Rung, encoder: VideoCodecContext) -> None:
         self.rung = rung
@@ -150,6 +155,7 @@ class _VideoRung:
         if (self.config.width, self.config.height) != (rung.width, rung.height):
             raise RuntimeError(f"encoder for {rung.name} wrote an SPS of another picture size")
         self.encoded = 0
+        self.divisor = 1  # frame-rate divisor the guard put on this rung alone
 
 
 class _AudioTranscoder:
@@ -265,6 +271,9 @@ class TranscodePipeline:
         self._boundaries = BoundaryClock(self.settings.encoder.segment_s)
         self._fps_factor = 1
         self._guard = RealtimeGuard(self.settings.guard)
+        self._encoder_settings = self.settings.encoder
+        self._next_preset: EncoderSettings | None = None  # switched to at the next boundary
+        self._preset_refused = False
         self._inflight: dict[int, _Inflight] = {}
         self._arrivals: dict[int, tuple[AccessUnit, float]] = {}
         self._delays: deque[float] = deque(maxlen=_DELAY_SAMPLES)
@@ -324,6 +333,11 @@ class TranscodePipeline:
             delay_p50_ms=percentile(delays, 50),
             delay_p95_ms=percentile(delays, 95),
             delay_p99_ms=percentile(delays, 99),
+            preset=self._encoder_settings.preset,
+            rung_fps=tuple(
+                (vr.rung.name, self.ladder.source.fps / (vr.rung.fps_divisor * vr.divisor * self._fps_factor))
+                for vr in self._rungs
+            ),
         )
 
     # -- inputs --------------------------------------------------------------------------
@@ -405,9 +419,13 @@ class TranscodePipeline:
             self._late += 1
             return []
         boundary = self._boundaries.crosses(unit.pts_ms)
-        chosen = [vr for vr in self._rungs if self._boundaries.keeps(vr.rung.fps_divisor * self._fps_factor)]
+        events: list[TranscodeEvent] = []
+        if boundary and self._next_preset is not None:
+            events.extend(self._switch_preset(self._next_preset))
+        chosen = [vr for vr in self._rungs
+                  if self._boundaries.keeps(vr.rung.fps_divisor * vr.divisor * self._fps_factor)]
         if not chosen:
-            return []
+            return events
         self._inflight[unit.pts_ms] = _Inflight(unit, arrived, len(chosen))
         while len(self._inflight) > _MAX_INFLIGHT:
             del self._inflight[next(iter(self._inflight))]
@@ -416,7 +434,6 @@ class TranscodePipeline:
             packet_lists = list(self._pool.map(lambda vr: self._encode(vr, frame, pict), chosen))
         else:
             packet_lists = [self._encode(vr, frame, pict) for vr in chosen]
-        events: list[TranscodeEvent] = []
         for vr, packets in zip(chosen, packet_lists, strict=True):
             for packet in packets:
                 events.extend(self._packet_events(vr, packet))
@@ -459,24 +476,63 @@ class TranscodePipeline:
         )
         return [RenditionUnit(vr.rung.name, unit)]
 
+    def _possible_steps(self) -> set[ShedStep]:
+        possible: set[ShedStep] = set()
+        if (self._next_preset is None and not self._preset_refused
+                and faster_preset(self.encoder_choice, self._encoder_settings) is not None):
+            possible.add(ShedStep.FASTER_PRESET)
+        if self._rungs:
+            top = self._rungs[0]
+            if top.rung.fps / (2 * top.divisor * self._fps_factor) >= _MIN_FPS:
+                possible.add(ShedStep.HALVE_TOP_FPS)
+        if self.ladder.source.fps / (2 * self._fps_factor) >= _MIN_FPS:
+            possible.add(ShedStep.HALVE_FPS)
+        if len(self._rungs) > 1:
+            possible.add(ShedStep.STOP_TOP_RUNG)
+        return possible
+
     def _observe(self, work_s: float, pts_ms: int) -> list[TranscodeEvent]:
-        can_drop = len(self._rungs) > 1
-        can_halve = self.ladder.source.fps / (2 * self._fps_factor) >= _MIN_FPS
-        step = self._guard.observe(work_s, self._interval_s, can_drop=can_drop, can_halve=can_halve)
+        step = self._guard.observe(work_s, self._interval_s, self._possible_steps())
+        if step is None:
+            return []
         load = self._guard.last_window_load
-        if step is ShedStep.DROP_TOP_RUNG:
-            dropped = self._rungs.pop(0)
-            events: list[TranscodeEvent] = []
-            for packet in dropped.encoder.encode(None):
-                events.extend(self._packet_events(dropped, packet))
-            detail = dropped.rung.name
-            log.warning("real-time guard: dropping rung %s (load %.2f)", detail, load)
-            self._shed.append(ShedRecord(step.value, detail, pts_ms, load))
-            events.append(RenditionDropped(detail, f"encoder overloaded (load {load:.2f})"))
-            return events
-        if step is ShedStep.HALVE_FPS:
+        events: list[TranscodeEvent] = []
+        if step is ShedStep.FASTER_PRESET:
+            self._next_preset = faster_preset(self.encoder_choice, self._encoder_settings)
+            assert self._next_preset is not None
+            detail = f"preset {self._next_preset.preset} from the next segment"
+        elif step is ShedStep.HALVE_TOP_FPS:
+            top = self._rungs[0]
+            top.divisor *= 2
+            detail = f"{top.rung.name} fps divisor x{top.divisor}"
+        elif step is ShedStep.HALVE_FPS:
             self._fps_factor *= 2
             detail = f"fps divisor x{self._fps_factor}"
-            log.warning("real-time guard: halving frame rate, %s (load %.2f)", detail, load)
-            self._shed.append(ShedRecord(step.value, detail, pts_ms, load))
-        return []
+        else:
+            stopped = self._rungs.pop(0)
+            for packet in stopped.encoder.encode(None):
+                events.extend(self._packet_events(stopped, packet))
+            detail = stopped.rung.name
+            events.append(RenditionDropped(detail, f"encoder overloaded (load {load:.2f})"))
+        log.warning("real-time guard: %s: %s (load %.2f)", step.value, detail, load)
+        self._shed.append(ShedRecord(step.value, detail, pts_ms, load))
+        return events
+
+    def _switch_preset(self, settings: EncoderSettings) -> list[TranscodeEvent]:
+        """Reopen every rung's encoder with ``settings`` on this boundary frame (an IDR on every
+        rung), provided each writes the parameter sets its init segment already carries."""
+        self._next_preset = None
+        opened = [open_encoder(self.encoder_choice, vr.rung, settings) for vr in self._rungs]
+        for vr, encoder in zip(self._rungs, opened, strict=True):
+            if bytes(encoder.extradata or b"") != bytes(vr.encoder.extradata or b""):
+                log.warning("real-time guard: preset %s changes %s's parameter sets; keeping %s",
+                            settings.preset, vr.rung.name, self._encoder_settings.preset)
+                self._preset_refused = True
+                return []
+        events: list[TranscodeEvent] = []
+        for vr, encoder in zip(self._rungs, opened, strict=True):
+            for packet in vr.encoder.encode(None):
+                events.extend(self._packet_events(vr, packet))
+            vr.encoder = encoder
+        self._encoder_settings = settings
+        return events
