@@ -51,8 +51,11 @@ _MAX_HELD_EVENTS = 4096
 class PackagingSettings:
     """The part and segment targets every rung is cut to; the channel's timing follows."""
 
-    # ms timestamps make 10 frames at 30 fps span 333-334 ms: 0.334 s keeps them in one part
-    part_target_s: float = 0.334
+    # Glass-to-glass is at least PART-HOLD-BACK (3 part targets, RFC 8216bis 4.4.3.8) plus the
+    # path to the origin, so parts of 0.2 s make a viewer 0.4 s closer to live than 1/3 s did.
+    # ms timestamps make 6 frames at 29.97 or 59.94 fps span 200-201 ms: 0.201 s keeps them
+    # in one part (at 25, 30, 50 and 60 fps they span exactly 200 ms).
+    part_target_s: float = 0.201
     segment_target_s: float = 2.0
     #: Keyframe intervals of the publisher measured before its passthrough rendition is advertised
     source_intervals_measured: int = 2

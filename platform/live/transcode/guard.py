@@ -14,8 +14,8 @@ operators and viewers can predict it:
    EXT-X-GAP segments (RFC 8216bis 4.4.4.7), so players switch away without an error. The
    last encoded rung is never stopped.
 
-Frames arriving too late are skipped by the pipeline itself at every stage; latency never
-accumulates in a queue.
+Frames arriving too late are skipped by the pipeline itself at every stage, thinned so that no
+hole in the timeline reaches a part target; latency never accumulates in a queue.
 """
 
 from __future__ import annotations
@@ -44,10 +44,13 @@ SHED_ORDER: tuple[ShedStep, ...] = (
 class GuardSettings:
     window_s: float = 3.0  # media seconds of sustained overload before shedding one step
     overload_ratio: float = 1.0  # work time / frame interval above which a window counts
-    max_lag_s: float = 0.5  # a frame older than this when its encode would start is dropped
+    max_lag_s: float = 0.5  # a frame older than this when its encode would start is skipped,
+    #: unless the rungs went this long without a frame: late frames are thinned, never dropped
+    #: in a burst, so no hole in a rung's timeline reaches a part target (a player stalls there)
+    max_skip_s: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.window_s <= 0 or self.overload_ratio <= 0 or self.max_lag_s <= 0:
+        if self.window_s <= 0 or self.overload_ratio <= 0 or self.max_lag_s <= 0 or self.max_skip_s <= 0:
             raise ValueError("guard settings must be positive")
 
 

@@ -12,7 +12,8 @@ encoded as an IDR on every rung. Rungs at a reduced frame rate restart their dec
 that frame, so it exists on every rung, and a restarted worker computes the same boundaries.
 
 Real time: a frame older than ``GuardSettings.max_lag_s`` when its turn comes is not encoded
-(dropped, counted), and sustained overload degrades the ladder (``guard.py``): a faster preset
+(skipped, counted; thinned to at most ``max_skip_s`` without a frame, so a player never meets a
+hole in the timeline), and sustained overload degrades the ladder (``guard.py``): a faster preset
 (every rung's encoder reopened at the next boundary IDR, with the same parameter sets), half the
 top rung's frame rate, half every rung's, and only then the top rung stops (``RenditionDropped``;
 the packager keeps it listed as gaps).
@@ -274,6 +275,7 @@ class TranscodePipeline:
         self._encoder_settings = self.settings.encoder
         self._next_preset: EncoderSettings | None = None  # switched to at the next boundary
         self._preset_refused = False
+        self._last_encoded_pts: int | None = None  # the latest frame offered to the rungs
         self._inflight: dict[int, _Inflight] = {}
         self._arrivals: dict[int, tuple[AccessUnit, float]] = {}
         self._delays: deque[float] = deque(maxlen=_DELAY_SAMPLES)
@@ -415,10 +417,11 @@ class TranscodePipeline:
         unit, arrived = origin
         start = self._clock()
         realtime = self.settings.realtime
-        if realtime and start - arrived > self.settings.guard.max_lag_s:
+        if realtime and start - arrived > self.settings.guard.max_lag_s and self._may_skip(unit.pts_ms):
             self._late += 1
             return []
         boundary = self._boundaries.crosses(unit.pts_ms)
+        self._last_encoded_pts = unit.pts_ms
         events: list[TranscodeEvent] = []
         if boundary and self._next_preset is not None:
             events.extend(self._switch_preset(self._next_preset))
@@ -440,6 +443,11 @@ class TranscodePipeline:
         if realtime:
             events.extend(self._observe(decode_s + self._clock() - start, unit.pts_ms))
         return events
+
+    def _may_skip(self, pts_ms: int) -> bool:
+        """Whether a late frame may be skipped: only while the last one encoded is recent."""
+        last = self._last_encoded_pts
+        return last is None or pts_ms - last <= self.settings.guard.max_skip_s * 1000
 
     def _encode(self, vr: _VideoRung, frame: VideoFrame, pict: PictureType) -> list[av.Packet[Any]]:
         rung = vr.rung

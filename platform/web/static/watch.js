@@ -54,6 +54,7 @@
     pdtLatency: null,        // Date.now() - playhead's PROGRAM-DATE-TIME: packager -> screen
     bufferAhead: null,       // seconds buffered past the playhead: the margin before a stall
     playbackRate: 1,
+    maxLiveSyncPlaybackRate: null,  // the catch-up rate hls.js may play at to regain the edge
     droppedFrames: 0,
     totalFrames: 0,
   };
@@ -207,12 +208,15 @@
       // liveSyncDuration/liveSyncDurationCount are deliberately unset: in low-latency mode
       // hls.js then targets the playlist's PART-HOLD-BACK (RFC 8216bis 4.4.3.8), which the
       // packager sets to 3 x PART-TARGET, so the server decides how close to the edge to play.
-      maxLiveSyncPlaybackRate: 1.1,   // catch up by playing up to 10 % fast, never by seeking
+      // Catch up by playing up to 50 % fast, never by seeking: drift after a level switch or a
+      // stall is recovered within seconds (at 1.1 a second of drift took ten to win back).
+      maxLiveSyncPlaybackRate: 1.5,
       liveDurationInfinity: true,
       backBufferLength: 30,            // bounded memory on long sessions
       maxBufferLength: 10,
       enableWorker: true,
     });
+    stats.maxLiveSyncPlaybackRate = hls.config.maxLiveSyncPlaybackRate;
     hls.on(Hls.Events.MANIFEST_PARSED, function (event, data) {
       fillQuality(data.levels);
       setStatus('loading', 'loading…');
