@@ -44,8 +44,10 @@ SHED_ORDER: tuple[ShedStep, ...] = (
 class GuardSettings:
     window_s: float = 3.0  # media seconds of sustained overload before shedding one step
     overload_ratio: float = 1.0  # work time / frame interval above which a window counts
-    max_lag_s: float = 0.5  # a frame older than this when its encode would start is skipped,
-    #: unless the rungs went this long without a frame: late frames are thinned, never dropped
+    #: a frame older than this when its encode would start is skipped (a player holds only
+    #: PART-HOLD-BACK, 0.6 s, of media: a frame later than this makes it stall)
+    max_lag_s: float = 0.25
+    #: ... unless the rungs went this long without a frame: late frames are thinned, never dropped
     #: in a burst, so no hole in a rung's timeline reaches a part target (a player stalls there)
     max_skip_s: float = 0.1
 

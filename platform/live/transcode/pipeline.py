@@ -110,32 +110,35 @@ class BoundaryClock:
 
     Boundaries are multiples of the segment length on the source timeline, not counted from
     the first frame, so a restarted worker cuts at the same PTS as the one it replaces.
-    ``since_boundary`` counts the frames offered since the last boundary frame; a rung keeping
-    every n-th frame keeps those where it is a multiple of n, so every rung keeps the
-    boundary frame itself and the phase restarts there.
     """
 
-    __slots__ = ("_next", "_segment_ms", "since_boundary")
+    __slots__ = ("_next", "_segment_ms")
 
     def __init__(self, segment_s: float) -> None:
         self._segment_ms = round(segment_s * 1000)
         if self._segment_ms <= 0:
             raise ValueError("segment length must be at least 1 ms")
         self._next: int | None = None
-        self.since_boundary = 0
 
     def crosses(self, pts_ms: int) -> bool:
         """Offer the next frame (display order); True if it must be an IDR on every rung."""
         if self._next is not None and pts_ms < self._next:
-            self.since_boundary += 1
             return False
         self._next = (pts_ms // self._segment_ms + 1) * self._segment_ms
-        self.since_boundary = 0
         return True
 
-    def keeps(self, divisor: int) -> bool:
-        """Whether a rung taking every ``divisor``-th frame encodes the frame just offered."""
-        return self.since_boundary % divisor == 0
+
+def keeps(pts_ms: int, last_kept_ms: int | None, divisor: int, interval_ms: float, *, boundary: bool) -> bool:
+    """Whether a rung at 1/``divisor`` of the source frame rate encodes the frame at ``pts_ms``.
+
+    It keeps every boundary frame (the IDR every rung shares) and each frame at least
+    ``divisor`` - 1/2 frame intervals after the last it kept: decimation by time, not by count,
+    so frames the real-time guard skipped never stretch a rung's spacing past what its rate
+    asks for (a step longer than a part target is a hole a player stalls at).
+    """
+    if boundary or last_kept_ms is None or divisor <= 1:
+        return True
+    return pts_ms - last_kept_ms >= (divisor - 0.5) * interval_ms
 
 
 @dataclass(slots=True)
@@ -146,7 +149,7 @@ class _Inflight:
 
 
 class _VideoRung:
-    __slots__ = ("config", "divisor", "encoded", "encoder", "rung", "scaler")
+    __slots__ = ("config", "divisor", "encoded", "encoder", "last_kept", "rung", "scaler")
 
     def __init__(self, rung: Rung, encoder: VideoCodecContext) -> None:
         self.rung = rung
@@ -157,6 +160,7 @@ class _VideoRung:
             raise RuntimeError(f"encoder for {rung.name} wrote an SPS of another picture size")
         self.encoded = 0
         self.divisor = 1  # frame-rate divisor the guard put on this rung alone
+        self.last_kept: int | None = None  # PTS of the last frame it encoded
 
 
 class _AudioTranscoder:
@@ -425,10 +429,14 @@ class TranscodePipeline:
         events: list[TranscodeEvent] = []
         if boundary and self._next_preset is not None:
             events.extend(self._switch_preset(self._next_preset))
+        interval_ms = 1000.0 / self.ladder.source.fps
         chosen = [vr for vr in self._rungs
-                  if self._boundaries.keeps(vr.rung.fps_divisor * vr.divisor * self._fps_factor)]
+                  if keeps(unit.pts_ms, vr.last_kept, vr.rung.fps_divisor * vr.divisor * self._fps_factor,
+                           interval_ms, boundary=boundary)]
         if not chosen:
             return events
+        for vr in chosen:
+            vr.last_kept = unit.pts_ms
         self._inflight[unit.pts_ms] = _Inflight(unit, arrived, len(chosen))
         while len(self._inflight) > _MAX_INFLIGHT:
             del self._inflight[next(iter(self._inflight))]

@@ -211,6 +211,9 @@
       // Catch up by playing up to 50 % fast, never by seeking: drift after a level switch or a
       // stall is recovered within seconds (at 1.1 a second of drift took ten to win back).
       maxLiveSyncPlaybackRate: 1.5,
+      // A stall moves the target back by a part, not hls.js's default second per stall (kept
+      // for the rest of the session, up to TARGETDURATION); catch-up then holds it there.
+      liveSyncOnStallIncrease: 0.2,
       liveDurationInfinity: true,
       backBufferLength: 30,            // bounded memory on long sessions
       maxBufferLength: 10,
