@@ -270,7 +270,7 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
         "dropped_frames": f"{final['droppedFrames']}/{final['totalFrames']}",
         "level": final["currentHeight"], "level_switches": final["levelSwitches"],
         "loads": final["loads"], "slow_loads": len(final["slowLoads"]),
-        "glass_to_glass": g2g_summary(glass_to_glass_s(done)),
+        "glass_to_glass": g2g_summary(glass_to_glass_s(done)), "live_resyncs": final["liveResyncs"],
         "guard": [s.get("transcode", {}).get("shed") for s in server_side],
     }
     print("browser playback:", json.dumps(summary))

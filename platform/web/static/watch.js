@@ -24,6 +24,9 @@
   // A blocking playlist reload or preload-hinted part normally answers within one part (~1/3 s);
   // much longer means the origin had nothing new, which tells a server-side stall from ours.
   const SLOW_LOAD_MS = 1500;
+  // Farther than this behind the target latency, for this long: jump back to live.
+  const FAR_BEHIND_S = 2;
+  const FAR_BEHIND_MS = 2000;
 
   const stats = {
     engine: null,            // 'hls.js' | 'native' | null
@@ -55,6 +58,7 @@
     bufferAhead: null,       // seconds buffered past the playhead: the margin before a stall
     playbackRate: 1,
     maxLiveSyncPlaybackRate: null,  // the catch-up rate hls.js may play at to regain the edge
+    liveResyncs: 0,          // jumps back to live after falling too far behind to catch up
     droppedFrames: 0,
     totalFrames: 0,
   };
@@ -65,6 +69,7 @@
   let streamEnded = false;     // the playlist carries EXT-X-ENDLIST
   let waitingAtEndSince = null;
   let lastTick = performance.now();
+  let farBehindSince = null;
 
   function setStatus(state, text) {
     stats.state = state;
@@ -342,6 +347,23 @@
     return seconds === null || !isFinite(seconds) ? '–' : seconds.toFixed(2) + ' s';
   }
 
+  // hls.js plays fast to catch up only within TARGETDURATION of its target (farther it takes
+  // for DVR); a stall that left the viewer farther behind would keep it there for good. After
+  // FAR_BEHIND_MS that far behind, jump to the live sync position instead.
+  function resyncIfFarBehind(now) {
+    const far = hls && playing && !video.paused && stats.latency !== null && stats.targetLatency !== null &&
+      stats.latency > stats.targetLatency + FAR_BEHIND_S && hls.liveSyncPosition !== null;
+    if (!far) {
+      farBehindSince = null;
+      return;
+    }
+    if (farBehindSince === null) farBehindSince = now;
+    if (now - farBehindSince < FAR_BEHIND_MS) return;
+    farBehindSince = null;
+    stats.liveResyncs += 1;
+    video.currentTime = hls.liveSyncPosition;
+  }
+
   function sample() {
     const now = performance.now();
     if (playing && !video.paused) stats.playingTime += (now - lastTick) / 1000;
@@ -375,6 +397,7 @@
     } else {
       waitingAtEndSince = null;
     }
+    resyncIfFarBehind(now);
     const target = stats.targetLatency !== null ? stats.targetLatency : 3;
     const atEdge = playing && stats.latency !== null && stats.latency <= target + LIVE_SLACK_S;
     ui.live.classList.toggle('at-edge', atEdge);
