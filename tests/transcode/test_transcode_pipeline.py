@@ -245,10 +245,11 @@ def test_sustained_overload_degrades_inside_the_ladder_before_stopping_a_rung(
     pipeline, _, events = _run(source_360p30_av, settings=TranscodeSettings(guard=guard))
     metrics = pipeline.metrics()
     steps = [record.step for record in metrics.shed]
-    assert steps[:3] == ["faster_preset", "halve_top_fps", "halve_top_fps"], steps
-    assert "stop_top_rung" not in steps[:4]
+    assert steps[:2] == ["faster_preset", "halve_top_fps"], steps
+    assert "stop_top_rung" not in steps[:2]
     assert metrics.preset in ("superfast", "ultrafast")  # switched at the 2 s boundary
-    assert dict(metrics.rung_fps)["360p30"] <= 7.5
+    assert min(fps for _, fps in metrics.rung_fps) >= 10  # never below 10 fps (no holes)
+    assert dict(metrics.rung_fps).get("360p30", 15) <= 15
     outputs = _by_rendition(events)
     configs = _configs(events)
     for rung in pipeline.ladder.encoded:  # the new encoders' frames decode with the first SPS/PPS

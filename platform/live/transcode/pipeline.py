@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 AUDIO_RENDITION = "audio"
 _MAX_INFLIGHT = 256  # frames between decode and the last rung's packet; far above any codec delay
 _DELAY_SAMPLES = 3600  # delay percentiles cover the last two minutes at 30 fps
-_MIN_FPS = 5.0
+#: The guard never halves a rung below this: with late frames thinned to 0.1 s apart, a rung at
+#: 10 fps or more never steps past a 0.2 s part target (a hole a player stalls at).
+_MIN_FPS = 10.0
 
 
 class TranscodeInputError(ValueError):
@@ -340,10 +342,7 @@ class TranscodePipeline:
             delay_p95_ms=percentile(delays, 95),
             delay_p99_ms=percentile(delays, 99),
             preset=self._encoder_settings.preset,
-            rung_fps=tuple(
-                (vr.rung.name, self.ladder.source.fps / (vr.rung.fps_divisor * vr.divisor * self._fps_factor))
-                for vr in self._rungs
-            ),
+            rung_fps=tuple((vr.rung.name, self._rung_fps(vr)) for vr in self._rungs),
         )
 
     # -- inputs --------------------------------------------------------------------------
@@ -492,6 +491,10 @@ class TranscodePipeline:
         )
         return [RenditionUnit(vr.rung.name, unit)]
 
+    def _rung_fps(self, vr: _VideoRung) -> float:
+        """The frame rate ``vr`` encodes at now."""
+        return self.ladder.source.fps / (vr.rung.fps_divisor * vr.divisor * self._fps_factor)
+
     def _possible_steps(self) -> set[ShedStep]:
         possible: set[ShedStep] = set()
         if (self._next_preset is None and not self._preset_refused
@@ -499,9 +502,9 @@ class TranscodePipeline:
             possible.add(ShedStep.FASTER_PRESET)
         if self._rungs:
             top = self._rungs[0]
-            if top.rung.fps / (2 * top.divisor * self._fps_factor) >= _MIN_FPS:
+            if self._rung_fps(top) / 2 >= _MIN_FPS:
                 possible.add(ShedStep.HALVE_TOP_FPS)
-        if self.ladder.source.fps / (2 * self._fps_factor) >= _MIN_FPS:
+        if self._rungs and min(self._rung_fps(vr) for vr in self._rungs) / 2 >= _MIN_FPS:
             possible.add(ShedStep.HALVE_FPS)
         if len(self._rungs) > 1:
             possible.add(ShedStep.STOP_TOP_RUNG)
