@@ -372,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "OUT/master.m3u8, one media playlist per rung, init, part and segment files.")
     transcode.add_argument("input", type=Path, help="input media file (MP4, MOV, FLV, MKV, TS)")
     transcode.add_argument("--out", type=Path, required=True, help="output directory")
-    transcode.add_argument("--part-target", type=float, default=0.334, metavar="S",
-                           help="LL-HLS part target in seconds (default 0.334)")
+    transcode.add_argument("--part-target", type=float, default=0.201, metavar="S",
+                           help="LL-HLS part target in seconds (default 0.201)")
     transcode.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     _cdn_parser(commands)
     _commerce_commands(commands)

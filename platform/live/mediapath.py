@@ -7,6 +7,10 @@ the shared AAC track, so a player needs one playlist per quality) writing to the
 its ``PartSink``. A rung whose packaging fails is retired with a logged reason; the stream and
 its other rungs go on. Taps (``LiveMediaPaths.tap``) see the same transcoder events beside the
 packager, configurations first, so WHEP forwards the encoded ladder without touching the segmenter.
+
+Each stream writes to the origin through its own ``StreamSink``: when a publisher reconnects,
+the new stream opens the channel afresh while the old one may still be flushing, and the old
+one's last parts and its end must not land in (or end) the new stream.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from dataclasses import dataclass, field
 from live.ingest.registry import LiveStream, LiveStreamRegistry, TranscodeStatus
 from live.media.avc import AvcError, parse_avc_record, parse_sps
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
-from live.origin.store import OriginStore
+from live.origin.store import ChannelState, OriginStore
 from live.package.ladder_packager import LadderPackager, PackagingSettings
+from live.package.parts import InitSegment, Part
 from live.package.sink import PartSink, TeeSink
+from live.package.timing import ChannelTiming
 from live.transcode.events import RenditionConfig
 from live.transcode.supervisor import (
     SupervisorSettings,
@@ -60,6 +66,36 @@ def source_frame_rate(stream: LiveStream, video: VideoConfig) -> float:
     return 30.0
 
 
+class StreamSink:
+    """The origin as the ``PartSink`` of one stream of a channel, which it opens: once a newer
+    stream opened the channel, what this one still publishes, drops or ends goes nowhere."""
+
+    def __init__(self, origin: OriginStore, channel: str, timing: ChannelTiming) -> None:
+        self.origin = origin
+        self.channel = channel
+        self.state: ChannelState = origin.open(channel, timing)
+
+    @property
+    def current(self) -> bool:
+        return self.origin.channel(self.channel) is self.state
+
+    def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming) -> None:
+        if self.current:
+            self.origin.publish_init(channel, init, timing)
+
+    def publish_part(self, channel: str, part: Part) -> None:
+        if self.current:
+            self.origin.publish_part(channel, part)
+
+    def drop_rendition(self, channel: str, rendition: str) -> None:
+        if self.current:
+            self.origin.drop_rendition(channel, rendition)
+
+    def end(self, channel: str) -> None:
+        if self.current:
+            self.origin.end(channel)
+
+
 class StreamMediaPath:
     """Transcode and package one live stream into the origin."""
 
@@ -76,6 +112,7 @@ class StreamMediaPath:
         self._prestart: deque[AccessUnit] = deque()
         self._ended = asyncio.Event()
         self.packager: LadderPackager | None = None
+        self.sink: StreamSink | None = None
         self._task: asyncio.Task[None] | None = None
         self.failure = ""
         self._configs: dict[str, RenditionConfig] = {}
@@ -121,8 +158,8 @@ class StreamMediaPath:
         assert self._video is not None
         video = self._video
         fps = source_frame_rate(self.stream, video)
-        self.origin.open(self.channel, self.settings.packaging.timing)
-        sink = self.origin if self.recorder is None else TeeSink(self.origin, self.recorder)
+        self.sink = StreamSink(self.origin, self.channel, self.settings.packaging.timing)
+        sink: PartSink = self.sink if self.recorder is None else TeeSink(self.sink, self.recorder)
         self.packager = LadderPackager(self.channel, sink, self.settings.packaging,
                                        source_has_audio=self._audio is not None)
         supervisor = TranscodeSupervisor(
@@ -177,9 +214,7 @@ class StreamMediaPath:
             tap(None)
         self._taps.clear()
         if self.packager is not None:
-            self.packager.finish()
-        elif self.origin.channel(self.channel) is not None:
-            self.origin.end(self.channel)
+            self.packager.finish()  # through its StreamSink: a newer stream is never ended
         log.info("%s: stream ended (%d parts published)", self.channel, self.parts_published)
 
     @property
@@ -205,6 +240,9 @@ class StreamMediaPath:
             shed=tuple(f"{s.step}:{s.detail}" for s in worker.shed) if worker is not None else (),
             parts_published=self.parts_published,
             failure=self.failure or None,
+            preset=(worker.preset or None) if worker is not None else None,
+            rung_fps={name: round(fps, 3) for name, fps in worker.rung_fps} if worker is not None else {},
+            gaps=self.packager.gaps if self.packager is not None else {},
         )
 
     async def wait(self) -> None:

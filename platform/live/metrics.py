@@ -89,19 +89,32 @@ class PlatformCollector(Collector):
         parts = CounterMetricFamily(
             "livetwin_parts_published", "CMAF parts published to the origin per stream", labels=["channel"]
         )
+        guard = CounterMetricFamily(
+            "livetwin_transcode_guard_steps",
+            "Real-time guard steps taken per stream (faster_preset, halve_top_fps, halve_fps, stop_top_rung)",
+            labels=["channel", "step"],
+        )
+        gaps = GaugeMetricFamily(
+            "livetwin_renditions_in_gap", "Advertised renditions listed as EXT-X-GAP for good",
+            labels=["channel"],
+        )
         transcodes = app.get(TRANSCODES_KEY)
         paths = transcodes.by_channel if transcodes is not None else {}
         for channel, path in sorted(paths.items()):
             status = path.status()
             restarts.add_metric([channel], float(status.restarts))
             parts.add_metric([channel], float(status.parts_published))
+            for step in ("faster_preset", "halve_top_fps", "halve_fps", "stop_top_rung"):
+                taken = sum(1 for shed in status.shed if shed.split(":", 1)[0] == step)
+                guard.add_metric([channel, step], float(taken))
+            gaps.add_metric([channel], float(len(status.gaps)))
             for quantile, value in (("0.5", status.delay_p50_ms), ("0.95", status.delay_p95_ms)):
                 if value is not None:
                     delay.add_metric([channel, quantile], value / 1000.0)
             supervisor = path.supervisor
             if supervisor is not None and supervisor.pid is not None and not path.ended:
                 pid.add_metric([channel], float(supervisor.pid))
-        yield from (restarts, delay, pid, parts)
+        yield from (restarts, delay, pid, parts, guard, gaps)
 
         chat = app.get(CHAT_KEY)
         if chat is not None:

@@ -5,6 +5,14 @@ The reference player is the one the design names: hls.js in Chromium. ffprobe th
 same multivariant URL, as the non-browser (VLC/ffplay-class) client. Needs Chromium
 (``apt-get install chromium``), Node 20 and ``npm ci --prefix platform/web``; locally a missing
 one skips, in CI (``CI`` set) it fails.
+
+Glass-to-glass is what the viewer sees: the publisher (``clock_publisher.py``) paints its
+capture clock into every frame, and the page reads it back from every decoded frame it displays
+(``clockcode.js``); hls.js's own latency estimate covers only packager to player. With the full
+ladder (a 720p publisher), once more with a CPU hog pinned beside the transcode worker (the
+real-time guard engages), and with a publisher whose keyframes miss the 2 s grid: no player
+error event, no 4xx/5xx on any playlist or part, and glass-to-glass p95 within ``G2G_P95_S``
+after the first ``G2G_SKIP_S``.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +39,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
 
 CHROMIUM = Path(os.environ.get("LIVETWIN_CHROMIUM", "/usr/bin/chromium"))
 PLAY_SCRIPT = Path(__file__).with_name("play_hls.cjs")
+CLOCK_READER = Path(__file__).with_name("clockcode.js")
+CLOCK_PUBLISHER = Path(__file__).with_name("clock_publisher.py")
 WEB_ROOT = default_web_root()
 CHANNEL, STREAM_KEY = "demo", "demo_key_123"
 PLAY_S = 60
@@ -37,6 +48,14 @@ NATIVE_PLAY_S = 8
 PUBLISH_S = 100  # outlives both players and the ffprobe pass; terminated as soon as they are done
 #: "Within a few seconds of live": hls.latency (playhead to live edge) on every sample.
 LIVE_BOUND_S = 4.0
+#: Painted-clock glass-to-glass: p95 over the displayed frames after the first G2G_SKIP_S.
+G2G_P95_S = 1.5
+G2G_SKIP_S = 10.0
+FULL_LADDER = "1280x720"  # source, 720p30, 480p30, 360p30, 160p30
+HOG_PLAY_S = 45
+OFF_GRID_PLAY_S = 30
+#: ``-g 80`` at 30 fps (2.67 s GOPs) and keyframes forced at odd times besides: off the 2 s grid.
+OFF_GRID_GOP = ["-g", "80", "-force_key_frames", "expr:gte(t,n_forced*3.7+1.3)"]
 
 
 def _require(present: bool, what: str) -> None:
@@ -67,6 +86,17 @@ def _publisher_args(rtmp_port: int, seconds: int = PUBLISH_S) -> list[str]:
         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
         "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/{STREAM_KEY}",
     ]
+
+
+async def _publish(rtmp_port: int, *, size: str = FULL_LADDER, seconds: float = PUBLISH_S,
+                   gop: list[str] | None = None) -> asyncio.subprocess.Process:
+    """The clock-painting publisher (its frames carry their capture time) over RTMP from ffmpeg."""
+    args = [sys.executable, str(CLOCK_PUBLISHER), "--url",
+            f"rtmp://127.0.0.1:{rtmp_port}/live/{STREAM_KEY}", "--size", size, "--seconds", str(seconds)]
+    if gop:
+        args += ["--", *gop]
+    return await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
 
 
 def _settings(data_dir: Path) -> ServeSettings:
@@ -126,10 +156,14 @@ def _events(stdout: bytes) -> list[dict[str, Any]]:
     return events
 
 
-async def _play(url: str, seconds: int, *extra: str) -> tuple[bytes, bytes]:
+async def _play(url: str, seconds: int, *options: str, clock: bool = False,
+                bare: str | None = None) -> tuple[bytes, bytes]:
+    extra = [*options, *(["--clock", str(CLOCK_READER)] if clock else [])]
+    if bare is not None:
+        extra += ["--bare", bare]
     player = await asyncio.create_subprocess_exec(
         "node", str(PLAY_SCRIPT), "--web-root", str(WEB_ROOT), "--url", url,
-        "--seconds", str(seconds), "--chromium", str(CHROMIUM), "--startup-timeout", "20", *extra,
+        "--seconds", str(seconds), "--chromium", str(CHROMIUM), "--startup-timeout", "25", *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -163,13 +197,58 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
+def glass_to_glass_s(done: dict[str, Any]) -> list[float]:
+    """Painted-clock glass-to-glass of every displayed frame after the first ``G2G_SKIP_S``."""
+    clock = done.get("clock") or {}
+    samples = clock.get("samples") or []
+    if not samples:
+        return []
+    first = samples[0][0]
+    return [g2g / 1000 for shown, g2g in samples if shown - first >= G2G_SKIP_S * 1000]
+
+
+def g2g_summary(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"frames": 0, "p50_s": None, "p95_s": None, "p99_s": None}
+    return {"frames": len(values), "p50_s": round(_quantile(values, 0.50), 3),
+            "p95_s": round(_quantile(values, 0.95), 3), "p99_s": round(_quantile(values, 0.99), 3)}
+
+
+async def _streams(base: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/streams") as response:
+        streams: list[dict[str, Any]] = (await response.json())["streams"]
+        return streams
+
+
+def _check_viewer_saw_no_error(done: dict[str, Any], log: str, server: list[dict[str, Any]]) -> None:
+    """No player error event, no 4xx/5xx on any playlist or part, and the glass-to-glass bar."""
+    assert done["ok"], f"{done.get('reason')}; stats {done.get('stats')}; stderr:\n{log}"
+    final = done["stats"]
+    transcode = [s.get("transcode") for s in server]
+    assert done["httpErrors"] == [], f"{done['httpErrors']}\nserver {transcode}"
+    assert final["errors"] == 0, f"{final['errorLog']}\nserver {transcode}"
+    g2g = glass_to_glass_s(done)
+    clock = done.get("clock") or {}
+    assert len(g2g) >= 100, f"painted clock read on {clock.get('read')} of {clock.get('frames')} frames"
+    assert _quantile(g2g, 0.95) <= G2G_P95_S, f"glass-to-glass {g2g_summary(g2g)}; server {transcode}"
+
+
+async def _pin_beside(pid: int, cpu: int) -> asyncio.subprocess.Process:
+    """Pin the transcode worker (every thread) to ``cpu`` and start a busy loop pinned there too."""
+    pin = await asyncio.create_subprocess_exec("taskset", "-a", "-p", "-c", str(cpu), str(pid),
+                                               stdout=asyncio.subprocess.DEVNULL)
+    assert await pin.wait() == 0
+    return await asyncio.create_subprocess_exec(
+        "taskset", "-c", str(cpu), sys.executable, "-c", "while True: pass")
+
+
 @pytest.mark.timeout(200)
 async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling(tmp_path: Path) -> None:
     _check_prerequisites()
     async with Platform(_settings(tmp_path)) as platform:
         base = f"http://127.0.0.1:{platform.ports.http}"
         master_url = f"{base}/hls/{CHANNEL}/master.m3u8"
-        publisher = await _start_publisher(platform.ports.rtmp)
+        publisher = await _publish(platform.ports.rtmp)
         try:
             async with aiohttp.ClientSession() as http:
                 master = await _wait_for_master(http, master_url, 20)
@@ -178,9 +257,8 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
                     assert page.status == 200, "the platform must mount live.webui.setup_web"
                 async with http.get(f"{base}/") as landing:
                     assert f'href="/watch/{CHANNEL}"' in await landing.text()
-            out, err = await _play(f"{base}/watch/{CHANNEL}", PLAY_S)
-            async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/streams") as response:
-                server_side = (await response.json())["streams"]
+            out, err = await _play(f"{base}/watch/{CHANNEL}", PLAY_S, clock=True)
+            server_side = await _streams(base)
             # the Safari-style fallback: the page handing the URL to the browser's own HLS player
             native_out, native_err = await _play(f"{base}/watch/{CHANNEL}?engine=native", NATIVE_PLAY_S)
             # the non-browser fallback client reads the same URL while the stream is still live
@@ -216,6 +294,8 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
         "dropped_frames": f"{final['droppedFrames']}/{final['totalFrames']}",
         "level": final["currentHeight"], "level_switches": final["levelSwitches"],
         "loads": final["loads"], "slow_loads": len(final["slowLoads"]),
+        "glass_to_glass": g2g_summary(glass_to_glass_s(done)), "live_resyncs": final["liveResyncs"],
+        "guard": [s.get("transcode", {}).get("shed") for s in server_side],
     }
     print("browser playback:", json.dumps(summary))
     transcode = [s.get("transcode") for s in server_side]
@@ -224,7 +304,9 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
                    f"server transcode status {transcode}")
 
     assert final["engine"] == "hls.js"
+    assert final["maxLiveSyncPlaybackRate"] == 1.5  # the page catches up after a switch or stall
     assert final["fatalErrors"] == 0, diagnostics
+    _check_viewer_saw_no_error(done, log, server_side)
     assert final["currentTime"] - started["currentTime"] >= PLAY_S - 5, diagnostics
     assert len(latencies) >= PLAY_S - 5, diagnostics
     # the quality menu offers what the multivariant playlist listed (less any rung retired since)
@@ -236,8 +318,84 @@ async def test_hls_js_in_chromium_plays_a_minute_of_live_ll_hls_without_stalling
     audio = [s for s in probed if s.get("codec_type") == "audio"]
     assert video and audio, probed
     assert {s["codec_name"] for s in video} == {"h264"}
-    assert max(s["height"] for s in video) == 360
+    assert max(s["height"] for s in video) == 720
 
     assert final["stalls"] == 0, diagnostics
     assert final["bufferStalledErrors"] == 0, diagnostics
     assert max(latencies) <= LIVE_BOUND_S, diagnostics
+
+
+@pytest.mark.timeout(200)
+async def test_with_a_cpu_hog_beside_the_transcoder_the_guard_degrades_and_no_viewer_sees_an_error(
+        tmp_path: Path) -> None:
+    """The transcode worker shares one core with a busy loop: the real-time guard must degrade
+    inside the advertised ladder (or list a rung as gaps), never withdraw one from under a
+    player, and glass-to-glass must stay within the bar."""
+    _check_prerequisites()
+    settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path,
+                             channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
+    async with Platform(settings) as platform:
+        base = f"http://127.0.0.1:{platform.ports.http}"
+        publisher = await _publish(platform.ports.rtmp, seconds=HOG_PLAY_S + 40)
+        hog = None
+        try:
+            async with aiohttp.ClientSession() as http:
+                await _wait_for_master(http, f"{base}/hls/{CHANNEL}/master.m3u8", 25)
+            assert platform.media_paths is not None
+            supervisor = platform.media_paths.by_channel[CHANNEL].supervisor
+            assert supervisor is not None and supervisor.pid is not None
+            hog = await _pin_beside(supervisor.pid, 0)
+            out, err = await _play(f"{base}/watch/{CHANNEL}", HOG_PLAY_S, clock=True)
+            server_side = await _streams(base)
+        finally:
+            if hog is not None:
+                await _stop(hog)
+            await _stop(publisher)
+    done = next((e for e in _events(out) if e["event"] == "done"), None)
+    log = err.decode(errors="replace")[-4000:]
+    assert done is not None, log
+    transcode = server_side[0]["transcode"]
+    print("browser playback with a CPU hog:", json.dumps({
+        "glass_to_glass": g2g_summary(glass_to_glass_s(done)), "guard": transcode["shed"],
+        "preset": transcode["preset"], "rung_fps": transcode["rung_fps"], "gaps": transcode["gaps"],
+        "dropped_late": transcode["frames_dropped_late"], "level": done["stats"].get("currentHeight"),
+        "errors": done["stats"]["errorLog"], "http_errors": done["httpErrors"]}))
+    assert transcode["retired"] == {}, transcode  # nothing advertised was withdrawn
+    _check_viewer_saw_no_error(done, log, server_side)
+
+
+@pytest.mark.timeout(150)
+async def test_a_publisher_with_keyframes_off_the_grid_plays_in_a_bare_hls_js_page(tmp_path: Path) -> None:
+    """``-g 80`` at 30 fps and keyframes forced at odd times: the source rendition is advertised
+    with a TARGETDURATION that covers its GOPs and plays, in a page holding only hls.js with
+    ``lowLatencyMode`` (what a third-party page does), without an error or a 404."""
+    _check_prerequisites()
+    settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path,
+                             channels=(ChannelSeed(CHANNEL, STREAM_KEY),))
+    async with Platform(settings) as platform:
+        base = f"http://127.0.0.1:{platform.ports.http}"
+        master_url = f"{base}/hls/{CHANNEL}/master.m3u8"
+        publisher = await _publish(platform.ports.rtmp, size="640x360", seconds=OFF_GRID_PLAY_S + 40,
+                                   gop=OFF_GRID_GOP)
+        try:
+            async with aiohttp.ClientSession() as http:
+                master = await _wait_for_master(http, master_url, 25)
+                async with http.get(f"{base}/hls/{CHANNEL}/source.m3u8") as response:
+                    source_playlist = await response.text()
+            out, err = await _play(f"{base}/", OFF_GRID_PLAY_S, clock=True, bare=master_url)
+            server_side = await _streams(base)
+        finally:
+            await _stop(publisher)
+    done = next((e for e in _events(out) if e["event"] == "done"), None)
+    log = err.decode(errors="replace")[-4000:]
+    assert done is not None, log
+    print("bare hls.js page, GOP off the grid:", json.dumps({
+        "glass_to_glass": g2g_summary(glass_to_glass_s(done)),
+        "guard": server_side[0]["transcode"]["shed"], "level": done["stats"].get("currentHeight")}))
+    assert "source.m3u8" in master
+    assert "#EXT-X-TARGETDURATION:3" in source_playlist
+    assert server_side[0]["transcode"]["retired"] == {}
+    assert done["ok"], f"{done.get('reason')}; stderr:\n{log}"
+    assert done["httpErrors"] == [], done["httpErrors"]
+    assert done["stats"]["errors"] == 0, done["stats"]["errorLog"]
+    assert done["stats"]["currentTime"] >= OFF_GRID_PLAY_S - 8

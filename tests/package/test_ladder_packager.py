@@ -31,6 +31,7 @@ class RecordingSink:
     inits: dict[str, InitSegment] = field(default_factory=dict)
     timings: list[ChannelTiming] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    parts: dict[str, list[Part]] = field(default_factory=dict)
 
     def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming) -> None:
         self.calls.append(("init", channel, init.rendition))
@@ -41,6 +42,7 @@ class RecordingSink:
         if part.rendition in self.refuse:
             raise PublishError(f"{channel}/{part.rendition}: refused")
         self.calls.append(("part", channel, part.rendition))
+        self.parts.setdefault(part.rendition, []).append(part)
 
     def drop_rendition(self, channel: str, rendition: str) -> None:
         self.calls.append(("drop", channel, rendition))
@@ -107,23 +109,28 @@ def test_no_init_goes_out_until_the_audio_configuration_is_known() -> None:
     assert sink.calls == [("init", "alpha", "360p30")]
 
 
-def test_a_rendition_the_transcoder_drops_is_retired_once_and_gets_nothing_more() -> None:
+def test_a_rendition_the_transcoder_stops_stays_advertised_as_gap_segments() -> None:
+    """The real-time guard's last resort stops a rung: players that loaded the multivariant
+    playlist keep getting its playlist (EXT-X-GAP), never a 404 for a withdrawn rendition."""
     sink = RecordingSink()
     packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
-    events = stream_events(4.0)
+    events = stream_events(6.0)
     half = len(events) // 2
     for event in configs() + events[:half]:
         packager.handle(event)
+    parts_before = sink.of("360p30").count("part")
     packager.handle(RenditionDropped("360p30", "encoder overloaded (load 1.40)"))
     packager.handle(RenditionDropped("360p30", "again"))
-    parts_before = sink.of("360p30").count("part")
     for event in events[half:]:
-        packager.handle(event)
+        if getattr(event, "rendition", "") != "360p30":  # the stopped encoder sends nothing more
+            packager.handle(event)
     packager.finish()
-    assert sink.of("360p30") == ["init"] + ["part"] * parts_before + ["drop"]
-    assert sink.of("160p30")[-1] == "part"
-    assert packager.active == ("160p30",)
-    assert packager.retired == {"360p30": "transcoder dropped it: encoder overloaded (load 1.40)"}
+    assert "drop" not in sink.of("360p30")
+    assert sink.of("360p30").count("part") > parts_before + 6  # gap parts while the stream goes on
+    assert sink.parts["360p30"][-1].gap and sink.parts["360p30"][-1].segment_end
+    assert not any(p.gap for p in sink.parts["160p30"])
+    assert packager.active == ("160p30", "360p30")
+    assert packager.gaps == {"360p30": "transcoder stopped it: encoder overloaded (load 1.40)"}
     assert sink.calls[-1] == ("end", "alpha")
 
 
@@ -148,3 +155,79 @@ def test_a_stream_that_never_configured_still_ends_at_the_sink() -> None:
 def test_the_recording_sink_is_a_part_sink() -> None:
     sink: PartSink = RecordingSink()
     assert isinstance(sink, PartSink)
+
+
+def source_events(gops: list[int], seconds: float) -> list[object]:
+    """A ladder with the publisher's own 30 fps video passed through: GOPs of ``gops`` frames
+    (cycled), the transcoded rungs on the 2 s grid."""
+    events = stream_events(seconds, ("160p30",))
+    keys, frame = set(), 0
+    while frame <= seconds * 30:
+        for gop in gops:
+            keys.add(frame)
+            frame += gop
+    frames = [RenditionUnit("source", AccessUnit(TrackKind.VIDEO, round(i * 1000 / 30), round(i * 1000 / 30),
+                                                 b"s%d" % i, i in keys, 1000.0 + i / 30))
+              for i in range(round(seconds * 30))]
+    return sorted(events + frames, key=lambda e: e.unit.dts_ms)  # type: ignore[attr-defined]
+
+
+def source_configs() -> list[object]:
+    return [RenditionConfig("source", HIGH, None, 30.0, passthrough=True),
+            RenditionConfig("160p30", LOW, None, 30.0), RenditionConfig("audio", AUDIO, 96)]
+
+
+def test_nothing_is_advertised_until_the_publishers_keyframe_interval_is_measured() -> None:
+    """``-g 80`` at 30 fps: keyframes every 2.67 s. The channel's TARGETDURATION becomes 3 before
+    any init is published, and the source is cut at its own keyframes without a retirement."""
+    sink = RecordingSink()
+    packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
+    events = source_configs() + source_events([80], 12.0)
+    first_init = None
+    for i, event in enumerate(events):
+        packager.handle(event)
+        if first_init is None and sink.calls:
+            first_init = i
+            assert getattr(event, "rendition", None) == "source"
+            assert event.unit.keyframe and event.unit.dts_ms == 5333  # type: ignore[attr-defined]
+    packager.finish()
+    assert set(sink.timings) == {ChannelTiming(3, SETTINGS.part_target_s)}
+    assert [c[2] for c in sink.calls if c[0] == "init"] == ["source", "160p30"]
+    assert packager.retired == {} and packager.gaps == {}
+    starts = [p.decode_time // 90 for p in sink.parts["source"] if p.index == 0]
+    assert starts == [round(k * 80 * 1000 / 30) for k in range(len(starts))] and len(starts) == 5
+    assert not any(p.gap for p in sink.parts["source"])
+    assert sink.calls[-1] == ("end", "alpha")
+
+
+def test_odd_keyframe_times_and_a_long_first_gop_are_covered_by_the_measurement() -> None:
+    sink = RecordingSink()
+    packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
+    for event in source_configs() + source_events([99, 39, 63], 20.0):
+        packager.handle(event)
+    packager.finish()
+    assert sink.timings[0].target_duration_s == 4
+    assert packager.retired == {}
+    for msn in {p.msn for p in sink.parts["source"]}:
+        assert round(sum(p.duration_s for p in sink.parts["source"] if p.msn == msn)) <= 4
+
+
+def test_a_publisher_with_keyframes_too_rare_keeps_its_source_out_of_the_ladder() -> None:
+    sink = RecordingSink()
+    packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
+    for event in source_configs() + source_events([270], 12.0):
+        packager.handle(event)
+    packager.finish()
+    assert [c[2] for c in sink.calls if c[0] == "init"] == ["160p30"]
+    assert sink.timings == [SETTINGS.timing]
+    assert packager.retired["source"].startswith("not advertised: keyframes")
+    assert "drop" not in [c[0] for c in sink.calls]
+
+
+def test_without_a_passthrough_rendition_nothing_waits() -> None:
+    sink = RecordingSink()
+    packager = LadderPackager("alpha", sink, SETTINGS, source_has_audio=True)
+    events = configs() + stream_events(1.0)
+    for event in events[:4]:
+        packager.handle(event)
+    assert [c[0] for c in sink.calls] == ["init", "init"]

@@ -124,5 +124,8 @@ async def test_metrics_count_origin_requests_and_name_the_transcode_worker(tmp_p
     assert pid in workers, (pid, workers)
     assert samples[("livetwin_transcode_restarts_total", (("channel", "demo"),))] == 0
     assert samples[("livetwin_parts_published_total", (("channel", "demo"),))] > 0
+    for step in ("faster_preset", "halve_top_fps", "halve_fps", "stop_top_rung"):  # the guard's decisions
+        assert samples[("livetwin_transcode_guard_steps_total", (("channel", "demo"), ("step", step)))] >= 0
+    assert ("livetwin_renditions_in_gap", (("channel", "demo"),)) in samples
     assert ("livetwin_chat_messages_delivered_total", ()) in samples
     assert samples[("livetwin_origin_held_requests", ())] == 0

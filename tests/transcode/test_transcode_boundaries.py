@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from live.transcode.pipeline import BoundaryClock, percentile
+from live.transcode.pipeline import BoundaryClock, keeps, percentile
 
 timelines = st.lists(st.integers(1, 200), min_size=1, max_size=300).map(
     lambda steps: [sum(steps[:i]) for i in range(len(steps))]
@@ -31,28 +33,36 @@ def test_boundary_frames_are_the_first_at_or_past_each_reached_multiple(
     assert marked == expected
 
 
-@given(pts=timelines, divisors=st.sets(st.integers(1, 8), min_size=1, max_size=5))
+@given(pts=timelines, divisors=st.sets(st.integers(1, 8), min_size=1, max_size=5),
+       skipped=st.sets(st.integers(0, 400)))
 @settings(max_examples=200)
-def test_every_rung_keeps_every_boundary_frame_and_thins_evenly_between(
-    pts: list[int], divisors: set[int]
+def test_every_rung_keeps_every_boundary_frame_and_thins_by_time_between(
+    pts: list[int], divisors: set[int], skipped: set[int]
 ) -> None:
+    """Frames the guard skipped (``skipped``) never stretch a rung's spacing: it keeps the first
+    frame at least ``divisor`` - 1/2 intervals after its last, so its steps are what its rate
+    asks for, or the offered frames' own steps, plus less than one frame."""
+    interval = 1000 / 30
+    offered = [p for i, p in enumerate(pts) if i not in skipped or i == 0]
     clock = BoundaryClock(2.0)
     kept: dict[int, list[int]] = {d: [] for d in divisors}
     boundaries = []
-    for p in pts:
-        if clock.crosses(p):
+    for p in offered:
+        boundary = clock.crosses(p)
+        if boundary:
             boundaries.append(p)
         for d in divisors:
-            if clock.keeps(d):
+            if keeps(p, kept[d][-1] if kept[d] else None, d, interval, boundary=boundary):
                 kept[d].append(p)
+    steps = [b - a for a, b in itertools.pairwise(offered)]
     for d, frames in kept.items():
         assert set(boundaries) <= set(frames)
-        assert set(frames) <= set(pts)
-        # between two boundaries a rung keeps ceil(n / d) of the n frames offered
-        segments = [p // 2000 for p in pts]
-        for seg in set(segments):
-            offered = segments.count(seg)
-            assert sum(1 for p in frames if p // 2000 == seg) == -(-offered // d)
+        assert set(frames) <= set(offered)
+        widest_offered = max(steps, default=0)
+        for a, b in itertools.pairwise(frames):
+            assert b - a <= max(d * interval, widest_offered) + widest_offered
+            if b not in boundaries and d > 1:
+                assert b - a >= (d - 0.5) * interval
 
 
 def test_a_restarted_clock_cuts_at_the_same_pts_as_the_original() -> None:

@@ -15,6 +15,7 @@ from live.transcode.encoders import (
     EncoderChoice,
     EncoderSettings,
     encoder_options,
+    faster_preset,
     open_encoder,
     probe_encoder,
     select_encoder,
@@ -120,3 +121,24 @@ def test_nvenc_options_are_options_the_nvenc_encoders_define(codec: str) -> None
     assert set(options) - _GENERIC <= defined
     assert options["bf"] == "0" and options["forced-idr"] == "1" and options["zerolatency"] == "1"
     assert options["g"] == "60"
+
+
+def test_every_faster_preset_keeps_the_parameter_sets_so_no_new_init_segment_is_needed() -> None:
+    """The guard's first step reopens a rung's encoder with a faster preset at an IDR; players
+    keep decoding with the init segment they have, so the SPS/PPS must stay byte-identical."""
+    choice = EncoderChoice("libx264", "h264", False, "test")
+    for rung in build_ladder(SourceInfo(1280, 720, 30.0)).encoded:
+        settings = EncoderSettings()
+        first = bytes(open_encoder(choice, rung, settings).extradata or b"")
+        steps = []
+        while (faster := faster_preset(choice, settings)) is not None:
+            settings = faster
+            steps.append(settings.preset)
+            assert bytes(open_encoder(choice, rung, settings).extradata or b"") == first, settings.preset
+        assert steps == ["superfast", "ultrafast"]
+
+
+def test_only_x264_has_a_faster_preset_step() -> None:
+    assert faster_preset(EncoderChoice("h264_nvenc", "h264", True, "test"), EncoderSettings()) is None
+    assert faster_preset(EncoderChoice("libx264", "h264", False, "test"),
+                         EncoderSettings(preset="ultrafast")) is None

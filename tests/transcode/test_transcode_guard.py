@@ -5,32 +5,41 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from live.transcode.guard import GuardSettings, RealtimeGuard, ShedStep
+from live.transcode.guard import SHED_ORDER, GuardSettings, RealtimeGuard, ShedStep
 
 INTERVAL = 1 / 30
+ALL = frozenset(ShedStep)
 
 
-def _feed(guard: RealtimeGuard, work: float, frames: int, **able: bool) -> list[ShedStep]:
+def _feed(guard: RealtimeGuard, work: float, frames: int,
+          possible: frozenset[ShedStep] = ALL) -> list[ShedStep]:
     steps = []
     for _ in range(frames):
-        step = guard.observe(
-            work, INTERVAL, can_drop=able.get("can_drop", True), can_halve=able.get("can_halve", True)
-        )
+        step = guard.observe(work, INTERVAL, possible)
         if step is not None:
             steps.append(step)
     return steps
 
 
-def test_sustained_overload_sheds_in_the_fixed_order_one_step_per_window() -> None:
+def test_sustained_overload_sheds_one_step_per_window_in_the_fixed_order() -> None:
     guard = RealtimeGuard(GuardSettings(window_s=1.0))
-    steps = _feed(guard, work=INTERVAL * 1.5, frames=4 * 30)
-    assert steps == [
-        ShedStep.DROP_TOP_RUNG,
-        ShedStep.HALVE_FPS,
-        ShedStep.DROP_TOP_RUNG,
-        ShedStep.HALVE_FPS,
-    ]
+    possible = set(ALL)
+    taken = []
+    for _ in range(4):  # each step taken becomes impossible, as when its last notch is used
+        (step,) = _feed(guard, work=INTERVAL * 1.5, frames=30, possible=frozenset(possible))
+        taken.append(step)
+        possible.discard(step)
+    assert taken == list(SHED_ORDER)
     assert guard.last_window_load == pytest.approx(1.5)
+
+
+def test_the_ladder_degrades_before_any_rung_stops() -> None:
+    """A faster preset, then frame rate, and only then a rung stops (it stays listed as gaps)."""
+    assert SHED_ORDER.index(ShedStep.STOP_TOP_RUNG) == len(SHED_ORDER) - 1
+    assert SHED_ORDER[0] is ShedStep.FASTER_PRESET
+    assert SHED_ORDER.index(ShedStep.HALVE_TOP_FPS) < SHED_ORDER.index(ShedStep.HALVE_FPS)
+    guard = RealtimeGuard(GuardSettings(window_s=1.0))
+    assert _feed(guard, INTERVAL * 2, 90) == [ShedStep.FASTER_PRESET] * 3
 
 
 def test_keeping_up_never_sheds() -> None:
@@ -47,29 +56,27 @@ def test_a_short_spike_inside_a_window_that_keeps_up_does_not_shed() -> None:
 
 def test_impossible_steps_are_skipped_and_nothing_left_means_no_step() -> None:
     guard = RealtimeGuard(GuardSettings(window_s=1.0))
-    assert _feed(guard, INTERVAL * 2, 30, can_drop=False) == [ShedStep.HALVE_FPS]
-    assert _feed(guard, INTERVAL * 2, 30, can_halve=False) == [ShedStep.DROP_TOP_RUNG]
-    assert _feed(guard, INTERVAL * 2, 60, can_drop=False, can_halve=False) == []
+    assert _feed(guard, INTERVAL * 2, 30, ALL - {ShedStep.FASTER_PRESET}) == [ShedStep.HALVE_TOP_FPS]
+    assert _feed(guard, INTERVAL * 2, 30, frozenset({ShedStep.STOP_TOP_RUNG})) == [ShedStep.STOP_TOP_RUNG]
+    assert _feed(guard, INTERVAL * 2, 60, frozenset()) == []
 
 
 @given(
     works=st.lists(st.floats(0, 1.0), min_size=1, max_size=400),
-    can_drop=st.booleans(),
-    can_halve=st.booleans(),
+    possible=st.frozensets(st.sampled_from(list(ShedStep))),
 )
 @settings(max_examples=200)
 def test_guard_only_returns_possible_steps_and_at_most_one_per_window(
-    works: list[float], can_drop: bool, can_halve: bool
+    works: list[float], possible: frozenset[ShedStep]
 ) -> None:
     window = 0.5
     guard = RealtimeGuard(GuardSettings(window_s=window))
     steps = 0
     for work in works:
-        step = guard.observe(work, INTERVAL, can_drop=can_drop, can_halve=can_halve)
-        if step is ShedStep.DROP_TOP_RUNG:
-            assert can_drop
-        if step is ShedStep.HALVE_FPS:
-            assert can_halve
+        step = guard.observe(work, INTERVAL, possible)
+        if step is not None:
+            assert step in possible
+            assert all(earlier not in possible for earlier in SHED_ORDER[:SHED_ORDER.index(step)])
         steps += step is not None
     assert steps <= len(works) * INTERVAL / window + 1
 
@@ -77,6 +84,6 @@ def test_guard_only_returns_possible_steps_and_at_most_one_per_window(
 def test_bad_observations_are_rejected() -> None:
     guard = RealtimeGuard()
     with pytest.raises(ValueError):
-        guard.observe(-1.0, INTERVAL, can_drop=True, can_halve=True)
+        guard.observe(-1.0, INTERVAL, ALL)
     with pytest.raises(ValueError):
-        guard.observe(0.0, 0.0, can_drop=True, can_halve=True)
+        guard.observe(0.0, 0.0, ALL)

@@ -50,6 +50,11 @@ class TranscodeStatus:
     shed: tuple[str, ...]
     parts_published: int
     failure: str | None
+    #: the real-time guard's state now: the encoder preset and each encoded rung's frame rate
+    preset: str | None = None
+    rung_fps: dict[str, float] = field(default_factory=dict)
+    #: advertised renditions without media for good (listed as EXT-X-GAP), and why
+    gaps: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,7 +174,7 @@ class Origin:
         msn = int(match["msn"])
         if match["part"] is None:
             seg = rend.complete_segment(msn)
-            if seg is None or seg.data is None:
+            if seg is None or seg.data is None or seg.gap:
                 return not_found(f"segment {msn} of {state.name}/{rend.name} is not available")
             return web.Response(body=seg.data, content_type=mime, headers=headers(IMMUTABLE))
         index = int(match["part"])
@@ -188,7 +188,7 @@ class Origin:
             if refused is not None:
                 return refused
             part = rend.part(msn, index, state.timing)
-        if part is None:
+        if part is None or part.gap:
             return not_found(f"part {msn}.{index} of {state.name}/{rend.name} is not available")
         return web.Response(body=part.data, content_type=mime, headers=headers(IMMUTABLE))
 

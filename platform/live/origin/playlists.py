@@ -147,6 +147,9 @@ def _end_s(seg: Segment) -> float:
 
 def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segment,
                    channel: ChannelState) -> None:
+    """One segment's lines; a gap segment (no media: its publisher's keyframe came late, or its
+    encoder stopped) is EXT-X-GAP with GAP=YES parts (RFC 8216bis 4.4.4.7, 4.4.4.9), so players
+    skip its time or take it from another variant instead of requesting it."""
     if seg.block:
         lines.append(seg.block)
         return
@@ -160,8 +163,12 @@ def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segm
             continue
         line = (f"#EXT-X-PART:DURATION={decimal(part.duration_s)},"
                 f'URI="{part_uri(epoch, rend.name, part.msn, part.index)}"')
-        lines.append(line + ",INDEPENDENT=YES" if part.independent else line)
+        if part.independent:
+            line += ",INDEPENDENT=YES"
+        lines.append(line + ",GAP=YES" if part.gap else line)
     if seg.complete:
+        if seg.gap:
+            lines.append("#EXT-X-GAP")
         lines.append(f"#EXTINF:{decimal(seg.duration_s)},")
         lines.append(segment_uri(epoch, rend.name, seg.msn))
     if settled:  # nothing in this block can change any more: render it once

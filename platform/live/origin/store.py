@@ -68,6 +68,7 @@ class StoredPart:
     independent: bool
     start_s: float  # media time from the rendition's first part
     data: bytes | memoryview
+    gap: bool = False  # no media: listed with GAP=YES, never served (RFC 8216bis 4.4.4.9)
 
 
 @dataclass(slots=True, eq=False)
@@ -82,6 +83,7 @@ class Segment:
     #: Its playlist lines once they can no longer change (complete, no part listed); a memo.
     block: str = ""
     decode_time: int = 0  # tfdt of its first sample (the DASH timeline's S@t)
+    gap: bool = False  # made of gap parts: EXT-X-GAP (RFC 8216bis 4.4.4.7), never served
 
     @property
     def complete(self) -> bool:
@@ -159,6 +161,8 @@ class RenditionState:
         """Mean bits/s over the complete segments held (AVERAGE-BANDWIDTH)."""
         total_bytes = total_s = 0.0
         for seg in self.complete_segments():
+            if seg.gap:
+                continue
             total_bytes += seg.nbytes
             total_s += seg.duration_s
         return round(total_bytes * 8 / total_s) if total_s > 0 else None
@@ -166,7 +170,7 @@ class RenditionState:
     def peak_bandwidth(self) -> int | None:
         peak = None
         for seg in self.complete_segments():
-            if seg.duration_s > 0:
+            if seg.duration_s > 0 and not seg.gap:
                 bps = round(seg.nbytes * 8 / seg.duration_s)
                 peak = bps if peak is None else max(peak, bps)
         return peak
@@ -262,10 +266,12 @@ class OriginStore:
 
     def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming | None = None) -> None:
         """Add a rendition. An init for an ended (or unknown) channel starts a new stream with
-        ``timing`` (default: the store's); an open stream's timing never changes."""
+        ``timing`` (default: the store's); an open stream's timing is fixed by its first init."""
         state = self._channels.get(channel)
         if state is None or state.ended:
             state = self.open(channel, timing)
+        elif timing is not None and timing != state.timing and not state.renditions:
+            state.timing = timing  # nothing of the stream was listed yet: no player saw the old
         elif timing is not None and timing != state.timing:
             raise PublishError(f"{channel}/{init.rendition}: timing {timing} differs from the "
                                f"stream's {state.timing} (open a new stream to change it)")
@@ -299,11 +305,11 @@ class OriginStore:
         seg = rend.segments[-1] if rend.segments and not rend.segments[-1].complete else None
         if seg is None:
             seg = Segment(part.msn, rend.edge_s, part.capture_wallclock,
-                          decode_time=part.decode_time)
+                          decode_time=part.decode_time, gap=part.gap)
             rend.segments.append(seg)
             rend.by_msn[part.msn] = seg
         seg.parts.append(StoredPart(part.msn, part.index, part.duration_s, part.independent,
-                                    rend.edge_s, part.data))
+                                    rend.edge_s, part.data, part.gap))
         seg.duration_s += part.duration_s
         seg.nbytes += len(part.data)
         rend.nbytes += len(part.data)
@@ -352,15 +358,17 @@ class OriginStore:
         if not 0 < part.duration_s <= timing.part_target_s + DURATION_SLACK_S:
             raise PublishError(f"{where}: duration {part.duration_s:.6f} s outside (0, PART-TARGET="
                                f"{timing.part_target_s}] (RFC 8216bis 4.4.4.9)")
-        if not part.data:
-            raise PublishError(f"{where}: empty part")
+        if bool(part.data) == part.gap:
+            raise PublishError(f"{where}: " + ("a gap part carries no media" if part.gap else "empty part"))
         last = rend.last
         expected = (part.msn, 0) if last is None else last.next_part
         if (part.msn, part.index) != expected:
             raise PublishError(f"{where}: expected part {expected[0]}.{expected[1]} next")
-        if part.index == 0 and not part.independent:
+        if part.index == 0 and not part.independent and not part.gap:
             raise PublishError(f"{where}: the first part of a segment must be independent")
         seg = rend.segments[-1] if rend.segments and not rend.segments[-1].complete else None
+        if seg is not None and seg.gap != part.gap:
+            raise PublishError(f"{where}: a segment is all media or all gap (RFC 8216bis 4.4.4.7)")
         seg_duration = (seg.duration_s if seg is not None else 0.0) + part.duration_s
         if round(seg_duration) > timing.target_duration_s:
             raise PublishError(f"{where}: segment {part.msn} would last {seg_duration:.3f} s, over "

@@ -4,6 +4,9 @@ A rendition's output is one init segment, then a sequence of parts. Parts group 
 segments: ``msn`` is the media sequence number of the segment a part belongs to and ``index``
 its position in that segment (0 = first part, always independent). The last part of a segment
 carries ``segment_end=True``; the concatenation of a segment's parts is the segment itself.
+A gap part stands for time the rendition has no media for (its publisher sent no keyframe in
+time, or its encoder was stopped): it keeps the rendition's timeline and numbering going, so an
+advertised rendition never vanishes from under a player.
 """
 
 from __future__ import annotations
@@ -37,3 +40,6 @@ class Part:
     capture_wallclock: float  # publisher capture time of the first frame (epoch seconds)
     segment_end: bool  # last part of its segment
     decode_time: int = 0  # tfdt of the first sample, in the track timescale
+    #: A hole in the rendition (RFC 8216bis 4.4.4.7 EXT-X-GAP, GAP=YES on EXT-X-PART): no media,
+    #: ``data`` is empty; players skip it and switch to another rendition for its time.
+    gap: bool = False

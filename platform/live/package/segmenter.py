@@ -19,6 +19,22 @@ at end of stream. The rules it keeps (RFC 8216bis 4.4.4.9 and Apple's LL-HLS aut
   counted in ``stats.gaps``;
 - ``msn`` counts segments and ``index`` parts within one; the last part has ``segment_end``.
 
+Two ways to cut (``SegmentCut``): ``GRID`` (above) for the transcoded rungs, whose IDRs the
+transcoder puts on the grid, and ``KEYFRAMES`` for a passthrough rendition, whose keyframes are
+the publisher's: a keyframe opens a new segment once the segment has reached the segment target,
+or when waiting for the next keyframe (``keyframe_interval_s``, measured before the rendition was
+advertised) could overrun ``max_segment_s``.
+
+No segment ever exceeds ``max_segment_s`` (TARGETDURATION plus the rounding RFC 8216bis 4.4.3.1
+allows). When the next frame would overrun it and is not a keyframe (a publisher whose
+keyframes come later than measured, a transcoder that lost its grid IDR), the segment closes
+there and the rendition is in a gap until the next keyframe: its frames are dropped and counted,
+and gap parts (``Part.gap``, no media; RFC 8216bis 4.4.4.7 EXT-X-GAP and GAP=YES) cover the
+time, cut at the part target and on the segment grid, each emitted once the media clock has
+passed its end, so the playlist keeps moving. ``begin_gap()`` puts a rendition whose encoder
+stopped for good in the same state, and ``extend_gap(unit)`` moves its clock on with another
+rendition's units.
+
 Timing: video uses a 90 kHz timescale, so millisecond timestamps convert exactly (x 90) and a
 sample's duration is the difference of consecutive DTS: the sum of a part's durations is
 exactly the distance between its first DTS and the next part's, with no drift. Audio uses
@@ -74,7 +90,15 @@ class SegmenterState(Enum):
     UNCONFIGURED = "unconfigured"
     AWAITING_KEYFRAME = "awaiting_keyframe"  # configured; nothing emitted until a keyframe
     STREAMING = "streaming"
+    GAP = "gap"  # no media until the next keyframe; gap parts cover the time
     FINISHED = "finished"
+
+
+class SegmentCut(Enum):
+    """Where segments end: on the absolute segment grid, or at the source's own keyframes."""
+
+    GRID = "grid"
+    KEYFRAMES = "keyframes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +106,11 @@ class SegmenterSettings:
     part_target_s: float = 0.333
     segment_target_s: float = 2.0
     styp: bool = False  # start each segment's first part with a ``styp`` box
+    cut: SegmentCut = SegmentCut.GRID
+    #: KEYFRAMES: the longest keyframe interval the source showed (cut before it could overrun)
+    keyframe_interval_s: float | None = None
+    #: No segment lasts longer (TARGETDURATION + rounding slack); None: no bound
+    max_segment_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.part_target_s <= 2.0:
@@ -90,6 +119,12 @@ class SegmenterSettings:
             raise ValueError(
                 f"segment target {self.segment_target_s} s shorter than part target {self.part_target_s} s"
             )
+        if self.max_segment_s is not None and self.max_segment_s < self.segment_target_s:
+            raise ValueError(
+                f"max segment {self.max_segment_s} s shorter than segment target {self.segment_target_s} s"
+            )
+        if self.cut is SegmentCut.KEYFRAMES and not (self.keyframe_interval_s or 0) > 0:
+            raise ValueError("cutting at the source's keyframes needs its measured keyframe interval")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +135,7 @@ class SegmenterStats:
     parts: int
     segments: int
     gaps: int
+    gap_parts: int = 0
 
 
 class _Sample:
@@ -122,7 +158,7 @@ class _Sample:
 class _Sealed:
     """A part whose primary samples are final, waiting (at most one at a time) for its audio."""
 
-    __slots__ = ("cut_t", "index", "msn", "samples", "segment_end", "sequence", "ticks")
+    __slots__ = ("cut_t", "gap_start", "index", "msn", "samples", "segment_end", "sequence", "ticks")
 
     def __init__(
         self,
@@ -141,6 +177,7 @@ class _Sealed:
         self.msn = msn
         self.index = index
         self.sequence = sequence
+        self.gap_start: int | None = None  # a gap part: where it starts (it has no samples)
 
 
 class Segmenter:
@@ -156,7 +193,13 @@ class Segmenter:
         self.timescale = 0
         self._part_target = 0
         self._segment_target = 0
+        self._max_segment: int | None = None
+        self._keyframe_interval = 0
+        self._segment_ticks = 0  # playlist duration of the open segment so far
         self._default_duration = 0
+        # gap: where the next gap part starts (None until a clock reaches it), how far time went
+        self._gap_from: int | None = None
+        self._gap_to = 0
         # primary track: the current part's samples and the one held back
         self._part: list[_Sample] = []
         self._part_ticks = 0
@@ -173,7 +216,7 @@ class Segmenter:
         self._index = 0
         self._sequence = 1
         self._samples_in = self._samples_out = self._dropped = 0
-        self._parts = self._segments = self._gaps = 0
+        self._parts = self._segments = self._gaps = self._gap_parts = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -205,6 +248,9 @@ class Segmenter:
         self.timescale = tracks[0].timescale
         self._part_target = round(self.settings.part_target_s * self.timescale)
         self._segment_target = round(self.settings.segment_target_s * self.timescale)
+        if self.settings.max_segment_s is not None:
+            self._max_segment = round(self.settings.max_segment_s * self.timescale)
+        self._keyframe_interval = round((self.settings.keyframe_interval_s or 0) * self.timescale)
         if video is not None:
             fps = frame_rate if frame_rate and frame_rate > 0 else 30.0
             self._default_duration = max(1, round(self.timescale / fps))
@@ -229,7 +275,8 @@ class Segmenter:
     @property
     def stats(self) -> SegmenterStats:
         return SegmenterStats(
-            self._samples_in, self._samples_out, self._dropped, self._parts, self._segments, self._gaps
+            self._samples_in, self._samples_out, self._dropped, self._parts, self._segments, self._gaps,
+            self._gap_parts,
         )
 
     def push(self, unit: AccessUnit) -> list[Part]:
@@ -255,8 +302,46 @@ class Segmenter:
                 self._dropped += 1
                 return []
             self.state = SegmenterState.STREAMING
-            self._segment_start = sample.t
+            self._start_segment(sample.t)
+        elif self.state is SegmenterState.GAP:
+            if not sample.sync:
+                self._dropped += 1
+                self._fill_gap(sample.t, unit.capture_wallclock or unit.ingest_wallclock, final=False)
+                return self._release(force=False)
+            self._fill_gap(sample.t, sample.wallclock, final=True)
+            self.state = SegmenterState.STREAMING
+            self._start_segment(sample.t)
         self._advance(sample)
+        return self._release(force=False)
+
+    def begin_gap(self) -> list[Part]:
+        """This rendition's encoder stopped for good: close its segment, then gap parts only.
+
+        ``extend_gap()`` (another rendition's units) moves the gap's clock on from here.
+        """
+        if self.state is SegmenterState.UNCONFIGURED or self.state is SegmenterState.FINISHED:
+            raise SegmenterError(f"{self.rendition}: begin_gap() outside a stream")
+        if self.state is SegmenterState.GAP:
+            return []
+        start: int | None = None
+        pending = self._pending
+        if pending is not None:
+            pending.duration = self._last_duration or self._default_duration
+            if self._part and self._part_ticks + pending.duration > self._part_target:
+                self._close(pending.t, segment_end=False)
+            self._append(pending)
+            self._pending = None
+            start = pending.t + pending.duration
+            self._close(start, segment_end=True)
+        self._enter_gap(start)
+        return self._release(force=False)
+
+    def extend_gap(self, unit: AccessUnit) -> list[Part]:
+        """In a gap: media time (another rendition's ``unit``) has reached ``unit.dts_ms``."""
+        if self.state is not SegmenterState.GAP:
+            return []
+        t = unit.dts_ms * self.timescale // 1000
+        self._fill_gap(t, unit.capture_wallclock or unit.ingest_wallclock, final=False)
         return self._release(force=False)
 
     def flush(self) -> list[Part]:
@@ -272,6 +357,8 @@ class Segmenter:
             self._pending = None
         if self._part:
             self._close(None, segment_end=True)
+        if self.state is SegmenterState.GAP and self._gap_from is not None:
+            self._fill_gap(self._gap_to, None, final=True)
         out = self._release(force=True)
         self._dropped += len(self._audio_queue)
         self._audio_queue.clear()
@@ -317,8 +404,8 @@ class Segmenter:
         assert self._audio is not None
         queue = self._audio_queue
         lagging = queue and sample.t - queue[0].t > _MAX_AUDIO_LAG_S * self._audio.sample_rate
-        if lagging and self.state is SegmenterState.AWAITING_KEYFRAME:
-            queue.popleft()  # still waiting for the first keyframe: keep only the recent audio
+        if lagging and self.state in (SegmenterState.AWAITING_KEYFRAME, SegmenterState.GAP):
+            queue.popleft()  # no video to put it with yet: keep only the recent audio
             self._dropped += 1
         elif lagging:
             raise SegmenterError(
@@ -345,10 +432,27 @@ class Segmenter:
             self._append(held)
             if sample.sync and (gap or self._segment_due(sample.t, held.duration)):
                 self._close(sample.t, segment_end=True)
-                self._segment_start = sample.t
+                self._start_segment(sample.t)
+            elif not sample.sync and self._overruns():
+                self._close(sample.t, segment_end=True)
+                self._dropped += 1
+                self._pending = None
+                self._enter_gap(sample.t)
+                return
             elif gap or self._part_ticks >= self._part_target:
                 self._close(sample.t, segment_end=False)
         self._pending = sample
+
+    def _start_segment(self, t: int) -> None:
+        self._segment_start = t
+        self._segment_ticks = 0
+
+    def _overruns(self) -> bool:
+        """Whether one more frame would take the open segment past ``max_segment_s``."""
+        limit = self._max_segment
+        if limit is None:
+            return False
+        return self._segment_ticks + (self._last_duration or self._default_duration) > limit
 
     def _segment_due(self, t: int, last_duration: int) -> bool:
         """Whether a sync sample at ``t`` opens a new segment (within half a frame of the target).
@@ -361,6 +465,12 @@ class Segmenter:
         target duration. Audio (every frame sync) lands on the same grid as video.
         """
         target = self._segment_target
+        if self.settings.cut is SegmentCut.KEYFRAMES:
+            elapsed = self._segment_ticks  # the open segment's length up to ``t``
+            limit = self._max_segment
+            return 2 * elapsed + last_duration >= 2 * target or (
+                limit is not None and elapsed + self._keyframe_interval > limit
+            )
         # the grid point after the one this segment started on (within the same half frame)
         boundary = ((2 * self._segment_start + last_duration) // (2 * target) + 1) * target
         return 2 * t + last_duration >= 2 * boundary
@@ -368,6 +478,56 @@ class Segmenter:
     def _append(self, sample: _Sample) -> None:
         self._part.append(sample)
         self._part_ticks += sample.duration
+        self._segment_ticks += sample.duration
+
+    # -- gaps ---------------------------------------------------------------------------------
+
+    def _enter_gap(self, start: int | None) -> None:
+        """No media from ``start`` (None: from wherever the gap's clock first says) on."""
+        self.state = SegmenterState.GAP
+        self._gap_from = start
+        if start is not None:
+            self._gap_to = start
+            self._start_segment(start)
+
+    def _fill_gap(self, t: int, wallclock: float | None, *, final: bool) -> None:
+        """Seal the gap parts the clock has passed: up to ``t``, all of it when ``final`` (a
+        keyframe at ``t`` ends the gap). Parts end at the part target and on the segment grid
+        (where their segment ends); the last one before ``t`` waits, unless it ends on the grid,
+        so the segment open when the gap ends always has a part left to close it."""
+        if self._gap_from is None:
+            if final:
+                return
+            self._gap_from = self._gap_to = t
+            self._start_segment(t)
+        self._gap_to = max(self._gap_to, t)
+        if self._clock_anchor is None and wallclock is not None:
+            self._clock_anchor = (wallclock - (t - self._gap_from) / self.timescale, self._gap_from)
+        grid = self._segment_target
+        while self._gap_from < t:
+            start = self._gap_from
+            boundary = (start // grid + 1) * grid
+            end = min(start + self._part_target, boundary)
+            if end >= t and (end != boundary or end > t):
+                if final:
+                    self._seal_gap(start, t, segment_end=True)
+                break
+            self._seal_gap(start, end, segment_end=end == boundary)
+
+    def _seal_gap(self, start: int, end: int, *, segment_end: bool) -> None:
+        sealed = _Sealed([], end - start, end, segment_end, self._msn, self._index, 0)
+        sealed.gap_start = start
+        self._sealed.append(sealed)
+        self._gap_from = end
+        self._parts += 1
+        self._gap_parts += 1
+        if segment_end:
+            self._segments += 1
+            self._msn += 1
+            self._index = 0
+            self._start_segment(end)
+        else:
+            self._index += 1
 
     def _media_clock(self, first: _Sample) -> float:
         """The wall-clock of a part's first sample, advancing with media time.
@@ -396,6 +556,7 @@ class Segmenter:
         self._part = []
         self._part_ticks = 0
         if segment_end:
+            self._segment_ticks = 0
             self._segments += 1
             self._msn += 1
             self._index = 0
@@ -408,7 +569,8 @@ class Segmenter:
         sealed = self._sealed
         while sealed:
             head = sealed[0]
-            if not force and len(sealed) == 1 and not self._audio_covers(head.cut_t):
+            if (not force and len(sealed) == 1 and head.gap_start is None
+                    and not self._audio_covers(head.cut_t)):
                 break
             out.append(self._emit(sealed.popleft()))
         return out
@@ -423,6 +585,8 @@ class Segmenter:
         """Whether the audio that ends this part (or proof that none is coming soon) has arrived."""
         if cut_t is None or self._audio is None or self._primary is not TrackKind.VIDEO:
             return True
+        if self.state is SegmenterState.GAP:
+            return True
         rate = self._audio.sample_rate
         last = self._audio_t
         if last is None or last * self.timescale < (cut_t - _AUDIO_FLOWING_S * self.timescale) * rate:
@@ -432,6 +596,8 @@ class Segmenter:
 
     def _emit(self, sealed: _Sealed) -> Part:
         """Build a sealed part; in a muxed rendition with the audio that starts before its cut."""
+        if sealed.gap_start is not None:
+            return self._emit_gap(sealed, sealed.gap_start)
         samples = sealed.samples
         first = samples[0]
         primary_id = _VIDEO_TRACK_ID if self._primary is TrackKind.VIDEO else _AUDIO_TRACK_ID
@@ -470,4 +636,27 @@ class Segmenter:
             self._media_clock(first),
             sealed.segment_end,
             first.t,
+        )
+
+    def _emit_gap(self, sealed: _Sealed, start: int) -> Part:
+        """A gap part; the audio queued for its time has no video to go with and is dropped."""
+        queue = self._audio_queue
+        if queue and sealed.cut_t is not None and self._audio is not None:
+            limit = self._audio_limit(sealed.cut_t)
+            while queue and queue[0].t * self.timescale < limit:
+                queue.popleft()
+                self._dropped += 1
+        anchor = self._clock_anchor
+        clock = anchor[0] + (start - anchor[1]) / self.timescale if anchor is not None else 0.0
+        return Part(
+            self.rendition,
+            sealed.msn,
+            sealed.index,
+            b"",
+            sealed.ticks / self.timescale,
+            False,
+            clock,
+            sealed.segment_end,
+            start,
+            gap=True,
         )

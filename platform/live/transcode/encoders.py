@@ -15,7 +15,7 @@ IDR forced on the frame whose PTS crosses each segment boundary (the pipeline se
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -28,6 +28,13 @@ from live.transcode.ladder import Rung
 log = logging.getLogger(__name__)
 
 HARDWARE = {"h264": "h264_nvenc", "h265": "hevc_nvenc"}
+#: x264 presets, fastest first: the real-time guard steps towards the front under load.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow", "placebo")
+#: What a faster preset would otherwise change in the SPS/PPS (CABAC, 8x8 transform, weighted
+#: prediction, reference count), pinned to ``veryfast``'s values so a rung can switch preset at
+#: an IDR and keep the init segment its players already have.
+_PARAMETER_SET_PINS = "cabac=1:8x8dct=1:weightp=1:ref=1"
 SOFTWARE = {"h264": "libx264", "h265": "libx265"}
 
 # AV_CODEC_FLAG_GLOBAL_HEADER: SPS/PPS go to extradata (-> avcC), not in front of every IDR.
@@ -54,6 +61,8 @@ class EncoderSettings:
     threads: int = 0  # 0 = encoder's choice
     nvenc_preset: str = "p4"
     prefer_hardware: bool = True
+    #: pin what a preset changes in the parameter sets (a preset the guard switched to)
+    pin_parameter_sets: bool = False
 
     def __post_init__(self) -> None:
         if self.segment_s <= 0:
@@ -110,6 +119,16 @@ def select_encoder(codec: str = "h264", *, prefer_hardware: bool = True) -> Enco
     return choice
 
 
+def faster_preset(choice: EncoderChoice, settings: EncoderSettings) -> EncoderSettings | None:
+    """The next faster x264 preset, with pinned parameter sets; None when there is none."""
+    if choice.name != "libx264" or settings.preset not in X264_PRESETS:
+        return None
+    index = X264_PRESETS.index(settings.preset)
+    if index == 0:
+        return None
+    return replace(settings, preset=X264_PRESETS[index - 1], pin_parameter_sets=True)
+
+
 def keyint(rung: Rung, settings: EncoderSettings) -> int:
     """Frames per segment at the rung's frame rate: the GOP ceiling."""
     return max(1, round(settings.segment_s * rung.fps))
@@ -120,10 +139,11 @@ def x264_params(rung: Rung, settings: EncoderSettings) -> str:
     assert rung.video_kbps is not None
     gop = keyint(rung, settings)
     kbps = rung.video_kbps
-    return (
+    params = (
         f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:bframes=0:"
         f"bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={2 * kbps}"
     )
+    return f"{params}:{_PARAMETER_SET_PINS}" if settings.pin_parameter_sets else params
 
 
 def x265_params(rung: Rung, settings: EncoderSettings) -> str:

@@ -20,6 +20,7 @@ class RenditionConfig:
     config: VideoConfig | AudioConfig
     bitrate_kbps: int | None
     frame_rate: float | None = None
+    passthrough: bool = False  # the publisher's own video, cut at its own keyframes
 
 
 @dataclass(frozen=True, slots=True)

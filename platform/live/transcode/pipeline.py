@@ -12,7 +12,11 @@ encoded as an IDR on every rung. Rungs at a reduced frame rate restart their dec
 that frame, so it exists on every rung, and a restarted worker computes the same boundaries.
 
 Real time: a frame older than ``GuardSettings.max_lag_s`` when its turn comes is not encoded
-(dropped, counted), and sustained overload sheds rungs and frame rate (``guard.py``).
+(skipped, counted; thinned to at most ``max_skip_s`` without a frame, so a player never meets a
+hole in the timeline), and sustained overload degrades the ladder (``guard.py``): a faster preset
+(every rung's encoder reopened at the next boundary IDR, with the same parameter sets), half the
+top rung's frame rate, half every rung's, and only then the top rung stops (``RenditionDropped``;
+the packager keeps it listed as gaps).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.transcode.avc import config_from_global_header, packet_to_avcc
 from live.transcode.decoders import DecoderChoice, open_decoder
-from live.transcode.encoders import EncoderChoice, EncoderSettings, open_encoder
+from live.transcode.encoders import EncoderChoice, EncoderSettings, faster_preset, open_encoder
 from live.transcode.events import RenditionConfig, RenditionDropped, RenditionUnit, TranscodeEvent
 from live.transcode.guard import GuardSettings, RealtimeGuard, ShedStep
 from live.transcode.ladder import AAC_LC, AudioPlan, Ladder, Rung
@@ -46,7 +50,9 @@ log = logging.getLogger(__name__)
 AUDIO_RENDITION = "audio"
 _MAX_INFLIGHT = 256  # frames between decode and the last rung's packet; far above any codec delay
 _DELAY_SAMPLES = 3600  # delay percentiles cover the last two minutes at 30 fps
-_MIN_FPS = 5.0
+#: The guard never halves a rung below this: with late frames thinned to 0.1 s apart, a rung at
+#: 10 fps or more never steps past a 0.2 s part target (a hole a player stalls at).
+_MIN_FPS = 10.0
 
 
 class TranscodeInputError(ValueError):
@@ -56,7 +62,7 @@ class TranscodeInputError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ShedRecord:
     step: str  # ShedStep value
-    detail: str  # which rung was dropped, or the new frame-rate divisor
+    detail: str  # the new preset, the rung and its new frame-rate divisor, or the rung stopped
     at_pts_ms: int
     load: float  # work / media time of the window that triggered it
 
@@ -71,12 +77,14 @@ class TranscodeMetrics:
     decode_errors: int
     frames_encoded: tuple[tuple[str, int], ...]
     active_rungs: tuple[str, ...]
-    fps_factor: int  # extra frame-rate divisor applied by the guard (1 = none)
+    fps_factor: int  # extra frame-rate divisor applied by the guard to every rung (1 = none)
     shed: tuple[ShedRecord, ...]
     delay_samples: int
     delay_p50_ms: float | None
     delay_p95_ms: float | None
     delay_p99_ms: float | None
+    preset: str = ""  # the encoder preset the rungs run at now (the guard may have sped it up)
+    rung_fps: tuple[tuple[str, float], ...] = ()  # each encoded rung's frame rate now
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,32 +112,35 @@ class BoundaryClock:
 
     Boundaries are multiples of the segment length on the source timeline, not counted from
     the first frame, so a restarted worker cuts at the same PTS as the one it replaces.
-    ``since_boundary`` counts the frames offered since the last boundary frame; a rung keeping
-    every n-th frame keeps those where it is a multiple of n, so every rung keeps the
-    boundary frame itself and the phase restarts there.
     """
 
-    __slots__ = ("_next", "_segment_ms", "since_boundary")
+    __slots__ = ("_next", "_segment_ms")
 
     def __init__(self, segment_s: float) -> None:
         self._segment_ms = round(segment_s * 1000)
         if self._segment_ms <= 0:
             raise ValueError("segment length must be at least 1 ms")
         self._next: int | None = None
-        self.since_boundary = 0
 
     def crosses(self, pts_ms: int) -> bool:
         """Offer the next frame (display order); True if it must be an IDR on every rung."""
         if self._next is not None and pts_ms < self._next:
-            self.since_boundary += 1
             return False
         self._next = (pts_ms // self._segment_ms + 1) * self._segment_ms
-        self.since_boundary = 0
         return True
 
-    def keeps(self, divisor: int) -> bool:
-        """Whether a rung taking every ``divisor``-th frame encodes the frame just offered."""
-        return self.since_boundary % divisor == 0
+
+def keeps(pts_ms: int, last_kept_ms: int | None, divisor: int, interval_ms: float, *, boundary: bool) -> bool:
+    """Whether a rung at 1/``divisor`` of the source frame rate encodes the frame at ``pts_ms``.
+
+    It keeps every boundary frame (the IDR every rung shares) and each frame at least
+    ``divisor`` - 1/2 frame intervals after the last it kept: decimation by time, not by count,
+    so frames the real-time guard skipped never stretch a rung's spacing past what its rate
+    asks for (a step longer than a part target is a hole a player stalls at).
+    """
+    if boundary or last_kept_ms is None or divisor <= 1:
+        return True
+    return pts_ms - last_kept_ms >= (divisor - 0.5) * interval_ms
 
 
 @dataclass(slots=True)
@@ -140,7 +151,7 @@ class _Inflight:
 
 
 class _VideoRung:
-    __slots__ = ("config", "encoded", "encoder", "rung", "scaler")
+    __slots__ = ("config", "divisor", "encoded", "encoder", "last_kept", "rung", "scaler")
 
     def __init__(self, rung: Rung, encoder: VideoCodecContext) -> None:
         self.rung = rung
@@ -150,6 +161,8 @@ class _VideoRung:
         if (self.config.width, self.config.height) != (rung.width, rung.height):
             raise RuntimeError(f"encoder for {rung.name} wrote an SPS of another picture size")
         self.encoded = 0
+        self.divisor = 1  # frame-rate divisor the guard put on this rung alone
+        self.last_kept: int | None = None  # PTS of the last frame it encoded
 
 
 class _AudioTranscoder:
@@ -265,6 +278,10 @@ class TranscodePipeline:
         self._boundaries = BoundaryClock(self.settings.encoder.segment_s)
         self._fps_factor = 1
         self._guard = RealtimeGuard(self.settings.guard)
+        self._encoder_settings = self.settings.encoder
+        self._next_preset: EncoderSettings | None = None  # switched to at the next boundary
+        self._preset_refused = False
+        self._last_encoded_pts: int | None = None  # the latest frame offered to the rungs
         self._inflight: dict[int, _Inflight] = {}
         self._arrivals: dict[int, tuple[AccessUnit, float]] = {}
         self._delays: deque[float] = deque(maxlen=_DELAY_SAMPLES)
@@ -289,6 +306,7 @@ class TranscodePipeline:
                     self.source,
                     self._passthrough.video_kbps,
                     self._passthrough.fps,
+                    passthrough=True,
                 )
             )
         for vr in self._rungs:
@@ -323,6 +341,8 @@ class TranscodePipeline:
             delay_p50_ms=percentile(delays, 50),
             delay_p95_ms=percentile(delays, 95),
             delay_p99_ms=percentile(delays, 99),
+            preset=self._encoder_settings.preset,
+            rung_fps=tuple((vr.rung.name, self._rung_fps(vr)) for vr in self._rungs),
         )
 
     # -- inputs --------------------------------------------------------------------------
@@ -400,13 +420,22 @@ class TranscodePipeline:
         unit, arrived = origin
         start = self._clock()
         realtime = self.settings.realtime
-        if realtime and start - arrived > self.settings.guard.max_lag_s:
+        if realtime and start - arrived > self.settings.guard.max_lag_s and self._may_skip(unit.pts_ms):
             self._late += 1
             return []
         boundary = self._boundaries.crosses(unit.pts_ms)
-        chosen = [vr for vr in self._rungs if self._boundaries.keeps(vr.rung.fps_divisor * self._fps_factor)]
+        self._last_encoded_pts = unit.pts_ms
+        events: list[TranscodeEvent] = []
+        if boundary and self._next_preset is not None:
+            events.extend(self._switch_preset(self._next_preset))
+        interval_ms = 1000.0 / self.ladder.source.fps
+        chosen = [vr for vr in self._rungs
+                  if keeps(unit.pts_ms, vr.last_kept, vr.rung.fps_divisor * vr.divisor * self._fps_factor,
+                           interval_ms, boundary=boundary)]
         if not chosen:
-            return []
+            return events
+        for vr in chosen:
+            vr.last_kept = unit.pts_ms
         self._inflight[unit.pts_ms] = _Inflight(unit, arrived, len(chosen))
         while len(self._inflight) > _MAX_INFLIGHT:
             del self._inflight[next(iter(self._inflight))]
@@ -415,13 +444,17 @@ class TranscodePipeline:
             packet_lists = list(self._pool.map(lambda vr: self._encode(vr, frame, pict), chosen))
         else:
             packet_lists = [self._encode(vr, frame, pict) for vr in chosen]
-        events: list[TranscodeEvent] = []
         for vr, packets in zip(chosen, packet_lists, strict=True):
             for packet in packets:
                 events.extend(self._packet_events(vr, packet))
         if realtime:
             events.extend(self._observe(decode_s + self._clock() - start, unit.pts_ms))
         return events
+
+    def _may_skip(self, pts_ms: int) -> bool:
+        """Whether a late frame may be skipped: only while the last one encoded is recent."""
+        last = self._last_encoded_pts
+        return last is None or pts_ms - last <= self.settings.guard.max_skip_s * 1000
 
     def _encode(self, vr: _VideoRung, frame: VideoFrame, pict: PictureType) -> list[av.Packet[Any]]:
         rung = vr.rung
@@ -458,24 +491,67 @@ class TranscodePipeline:
         )
         return [RenditionUnit(vr.rung.name, unit)]
 
+    def _rung_fps(self, vr: _VideoRung) -> float:
+        """The frame rate ``vr`` encodes at now."""
+        return self.ladder.source.fps / (vr.rung.fps_divisor * vr.divisor * self._fps_factor)
+
+    def _possible_steps(self) -> set[ShedStep]:
+        possible: set[ShedStep] = set()
+        if (self._next_preset is None and not self._preset_refused
+                and faster_preset(self.encoder_choice, self._encoder_settings) is not None):
+            possible.add(ShedStep.FASTER_PRESET)
+        if self._rungs:
+            top = self._rungs[0]
+            if self._rung_fps(top) / 2 >= _MIN_FPS:
+                possible.add(ShedStep.HALVE_TOP_FPS)
+        if self._rungs and min(self._rung_fps(vr) for vr in self._rungs) / 2 >= _MIN_FPS:
+            possible.add(ShedStep.HALVE_FPS)
+        if len(self._rungs) > 1:
+            possible.add(ShedStep.STOP_TOP_RUNG)
+        return possible
+
     def _observe(self, work_s: float, pts_ms: int) -> list[TranscodeEvent]:
-        can_drop = len(self._rungs) > 1
-        can_halve = self.ladder.source.fps / (2 * self._fps_factor) >= _MIN_FPS
-        step = self._guard.observe(work_s, self._interval_s, can_drop=can_drop, can_halve=can_halve)
+        step = self._guard.observe(work_s, self._interval_s, self._possible_steps())
+        if step is None:
+            return []
         load = self._guard.last_window_load
-        if step is ShedStep.DROP_TOP_RUNG:
-            dropped = self._rungs.pop(0)
-            events: list[TranscodeEvent] = []
-            for packet in dropped.encoder.encode(None):
-                events.extend(self._packet_events(dropped, packet))
-            detail = dropped.rung.name
-            log.warning("real-time guard: dropping rung %s (load %.2f)", detail, load)
-            self._shed.append(ShedRecord(step.value, detail, pts_ms, load))
-            events.append(RenditionDropped(detail, f"encoder overloaded (load {load:.2f})"))
-            return events
-        if step is ShedStep.HALVE_FPS:
+        events: list[TranscodeEvent] = []
+        if step is ShedStep.FASTER_PRESET:
+            self._next_preset = faster_preset(self.encoder_choice, self._encoder_settings)
+            assert self._next_preset is not None
+            detail = f"preset {self._next_preset.preset} from the next segment"
+        elif step is ShedStep.HALVE_TOP_FPS:
+            top = self._rungs[0]
+            top.divisor *= 2
+            detail = f"{top.rung.name} fps divisor x{top.divisor}"
+        elif step is ShedStep.HALVE_FPS:
             self._fps_factor *= 2
             detail = f"fps divisor x{self._fps_factor}"
-            log.warning("real-time guard: halving frame rate, %s (load %.2f)", detail, load)
-            self._shed.append(ShedRecord(step.value, detail, pts_ms, load))
-        return []
+        else:
+            stopped = self._rungs.pop(0)
+            for packet in stopped.encoder.encode(None):
+                events.extend(self._packet_events(stopped, packet))
+            detail = stopped.rung.name
+            events.append(RenditionDropped(detail, f"encoder overloaded (load {load:.2f})"))
+        log.warning("real-time guard: %s: %s (load %.2f)", step.value, detail, load)
+        self._shed.append(ShedRecord(step.value, detail, pts_ms, load))
+        return events
+
+    def _switch_preset(self, settings: EncoderSettings) -> list[TranscodeEvent]:
+        """Reopen every rung's encoder with ``settings`` on this boundary frame (an IDR on every
+        rung), provided each writes the parameter sets its init segment already carries."""
+        self._next_preset = None
+        opened = [open_encoder(self.encoder_choice, vr.rung, settings) for vr in self._rungs]
+        for vr, encoder in zip(self._rungs, opened, strict=True):
+            if bytes(encoder.extradata or b"") != bytes(vr.encoder.extradata or b""):
+                log.warning("real-time guard: preset %s changes %s's parameter sets; keeping %s",
+                            settings.preset, vr.rung.name, self._encoder_settings.preset)
+                self._preset_refused = True
+                return []
+        events: list[TranscodeEvent] = []
+        for vr, encoder in zip(self._rungs, opened, strict=True):
+            for packet in vr.encoder.encode(None):
+                events.extend(self._packet_events(vr, packet))
+            vr.encoder = encoder
+        self._encoder_settings = settings
+        return events

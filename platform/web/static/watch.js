@@ -37,6 +37,9 @@
   // A seek (or a resume) closer to live than this goes back to the low-latency playlist.
   const LIVE_JOIN_S = 8;
   const WINDOW_REFRESH_MS = 5000;
+  // Farther than this behind the target latency, for this long: jump back to live.
+  const FAR_BEHIND_S = 2;
+  const FAR_BEHIND_MS = 2000;
 
   const stats = {
     engine: null,            // 'hls.js' | 'native' | 'webrtc' | null
@@ -67,6 +70,8 @@
     pdtLatency: null,        // Date.now() - playhead's PROGRAM-DATE-TIME: packager -> screen
     bufferAhead: null,       // seconds buffered past the playhead: the margin before a stall
     playbackRate: 1,
+    maxLiveSyncPlaybackRate: null,  // the catch-up rate hls.js may play at to regain the edge
+    liveResyncs: 0,          // jumps back to live after falling too far behind to catch up
     droppedFrames: 0,
     totalFrames: 0,
     mode: 'live',            // 'live' (low-latency playlist) | 'dvr' (rewound, DVR playlist)
@@ -112,6 +117,7 @@
   let joiningLive = false;     // back from a rewind, not yet at the live edge
   let dragging = false;        // the viewer is moving the seek bar
   let src = liveSrc;
+  let farBehindSince = null;
 
   function setStatus(state, text) {
     stats.state = state;
@@ -356,7 +362,13 @@
       // liveSyncDuration/liveSyncDurationCount are deliberately unset: in low-latency mode
       // hls.js then targets the playlist's PART-HOLD-BACK (RFC 8216bis 4.4.3.8), which the
       // packager sets to 3 x PART-TARGET, so the server decides how close to the edge to play.
-      maxLiveSyncPlaybackRate: rewound ? 1 : 1.1,  // catch up up to 10 % fast, never by seeking
+      // Catch up by playing up to 50 % fast, never by seeking: drift after a level switch or a
+      // stall is recovered within seconds (at 1.1 a second of drift took ten to win back).
+      // Rewound (DVR), the viewer chose the position: no catch-up.
+      maxLiveSyncPlaybackRate: rewound ? 1 : 1.5,
+      // A stall moves the target back by a part, not hls.js's default second per stall (kept
+      // for the rest of the session, up to TARGETDURATION); catch-up then holds it there.
+      liveSyncOnStallIncrease: 0.2,
       liveDurationInfinity: true,
       backBufferLength: 30,            // bounded memory on long sessions
       maxBufferLength: 10,
@@ -377,6 +389,7 @@
       stats.adAssetsStarted += 1;
       reportImpression(data.event.identifier, data.assetListIndex);
     });
+    stats.maxLiveSyncPlaybackRate = hls.config.maxLiveSyncPlaybackRate;
     hls.on(Hls.Events.MANIFEST_PARSED, function (event, data) {
       fillQuality(data.levels);
       setStatus('loading', 'loading…');
@@ -539,6 +552,23 @@
     return seconds === null || !isFinite(seconds) ? '–' : seconds.toFixed(2) + ' s';
   }
 
+  // hls.js plays fast to catch up only within TARGETDURATION of its target (farther it takes
+  // for DVR); a stall that left the viewer farther behind would keep it there for good. After
+  // FAR_BEHIND_MS that far behind, jump to the live sync position instead.
+  function resyncIfFarBehind(now) {
+    const far = hls && playing && !video.paused && stats.latency !== null && stats.targetLatency !== null &&
+      stats.latency > stats.targetLatency + FAR_BEHIND_S && hls.liveSyncPosition !== null;
+    if (!far) {
+      farBehindSince = null;
+      return;
+    }
+    if (farBehindSince === null) farBehindSince = now;
+    if (now - farBehindSince < FAR_BEHIND_MS) return;
+    farBehindSince = null;
+    stats.liveResyncs += 1;
+    video.currentTime = hls.liveSyncPosition;
+  }
+
   function sample() {
     const now = performance.now();
     if (playing && !video.paused) stats.playingTime += (now - lastTick) / 1000;
@@ -573,6 +603,7 @@
       waitingAtEndSince = null;
     }
     stats.behindLive = stats.pdtLatency;
+    if (mode === 'live' && !joiningLive && !switching) resyncIfFarBehind(now);
     const target = stats.targetLatency !== null ? stats.targetLatency : 3;
     const atEdge = mode === 'live' && playing && stats.latency !== null &&
       stats.latency <= target + LIVE_SLACK_S;
