@@ -126,6 +126,18 @@ class NetnsLink:
         self._answer("ok")
         self.impairment = impairment
 
+    def report(self) -> dict[str, float | None]:
+        """When the first packet got through each way since the last impair or heal
+        (``time.monotonic()`` values; None: none yet), and the packets dropped so far."""
+        assert self._wire is not None and self._wire.stdin is not None and self._wire.stdout is not None
+        self._wire.stdin.write('{"report": 1}\n')
+        self._wire.stdin.flush()
+        ready, _, _ = select.select([self._wire.stdout], [], [], WIRE_TIMEOUT_S)
+        if not ready:
+            raise NetnsError(f"the wire of {self.ns} did not report")
+        answer: dict[str, float | None] = json.loads(self._wire.stdout.readline())
+        return answer
+
     def heal(self) -> None:
         self.impair(Impairment())
 

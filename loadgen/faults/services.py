@@ -72,8 +72,9 @@ class ChildService:
     """
 
     def __init__(self, name: str, argv: Sequence[str], log: Path, ports: Sequence[int] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, hold_stdin: bool = False) -> None:
         self.name = name
+        self.hold_stdin = hold_stdin  # a child that stops when its stdin closes (the publisher)
         self.argv = list(argv)
         self.log_path = log
         self.ports = tuple(ports)
@@ -95,17 +96,20 @@ class ChildService:
         if self._log is None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in close()
         self._proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+                                      stdin=subprocess.PIPE if self.hold_stdin else subprocess.DEVNULL,
+                                      env=self.env, start_new_session=True)
         self.starts += 1
         deadline = time.monotonic() + READY_TIMEOUT_S
         for port in self.ports:
             wait_port(port, deadline, alive=self)
 
     def reap(self) -> None:
-        """Collect a killed incarnation (so it leaves no zombie)."""
+        """Collect a killed incarnation (so it leaves no zombie, nor an open stdin pipe)."""
         if self._proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=STOP_GRACE_S)
+            if self._proc.returncode is not None and self._proc.stdin is not None:
+                self._proc.stdin.close()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         proc = self._proc
@@ -120,6 +124,8 @@ class ChildService:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=STOP_GRACE_S)
+        if proc.stdin is not None:
+            proc.stdin.close()
 
     def close(self) -> None:
         self.stop()

@@ -45,11 +45,13 @@ class Timeline:
         """Write ``NAME.json`` and ``NAME.txt`` under ``directory``; answers the JSON path."""
         directory.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            doc = {"name": self.name, "events": list(self.events), "results": dict(self.results)}
+            events = sorted(self.events, key=lambda e: float(e["t_s"]))
+            results = dict(self.results)
+        doc: dict[str, Any] = {"name": self.name, "events": events, "results": results}
         path = directory / f"{self.name}.json"
         path.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
         lines = [f"{e['t_s']:8.3f}s  {e['event']}  " + " ".join(
-            f"{k}={v}" for k, v in e.items() if k not in ("t_s", "event")) for e in doc["events"]]
-        lines += [f"result {k}: {v}" for k, v in doc["results"].items()]
+            f"{k}={v}" for k, v in e.items() if k not in ("t_s", "event")) for e in events]
+        lines += [f"result {k}: {v}" for k, v in results.items()]
         (directory / f"{self.name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path

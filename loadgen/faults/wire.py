@@ -3,7 +3,9 @@
 `python -m loadgen.faults.wire HOST_DEV NS_DEV` creates two TUN devices, prints ``ready``,
 then copies every IP packet from one to the other, each way, applying the impairment last set
 on its stdin (one JSON object a line: ``delay_ms``, ``jitter_ms``, ``loss_pct``, ``rate_kbit``;
-``loss_pct: 100`` is a partition), answering ``ok`` to each. The packets are real: a lost one
+``loss_pct: 100`` is a partition), answering ``ok`` to each; ``{"report": 1}`` answers, as JSON,
+when the first packet got through each way since the last change (CLOCK_MONOTONIC, which every
+process shares) and how many were dropped. The packets are real: a lost one
 is retransmitted by the peers' TCP, a delayed one raises their RTT, a capped rate fills their
 queues. Packets keep their order (jitter delays, never reorders), each direction's queue is
 bounded (tail drop, like a router), and the process ends when its stdin closes, so it never
@@ -43,6 +45,7 @@ class Direction:
         self.queue: collections.deque[tuple[float, bytes]] = collections.deque()
         self.line_free_at = 0.0
         self.sent = self.dropped = 0
+        self.first_since_change: float | None = None  # monotonic: first through since a rule change
 
     def offer(self, packet: bytes, now: float, rules: dict[str, float], rng: random.Random) -> None:
         loss = rules.get("loss_pct", 0.0)
@@ -69,6 +72,8 @@ class Direction:
             try:
                 os.write(self.out_fd, packet)
                 self.sent += 1
+                if self.first_since_change is None:
+                    self.first_since_change = now
             except OSError:  # full, or the other end is down (EIO): a lost packet, as on a wire
                 self.dropped += 1
         return self.queue[0][0] if self.queue else None
@@ -97,9 +102,17 @@ def run(host_dev: str, ns_dev: str) -> int:
                 pending += chunk
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
-                    if line.strip():
-                        rules = {k: float(v) for k, v in json.loads(line).items()}
-                        print("ok", flush=True)
+                    if not line.strip():
+                        continue
+                    command = json.loads(line)
+                    if command.get("report"):
+                        print(json.dumps({"to_ns_first": to_ns.first_since_change,
+                                          "to_host_first": to_host.first_since_change,
+                                          "dropped": to_ns.dropped + to_host.dropped}), flush=True)
+                        continue
+                    rules = {k: float(v) for k, v in command.items()}
+                    to_ns.first_since_change = to_host.first_since_change = None
+                    print("ok", flush=True)
                 continue
             for _ in range(64):  # a burst at most per wake-up, so the other fds get their turn
                 try:

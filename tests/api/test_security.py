@@ -354,5 +354,6 @@ async def test_a_password_change_the_database_fails_half_way_leaves_the_old_pass
     status, _ = await client.call("POST", "/me/password", token=here,
                                   json={"old_password": PASSWORD, "new_password": "a brand new secret"})
     assert status >= 500
-    assert (await client.call("POST", "/sessions", json={"username": "halfway", "password": PASSWORD}))[0] == 201
+    old = {"username": "halfway", "password": PASSWORD}
+    assert (await client.call("POST", "/sessions", json=old))[0] == 201
     assert (await client.call("GET", "/sessions/current", token=other["token"]))[0] == 200

@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 from live.api.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNew, check_sequence, pending
-from live.api.repository import Conflict, NotFound, Repository
 from live.api.postgres_store import PostgresRepository
+from live.api.repository import Conflict, NotFound, Repository
 from live.api.sqlite_store import SqliteRepository
 from live.api.storage import SQLITE_FILE_NAME, open_repository
 

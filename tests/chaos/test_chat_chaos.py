@@ -22,7 +22,7 @@ from loadgen.faults import process
 from loadgen.faults.services import ChildService, PrivateNats, free_port
 from loadgen.faults.timeline import Timeline
 
-from .harness import PYTHON, ROOT, child_env, nats_server  # noqa: F401 - a fixture
+from .harness import PYTHON, ROOT, child_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.nats]
 
@@ -65,7 +65,7 @@ class Member:
                     self.authenticated.set()
                 async for raw in self.ws:
                     self._frame(json.loads(raw))
-            except (OSError, TimeoutError, asyncio.TimeoutError, Exception) as error:
+            except (OSError, TimeoutError, Exception) as error:
                 if stop.is_set():
                     return
                 lost_at = time.monotonic()
@@ -76,7 +76,8 @@ class Member:
                 while not stop.is_set():
                     await asyncio.sleep(0.1)
                     try:
-                        self.ws, _ = await _open(self.ports[node], self.ids[-1] if self.ids else 0, self.token)
+                        after = self.ids[-1] if self.ids else 0
+                        self.ws, _ = await _open(self.ports[node], after, self.token)
                         break
                     except Exception:
                         node = (node + 1) % len(self.ports)
@@ -136,7 +137,8 @@ async def test_acknowledged_messages_reach_every_reader_once_in_order_across_nat
         for node in nodes:
             node.start()
         readers = [Member(f"reader{i}", ports, i % 2, timeline) for i in range(READERS)]
-        senders = [Member(name, ports, i % 2, timeline, token=f"token-{name}") for i, name in enumerate(SENDERS)]
+        senders = [Member(name, ports, i % 2, timeline, token=f"token-{name}")
+                   for i, name in enumerate(SENDERS)]
         sent: list[str] = []
         tasks = [asyncio.create_task(m.run(stop)) for m in (*readers, *senders)]
         tasks += [asyncio.create_task(_talk(s, stop, sent)) for s in senders]
