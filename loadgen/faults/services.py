@@ -191,11 +191,11 @@ class PrivatePostgres:
             pid = int((self.data / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        try:  # a killed postmaster can linger as a zombie (its parent is whoever adopted it)
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             return None
-        return pid
+        return None if state in ("Z", "X") else pid
 
     def alive(self) -> bool:
         return self.pid is not None
