@@ -21,7 +21,7 @@ from loadgen.faults import process
 from loadgen.faults.services import PrivatePostgres
 from loadgen.faults.timeline import Timeline
 
-from .platform import LiveServe, call
+from .live_serve import LiveServe, call
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -32,8 +32,9 @@ READERS = 4
 SEND_INTERVAL_S = 0.05
 
 
-async def _open(port: int, after: int, token: str | None) -> tuple[ClientConnection, dict[str, Any]]:
-    url = f"ws://127.0.0.1:{port}/chat/{ROOM}" + (f"?after={after}" if after else "")
+async def _open(port: int, after: int, token: str | None,
+                host: str = "127.0.0.1") -> tuple[ClientConnection, dict[str, Any]]:
+    url = f"ws://{host}:{port}/chat/{ROOM}" + (f"?after={after}" if after else "")
     ws = await connect(url, compression=None, open_timeout=3, max_queue=None)
     welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert welcome["type"] == "welcome", welcome
@@ -46,8 +47,9 @@ class Member:
     """A chat client that keeps every message it saw and always comes back with ``?after=``."""
 
     def __init__(self, name: str, ports: list[int], home: int, timeline: Timeline,
-                 token: str | None = None) -> None:
+                 token: str | None = None, hosts: dict[int, str] | None = None) -> None:
         self.name, self.ports, self.home, self.timeline, self.token = name, ports, home, timeline, token
+        self.hosts = hosts or {}  # port -> address, where a node does not listen on loopback
         self.ids: list[int] = []
         self.texts: list[str] = []
         self.acked: dict[str, float] = {}
@@ -60,7 +62,7 @@ class Member:
         node = self.home
         while not stop.is_set():
             try:
-                self.ws, _ = await _open(self.ports[node], self.ids[-1] if self.ids else 0, self.token)
+                self.ws, _ = await self._open(node)
                 if not self.token:
                     self.authenticated.set()
                 async for raw in self.ws:
@@ -76,8 +78,7 @@ class Member:
                 while not stop.is_set():
                     await asyncio.sleep(0.1)
                     try:
-                        after = self.ids[-1] if self.ids else 0
-                        self.ws, _ = await _open(self.ports[node], after, self.token)
+                        self.ws, _ = await self._open(node)
                         break
                     except Exception:
                         node = (node + 1) % len(self.ports)
@@ -95,6 +96,11 @@ class Member:
                 if self.ws is not None:
                     with contextlib.suppress(Exception):
                         await self.ws.close()
+
+    async def _open(self, node: int) -> tuple[ClientConnection, dict[str, Any]]:
+        port = self.ports[node]
+        host = self.hosts.get(port, "127.0.0.1")
+        return await _open(port, self.ids[-1] if self.ids else 0, self.token, host)
 
     def _frame(self, frame: dict[str, Any]) -> None:
         if frame["type"] == "authenticated":

@@ -22,7 +22,7 @@ from loadgen.faults.services import ChildService
 from loadgen.faults.timeline import Timeline
 
 from .harness import PYTHON, child_env
-from .platform import LiveServe
+from .live_serve import LiveServe
 from .viewer import watch
 
 pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
