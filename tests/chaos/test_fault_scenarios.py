@@ -157,3 +157,30 @@ async def test_a_chat_node_cut_off_from_nats_by_yaml_link_faults_loses_no_acknow
     assert len(acked) > 100, timeline.results
     assert not missing, f"acknowledged messages lost: {missing}"
     assert not disorder, f"readers saw ids out of order, twice or with holes: {disorder}"
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_loadgen_runs_hang_of_origin_stops_the_platform_for_its_duration_then_continues_it(
+    tmp_path: Path,
+) -> None:
+    from loadgen.realrun.launch import Children
+    from loadgen.realrun.tiers import targets
+
+    children = Children()
+    children.start("platform", ["sleep", "30"], tmp_path / "platform.log")
+    try:
+        pid = children.procs["platform"].pid
+        spec = _faults("    - {kind: hang, at_s: 0.2, duration_s: 1, target: origin}\n")
+        timeline = Timeline("loadgen-hang-origin")
+        plan = FaultPlan(spec.faults, targets(children), timeline)
+        plan.start()
+        time.sleep(0.7)
+        assert _state(pid) == "T"  # stopped
+        plan.close()
+        assert _state(pid) in ("S", "R")
+        assert [e["event"] for e in timeline.events] == ["fault start", "fault end"]
+    finally:
+        children.stop_all()
