@@ -45,7 +45,7 @@ from loadgen.realrun.launch import (
 )
 from loadgen.realrun.reduce import machine, measure, write_run_dir
 from loadgen.realrun.sample import Sampler, apply_fault
-from loadgen.realrun.tiers import check_tier_faults, targets
+from loadgen.realrun.tiers import check_tier_faults, fault_record, targets
 from loadgen.schedule import ViewerSchedule
 from twin.scenario.reader import load_scenario
 from twin.scenario.schema import LINK_FAULTS, PROCESS_FAULTS
@@ -142,7 +142,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
         "command": command or " ".join(["loadgen", "run", str(scenario_path), "--out", str(out)]),
         "machine": machine(),
         "seed": seed,
-        "real": dataclasses.asdict(spec),
+        "real": {**dataclasses.asdict(spec), "faults": [fault_record(f) for f in spec.faults]},
         "channels": channels,
         "probe": {"rendition": PROBE_RENDITION, "channel": channels[0]},
         "events": events + [{**e, "at_s": e["t_s"]} for e in fault_timeline.events],

@@ -11,11 +11,33 @@ scenario that asks `loadgen run` for them is refused before anything starts.
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 from loadgen.faults.plan import Targets
 from loadgen.faults.services import ServiceError
 from loadgen.realrun.launch import Children, RealRunError
-from twin.scenario.schema import LINK_FAULTS, PROCESS_FAULTS, RealFaultKind, RealSpec
+from twin.scenario.schema import LINK_FAULTS, PROCESS_FAULTS, RealFault, RealFaultKind, RealSpec
+
+#: The fields each kind of fault is written with (what its YAML holds), beyond kind and at_s.
+_FIELDS: dict[RealFaultKind, tuple[str, ...]] = {
+    RealFaultKind.VIRAL_SPIKE: ("stream_rank", "factor", "ramp_s", "duration_s"),
+    RealFaultKind.WORKER_KILL: ("stream_rank",),
+    RealFaultKind.KILL: ("duration_s", "target"),
+    RealFaultKind.HANG: ("duration_s", "target"),
+    RealFaultKind.PARTITION: ("duration_s", "between"),
+    RealFaultKind.LOSS: ("duration_s", "between", "loss_pct"),
+    RealFaultKind.LATENCY: ("duration_s", "between", "delay_ms", "jitter_ms"),
+    RealFaultKind.BANDWIDTH: ("duration_s", "between", "rate_kbit"),
+}
+
+
+def fault_record(fault: RealFault) -> dict[str, Any]:
+    """A fault as its scenario wrote it (run.json's `real.faults`, which the twin reads back)."""
+    record: dict[str, Any] = {"kind": fault.kind.value, "at_s": fault.at_s}
+    for name in _FIELDS[fault.kind]:
+        value = getattr(fault, name)
+        record[name] = list(value) if isinstance(value, tuple) else value
+    return record
 
 
 class PlatformProcess:

@@ -9,6 +9,8 @@ every acknowledged message to every reader, once and in order.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -184,3 +186,13 @@ def test_loadgen_runs_hang_of_origin_stops_the_platform_for_its_duration_then_co
         assert [e["event"] for e in timeline.events] == ["fault start", "fault end"]
     finally:
         children.stop_all()
+
+
+def test_run_json_writes_each_fault_as_its_yaml_did_so_the_twin_reads_it_back() -> None:
+    from loadgen.realrun.tiers import fault_record
+    from twin.validation.rundir import spec_from_mapping
+
+    spec = _faults(CHAT_LINK_FAULTS + "    - {kind: worker_kill, at_s: 3}\n"
+                   "    - {kind: viral_spike, at_s: 4, factor: 2, duration_s: 5}\n")
+    real = {**dataclasses.asdict(spec), "faults": [fault_record(f) for f in spec.faults]}
+    assert spec_from_mapping(json.loads(json.dumps(real)), "run.json") == spec
