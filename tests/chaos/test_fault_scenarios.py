@@ -196,3 +196,5 @@ def test_run_json_writes_each_fault_as_its_yaml_did_so_the_twin_reads_it_back() 
                    "    - {kind: viral_spike, at_s: 4, factor: 2, duration_s: 5}\n")
     real = {**dataclasses.asdict(spec), "faults": [fault_record(f) for f in spec.faults]}
     assert spec_from_mapping(json.loads(json.dumps(real)), "run.json") == spec
+    dump = json.loads(json.dumps(dataclasses.asdict(spec)))  # every field of every fault
+    assert spec_from_mapping(dump, "run.json") == spec
