@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadgen.faults.plan import FaultPlan
+from loadgen.faults.timeline import Timeline
 from loadgen.locustfiles.settings import LocustSettings
 from loadgen.realrun.launch import (
     LIVE_TIMEOUT_S,
@@ -43,8 +45,10 @@ from loadgen.realrun.launch import (
 )
 from loadgen.realrun.reduce import machine, measure, write_run_dir
 from loadgen.realrun.sample import Sampler, apply_fault
+from loadgen.realrun.tiers import check_tier_faults, fault_record, targets
 from loadgen.schedule import ViewerSchedule
 from twin.scenario.reader import load_scenario
+from twin.scenario.schema import LINK_FAULTS, PROCESS_FAULTS
 
 
 def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | None = None) -> Path:
@@ -58,6 +62,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
     for stale in out.glob("locust_*.csv"):
         stale.unlink()
     check_chat_rate(spec)
+    check_tier_faults(spec)
     schedule = ViewerSchedule.from_spec(spec)
     channels = channel_names(spec)
     ports = Ports.free()
@@ -72,11 +77,16 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
     probe_report: dict[str, Any] | None = None
     event_log = out / "player_events.jsonl"
     event_log.unlink(missing_ok=True)
+    tier_faults = tuple(f for f in spec.faults if f.kind in PROCESS_FAULTS or f.kind in LINK_FAULTS)
+    fault_timeline = Timeline(run_id)
+    plan = FaultPlan(tier_faults, targets(children), fault_timeline)
     try:
         serve = start_platform(children, ports, data, channels, out)
         start_publishers(children, ports, spec, out)
         wait_live(base, channels, children, time.monotonic() + LIVE_TIMEOUT_S)
         t0 = time.time()
+        fault_timeline.t0 = time.monotonic()
+        plan.start()  # tier faults (a hung origin) on their own threads, timed from t0 too
         settings = dataclasses.replace(
             LocustSettings.from_environ(os.environ),
             chat_channel=channels[0],
@@ -93,7 +103,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
                 chat_rate=spec.chat_messages_per_s / spec.chatters,
             )
         locust = start_locust(children, base, out, settings, seed=seed, processes=spec.locust_processes)
-        faults = sorted(spec.faults, key=lambda f: f.at_s)
+        faults = sorted((f for f in spec.faults if f not in tier_faults), key=lambda f: f.at_s)
         next_tick = t0 + 1.0
         probe_started = False
         while (t := (now := time.time()) - t0) < end_s:
@@ -102,7 +112,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
                 probe_started = True
             while faults and faults[0].at_s <= t:
                 events.append(apply_fault(faults.pop(0), base, channels, t))
-            if serve.poll() is not None:
+            if serve.poll() is not None:  # a hang stops it, never ends it
                 raise RealRunError(f"the platform exited with status {serve.returncode} (see platform.log)")
             sampler.sample(t, now, serve, children)
             time.sleep(max(0.0, next_tick - time.time()))  # pace the samples: one a second
@@ -118,6 +128,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
         with contextlib.suppress(OSError, ValueError):
             probe_report = json.loads((out / "probe.json").read_text(encoding="utf-8"))
     finally:
+        plan.close()  # every hung tier gets SIGCONT before anything is stopped
         children.stop_all()
         shutil.rmtree(data, ignore_errors=True)
     window = (spec.warmup_s, end_s)
@@ -131,10 +142,10 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
         "command": command or " ".join(["loadgen", "run", str(scenario_path), "--out", str(out)]),
         "machine": machine(),
         "seed": seed,
-        "real": dataclasses.asdict(spec),
+        "real": {**dataclasses.asdict(spec), "faults": [fault_record(f) for f in spec.faults]},
         "channels": channels,
         "probe": {"rendition": PROBE_RENDITION, "channel": channels[0]},
-        "events": events,
+        "events": events + [{**e, "at_s": e["t_s"]} for e in fault_timeline.events],
         "t0_unix": t0,
     }
     write_run_dir(out, sampler.rows, measured, spec, schedule, window, run)

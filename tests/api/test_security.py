@@ -340,3 +340,20 @@ async def test_passwords_tokens_and_stream_keys_never_reach_the_log(
     assert "very secret pass" not in text and "wrong secret pass" not in text and token not in text
     assert "newer secret pass" not in text
     assert created["stream_key"] not in text and rotated["stream_key"] not in text
+
+
+async def test_a_password_change_the_database_fails_half_way_leaves_the_old_password_and_sessions(
+    client: Any, repo: Repository
+) -> None:
+    """Issue 23: a 5xx must not hide a half-written change (new password, old sessions alive)."""
+    from .test_storage import _fail_session_deletes
+
+    here = await client.signup_and_login("halfway")
+    _, other = await client.call("POST", "/sessions", json={"username": "halfway", "password": PASSWORD})
+    await _fail_session_deletes(repo)
+    status, _ = await client.call("POST", "/me/password", token=here,
+                                  json={"old_password": PASSWORD, "new_password": "a brand new secret"})
+    assert status >= 500
+    old = {"username": "halfway", "password": PASSWORD}
+    assert (await client.call("POST", "/sessions", json=old))[0] == 201
+    assert (await client.call("GET", "/sessions/current", token=other["token"]))[0] == 200

@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from live.api.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNew, check_sequence, pending
+from live.api.postgres_store import PostgresRepository
 from live.api.repository import Conflict, NotFound, Repository
 from live.api.sqlite_store import SqliteRepository
 from live.api.storage import SQLITE_FILE_NAME, open_repository
@@ -299,3 +300,33 @@ async def test_channel_pages_walk_every_channel_once_in_name_order(repo: Reposit
             break
         after = page[-1].name
     assert seen == names
+
+
+async def _fail_session_deletes(repo: Repository) -> None:
+    """A database fault mid-change: every DELETE on sessions raises inside the database."""
+    if isinstance(repo, SqliteRepository):
+        await repo._run(repo._change, "CREATE TRIGGER injected_fault BEFORE DELETE ON sessions "
+                        "BEGIN SELECT RAISE(ABORT, 'injected fault'); END", ())
+    else:
+        assert isinstance(repo, PostgresRepository)
+        await repo._pool.execute(
+            "CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$; "
+            "CREATE TRIGGER injected_fault BEFORE DELETE ON sessions "
+            "FOR EACH ROW EXECUTE FUNCTION injected_fault();")
+
+
+async def test_a_password_change_that_fails_half_way_changes_nothing(repo: Repository) -> None:
+    account = await repo.create_account("dora", "old")
+    for token in ("d1", "d2"):
+        await repo.create_session(account.id, th(token), 100.0)
+    assert await repo.change_password(account.id, "new", keep=th("d1")) == 1
+    assert await repo.account_by_username("dora") == (account, "new")
+    await repo.create_session(account.id, th("d3"), 100.0)
+    await _fail_session_deletes(repo)
+    with pytest.raises(Exception, match="injected fault"):
+        await repo.change_password(account.id, "newer", keep=th("d1"))
+    assert await repo.account_by_username("dora") == (account, "new")  # not half-written
+    assert await repo.session_by_token_hash(th("d3"), 1.0) is not None
+    with pytest.raises(NotFound):
+        await repo.change_password(account.id + 1000, "x", keep=None)

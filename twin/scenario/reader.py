@@ -8,18 +8,24 @@ must never turn a failure drill into a quiet baseline run.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from twin.popularity import fit_popularity
 from twin.scenario.nodes import NodeReader, ScenarioError
 from twin.scenario.schema import (
+    LINK_FAULTS,
     MAX_REAL_CHANNELS,
+    MAX_REAL_FAULT_S,
     MAX_REAL_VIEWERS,
     MAX_REGIONS,
     MAX_STREAMERS,
+    PROCESS_FAULTS,
     REAL_LADDERS,
+    REAL_TIER_PATTERN,
     STREAM_FAULTS,
     Bands,
     Fault,
@@ -201,7 +207,42 @@ def _real_fault(r: NodeReader) -> RealFault:
             ramp_s=r.number("ramp_s", default=0.0, lo=0.0),
             duration_s=r.number("duration_s", lo=0.0),
         )
+    if kind in PROCESS_FAULTS or kind in LINK_FAULTS:
+        return _tier_fault(r, kind, at_s)
     return RealFault(kind, at_s, rank)
+
+
+def _tier(r: NodeReader, node: yaml.Node, field: str, value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(REAL_TIER_PATTERN, value):
+        r.fail(node, field, f"expected a tier such as origin, nats, postgres, chat-1, edge-1, got {value!r}")
+    return value
+
+
+def _tier_fault(r: NodeReader, kind: RealFaultKind, at_s: float) -> RealFault:
+    """A fault of a tier's process (`target`) or of the link `between` two tiers (issue 23)."""
+    duration = r.number("duration_s", lo=0.0, hi=MAX_REAL_FAULT_S)
+    if kind in PROCESS_FAULTS:
+        value, node = r.scalar("target")
+        return RealFault(kind, at_s, duration_s=duration, target=_tier(r, node, r.sub("target"), value))
+    node = r.value_node("between")
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) != 2:
+        r.fail(node, r.sub("between"), "expected the two tiers the link joins, e.g. [publisher, ingest]")
+    pair = tuple(
+        _tier(r, child, f"{r.sub('between')}[{i}]", r.loader.construct_object(child, deep=True))
+        for i, child in enumerate(node.value)
+    )
+    if pair[0] == pair[1]:
+        r.fail(node, r.sub("between"), f"a link joins two different tiers, not {pair[0]} and itself")
+    fields: dict[str, Any] = {}
+    match kind:
+        case RealFaultKind.LOSS:
+            fields["loss_pct"] = r.number("loss_pct", lo=0.0, hi=100.0, lo_open=True)
+        case RealFaultKind.LATENCY:
+            fields["delay_ms"] = r.number("delay_ms", lo=0.0, hi=10_000.0, lo_open=True)
+            fields["jitter_ms"] = r.number("jitter_ms", default=0.0, lo=0.0, hi=10_000.0)
+        case RealFaultKind.BANDWIDTH:
+            fields["rate_kbit"] = r.integer("rate_kbit", lo=1, hi=10_000_000)
+    return RealFault(kind, at_s, duration_s=duration, between=pair, **fields)
 
 
 _DEFAULT_BANDS = Bands()

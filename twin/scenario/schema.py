@@ -33,6 +33,21 @@ class RealFaultKind(StrEnum):
 
     VIRAL_SPIKE = "viral_spike"
     WORKER_KILL = "worker_kill"
+    # real faults of a tier (issue 23; loadgen.faults performs them)
+    KILL = "kill"  # SIGKILL `target`, start it again after duration_s
+    HANG = "hang"  # SIGSTOP `target` for duration_s, then SIGCONT
+    PARTITION = "partition"  # nothing passes `between` the two for duration_s
+    LOSS = "loss"  # loss_pct of the packets `between` the two are lost, for duration_s
+    LATENCY = "latency"  # delay_ms (+- jitter_ms) each way `between` the two, for duration_s
+    BANDWIDTH = "bandwidth"  # `between` the two carries at most rate_kbit, for duration_s
+
+
+#: Real faults that hit a process (`target`) and those that hit a link (`between`).
+PROCESS_FAULTS = (RealFaultKind.KILL, RealFaultKind.HANG)
+LINK_FAULTS = (RealFaultKind.PARTITION, RealFaultKind.LOSS, RealFaultKind.LATENCY, RealFaultKind.BANDWIDTH)
+#: The tiers a real fault can name: `chat-2`, `edge-1` and `shield-1` number a tier's nodes.
+REAL_TIER_PATTERN = r"(publisher|ingest|origin|api|viewer|nats|postgres|redis|(chat|edge|shield)(-\d+)?)"
+MAX_REAL_FAULT_S = 120.0
 
 
 class NodeType(StrEnum):
@@ -136,6 +151,9 @@ class RealFault:
     `viral_spike`: the viewers of channel `stream_rank` grow to `factor` x over `ramp_s`, stay
     there for `duration_s`, then return. `worker_kill`: the transcode worker of channel
     `stream_rank` is killed (SIGKILL) at `at_s`; the platform's supervisor restarts it.
+    `kill`/`hang` hit the process of `target` for `duration_s`; `partition`, `loss`,
+    `latency` and `bandwidth` impair the link `between` two tiers for `duration_s`
+    (docs/chaos.md).
     """
 
     kind: RealFaultKind
@@ -144,6 +162,12 @@ class RealFault:
     factor: float = 1.0
     ramp_s: float = 0.0
     duration_s: float = 0.0
+    target: str = ""
+    between: tuple[str, ...] = ()
+    loss_pct: float = 0.0
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    rate_kbit: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,11 @@ TIMESERIES_COLUMNS = (
 
 #: Keys of RealFault that only viral_spike has (a worker_kill written by asdict carries them too).
 _SPIKE_ONLY = ("factor", "ramp_s", "duration_s")
+#: Fields only tier faults (kill, hang, link faults) take, with the values a dump of any other
+#: fault holds; and the fields of other faults a dump of a tier fault holds.
+_TIER_ONLY = {"target": "", "between": [], "loss_pct": 0.0, "delay_ms": 0.0, "jitter_ms": 0.0, "rate_kbit": 0}
+_NOT_TIER = ("stream_rank", "factor", "ramp_s")
+_TIER_KINDS = {"kill", "hang", "partition", "loss", "latency", "bandwidth"}
 
 # The smallest scenario the parser accepts; only its `real:` section is read.
 _SHELL = {
@@ -146,6 +151,13 @@ def spec_from_mapping(data: Any, origin: str) -> RealSpec:
         if isinstance(f, dict) and f.get("kind") == "worker_kill":
             for key in _SPIKE_ONLY:
                 f.pop(key, None)
+        if isinstance(f, dict):  # a dataclass dump holds every field; the YAML only its kind's
+            for key, unset in _TIER_ONLY.items():
+                if key in f and f[key] in (unset, ()):
+                    del f[key]
+            if f.get("kind") in _TIER_KINDS:
+                for key in _NOT_TIER:
+                    f.pop(key, None)
         faults.append(f)
     if "faults" in real:
         real["faults"] = faults

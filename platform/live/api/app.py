@@ -269,8 +269,9 @@ class Api:
         if not await self.check_password(account.username.lower(), stored_hash, change.old_password,
                                          request):
             raise ApiError(403, "invalid_credentials", "the old password is wrong", field="old_password")
-        await self.repo.set_password_hash(account.id, await self.passwords.hash(change.new_password))
-        revoked = await self.repo.delete_sessions_of(account.id, keep=hashed)
+        revoked = await self.repo.change_password(
+            account.id, await self.passwords.hash(change.new_password), keep=hashed
+        )
         log.info("account %d changed its password; %d other sessions revoked", account.id, revoked)
         return web.Response(status=204)
 

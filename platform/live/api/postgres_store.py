@@ -114,6 +114,19 @@ class PostgresRepository:
         if status == "UPDATE 0":
             raise NotFound(f"no account {account_id}")
 
+    async def change_password(self, account_id: int, password_hash: str, keep: bytes | None) -> int:
+        async with self._pool.acquire() as connection, connection.transaction():
+            status = await connection.execute(
+                "UPDATE accounts SET password_hash = $1 WHERE id = $2", password_hash, account_id
+            )
+            if status == "UPDATE 0":
+                raise NotFound(f"no account {account_id}")
+            revoked: str = await connection.execute(
+                "DELETE FROM sessions WHERE account_id = $1 AND token_hash IS DISTINCT FROM $2",
+                account_id, keep,
+            )
+        return int(revoked.rsplit(" ", 1)[-1])
+
     async def create_session(self, account_id: int, token_hash: bytes, expires_at: float) -> None:
         await self._pool.execute(
             "INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",

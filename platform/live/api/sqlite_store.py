@@ -156,6 +156,24 @@ class SqliteRepository:
         if not changed:
             raise NotFound(f"no account {account_id}")
 
+    async def change_password(self, account_id: int, password_hash: str, keep: bytes | None) -> int:
+        def change() -> int:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = self._change("UPDATE accounts SET password_hash = ? WHERE id = ?",
+                                       (password_hash, account_id))
+                if not changed:
+                    raise NotFound(f"no account {account_id}")
+                revoked = self._change("DELETE FROM sessions WHERE account_id = ? AND token_hash IS NOT ?",
+                                       (account_id, keep))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return revoked
+
+        return await self._run(change)
+
     async def create_session(self, account_id: int, token_hash: bytes, expires_at: float) -> None:
         await self._run(
             self._change,

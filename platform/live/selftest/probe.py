@@ -370,7 +370,12 @@ async def _run(player: _Player, media_url: str) -> None:
             fresh = await player.playlist(media_url)
         if fresh is None:
             await asyncio.sleep(playlist.part_target or 0.2)
-            continue
+            # Reload without directives: a refused blocking reload (400, "too far ahead") is what
+            # a stream that started over behind our cursor answers, e.g. after an origin restart;
+            # retrying the same directives would wait until the new stream caught up.
+            fresh = await player.playlist(media_url)
+            if fresh is None:
+                continue
         playlist = fresh
         if _restarted(playlist, cursor, player.map_uri):
             player.tally.restarts += 1
