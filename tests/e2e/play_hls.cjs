@@ -42,7 +42,7 @@ function parseArgs(argv) {
 
 // Played in the page when --clock is given: glass-to-glass of every displayed frame.
 function clockProbe() {
-  const out = window.livetwinClock = { frames: 0, read: 0, samples: [] };
+  const out = window.livetwinClockProbe = { frames: 0, read: 0, samples: [] };
   function attach(video) {
     const canvas = document.createElement('canvas');
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
@@ -214,7 +214,7 @@ async function main() {
       emit('sample', { stats: await page.evaluate(() => window.livetwinStats) });
     }
     const final = await page.evaluate(() => window.livetwinStats);
-    const clock = await page.evaluate(() => window.livetwinClock || null);
+    const clock = await page.evaluate(() => window.livetwinClockProbe || null);
     if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
     emit('done', { ok: true, stats: final, clock: clock, httpErrors: httpErrors });
     return 0;
