@@ -74,17 +74,17 @@ def packaging() -> PackagingSettings:
 
 
 def part_s() -> float:
-    return packaging().part_target_s
+    return float(packaging().part_target_s)
 
 
 def segment_s() -> float:
-    return packaging().segment_target_s
+    return float(packaging().segment_target_s)
 
 
 def hold_back_parts() -> float:
     """PART-HOLD-BACK in parts, as the origin's playlists state it."""
     timing = packaging().timing
-    return timing.part_hold_back_s / timing.part_target_s
+    return float(timing.part_hold_back_s / timing.part_target_s)
 
 
 def player_request_allowed(last_msn: int, last_part: int, ask_msn: int, ask_part: int) -> bool:

@@ -92,6 +92,8 @@ class Layout(Protocol):
 
     def shield_utilization(self) -> float: ...
 
+    def region_shield_utilization(self, region: int) -> float: ...
+
     def machine(self) -> dict[str, float]: ...
 
     def start_probes(
@@ -166,6 +168,9 @@ class CdnLayout:
 
     def shield_utilization(self) -> float:
         return max(q.utilization for q in self.shield_queues)
+
+    def region_shield_utilization(self, region: int) -> float:
+        return self.shield_queues[region].utilization
 
     def machine(self) -> dict[str, float]:
         return {}
@@ -252,6 +257,9 @@ class DirectLayout:
 
     def shield_utilization(self) -> float:
         return 0.0  # no shield tier
+
+    def region_shield_utilization(self, region: int) -> float:
+        return 0.0
 
     def machine(self) -> dict[str, float]:
         return self.load
