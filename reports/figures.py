@@ -94,9 +94,17 @@ def rebuffer(lat: pd.DataFrame, slo: float) -> bytes:
 
 
 def availability(ts: pd.DataFrame, slo: float) -> bytes:
+    """The axis spans the data and the SLO line, not 95-105 %: a 0.05 % dip must be visible."""
+
     def draw(ax: Axes) -> None:
-        ax.plot(_minutes(ts), ts["availability"] * 100.0, label="viewers served / present")
+        pct = ts["availability"] * 100.0
+        ax.plot(_minutes(ts), pct, label="viewers served / present")
         ax.axhline(slo * 100.0, color="red", linestyle="--", label=f"SLO {slo * 100:g} %")
+        low = min(float(pct.min()), slo * 100.0)
+        high = max(float(pct.max()), slo * 100.0)
+        pad = max((high - low) * 0.1, 0.005)
+        ax.set_ylim(low - pad, min(high + pad, 100.0 + pad))
+        ax.ticklabel_format(axis="y", useOffset=False)
 
     return png(draw, "Availability", "%")
 
@@ -120,7 +128,9 @@ def cost(ts: pd.DataFrame) -> bytes:
 def chat(ts: pd.DataFrame) -> bytes:
     def draw(ax: Axes) -> None:
         m = _minutes(ts)
-        ax.plot(m, ts["chat_delay_s"], label="delivery delay (s)")
+        if "chat_delay_p99_s" in ts:
+            ax.plot(m, ts["chat_delay_p99_s"], label="delivery delay p99 (s)")
+        ax.plot(m, ts["chat_delay_s"], label="backlog wait (s)")
         ax2 = ax.twinx()
         ax2.plot(m, ts["nodes_chat"], color="grey", linestyle=":", label="chat nodes")
         ax2.set_ylabel("nodes")

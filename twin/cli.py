@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_run)
     plan_cmd = sub.add_parser(
         "plan",
-        help="the cheapest fleet that meets every SLO with 95 % confidence",
+        help="the cheapest fleet that meets every SLO with 95 %% confidence",
         description="Search node counts per tier and region (GPU, CPU, origin, chat pools; edge servers "
         "per PoP and shield servers per region) for the cheapest fleet whose every SLO passes with "
         "95 %% confidence over --replications seeds; write plan.json (the plan, each tier's binding "

@@ -83,6 +83,8 @@ class Calibration:
     chat_room_cap_per_s: float
     chat_client_cap_per_s: float
     chat_backlog_limit_s: float
+    chat_batch_s: float
+    chat_broker_hop_s: float
     ad_rps_per_server: float
     ad_decision_window_s: float
     ad_slot_s: float
@@ -127,6 +129,7 @@ FROM_PLATFORM = {
     "part_s": (platform_rules.part_s, platform_rules.PART_SOURCE),
     "segment_s": (platform_rules.segment_s, platform_rules.SEGMENT_SOURCE),
     "hold_back_parts": (platform_rules.hold_back_parts, platform_rules.HOLD_BACK_SOURCE),
+    "chat_batch_s": (platform_rules.chat_batch_s, platform_rules.CHAT_BATCH_SOURCE),
 }
 
 _PARAMS = tuple(

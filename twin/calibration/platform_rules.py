@@ -5,7 +5,8 @@ is restated here by hand: the renditions a fleet source is transcoded into come 
 platform's ladder policy (`live.transcode.ladder.build_ladder` over `DEFAULT_RUNGS`), the part
 and segment durations from the packager's `PackagingSettings`, the players' hold-back from the
 channel timing (`ChannelTiming.part_hold_back_s`, RFC 8216bis 4.4.3.8) and how far ahead a
-blocking reload may ask from the origin (`live.origin.blocking`, RFC 8216bis 6.2.5.2).
+blocking reload may ask from the origin (`live.origin.blocking`, RFC 8216bis 6.2.5.2), and how
+long chat batches messages (`live.chat.settings.ChatSettings.batch_interval_s`).
 tests/twin/test_platform_rules.py fails when the twin and the platform diverge.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from live.chat.settings import ChatSettings
 from live.origin.blocking import DirectiveError, Directives, Progress, check_reachable
 from live.package.ladder_packager import PackagingSettings
 from live.transcode.ladder import DEFAULT_RUNGS, Ladder, LadderSettings, SourceInfo, build_ladder
@@ -21,6 +23,7 @@ from live.transcode.ladder import DEFAULT_RUNGS, Ladder, LadderSettings, SourceI
 LADDER_SOURCE = "platform: live.transcode.ladder.build_ladder over DEFAULT_RUNGS for the fleet source"
 PART_SOURCE = "platform: live.package.ladder_packager.PackagingSettings.part_target_s"
 SEGMENT_SOURCE = "platform: live.package.ladder_packager.PackagingSettings.segment_target_s"
+CHAT_BATCH_SOURCE = "platform: live.chat.settings.ChatSettings.batch_interval_s (per-room batching window)"
 HOLD_BACK_SOURCE = "platform: live.package.timing.ChannelTiming.part_hold_back_s / part_target_s"
 
 
@@ -79,6 +82,11 @@ def part_s() -> float:
 
 def segment_s() -> float:
     return float(packaging().segment_target_s)
+
+
+def chat_batch_s() -> float:
+    """How long a chat message waits for its room's batch frame at most."""
+    return float(ChatSettings().batch_interval_s)
 
 
 def hold_back_parts() -> float:

@@ -5,10 +5,18 @@ A room's ingress is its chatters x message rate, capped by slow mode at `chat_ro
 messages up to `chat_client_cap_per_s` (larger rooms are sampled per client), so fan-out is
 sum over rooms of members x min(rate, client cap); the top rooms dominate it. Deliveries
 beyond the nodes' fan-out capacity wait in a backlog bounded at `chat_backlog_limit_s` of
-capacity (older messages are dropped and counted); the delivery delay is backlog / capacity.
+capacity (older messages are dropped and counted); the backlog's delay is backlog / capacity.
+
+A delivered message's delay is that wait plus the chat path, which is there even when idle:
+the sender's uplink and the reader's downlink (one region RTT in all, at the p99 of the
+viewers' lognormal access spread), the broker hop between chat nodes, and the room's batch
+window (the platform's `batch_interval_s`: a message waits up to one window for its frame).
+`delay_p99_s` adds the p99 of each part, an upper bound of the p99 of their sum.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -19,10 +27,20 @@ from twin.model.autoscale import NodePool
 FloatArray = npt.NDArray[np.float64]
 
 
+Z99 = 2.3263478740408408  # standard normal 0.99 quantile
+
+
+def chat_path_p99_s(calibration: Calibration, rtt_s: float) -> float:
+    """p99 of an idle chat path: batch window + broker hop + one RTT at the access spread's p99."""
+    network = rtt_s * math.exp(Z99 * calibration.viewer_rtt_sigma)
+    return 0.99 * calibration.chat_batch_s + calibration.chat_broker_hop_s + network
+
+
 class ChatCluster:
-    def __init__(self, calibration: Calibration, pool: NodePool) -> None:
+    def __init__(self, calibration: Calibration, pool: NodePool, rtt_s: float = 0.0) -> None:
         self.calibration = calibration
         self.pool = pool
+        self.path_p99_s = chat_path_p99_s(calibration, rtt_s)
         self.backlog = 0.0
         self.dropped = 0.0
         self.delivered = 0.0
@@ -60,6 +78,11 @@ class ChatCluster:
             self.backlog = limit
         self.delivered += min(deliveries * dt, capacity * dt)
         self.delay_s = self.backlog / capacity if capacity else calibration.chat_backlog_limit_s
+
+    @property
+    def delay_p99_s(self) -> float:
+        """p99 delivery delay of this step: the backlog's wait plus the idle path's p99."""
+        return self.delay_s + self.path_p99_s
 
     @property
     def utilization(self) -> float:

@@ -117,6 +117,7 @@ class Recorder:
             "chat_messages_per_s": chat.messages_per_s,
             "chat_deliveries_per_s": chat.deliveries_per_s,
             "chat_delay_s": chat.delay_s,
+            "chat_delay_p99_s": chat.delay_p99_s,
             "chat_refused_connections": chat.refused,
             "ad_rps": self.economics.ad_rps_served(),
             "dvr_storage_pb": storage_gb / 1e6,

@@ -96,7 +96,8 @@ class Twin:
             round(live * (1.0 - workload.full_ladder_share)),
             self.rng,
         )
-        self.chat = ChatCluster(calibration, self.pools.chat)
+        rtt_s = sum(r.viewer_share * r.rtt_ms for r in regions) / 1000.0
+        self.chat = ChatCluster(calibration, self.pools.chat, rtt_s)
         self.outages = StreamOutages(self.groups, regions, self.fleet, self.rng)
         failover = [
             self.region_names.index(r.failover_to) if r.failover_to != "-" else (i + 1) % len(regions)
@@ -221,7 +222,7 @@ class Twin:
         storage_gb = self.economics.bill(dt, self.pools, egress_bytes, ladder_bps)
         self.economics.commerce(dt, present)
         totals["chat_delay_weighted"] += self.chat.delay_s * dt
-        self.chat_delays.append(self.chat.delay_s)
+        self.chat_delays.append(self.chat.delay_p99_s)
         self._peak("egress_edge_bps", float(d.edge_delivered_bps.sum()))
         self._peak("viewers", present)
         self._peak("dvr_storage_gb", storage_gb)
