@@ -181,7 +181,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from twin.calibration.parameters import load_calibration, shipped_text
     from twin.validation.calibrate import CalibrateError, calibrate, report, write_calibration
-    from twin.validation.rundir import read_run
+    from twin.validation.rundir import read_run, run_dir_hash
 
     base_path = Path(args.base) if args.base else None
     try:
@@ -197,7 +197,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     command = "twin calibrate " + " ".join(shlex.quote(a) for a in (args.argv or []))
     ids = ", ".join(r.run_id for r in runs)
-    provenance = f"measured: twin calibrate {ids} on {'; '.join(machines)} {today}; command: {command}"
+    hashes = ", ".join(f"{r.run_id}={run_dir_hash(r.path)[:16]}" for r in runs)
+    provenance = (
+        f"measured: twin calibrate {ids} on {'; '.join(machines)} {today}; "
+        f"run directories sha256 {hashes}; command: {command}"
+    )
     try:
         result = calibrate(runs, base, provenance, seed=args.seed)
         out = Path(args.out)
