@@ -57,6 +57,22 @@ def fault_sentence(fault: dict[str, Any], effect: dict[str, Any]) -> str:
             f"{_at(effect)} {count(fault.get('nodes_lost', 0))} {str(fault.get('node_type', 'GPU')).upper()} "
             "transcoder nodes failed." + _availability(effect)
         )
+    if kind == "node_loss":
+        tier = fault.get("tier", "?")
+        where = f" in {fault['region']}" if fault.get("region") else ""
+        text = f"{_at(effect)} {count(fault.get('nodes_lost', 0))} {tier} nodes{where} failed"
+        if fault.get("duration_s"):
+            text += f" for {seconds(fault['duration_s'])}"
+        else:
+            text += " (the autoscaler replaces them)"
+        if effect.get("utilization_peak") is not None:
+            text += (
+                f"; {tier} utilization went from {ratio_pct(effect.get('utilization_before'))} "
+                f"to {ratio_pct(effect['utilization_peak'])} at the worst"
+            )
+        if effect.get("chat_delay_p99_max_s") is not None:
+            text += f"; chat delay p99 peaked at {seconds(effect['chat_delay_p99_max_s'])}"
+        return text + "." + _availability(effect)
     if kind == "chat_storm":
         text = f"{_at(effect)} a chat storm hit the stream ranked {fault.get('stream_rank', 1)}"
         if "chat_delay_max_s" in effect:

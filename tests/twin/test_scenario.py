@@ -20,6 +20,9 @@ REQUIRED = (
     "region-outage",
     "transcoder-loss",
     "chat-storm",
+    "origin-loss",
+    "shield-loss",
+    "edge-loss",
 )
 BASELINE = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8")
 

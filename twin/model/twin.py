@@ -111,6 +111,8 @@ class Twin:
             self.regions,
             self.outages,
             {NodeType.GPU: self.pools.gpu, NodeType.CPU: self.pools.cpu},
+            {"origin": self.pools.origin, "chat": self.pools.chat},
+            self.layout,
         )
         self.chat_storms = [f for f in scenario.faults if f.kind == FaultKind.CHAT_STORM]
         self.economics = Economics(scenario, calibration, self.groups)
