@@ -73,6 +73,17 @@ def fault_sentence(fault: dict[str, Any], effect: dict[str, Any]) -> str:
         if effect.get("chat_delay_p99_max_s") is not None:
             text += f"; chat delay p99 peaked at {seconds(effect['chat_delay_p99_max_s'])}"
         return text + "." + _availability(effect)
+    if kind == "viewer_packet_loss":
+        return (
+            f"{_at(effect)} {ratio_pct(fault.get('loss'))} of packets were lost on the viewer links in "
+            f"{fault.get('region', '?')} for {seconds(fault.get('duration_s', 0.0))}: players' TCP "
+            "throughput fell to the Mathis bound, so they switched down or stalled."
+        )
+    if kind == "chat_broker_failover":
+        return (
+            f"{_at(effect)} the chat broker failed over for {seconds(fault.get('duration_s', 0.0))}: "
+            "messages reached only readers on their sender's node; the rest arrived late."
+        )
     if kind == "chat_storm":
         text = f"{_at(effect)} a chat storm hit the stream ranked {fault.get('stream_rank', 1)}"
         if "chat_delay_max_s" in effect:

@@ -82,7 +82,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: several clusters may run side by side
             silence_logs=40,
             env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")},
         ) as cluster,

@@ -33,8 +33,8 @@ def test_edge_and_shield_loss_need_a_known_region_and_a_duration() -> None:
     assert sc.faults[0].tier is LossTier.ORIGIN
 
 
-def _run(fault: Fault):
-    sc = dataclasses.replace(shortened("baseline", 600.0, tracers=4), faults=(fault,))
+def _run(fault: Fault, tracers: int = 4):
+    sc = dataclasses.replace(shortened("baseline", 600.0, tracers=tracers), faults=(fault,))
     return simulate(sc, seed=1)
 
 
@@ -56,3 +56,21 @@ def test_edge_loss_overloads_the_region_then_its_servers_come_back() -> None:
     assert after == pytest.approx(before, rel=0.1)
     effect = summarize(result)["fault_effects"][0]
     assert effect["utilization_peak"] > effect["utilization_before"]
+
+
+def test_packet_loss_caps_the_tracers_throughput_and_raises_latency() -> None:
+    from twin.model.tracers import mathis_bps
+
+    assert mathis_bps(0.05, 0.02) == pytest.approx(1460 * 8 / 0.05 * (1.5 / 0.02) ** 0.5)
+    clean = summarize(_run(Fault(FaultKind.NODE_LOSS, 60.0, 0.0, share=0.0, tier=LossTier.ORIGIN), 40))
+    lossy = summarize(_run(Fault(FaultKind.VIEWER_PACKET_LOSS, 30.0, 560.0, region="eu", share=0.05), 40))
+    assert lossy["latency_s"]["p95"] > clean["latency_s"]["p95"]
+
+
+def test_chat_broker_failover_delays_messages_for_as_long_as_it_lasts() -> None:
+    result = _run(Fault(FaultKind.CHAT_BROKER_FAILOVER, 60.0, 20.0))
+    delays = {r["t_s"]: r["chat_delay_s"] for r in result.rows}
+    assert delays[50.0] < 1.0
+    assert delays[80.0] == pytest.approx(20.0, abs=1.5)  # the oldest message waited the whole failover
+    assert delays[200.0] < 1.0  # drained once the broker was back
+    assert summarize(result)["chat"]["delay_p99_s"] > 2.0

@@ -23,6 +23,8 @@ REQUIRED = (
     "origin-loss",
     "shield-loss",
     "edge-loss",
+    "packet-loss",
+    "chat-broker-failover",
 )
 BASELINE = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8")
 

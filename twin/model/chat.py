@@ -12,6 +12,10 @@ the sender's uplink and the reader's downlink (one region RTT in all, at the p99
 viewers' lognormal access spread), the broker hop between chat nodes, and the room's batch
 window (the platform's `batch_interval_s`: a message waits up to one window for its frame).
 `delay_p99_s` adds the p99 of each part, an upper bound of the p99 of their sum.
+
+While the broker fails over, a message reaches only the readers on its sender's node; the
+other (nodes - 1) / nodes of its deliveries wait in the backlog for the broker, aged by the
+failover so far, and drain at the nodes' spare capacity once it is back.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class ChatCluster:
         self.messages_per_s = 0.0
         self.deliveries_per_s = 0.0
         self.delay_s = 0.0
+        self.broker_down = False  # a broker failover: messages reach only readers on the sender's node
+        self.broker_down_s = 0.0  # how long the broker has been down (the oldest waiting message's age)
 
     def needed(self) -> float:
         calibration = self.calibration
@@ -71,13 +77,23 @@ class ChatCluster:
         conn_cap = self.pool.up * calibration.chat_connections_per_node
         self.refused = max(0.0, self.connections - conn_cap)
         capacity = self.pool.up * calibration.chat_deliveries_per_node
-        self.backlog = max(0.0, self.backlog + (deliveries - capacity) * dt)
+        waiting = 0.0
+        if self.broker_down:
+            # only the sender's node's readers get the message; the rest wait for the broker
+            waiting = deliveries * (1.0 - 1.0 / max(self.pool.up, 1))
+            deliveries -= waiting
+            self.broker_down_s += dt
+        else:
+            self.broker_down_s = 0.0
+        self.backlog = max(0.0, self.backlog + (deliveries - capacity) * dt + waiting * dt)
         limit = capacity * calibration.chat_backlog_limit_s
         if self.backlog > limit:
             self.dropped += self.backlog - limit
             self.backlog = limit
         self.delivered += min(deliveries * dt, capacity * dt)
         self.delay_s = self.backlog / capacity if capacity else calibration.chat_backlog_limit_s
+        if self.broker_down:
+            self.delay_s = min(max(self.delay_s, self.broker_down_s), calibration.chat_backlog_limit_s)
 
     @property
     def delay_p99_s(self) -> float:

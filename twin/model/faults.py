@@ -6,7 +6,9 @@ viewers over after DNS TTL + health checks; a transcoder loss fails a share of a
 and redraws every stream's fate; a worker restart stops one stream's output for
 `transcode_restart_s`; a node loss fails a share of the origin or chat pool (the autoscaler
 replaces them after provisioning) or takes a share of one region's edge servers (every PoP) or
-shield servers out for `duration_s`. Viral spikes, chat storms and ad breaks are windows the fluid step
+shield servers out for `duration_s`; viewer packet loss raises one region's link loss for
+`duration_s` (the tracers' TCP throughput follows it); a chat broker failover cuts cross-node
+fan-out for `duration_s`. Viral spikes, chat storms and ad breaks are windows the fluid step
 reads (`twin.model.viewers.ViewerDemand`, the chat step, `twin.model.economics`): their
 process only logs them. `StreamOutages.down` turns all of it into each group's share of
 streams that deliver nothing this step.
@@ -84,6 +86,12 @@ class ServerTiers(Protocol):
     def restore_servers(self, tier: str, region: int) -> None: ...
 
 
+class BrokerSwitch(Protocol):
+    """The chat cluster's broker, as a failover fault needs it."""
+
+    broker_down: bool
+
+
 class FaultSchedule:
     """The scenario's faults as SimPy processes; `log` records what each did, in order."""
 
@@ -97,6 +105,8 @@ class FaultSchedule:
         pools: dict[NodeType, NodePool],
         service_pools: dict[str, NodePool] | None = None,
         layout: ServerTiers | None = None,
+        link_loss: list[float] | None = None,
+        chat: BrokerSwitch | None = None,
     ) -> None:
         self.env = env
         self.calibration = calibration
@@ -107,6 +117,8 @@ class FaultSchedule:
         self.pools = pools
         self.service_pools = service_pools or {}
         self.layout = layout
+        self.link_loss = link_loss
+        self.chat = chat
         self.outage_epoch = [0] * len(regions)
         self.log: list[dict[str, Any]] = []
 
@@ -148,6 +160,19 @@ class FaultSchedule:
                     self.log.append(entry)
                     yield self.env.timeout(fault.duration_s)
                     self.layout.restore_servers(tier, region)
+            case FaultKind.VIEWER_PACKET_LOSS if self.link_loss is not None:
+                region = self.region_names.index(fault.region)
+                self.link_loss[region] = fault.share
+                entry.update(region=fault.region, loss=fault.share, duration_s=fault.duration_s)
+                self.log.append(entry)
+                yield self.env.timeout(fault.duration_s)
+                self.link_loss[region] = 0.0
+            case FaultKind.CHAT_BROKER_FAILOVER if self.chat is not None:
+                self.chat.broker_down = True
+                entry.update(duration_s=fault.duration_s)
+                self.log.append(entry)
+                yield self.env.timeout(fault.duration_s)
+                self.chat.broker_down = False
             case FaultKind.VIRAL_SPIKE | FaultKind.CHAT_STORM | FaultKind.AD_BREAK:
                 entry.update(stream_rank=fault.stream_rank, duration_s=fault.duration_s)
                 self.log.append(entry)

@@ -104,6 +104,7 @@ class Twin:
             for i, r in enumerate(regions)
         ]
         self.regions = Regions(failover, calibration.failover_extra_rtt_s)
+        self.link_losses = [0.0] * len(regions)  # packet loss on each region's viewer links
         self.faults = FaultSchedule(
             self.env,
             calibration,
@@ -113,6 +114,8 @@ class Twin:
             {NodeType.GPU: self.pools.gpu, NodeType.CPU: self.pools.cpu},
             {"origin": self.pools.origin, "chat": self.pools.chat},
             self.layout,
+            self.link_losses,
+            self.chat,
         )
         self.chat_storms = [f for f in scenario.faults if f.kind == FaultKind.CHAT_STORM]
         self.economics = Economics(scenario, calibration, self.groups)
@@ -166,6 +169,9 @@ class Twin:
 
     def rtt_s(self, region: int) -> float:
         return self.rtts[region]
+
+    def link_loss(self, region: int) -> float:
+        return self.link_losses[region]
 
     # ---- the fluid step ---------------------------------------------------------------------
     def _served(self, v: FloatArray, up: FloatArray) -> FloatArray:

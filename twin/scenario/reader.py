@@ -156,6 +156,17 @@ def _fault(r: NodeReader) -> Fault:
                 share=r.number("share", lo=0.0, hi=1.0),
                 tier=tier,
             )
+        case FaultKind.VIEWER_PACKET_LOSS:
+            # `loss`: the packet loss probability on the region's viewer links (kept in `share`)
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0, lo_open=True),
+                region=r.text("region"),
+                share=r.number("loss", lo=0.0, hi=0.5, lo_open=True),
+            )
+        case FaultKind.CHAT_BROKER_FAILOVER:
+            return Fault(kind, at_s, r.number("duration_s", lo=0.0, lo_open=True))
         case FaultKind.CHAT_STORM:
             return Fault(
                 kind,
@@ -346,7 +357,8 @@ def _scenario(r: NodeReader, source: str) -> Scenario:
     faults = r.sequence("faults", _fault, allow_empty=True)
     for i, f in enumerate(faults):
         where = fault_nodes[i]
-        if f.kind in (FaultKind.REGION_OUTAGE, FaultKind.NODE_LOSS) and f.region and f.region not in names:
+        regional = (FaultKind.REGION_OUTAGE, FaultKind.NODE_LOSS, FaultKind.VIEWER_PACKET_LOSS)
+        if f.kind in regional and f.region and f.region not in names:
             r.fail(
                 where, f"faults[{i}].region", f"unknown region {f.region!r}; regions are {', '.join(names)}"
             )

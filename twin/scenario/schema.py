@@ -27,6 +27,8 @@ class FaultKind(StrEnum):
     AD_BREAK = "ad_break"
     WORKER_RESTART = "worker_restart"
     NODE_LOSS = "node_loss"
+    VIEWER_PACKET_LOSS = "viewer_packet_loss"
+    CHAT_BROKER_FAILOVER = "chat_broker_failover"
 
 
 class RealFaultKind(StrEnum):
