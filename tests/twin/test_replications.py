@@ -103,3 +103,13 @@ def test_run_with_replications_writes_intervals_and_verdicts(tmp_path, capsys) -
         assert slo["verdict"] in ("PASS", "FAIL", "uncertain")
         assert slo["ci_low"] is None or slo["ci_low"] <= slo["mean"] <= slo["ci_high"]
     assert "95 % confidence" in capsys.readouterr().out
+
+
+def test_an_existing_cluster_runs_the_same_replications_given_its_scheduler_address(cal) -> None:
+    from distributed import LocalCluster
+
+    sc = shortened("baseline", 30.0, tracers=2)
+    task = partial(twin_metrics, sc, cal)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        remote = replicate(task, seeds(3, 2), scheduler=cluster.scheduler_address)
+    assert remote == [twin_metrics(sc, cal, 3), twin_metrics(sc, cal, 4)]
