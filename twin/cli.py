@@ -108,7 +108,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     from reports.plan import render_plan
     from twin.calibration.parameters import load_calibration
-    from twin.plan import Planner, knobs, plan
+    from twin.plan import Planner, knobs, plan, with_load
     from twin.replications import dask_client, dask_replicator, seeds
     from twin.scenario.reader import load_scenario
 
@@ -118,6 +118,8 @@ def _plan(args: argparse.Namespace) -> int:
     except (ScenarioError, CalibrationError) as exc:
         print(f"twin: {exc}", file=sys.stderr)
         return 2
+    if args.load != 1.0:
+        scenario = with_load(scenario, args.load)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     all_knobs = knobs(scenario, calibration)
@@ -141,6 +143,7 @@ def _plan(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+    result["planned_for_load"] = args.load
     (out / "plan.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     render_plan(out)
     if not result["feasible"]:
@@ -308,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         "--tolerance", type=float, default=0.02, help="stop a tier's bisection within this share (0.02)"
     )
     plan_cmd.add_argument("--tiers", help="comma-separated tiers to search (default all), e.g. gpu,edge.eu")
+    plan_cmd.add_argument(
+        "--load",
+        type=float,
+        default=1.0,
+        help="plan for the scenario's viral spikes this many times as large (all viewers when it has "
+        "none): a fleet sized at 1.0 runs near 100 %% at the peak and has no headroom (default 1.0)",
+    )
     plan_cmd.add_argument("--calibration", help="calibration YAML (default: the shipped one)")
     plan_cmd.add_argument("--scheduler", help="Dask scheduler address; default a LocalCluster here")
     plan_cmd.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")

@@ -120,5 +120,6 @@ def test_plan_command_writes_plan_and_report_through_dask(small: Path, tmp_path:
     assert main(argv) == 0
     result = json.loads((out / "plan.json").read_text())
     assert {t["tier"]: t["count"] for t in result["tiers"]}["gpu"] == 5
+    assert result["planned_for_load"] == 1.0
     page = (out / "report.html").read_text()
     assert "Fleet to buy" in page and "twin-hours" in page and "data:image/png" in page
