@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
-def _png(
+def png(
     draw: Callable[[Axes], object],
     title: str,
     ylabel: str,
@@ -46,7 +46,7 @@ def concurrency(ts: pd.DataFrame) -> bytes:
         ax.plot(m, ts["viewers_served"] / 1e6, label="served", linestyle="--")
         ax.plot(m, ts["top_stream_viewers"] / 1e6, label="top stream")
 
-    return _png(draw, "Concurrency", "million viewers")
+    return png(draw, "Concurrency", "million viewers")
 
 
 def egress(ts: pd.DataFrame) -> bytes:
@@ -61,7 +61,7 @@ def egress(ts: pd.DataFrame) -> bytes:
             ax.plot(m, ts[col], label=label)
         ax.set_yscale("log")
 
-    return _png(draw, "Egress per tier", "Tbit/s (log)")
+    return png(draw, "Egress per tier", "Tbit/s (log)")
 
 
 def utilization(ts: pd.DataFrame, target: float) -> bytes:
@@ -72,7 +72,7 @@ def utilization(ts: pd.DataFrame, target: float) -> bytes:
         ax.axhline(target, color="grey", linestyle=":", label=f"autoscale target {target:g}")
         ax.axhline(1.0, color="red", linestyle="--", label="saturation")
 
-    return _png(draw, "Utilization vs headroom (busiest node group per tier)", "utilization")
+    return png(draw, "Utilization vs headroom (busiest node group per tier)", "utilization")
 
 
 def latency(lat: pd.DataFrame, slo: float) -> bytes:
@@ -82,7 +82,7 @@ def latency(lat: pd.DataFrame, slo: float) -> bytes:
             ax.plot(m, lat[col], label=col.removeprefix("g2g_").removesuffix("_s"))
         ax.axhline(slo, color="red", linestyle="--", label=f"SLO p95 < {slo:g} s")
 
-    return _png(draw, "Glass-to-glass latency (tracer viewers)", "seconds")
+    return png(draw, "Glass-to-glass latency (tracer viewers)", "seconds")
 
 
 def rebuffer(lat: pd.DataFrame, slo: float) -> bytes:
@@ -90,15 +90,23 @@ def rebuffer(lat: pd.DataFrame, slo: float) -> bytes:
         ax.plot(_minutes(lat), lat["rebuffer_ratio"] * 100.0, label="rebuffer ratio")
         ax.axhline(slo * 100.0, color="red", linestyle="--", label=f"SLO < {slo * 100:g} %")
 
-    return _png(draw, "Rebuffer ratio (tracer viewers, per window)", "%")
+    return png(draw, "Rebuffer ratio (tracer viewers, per window)", "%")
 
 
 def availability(ts: pd.DataFrame, slo: float) -> bytes:
-    def draw(ax: Axes) -> None:
-        ax.plot(_minutes(ts), ts["availability"] * 100.0, label="viewers served / present")
-        ax.axhline(slo * 100.0, color="red", linestyle="--", label=f"SLO {slo * 100:g} %")
+    """The axis spans the data and the SLO line, not 95-105 %: a 0.05 % dip must be visible."""
 
-    return _png(draw, "Availability", "%")
+    def draw(ax: Axes) -> None:
+        pct = ts["availability"] * 100.0
+        ax.plot(_minutes(ts), pct, label="viewers served / present")
+        ax.axhline(slo * 100.0, color="red", linestyle="--", label=f"SLO {slo * 100:g} %")
+        low = min(float(pct.min()), slo * 100.0)
+        high = max(float(pct.max()), slo * 100.0)
+        pad = max((high - low) * 0.1, 0.005)
+        ax.set_ylim(low - pad, min(high + pad, 100.0 + pad))
+        ax.ticklabel_format(axis="y", useOffset=False)
+
+    return png(draw, "Availability", "%")
 
 
 def cache_hits(ts: pd.DataFrame) -> bytes:
@@ -107,22 +115,24 @@ def cache_hits(ts: pd.DataFrame) -> bytes:
         ax.plot(m, ts["edge_hit_ratio"] * 100.0, label="edge")
         ax.plot(m, ts["shield_hit_ratio"] * 100.0, label="shield")
 
-    return _png(draw, "Cache hit ratio (requests answered without going upstream)", "%")
+    return png(draw, "Cache hit ratio (requests answered without going upstream)", "%")
 
 
 def cost(ts: pd.DataFrame) -> bytes:
     def draw(ax: Axes) -> None:
         ax.plot(_minutes(ts), ts["cost_usd"] / 1e3, label="cumulative cost")
 
-    return _png(draw, "Cost", "thousand USD")
+    return png(draw, "Cost", "thousand USD")
 
 
 def chat(ts: pd.DataFrame) -> bytes:
     def draw(ax: Axes) -> None:
         m = _minutes(ts)
-        ax.plot(m, ts["chat_delay_s"], label="delivery delay (s)")
+        if "chat_delay_p99_s" in ts:
+            ax.plot(m, ts["chat_delay_p99_s"], label="delivery delay p99 (s)")
+        ax.plot(m, ts["chat_delay_s"], label="backlog wait (s)")
         ax2 = ax.twinx()
         ax2.plot(m, ts["nodes_chat"], color="grey", linestyle=":", label="chat nodes")
         ax2.set_ylabel("nodes")
 
-    return _png(draw, "Chat delivery delay and nodes", "seconds")
+    return png(draw, "Chat delivery delay and nodes", "seconds")

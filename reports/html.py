@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from reports import figures
+from reports.faults import fault_sentences
+from reports.numbers import count, money, rate, ratio_pct, scaled, seconds
 
 
 def _fmt(value: Any) -> str:
@@ -31,6 +33,30 @@ def _fmt(value: Any) -> str:
 def _img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode()
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def _replications(run_dir: Path) -> str:
+    """The SLO table over replications (replications.json from `twin run --replications N`), if any."""
+    path = run_dir / "replications.json"
+    if not path.is_file():
+        return ""
+    rep = json.loads(path.read_text(encoding="utf-8"))
+
+    def v(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4g}"
+
+    rows = "".join(
+        f'<tr class="{s["verdict"].lower()}"><td>{html.escape(s["slo"])}</td><td>{v(s["mean"])}</td>'
+        f"<td>{v(s['ci_low'])} to {v(s['ci_high'])}</td><td>{s['op']} {s['target']:g}</td>"
+        f"<td>{html.escape(s['verdict'])}</td></tr>"
+        for s in rep["slos"]
+    )
+    return (
+        f"<h2>SLOs over {rep['replications']} replications (95 % confidence)</h2>"
+        "<p>PASS only when the interval's bad end meets the target; uncertain when it straddles it.</p>"
+        "<table><tr><th>SLO</th><th>mean</th><th>95 % interval</th><th>target</th><th>verdict</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -59,26 +85,26 @@ def render_report(run_dir: Path, target_utilization: float = 0.7) -> Path:
         f"<td>{_fmt(s['op'])} {_fmt(s['target'])}</td><td>{'PASS' if s['pass'] else 'FAIL'}</td></tr>"
         for s in summary["slos"]
     )
+    lat_s = summary["latency_s"]
     key = {
-        "peak viewers": summary["viewers"]["peak"],
-        "top stream peak viewers": summary["viewers"]["top_stream_peak"],
-        "peak live streams": summary["streams"]["peak_live"],
-        "peak edge egress (Tbit/s)": summary["peak_egress_tbps"],
-        "peak origin requests/s": summary["peak_origin_rps"],
-        "viewer-hours": summary["viewers"]["viewer_hours"],
-        "total cost (USD)": summary["cost"]["total_usd"],
-        "cost per viewer-hour (USD)": summary["cost"]["per_viewer_hour_usd"],
-        "glass-to-glass p50 / p95 / p99 (s)": " / ".join(
-            _fmt(summary["latency_s"][p]) for p in ("p50", "p95", "p99")
-        ),
-        "DVR storage peak (PB)": summary["dvr"]["peak_storage_pb"],
-        "chat deliveries/s peak": summary["chat"]["peak_deliveries_per_s"],
+        "peak viewers": count(summary["viewers"]["peak"]),
+        "top stream peak viewers": count(summary["viewers"]["top_stream_peak"]),
+        "peak live streams": count(summary["streams"]["peak_live"]),
+        "peak edge egress": rate(summary["peak_egress_tbps"] * 1e12),
+        "peak origin requests/s": scaled(summary["peak_origin_rps"]),
+        "viewer-hours": count(summary["viewers"]["viewer_hours"]),
+        "total cost": money(summary["cost"]["total_usd"]),
+        "cost per viewer-hour": money(summary["cost"]["per_viewer_hour_usd"]),
+        "glass-to-glass p50 / p95 / p99": " / ".join(seconds(lat_s[p]) for p in ("p50", "p95", "p99")),
+        "availability": ratio_pct(summary["availability"]),
+        "rebuffer ratio": ratio_pct(summary["rebuffer_ratio"]),
+        "DVR storage peak": f"{scaled(summary['dvr']['peak_storage_pb'] * 1e15)}B",
+        "chat deliveries/s peak": scaled(summary["chat"]["peak_deliveries_per_s"]),
+        "chat delay p99": seconds(summary["chat"]["delay_p99_s"]),
     }
-    key_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in key.items())
-    effects = "".join(
-        f"<li><code>{html.escape(json.dumps(e, sort_keys=True))}</code></li>"
-        for e in summary["fault_effects"]
-    )
+    key_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in key.items())
+    effects = "".join(f"<li>{html.escape(text)}</li>" for text in fault_sentences(summary))
+    replications = _replications(run_dir)
     figs = [
         _img(figures.concurrency(ts), "concurrency"),
         _img(figures.availability(ts, slo["availability"]["target"]), "availability"),
@@ -96,13 +122,15 @@ def render_report(run_dir: Path, target_utilization: float = 0.7) -> Path:
 table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}
 tr.pass td:last-child{{color:#080;font-weight:bold}}tr.fail td:last-child{{color:#b00;font-weight:bold}}
+tr.uncertain td:last-child{{color:#a60;font-weight:bold}}
 img{{max-width:100%}}</style></head><body>
 <h1>Digital twin run: {html.escape(summary["scenario"])}</h1>
 <p>{html.escape(str(summary.get("description", "")))}</p>
 <p>seed {summary["seed"]}, {summary["duration_s"]:g} simulated seconds,
-{summary["simpy_events"]} SimPy events,
+{count(summary["simpy_events"])} SimPy events,
 {summary["model"]["stream_groups"]} stream groups, {summary["model"]["tracers"]} tracer viewers.</p>
 <h2>SLOs</h2><table><tr><th>SLO</th><th>measured</th><th>target</th><th>verdict</th></tr>{rows}</table>
+{replications}
 <h2>Key numbers</h2><table>{key_rows}</table>
 <h2>Faults and what they did</h2><ul>{effects or "<li>none</li>"}</ul>
 <h2>Figures</h2>{"".join(figs)}

@@ -27,7 +27,7 @@ def _png(draw: Callable[[Axes], object], title: str, ylabel: str, events: list[d
         for event in events:
             ax.axvline(event["at_s"], color="red", alpha=0.5, linestyle="--")
 
-    return figures._png(with_faults, title, ylabel, xlabel="time since every publisher was live (s)")
+    return figures.png(with_faults, title, ylabel, xlabel="time since every publisher was live (s)")
 
 
 def _rows(prefix: str, node: Any) -> list[tuple[str, Any]]:

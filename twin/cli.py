@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from twin.calibration.parameters import CalibrationError
 from twin.scenario.nodes import ScenarioError
@@ -42,7 +43,124 @@ def _run(args: argparse.Namespace) -> int:
         f"{summary['cost']['per_viewer_hour_usd']:.5f} USD, {timing['simpy_events']} SimPy events in "
         f"{timing['wall_s']:.1f} s ({timing['events_per_s']:.0f}/s) -> {out}"
     )
+    if args.replications > 1:
+        return _replicate(args, out)
     return 0 if summary["all_slos_pass"] or not args.strict else 1
+
+
+def _progress_bar(total: int, desc: str, unit: str) -> Any:
+    """A tqdm bar on stderr with an ETA (tqdm estimates it from the pace so far)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, smoothing=0.1)
+
+
+def _replicate(args: argparse.Namespace, out: Path) -> int:
+    from twin.calibration.parameters import load_calibration
+    from twin.replications import run_replications
+    from twin.scenario.reader import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    calibration = load_calibration(args.calibration)
+    bar = None if args.quiet else _progress_bar(args.replications, "replications", "run")
+
+    def advance(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    try:
+        rep = run_replications(
+            scenario,
+            calibration,
+            args.replications,
+            first_seed=1 if args.seed is None else args.seed,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            progress=advance,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    (out / "replications.json").write_text(json.dumps(rep, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if not args.no_report:
+        from reports.html import render_report
+
+        render_report(out)
+    print(f"{rep['replications']} replications, 95 % confidence (Student t):")
+    for slo in rep["slos"]:
+        print(
+            f"{slo['verdict']:9s} {slo['slo']}: mean {_fmt(slo['mean'])} "
+            f"[{_fmt(slo['ci_low'])}, {_fmt(slo['ci_high'])}] {slo['op']} target {slo['target']}"
+        )
+    print(
+        f"{rep['twin_hours']:.1f} twin-hours in {rep['timing']['wall_s']:.1f} s on "
+        f"{rep['timing']['workers']} worker(s) -> {out / 'replications.json'}"
+    )
+    return 0 if rep["all_slos_pass"] or not args.strict else 1
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import math
+
+    from reports.plan import render_plan
+    from twin.calibration.parameters import load_calibration
+    from twin.plan import Planner, knobs, plan, with_load
+    from twin.replications import dask_client, dask_replicator, seeds
+    from twin.scenario.reader import load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+        calibration = load_calibration(args.calibration)
+    except (ScenarioError, CalibrationError) as exc:
+        print(f"twin: {exc}", file=sys.stderr)
+        return 2
+    if args.load != 1.0:
+        scenario = with_load(scenario, args.load)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    all_knobs = knobs(scenario, calibration)
+    tiers = args.tiers.split(",") if args.tiers else None
+    searched = [k for k in all_knobs if tiers is None or k.tier in tiers]
+    # an estimate for the ETA: ~log2(1/tolerance) + 2 fleets per tier, ~7 for the headroom, 2 more
+    fleets = len(searched) * (math.ceil(math.log2(1 / args.tolerance)) + 2) + 9
+    bar = None if args.quiet else _progress_bar(fleets * args.replications, "plan", "run")
+    with dask_client(args.scheduler, min(args.workers, args.replications)) as client:
+        replicator = dask_replicator(calibration, client, bar.update if bar is not None else None)
+        planner = Planner(
+            scenario,
+            calibration,
+            replicator,
+            seeds(args.seed, args.replications),
+            all_knobs,
+            tolerance=args.tolerance,
+        )
+        try:
+            result = plan(planner, tiers)
+        finally:
+            if bar is not None:
+                bar.close()
+    result["planned_for_load"] = args.load
+    (out / "plan.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    render_plan(out)
+    if not result["feasible"]:
+        print(f"twin: no fleet meets every SLO: {', '.join(result['failing'])}", file=sys.stderr)
+        return 1
+    for t in result["tiers"]:
+        print(
+            f"{t['tier']:18s} {t['planned_nodes']:>9,} nodes "
+            f"(scenario peak {t['scenario_nodes_peak']:,}): {t['binding']}"
+        )
+    print(
+        f"cost {result['cost_usd']:.6g} USD, {result['cost_per_viewer_hour_usd']:.5f} USD/viewer-hour; "
+        f"headroom {result['headroom_multiplier']:.2f}x {result['headroom_applies_to']}; "
+        f"{result['twin_hours']:.1f} twin-hours ({result['replications_run']} replications of "
+        f"{result['fleets_evaluated']} fleets) -> {out}"
+    )
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -66,7 +184,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from twin.calibration.parameters import load_calibration, shipped_text
     from twin.validation.calibrate import CalibrateError, calibrate, report, write_calibration
-    from twin.validation.rundir import read_run
+    from twin.validation.rundir import read_run, run_dir_hash
 
     base_path = Path(args.base) if args.base else None
     try:
@@ -82,7 +200,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     command = "twin calibrate " + " ".join(shlex.quote(a) for a in (args.argv or []))
     ids = ", ".join(r.run_id for r in runs)
-    provenance = f"measured: twin calibrate {ids} on {'; '.join(machines)} {today}; command: {command}"
+    hashes = ", ".join(f"{r.run_id}={run_dir_hash(r.path)[:16]}" for r in runs)
+    provenance = (
+        f"measured: twin calibrate {ids} on {'; '.join(machines)} {today}; "
+        f"run directories sha256 {hashes}; command: {command}"
+    )
     try:
         result = calibrate(runs, base, provenance, seed=args.seed)
         out = Path(args.out)
@@ -157,8 +279,50 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--calibration", help="calibration YAML (default: twin/calibration/calibration.yaml)")
     run.add_argument("--no-report", action="store_true", help="skip report.html")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--strict", action="store_true", help="exit 1 when an SLO fails")
+    run.add_argument("--strict", action="store_true", help="exit 1 when an SLO fails (or is uncertain)")
+    run.add_argument(
+        "--replications",
+        type=int,
+        default=1,
+        help="run N seeds (--seed, --seed+1, ...) in parallel on Dask and report every SLO with its "
+        "mean and 95 %% confidence interval into replications.json (default 1: one seed, no interval)",
+    )
+    run.add_argument(
+        "--scheduler", help="Dask scheduler address (tcp://HOST:8786); default a LocalCluster here"
+    )
+    run.add_argument(
+        "--workers", type=int, default=2, help="LocalCluster worker processes (default 2, the cores here)"
+    )
     run.set_defaults(func=_run)
+    plan_cmd = sub.add_parser(
+        "plan",
+        help="the cheapest fleet that meets every SLO with 95 %% confidence",
+        description="Search node counts per tier and region (GPU, CPU, origin, chat pools; edge servers "
+        "per PoP and shield servers per region) for the cheapest fleet whose every SLO passes with "
+        "95 %% confidence over --replications seeds; write plan.json (the plan, each tier's binding "
+        "constraint, cost per viewer-hour, headroom: the largest extra spike multiplier it absorbs) "
+        "and report.html into --out.",
+    )
+    plan_cmd.add_argument("scenario", help="scenario YAML file (see scenarios/)")
+    plan_cmd.add_argument("--out", required=True, help="output directory")
+    plan_cmd.add_argument("--replications", type=int, default=5, help="seeds per fleet (default 5)")
+    plan_cmd.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
+    plan_cmd.add_argument(
+        "--tolerance", type=float, default=0.02, help="stop a tier's bisection within this share (0.02)"
+    )
+    plan_cmd.add_argument("--tiers", help="comma-separated tiers to search (default all), e.g. gpu,edge.eu")
+    plan_cmd.add_argument(
+        "--load",
+        type=float,
+        default=1.0,
+        help="plan for the scenario's viral spikes this many times as large (all viewers when it has "
+        "none): a fleet sized at 1.0 runs near 100 %% at the peak and has no headroom (default 1.0)",
+    )
+    plan_cmd.add_argument("--calibration", help="calibration YAML (default: the shipped one)")
+    plan_cmd.add_argument("--scheduler", help="Dask scheduler address; default a LocalCluster here")
+    plan_cmd.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    plan_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    plan_cmd.set_defaults(func=_plan)
     cmp_ = sub.add_parser(
         "compare",
         help="put two run directories side by side",

@@ -60,7 +60,7 @@ def _fault_effects(result: RunResult) -> list[dict[str, Any]]:
             e["origin_rps_before"] = float(origin[before][-1])
             e["origin_rps_peak_during"] = float(origin[during].max())
             e["origin_rps_growth"] = e["origin_rps_peak_during"] / max(e["origin_rps_before"], 1e-12)
-        if f.kind in ("region_outage", "transcoder_loss"):
+        if f.kind in ("region_outage", "transcoder_loss", "node_loss"):
             avail = np.array([r["availability"] for r in rows])
             window = (t > f.at_s) & (t <= f.at_s + max(f.duration_s, 600.0))
             e["availability_before"] = float(avail[before][-1]) if before.any() else None
@@ -73,6 +73,16 @@ def _fault_effects(result: RunResult) -> list[dict[str, Any]]:
                 worst = float(t[window][int(np.argmin(avail[window]))])
                 back = (t > worst) & (avail >= 0.9999)
                 e["recovered_at_s"] = float(t[back][0]) if back.any() else None
+        if f.kind == "node_loss":
+            window = (t > f.at_s) & (t <= f.at_s + max(f.duration_s, 600.0))
+            if f.tier == "chat":
+                delay = np.array([r["chat_delay_p99_s"] for r in rows])
+                e["chat_delay_p99_max_s"] = float(delay[window].max()) if window.any() else None
+            else:
+                col = {"origin": "util_origin", "shield": "util_shield", "edge": "util_edge"}[str(f.tier)]
+                util = np.array([r[col] for r in rows])
+                e["utilization_before"] = float(util[before][-1]) if before.any() else None
+                e["utilization_peak"] = float(util[window].max()) if window.any() else None
         if f.kind == "chat_storm":
             delay = np.array([r["chat_delay_s"] for r in rows])
             e["chat_delay_max_s"] = float(delay[during].max()) if during.any() else 0.0

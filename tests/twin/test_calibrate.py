@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from twin.calibration.fit import fit_costs, nnls
 from twin.calibration.parameters import Calibration, load_calibration
 from twin.cli import main
+from twin.validation.rundir import run_dir_hash
 
 from .twin_runs import real_spec, write_twin_run
 
@@ -124,6 +125,7 @@ def test_calibrate_recovers_the_costs_of_a_known_twin_and_writes_a_loadable_file
     source = fitted.source_of("origin_cpu_s_per_request")
     assert source.startswith("measured: twin calibrate run-a on testbox, twin, 2 CPUs")
     assert "command: twin calibrate" in source and "R^2" in source
+    assert f"run directories sha256 run-a={run_dir_hash(run)[:16]}" in source
     assert fitted.source_of("origin_rps_per_server").startswith("derived:")
     raw = yaml.safe_load(out.read_text())
     assert raw["params"]["origin_cpu_s_per_request"]["unit"] == "core-s/request"

@@ -11,7 +11,7 @@ from twin.cli import main
 from .conftest import SCENARIOS
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["compare", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["compare", "--help"], ["plan", "--help"]])
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)

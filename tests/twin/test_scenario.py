@@ -20,6 +20,11 @@ REQUIRED = (
     "region-outage",
     "transcoder-loss",
     "chat-storm",
+    "origin-loss",
+    "shield-loss",
+    "edge-loss",
+    "packet-loss",
+    "chat-broker-failover",
 )
 BASELINE = (SCENARIOS / "baseline.yaml").read_text(encoding="utf-8")
 

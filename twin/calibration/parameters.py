@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from twin.calibration import platform_rules
+
 
 class CalibrationError(ValueError):
     """The calibration file is incomplete or malformed (its editor is at fault)."""
@@ -22,9 +24,19 @@ class CalibrationError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Rendition:
+    """One delivered rendition: the platform's ladder policy decides them (`platform_rules`)."""
+
     name: str
     bitrate_bps: float
     source: str
+    width: int
+    height: int
+    fps: float
+    passthrough: bool = False
+
+    @property
+    def mpixels_per_s(self) -> float:
+        return self.width * self.height * self.fps / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +44,7 @@ class Calibration:
     ladder: tuple[Rendition, ...]
     sources: tuple[tuple[str, str], ...]
     part_s: float
+    segment_s: float
     hold_back_parts: float
     publisher_encode_s: float
     transcode_latency_s: float
@@ -70,6 +83,8 @@ class Calibration:
     chat_room_cap_per_s: float
     chat_client_cap_per_s: float
     chat_backlog_limit_s: float
+    chat_batch_s: float
+    chat_broker_hop_s: float
     ad_rps_per_server: float
     ad_decision_window_s: float
     ad_slot_s: float
@@ -109,27 +124,61 @@ UNIT_COSTS = (
     "platform_idle_cores",
 )
 
-_PARAMS = tuple(f.name for f in fields(Calibration) if f.name not in ("ladder", "sources"))
+#: Decided by the platform's own modules (`platform_rules`), never by calibration.yaml.
+FROM_PLATFORM = {
+    "part_s": (platform_rules.part_s, platform_rules.PART_SOURCE),
+    "segment_s": (platform_rules.segment_s, platform_rules.SEGMENT_SOURCE),
+    "hold_back_parts": (platform_rules.hold_back_parts, platform_rules.HOLD_BACK_SOURCE),
+    "chat_batch_s": (platform_rules.chat_batch_s, platform_rules.CHAT_BATCH_SOURCE),
+}
+
+_PARAMS = tuple(
+    f.name for f in fields(Calibration) if f.name not in ("ladder", "sources") and f.name not in FROM_PLATFORM
+)
+_SOURCE_KEYS = {"width", "height", "fps", "codec", "video_kbps", "source"}
+
+
+def _fleet_ladder(raw: Any, origin: str) -> tuple[Rendition, ...]:
+    """The platform's ladder for the calibration's `fleet_source` (the typical publisher)."""
+    if not isinstance(raw, dict) or set(raw) != _SOURCE_KEYS:
+        raise CalibrationError(f"{origin}: fleet_source: expected exactly {sorted(_SOURCE_KEYS)}")
+    if not isinstance(raw["source"], str) or not raw["source"].strip():
+        raise CalibrationError(f"{origin}: fleet_source.source: the fleet source must name its provenance")
+    for key in ("width", "height", "fps", "video_kbps"):
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise CalibrationError(f"{origin}: fleet_source.{key}: expected a positive number")
+    source = platform_rules.FleetSource(
+        int(raw["width"]), int(raw["height"]), float(raw["fps"]), str(raw["codec"]), int(raw["video_kbps"])
+    )
+    try:
+        rungs = platform_rules.fleet_rungs(source)
+    except ValueError as exc:
+        raise CalibrationError(f"{origin}: fleet_source: {exc}") from exc
+    why = f"{platform_rules.LADDER_SOURCE} ({raw['source']})"
+    return tuple(
+        Rendition(r.name, r.bitrate_kbps * 1000.0, why, r.width, r.height, r.fps, r.passthrough)
+        for r in rungs
+    )
 
 
 def parse_calibration(data: Any, origin: str = "<calibration>") -> Calibration:
     """Build a `Calibration`; every entry must carry a positive finite value and a source."""
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
-        raise CalibrationError(f"{origin}: expected a mapping with 'ladder' and 'params'")
-    ladder_raw = data.get("ladder")
-    if not isinstance(ladder_raw, list) or not ladder_raw:
-        raise CalibrationError(f"{origin}: ladder: expected a non-empty list of renditions")
-    ladder = []
-    for i, item in enumerate(ladder_raw):
-        if not isinstance(item, dict) or not {"name", "bitrate_kbps", "source"} <= set(item):
-            raise CalibrationError(f"{origin}: ladder[{i}]: needs name, bitrate_kbps and source")
-        rate = item["bitrate_kbps"]
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
-            raise CalibrationError(f"{origin}: ladder[{i}].bitrate_kbps: expected a positive number")
-        ladder.append(Rendition(str(item["name"]), float(rate) * 1000.0, str(item["source"])))
-    if any(a.bitrate_bps <= b.bitrate_bps for a, b in itertools.pairwise(ladder)):
-        raise CalibrationError(f"{origin}: ladder: renditions must be listed highest bitrate first")
+        raise CalibrationError(f"{origin}: expected a mapping with 'fleet_source' and 'params'")
+    if "ladder" in data:
+        raise CalibrationError(
+            f"{origin}: ladder: the renditions come from the platform's ladder policy; state fleet_source"
+        )
+    ladder = _fleet_ladder(data.get("fleet_source"), origin)
+    if any(a.bitrate_bps < b.bitrate_bps for a, b in itertools.pairwise(ladder)):
+        raise CalibrationError(f"{origin}: fleet_source: the platform's ladder is not highest bitrate first")
     params = data["params"]
+    platform_owned = set(params) & set(FROM_PLATFORM)
+    if platform_owned:
+        raise CalibrationError(
+            f"{origin}: params: {sorted(platform_owned)} come from the platform's own modules, not this file"
+        )
     unknown = set(params) - set(_PARAMS)
     if unknown:
         raise CalibrationError(f"{origin}: params: unknown entries {sorted(unknown)}")
@@ -152,6 +201,9 @@ def parse_calibration(data: Any, origin: str = "<calibration>") -> Calibration:
                 f"{origin}: params.{name}.source: every parameter must name its provenance"
             )
         values[name] = float(value)
+        sources.append((name, source))
+    for name, (read, source) in FROM_PLATFORM.items():
+        values[name] = float(read())
         sources.append((name, source))
     return Calibration(ladder=tuple(ladder), sources=tuple(sources), **values)
 
@@ -179,31 +231,18 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     return parse_calibration(data, origin)
 
 
-def rung_mpixels_per_s(name: str) -> float:
-    """Pixels per second of a 16:9 rung named like "720p60" or "source-1080p60", in millions."""
-    label = name.rsplit("-", 1)[-1]
-    height_text, _, fps_text = label.partition("p")
-    try:
-        height, fps = int(height_text), float(fps_text or 30)
-    except ValueError as exc:
-        raise CalibrationError(f"ladder rung {name!r}: cannot read <height>p<fps> from its name") from exc
-    width = 2 * round(height * 16 / 9 / 2)
-    return width * height * fps / 1e6
-
-
 def derived_capacities(calibration: Calibration) -> dict[str, float]:
     """The big-fleet capacities the per-unit costs imply for the stated node sizes.
 
-    A CPU node carrying full ladders decodes the source rung and encodes every other rung
-    (decode counted like one more encoded picture, as the real worker's CPU regression
-    lumps them); an origin node spends `origin_cpu_s_per_request` per request and holds one
-    request per viewer (`held_request_cpu_s` per second held, one held request per
-    2 requests at LL-HLS's reload + part pattern); a chat node spends
-    `chat_cpu_s_per_delivery` per delivered message. Nodes are used up to all their cores.
+    A CPU node carrying full ladders decodes the source and encodes every encoded rung (the
+    passthrough rung's pixels stand for the decode, counted like one more encoded picture, as
+    the real worker's CPU regression lumps them); an origin node spends
+    `origin_cpu_s_per_request` per request and holds one request per viewer
+    (`held_request_cpu_s` per second held, one held request per 2 requests at LL-HLS's
+    reload + part pattern); a chat node spends `chat_cpu_s_per_delivery` per delivered
+    message. Nodes are used up to all their cores.
     """
-    per_stream = (
-        sum(rung_mpixels_per_s(r.name) for r in calibration.ladder) * calibration.transcode_core_s_per_mpixel
-    )
+    per_stream = sum(r.mpixels_per_s for r in calibration.ladder) * calibration.transcode_core_s_per_mpixel
     per_request = (
         calibration.origin_cpu_s_per_request + calibration.held_request_cpu_s * calibration.part_s / 2.0
     )

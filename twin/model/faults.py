@@ -4,7 +4,11 @@ Each scenario fault becomes one process that waits until `at_s` and acts: a regi
 takes the region down, re-homes its streamers' ingest after the OBS retry and fails its
 viewers over after DNS TTL + health checks; a transcoder loss fails a share of a node pool
 and redraws every stream's fate; a worker restart stops one stream's output for
-`transcode_restart_s`. Viral spikes, chat storms and ad breaks are windows the fluid step
+`transcode_restart_s`; a node loss fails a share of the origin or chat pool (the autoscaler
+replaces them after provisioning) or takes a share of one region's edge servers (every PoP) or
+shield servers out for `duration_s`; viewer packet loss raises one region's link loss for
+`duration_s` (the tracers' TCP throughput follows it); a chat broker failover cuts cross-node
+fan-out for `duration_s`. Viral spikes, chat storms and ad breaks are windows the fluid step
 reads (`twin.model.viewers.ViewerDemand`, the chat step, `twin.model.economics`): their
 process only logs them. `StreamOutages.down` turns all of it into each group's share of
 streams that deliver nothing this step.
@@ -12,7 +16,7 @@ streams that deliver nothing this step.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +78,20 @@ class StreamOutages:
         return 1.0 - (1.0 - down) * (1.0 - ingest) * (1.0 - restarting)
 
 
+class ServerTiers(Protocol):
+    """The delivery layout's regional servers, as a `node_loss` fault needs them."""
+
+    def lose_servers(self, tier: str, region: int, share: float) -> int: ...
+
+    def restore_servers(self, tier: str, region: int) -> None: ...
+
+
+class BrokerSwitch(Protocol):
+    """The chat cluster's broker, as a failover fault needs it."""
+
+    broker_down: bool
+
+
 class FaultSchedule:
     """The scenario's faults as SimPy processes; `log` records what each did, in order."""
 
@@ -85,6 +103,10 @@ class FaultSchedule:
         region_states: Regions,
         outages: StreamOutages,
         pools: dict[NodeType, NodePool],
+        service_pools: dict[str, NodePool] | None = None,
+        layout: ServerTiers | None = None,
+        link_loss: list[float] | None = None,
+        chat: BrokerSwitch | None = None,
     ) -> None:
         self.env = env
         self.calibration = calibration
@@ -93,6 +115,10 @@ class FaultSchedule:
         self.region_states = region_states
         self.outages = outages
         self.pools = pools
+        self.service_pools = service_pools or {}
+        self.layout = layout
+        self.link_loss = link_loss
+        self.chat = chat
         self.outage_epoch = [0] * len(regions)
         self.log: list[dict[str, Any]] = []
 
@@ -122,6 +148,31 @@ class FaultSchedule:
                 entry.update(node_type=fault.node_type, nodes_lost=pool.fail(fault.share))
                 self.outages.redraw_fates()
                 self.log.append(entry)
+            case FaultKind.NODE_LOSS:
+                tier = str(fault.tier)
+                if tier in self.service_pools:
+                    entry.update(tier=tier, nodes_lost=self.service_pools[tier].fail(fault.share))
+                    self.log.append(entry)
+                elif self.layout is not None:
+                    region = self.region_names.index(fault.region)
+                    lost = self.layout.lose_servers(tier, region, fault.share)
+                    entry.update(tier=tier, region=fault.region, nodes_lost=lost, duration_s=fault.duration_s)
+                    self.log.append(entry)
+                    yield self.env.timeout(fault.duration_s)
+                    self.layout.restore_servers(tier, region)
+            case FaultKind.VIEWER_PACKET_LOSS if self.link_loss is not None:
+                region = self.region_names.index(fault.region)
+                self.link_loss[region] = fault.share
+                entry.update(region=fault.region, loss=fault.share, duration_s=fault.duration_s)
+                self.log.append(entry)
+                yield self.env.timeout(fault.duration_s)
+                self.link_loss[region] = 0.0
+            case FaultKind.CHAT_BROKER_FAILOVER if self.chat is not None:
+                self.chat.broker_down = True
+                entry.update(duration_s=fault.duration_s)
+                self.log.append(entry)
+                yield self.env.timeout(fault.duration_s)
+                self.chat.broker_down = False
             case FaultKind.VIRAL_SPIKE | FaultKind.CHAT_STORM | FaultKind.AD_BREAK:
                 entry.update(stream_rank=fault.stream_rank, duration_s=fault.duration_s)
                 self.log.append(entry)

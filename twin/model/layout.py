@@ -92,6 +92,12 @@ class Layout(Protocol):
 
     def shield_utilization(self) -> float: ...
 
+    def region_shield_utilization(self, region: int) -> float: ...
+
+    def lose_servers(self, tier: str, region: int, share: float) -> int: ...
+
+    def restore_servers(self, tier: str, region: int) -> None: ...
+
     def machine(self) -> dict[str, float]: ...
 
     def start_probes(
@@ -128,6 +134,23 @@ class CdnLayout:
             TierQueue(f"shield.{r.name}", calibration.shield_rps_per_server) for r in regions
         ]
         self.origin_queue = TierQueue("origin", calibration.origin_rps_per_server)
+        # servers of each region out of service (node_loss faults): edge per PoP, shield in all
+        self.edge_lost = np.zeros(len(regions))
+        self.shield_lost = np.zeros(len(regions))
+
+    def lose_servers(self, tier: str, region: int, share: float) -> int:
+        """Take round(share x servers) of a region's edge (per PoP) or shield servers out; how many."""
+        r = self.regions[region]
+        if tier == "edge":
+            per_pop = min(r.edge_servers_per_pop, round(r.edge_servers_per_pop * share))
+            self.edge_lost[region] = per_pop
+            return int(per_pop * r.edge_pops)
+        lost = min(r.shield_servers, round(r.shield_servers * share))
+        self.shield_lost[region] = lost
+        return int(lost)
+
+    def restore_servers(self, tier: str, region: int) -> None:
+        (self.edge_lost if tier == "edge" else self.shield_lost)[region] = 0.0
 
     def transcoder_calibration(self, calibration: Calibration) -> Calibration:
         return calibration
@@ -143,10 +166,19 @@ class CdnLayout:
         restarting: float,
     ) -> Delivery:
         channels, part_s = self.groups.channels, self.calibration.part_s
-        d = deliver(served, channels, self.pops, self.bitrate, part_s, self.edge_capacity)
+        per_pop = np.array([float(r.edge_servers_per_pop) for r in self.regions])
+        capacity = (
+            self.edge_capacity * (1.0 - self.edge_lost / per_pop)
+            if self.edge_lost.any()
+            else self.edge_capacity
+        )
+        d = deliver(served, channels, self.pops, self.bitrate, part_s, capacity)
         for r, region in enumerate(self.regions):
-            self.edge_queues[r].step(dt, float(d.edge_rps[r]) / self.pops[r], region.edge_servers_per_pop)
-            self.shield_queues[r].step(dt, float(d.edge_miss_rps[r]), region.shield_servers)
+            edges = region.edge_servers_per_pop - self.edge_lost[r]
+            self.edge_queues[r].step(dt, float(d.edge_rps[r]) / self.pops[r], edges)
+            self.shield_queues[r].step(
+                dt, float(d.edge_miss_rps[r]), region.shield_servers - self.shield_lost[r]
+            )
         self.origin_queue.step(dt, d.origin_rps, self.origin_pool.up)
         return d
 
@@ -166,6 +198,9 @@ class CdnLayout:
 
     def shield_utilization(self) -> float:
         return max(q.utilization for q in self.shield_queues)
+
+    def region_shield_utilization(self, region: int) -> float:
+        return self.shield_queues[region].utilization
 
     def machine(self) -> dict[str, float]:
         return {}
@@ -252,6 +287,15 @@ class DirectLayout:
 
     def shield_utilization(self) -> float:
         return 0.0  # no shield tier
+
+    def region_shield_utilization(self, region: int) -> float:
+        return 0.0
+
+    def lose_servers(self, tier: str, region: int, share: float) -> int:
+        return 0  # one machine: no edge or shield tier
+
+    def restore_servers(self, tier: str, region: int) -> None:
+        return None
 
     def machine(self) -> dict[str, float]:
         return self.load

@@ -117,6 +117,7 @@ class Recorder:
             "chat_messages_per_s": chat.messages_per_s,
             "chat_deliveries_per_s": chat.deliveries_per_s,
             "chat_delay_s": chat.delay_s,
+            "chat_delay_p99_s": chat.delay_p99_s,
             "chat_refused_connections": chat.refused,
             "ad_rps": self.economics.ad_rps_served(),
             "dvr_storage_pb": storage_gb / 1e6,
@@ -128,6 +129,7 @@ class Recorder:
             row[f"egress_gbps.{name}"] = float(d.edge_delivered_bps[r]) / 1e9
             row[f"edge_util.{name}"] = float(d.overload[r])
             row[f"edge_hit.{name}"] = float(d.edge_hit_ratio[r])
+            row[f"shield_util.{name}"] = float(self.layout.region_shield_utilization(r))
             for k, rung in enumerate(self.calibration.ladder):
                 row[f"served.{name}.{rung.name}"] = float(d.by_rk[r, k])
         self.rows.append(row)
@@ -177,6 +179,24 @@ class Recorder:
                     "util_peak": float(np.max(utils)),
                     "egress_peak_gbps": float(np.max(gbps)),
                     "hit_ratio_mean": float(np.mean([row[f"edge_hit.{region.name}"] for row in rows])),
+                }
+            )
+        for region in scenario.regions:
+            if not region.shield_servers:
+                continue
+            utils = [row[f"shield_util.{region.name}"] for row in rows]
+            node_hours = region.shield_servers * scenario.duration_s / 3600
+            tiers.append(
+                {
+                    "tier": f"shield.{region.name}",
+                    "nodes_start": region.shield_servers,
+                    "nodes_peak": region.shield_servers,
+                    "nodes_end": region.shield_servers,
+                    "nodes_failed": 0,
+                    "node_hours": node_hours,
+                    "cost_usd": node_hours * calibration.cost_edge_server_h,
+                    "util_mean": float(np.mean(utils)),
+                    "util_peak": float(np.max(utils)),
                 }
             )
         return tiers

@@ -42,6 +42,15 @@ class DeliveryView(Protocol):
     def edge_wait(self, region: int, u1: float, u2: float) -> float: ...
     def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float: ...
     def rtt_s(self, region: int) -> float: ...
+    def link_loss(self, region: int) -> float: ...
+
+
+MSS_BITS = 1460 * 8
+
+
+def mathis_bps(rtt_s: float, loss: float) -> float:
+    """TCP throughput under random loss: MSS / RTT x sqrt(3 / 2p) (Mathis et al., CCR 1997)."""
+    return MSS_BITS / max(rtt_s, 1e-4) * math.sqrt(1.5 / loss)
 
 
 @dataclass(slots=True)
@@ -119,6 +128,9 @@ def tracer(
                 yield env.timeout(max(wait, 1e-9))
                 continue
             bw = bandwidth * view.edge_bandwidth_factor(region)
+            loss = view.link_loss(region)
+            if loss > 0.0:
+                bw = min(bw, mathis_bps(view.rtt_s(region) * access + extra, loss))
             rate = ladder[-1]
             for r in ladder:
                 if r <= calibration.abr_safety * bw:

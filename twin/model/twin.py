@@ -96,13 +96,15 @@ class Twin:
             round(live * (1.0 - workload.full_ladder_share)),
             self.rng,
         )
-        self.chat = ChatCluster(calibration, self.pools.chat)
+        rtt_s = sum(r.viewer_share * r.rtt_ms for r in regions) / 1000.0
+        self.chat = ChatCluster(calibration, self.pools.chat, rtt_s)
         self.outages = StreamOutages(self.groups, regions, self.fleet, self.rng)
         failover = [
             self.region_names.index(r.failover_to) if r.failover_to != "-" else (i + 1) % len(regions)
             for i, r in enumerate(regions)
         ]
         self.regions = Regions(failover, calibration.failover_extra_rtt_s)
+        self.link_losses = [0.0] * len(regions)  # packet loss on each region's viewer links
         self.faults = FaultSchedule(
             self.env,
             calibration,
@@ -110,6 +112,10 @@ class Twin:
             self.regions,
             self.outages,
             {NodeType.GPU: self.pools.gpu, NodeType.CPU: self.pools.cpu},
+            {"origin": self.pools.origin, "chat": self.pools.chat},
+            self.layout,
+            self.link_losses,
+            self.chat,
         )
         self.chat_storms = [f for f in scenario.faults if f.kind == FaultKind.CHAT_STORM]
         self.economics = Economics(scenario, calibration, self.groups)
@@ -163,6 +169,9 @@ class Twin:
 
     def rtt_s(self, region: int) -> float:
         return self.rtts[region]
+
+    def link_loss(self, region: int) -> float:
+        return self.link_losses[region]
 
     # ---- the fluid step ---------------------------------------------------------------------
     def _served(self, v: FloatArray, up: FloatArray) -> FloatArray:
@@ -221,7 +230,7 @@ class Twin:
         storage_gb = self.economics.bill(dt, self.pools, egress_bytes, ladder_bps)
         self.economics.commerce(dt, present)
         totals["chat_delay_weighted"] += self.chat.delay_s * dt
-        self.chat_delays.append(self.chat.delay_s)
+        self.chat_delays.append(self.chat.delay_p99_s)
         self._peak("egress_edge_bps", float(d.edge_delivered_bps.sum()))
         self._peak("viewers", present)
         self._peak("dvr_storage_gb", storage_gb)

@@ -31,6 +31,7 @@ from twin.scenario.schema import (
     Fault,
     FaultKind,
     Fleet,
+    LossTier,
     NodeType,
     PoolSpec,
     RealFault,
@@ -45,6 +46,7 @@ from twin.scenario.schema import (
 
 FAULT_KINDS = tuple(k.value for k in FaultKind)
 NODE_TYPES = tuple(t.value for t in NodeType)
+LOSS_TIERS = tuple(t.value for t in LossTier)
 REAL_FAULT_KINDS = tuple(k.value for k in RealFaultKind)
 
 
@@ -149,6 +151,28 @@ def _fault(r: NodeReader) -> Fault:
                 node_type=NodeType(r.text("node_type", choices=NODE_TYPES)),
                 share=r.number("share", lo=0.0, hi=1.0),
             )
+        case FaultKind.NODE_LOSS:
+            tier = LossTier(r.text("tier", choices=LOSS_TIERS))
+            regional = tier in (LossTier.EDGE, LossTier.SHIELD)
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0, lo_open=True) if regional else 0.0,
+                region=r.text("region") if regional else "",
+                share=r.number("share", lo=0.0, hi=1.0),
+                tier=tier,
+            )
+        case FaultKind.VIEWER_PACKET_LOSS:
+            # `loss`: the packet loss probability on the region's viewer links (kept in `share`)
+            return Fault(
+                kind,
+                at_s,
+                r.number("duration_s", lo=0.0, lo_open=True),
+                region=r.text("region"),
+                share=r.number("loss", lo=0.0, hi=0.5, lo_open=True),
+            )
+        case FaultKind.CHAT_BROKER_FAILOVER:
+            return Fault(kind, at_s, r.number("duration_s", lo=0.0, lo_open=True))
         case FaultKind.CHAT_STORM:
             return Fault(
                 kind,
@@ -374,7 +398,8 @@ def _scenario(r: NodeReader, source: str) -> Scenario:
     faults = r.sequence("faults", _fault, allow_empty=True)
     for i, f in enumerate(faults):
         where = fault_nodes[i]
-        if f.kind == FaultKind.REGION_OUTAGE and f.region not in names:
+        regional = (FaultKind.REGION_OUTAGE, FaultKind.NODE_LOSS, FaultKind.VIEWER_PACKET_LOSS)
+        if f.kind in regional and f.region and f.region not in names:
             r.fail(
                 where, f"faults[{i}].region", f"unknown region {f.region!r}; regions are {', '.join(names)}"
             )

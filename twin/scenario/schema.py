@@ -26,6 +26,9 @@ class FaultKind(StrEnum):
     CHAT_STORM = "chat_storm"
     AD_BREAK = "ad_break"
     WORKER_RESTART = "worker_restart"
+    NODE_LOSS = "node_loss"
+    VIEWER_PACKET_LOSS = "viewer_packet_loss"
+    CHAT_BROKER_FAILOVER = "chat_broker_failover"
 
 
 class RealFaultKind(StrEnum):
@@ -55,6 +58,19 @@ class NodeType(StrEnum):
 
     GPU = "gpu"
     CPU = "cpu"
+
+
+class LossTier(StrEnum):
+    """The delivery and chat tiers a `node_loss` can hit.
+
+    origin and chat are autoscaled pools: the lost nodes are replaced after the pool's
+    provisioning delay. edge and shield are a region's servers: they are gone for `duration_s`.
+    """
+
+    ORIGIN = "origin"
+    CHAT = "chat"
+    EDGE = "edge"
+    SHIELD = "shield"
 
 
 #: Fault kinds aimed at one stream (by popularity rank).
@@ -123,6 +139,7 @@ class Fault:
     ramp_s: float = 0.0
     node_type: NodeType = NodeType.GPU
     share: float = 0.0
+    tier: LossTier = LossTier.ORIGIN
     messages_per_s: float = 0.0
 
 

@@ -234,7 +234,7 @@ def apply(base: Calibration, values: dict[str, float]) -> Calibration:
 
 def write_calibration(base_raw: dict[str, Any], result: Calibrated, out: Path, header: str) -> None:
     """Write the base YAML with the calibrated entries replaced; the file must load again."""
-    data = {"ladder": base_raw["ladder"], "params": dict(base_raw["params"])}
+    data = {"fleet_source": base_raw["fleet_source"], "params": dict(base_raw["params"])}
     for name, value in result.values.items():
         entry = dict(data["params"][name])
         entry["value"] = float(f"{value:.6g}")

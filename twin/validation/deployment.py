@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from live.package.ladder_packager import PackagingSettings
 from live.transcode.ladder import Rung, SourceInfo, build_ladder
 
+from twin.calibration import platform_rules
 from twin.calibration.parameters import Calibration, Rendition
 from twin.model.layout import Direct
 from twin.model.records import RunResult
@@ -48,7 +48,7 @@ from twin.scenario.schema import (
 LOCUST_SESSION_S = 60.0  # LIVETWIN_VIEWER_SESSION_S default (llhls_viewer.py)
 LOCUST_WAIT_S = 0.75  # wait_time = between(0.5, 1.0)
 LOCUST_USER_LEAVE_S = 1.0  # the load shape stops surplus users within a tick (1 s)
-SEGMENT_S = PackagingSettings().segment_target_s  # the platform's own segment target (IDR every segment)
+SEGMENT_S = platform_rules.segment_s()  # the platform's own segment target (IDR every segment)
 LOOPBACK_RTT_MS = 0.1
 LOOPBACK_BPS = 1e9  # what one Python HTTP client pulls over loopback, order of magnitude
 PROBES = 100  # probe replicas with staggered joins: the probe's expected distribution (no load)
@@ -103,7 +103,17 @@ def small_calibration(calibration: Calibration, spec: RealSpec) -> Calibration:
     for r in rungs:
         bps = rung_kbps(r, spec) * 1000.0
         if not ladder or bps < ladder[-1].bitrate_bps:
-            ladder.append(Rendition(r.name, bps, "the platform's ladder policy for the run's source"))
+            ladder.append(
+                Rendition(
+                    r.name,
+                    bps,
+                    "the platform's ladder policy for the run's source",
+                    r.width,
+                    r.height,
+                    r.fps,
+                    r.passthrough,
+                )
+            )
     return dataclasses.replace(
         calibration,
         ladder=tuple(ladder),

@@ -8,6 +8,7 @@ Every missing file, field or wrong type is a `RunDirError` naming the file and t
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -167,6 +168,18 @@ def spec_from_mapping(data: Any, origin: str) -> RealSpec:
         raise RunDirError(f"{origin}: the real: section as run is not valid: {exc.field}: {exc}") from exc
     assert scenario.real is not None
     return scenario.real
+
+
+def run_dir_hash(path: str | Path) -> str:
+    """SHA-256 over a run directory's files (relative names and bytes, in name order): provenance
+    that names exactly which measurements a calibration came from."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def read_run(path: str | Path) -> RealRun:
