@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 import pytest
+from live.package.ladder_packager import PackagingSettings
 
 from twin.calibration.parameters import Calibration
 from twin.validation.deployment import (
@@ -42,7 +43,7 @@ def test_mapping_has_one_region_one_node_per_role_and_the_runs_channels(cal: Cal
     assert (spike.at_s, spike.factor, spike.ramp_s, spike.duration_s) == (25, 3, 10, 15)
     # the calibration as the machine sees it: the platform's ladder for a 640x360 source
     assert [r.name for r in small.ladder] == ["source", "360p30", "160p30"]
-    assert direct.frames_per_part == 10
+    assert direct.frames_per_part == round(30 * PackagingSettings().part_target_s)  # 30 fps source
 
 
 def test_ladder_source_has_no_transcode_work(cal: Calibration) -> None:
