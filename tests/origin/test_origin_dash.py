@@ -221,7 +221,8 @@ async def test_the_mpd_is_rendered_once_per_change_however_often_it_is_polled(
                 return await response.text()
         first, again = await fetch(), await fetch()
         assert first == again  # same publishTime: the same rendering
-        publish(store, parts, 3)
+        for number in range(3, PARTS_PER_SEGMENT + 1):  # segment 0 completes: the timeline grows
+            publish(store, parts, number)
         assert await fetch() != first
         store.remove("alpha")
         async with http.get(url) as response:
