@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.slow]
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadgen" / "locustfiles" / "llhls_viewer.py"
 EVENT_LOG = Path(__file__).parents[2] / "loadgen" / "locustfiles" / "event_log.py"
 LOCUST = Path(sys.executable).with_name("locust")
-LOW_FROM_S, HIGH_FROM_S, RUN_S = 12, 27, 100  # 0.2 s parts: each transfer is a shorter ABR sample, so the climb back takes longer
+# 0.2 s parts: each transfer is a shorter ABR sample, so the climb back takes longer
+LOW_FROM_S, HIGH_FROM_S, RUN_S = 12, 27, 100
 SCHEDULE = f"4000@0,500@{LOW_FROM_S},4000@{HIGH_FROM_S}"
 
 
