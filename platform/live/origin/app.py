@@ -25,8 +25,6 @@ from live.origin.blocking import (
     Directives,
     Overloaded,
     PartTarget,
-    Probe,
-    Progress,
     Target,
     WaitOutcome,
     check_reachable,
@@ -74,20 +72,12 @@ class Origin:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _probe(self, state: ChannelState, rendition: str) -> Probe:
-        def probe() -> tuple[bool, Progress | None] | None:
-            if self.store.channel(state.name) is not state:
-                return None
-            rend = state.rendition(rendition)
-            return None if rend is None else (state.ended, rend.last)
-        return probe
-
     async def _hold(self, state: ChannelState, rendition: str, target: Target,
                     timeout_s: float) -> web.Response | None:
         """Wait for ``target``; ``None`` when ready, else the response to send instead."""
         try:
             outcome = await self.blocker.wait(state.name, rendition, target,
-                                              self._probe(state, rendition), timeout_s)
+                                              self.store.progress_probe(state, rendition), timeout_s)
         except Overloaded as exc:
             log.warning("origin: refusing a blocking request: %s", exc)
             return error(503, f"origin overloaded: {exc}")

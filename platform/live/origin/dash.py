@@ -32,8 +32,6 @@ from live.origin.blocking import (
     Blocker,
     Overloaded,
     PartTarget,
-    Probe,
-    Progress,
     WaitOutcome,
 )
 from live.origin.playlists import init_uri
@@ -188,20 +186,12 @@ class DashOrigin:
         return web.Response(text=iso_datetime(self._clock()), content_type="text/plain",
                             headers=_headers("no-store"))
 
-    def _probe(self, state: ChannelState, rendition: str) -> Probe:
-        def probe() -> tuple[bool, Progress | None] | None:
-            if self.store.channel(state.name) is not state:
-                return None
-            rend = state.rendition(rendition)
-            return None if rend is None else (state.ended, rend.last)
-        return probe
-
     async def _wait(self, state: ChannelState, rend: RenditionState, msn: int,
                     index: int) -> web.Response | None:
         target = ANY_PART if msn < 0 else PartTarget(msn, index)
         try:
             outcome = await self.blocker.wait(state.name, rend.name, target,
-                                              self._probe(state, rend.name),
+                                              self.store.progress_probe(state, rend.name),
                                               state.timing.blocking_timeout_s)
         except Overloaded as exc:
             return _error(503, f"origin overloaded: {exc}")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from live.origin.blocking import Progress
+from live.origin.blocking import Probe, Progress
 from live.package.parts import InitSegment, Part
 from live.package.sink import PublishError
 from live.package.timing import ChannelTiming
@@ -240,6 +240,16 @@ class OriginStore:
 
     def channel(self, name: str) -> ChannelState | None:
         return self._channels.get(name)
+
+    def progress_probe(self, state: ChannelState, rendition: str) -> Probe:
+        """What a held request re-checks on each wake-up: (ended, progress) of ``rendition`` in
+        ``state``, or None once the channel restarted (a newer state) or the rendition is gone."""
+        def probe() -> tuple[bool, Progress | None] | None:
+            if self.channel(state.name) is not state:
+                return None
+            rend = state.rendition(rendition)
+            return None if rend is None else (state.ended, rend.last)
+        return probe
 
     def channel_names(self) -> list[str]:
         return list(self._channels)
