@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from twin.calibration.parameters import Calibration
 from twin.model.records import RunResult
@@ -29,6 +29,7 @@ from twin.stats import Interval, Verdict, mean_interval, verdict
 from twin.summary import summarize
 
 Metrics = dict[str, float]
+R = TypeVar("R")  # what one replication returns
 MAX_LOCAL_WORKERS = 2  # this machine: 2 cores shared with other engineers
 
 
@@ -92,13 +93,13 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
 
 
 def replicate(
-    task: Callable[[int], Metrics],
+    task: Callable[[int], R],
     seed_list: Sequence[int],
     scheduler: str | None = None,
     workers: int = MAX_LOCAL_WORKERS,
     progress: Callable[[int, int], None] | None = None,
     client: Any = None,
-) -> list[Metrics]:
+) -> list[R]:
     """`task(seed)` for every seed on Dask; results in seed order; `progress(done, total)` as they land.
 
     `client` reuses a running Dask client (the planner's many fleets share one cluster).
@@ -111,7 +112,7 @@ def replicate(
 
     futures = client.map(task, list(seed_list), pure=False)
     index = {f.key: i for i, f in enumerate(futures)}
-    out: list[Metrics | None] = [None] * len(futures)
+    out: list[R | None] = [None] * len(futures)
     for done, future in enumerate(as_completed(futures), start=1):  # type: ignore[no-untyped-call]
         out[index[future.key]] = future.result()
         if progress is not None:
