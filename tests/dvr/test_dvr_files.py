@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ from live.origin import responses
 from .conftest import Clock, Feed, make_dvr
 
 Client = TestClient[web.Request, web.Application]
+#: Callables the app's response hook runs before every response is sent.
+BEFORE_SEND = web.AppKey("before_send", list[Callable[[], Awaitable[None]]])
 #: Response headers that may differ between two answers of the same file.
 VOLATILE = {"Date"}
 
@@ -48,6 +50,13 @@ async def client(dvr: Dvr) -> AsyncIterator[Client]:
                                                                 **{"Content-Type": "video/mp4"}))
 
     app.router.add_get("/reference/{rendition}/{msn}", reference)
+    app[BEFORE_SEND] = []
+
+    async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        for step in request.app[BEFORE_SEND]:
+            await step()
+
+    app.on_response_prepare.append(hook)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -149,3 +158,27 @@ async def test_the_open_file_cache_is_bounded_and_lets_go_of_removed_segments(
     clock.now += dvr.settings.vod_retention_s + 1
     dvr.sweep()  # the VOD expires: its files go, and so do their descriptors
     assert open_segment_descriptors(tmp_path) == set()
+
+
+async def test_a_file_the_cache_closed_while_the_headers_went_out_is_sent_all_the_same(
+        client: Client, dvr: Dvr, clock: Clock) -> None:
+    feed = Feed(dvr, clock, segment_bytes={"720p": 3000})
+    feed.start()
+    written = [feed.segment() for _ in range(3)]
+    files = client.app[DVR_HTTP_KEY].files
+    files.capacity = 1
+    recording = dvr.catalog.recording("alpha")
+    assert recording is not None
+    other = dvr.store.segment_file("alpha", recording.id, "720p", recording.id + 2)
+
+    async def crowd_out() -> None:
+        # a response hook that awaits while another request fills the one-file cache
+        await asyncio.sleep(0)
+        files.get(other, ("alpha", recording.id), ("720p", recording.id + 2))
+
+    client.app[BEFORE_SEND].append(crowd_out)
+    for offset in (0, 1):
+        served, _ = segment_url(dvr, offset)
+        status, _, body = await answer(client, served)
+        assert status == 200 and body == written[offset]["720p"]
+    assert len(files) == 1

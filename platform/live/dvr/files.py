@@ -44,7 +44,7 @@ OPEN_FILES: Final = 256
 #: Which recording a file belongs to: (channel, recording id).
 Owner = tuple[str, int]
 #: Which file of it: (rendition, msn), msn ``None`` for an init segment.
-Part = tuple[str, int | None]
+FileId = tuple[str, int | None]
 
 
 class OpenFile:
@@ -52,7 +52,7 @@ class OpenFile:
 
     __slots__ = ("etag", "fd", "last_modified", "owner", "part", "path", "size")
 
-    def __init__(self, path: str, fd: int, stat: os.stat_result, owner: Owner, part: Part) -> None:
+    def __init__(self, path: str, fd: int, stat: os.stat_result, owner: Owner, part: FileId) -> None:
         self.path = path
         self.fd = fd  # -1 once closed
         self.size = stat.st_size
@@ -81,7 +81,7 @@ class SegmentFiles:
     def __len__(self) -> int:
         return len(self._open)
 
-    def get(self, path: str, owner: Owner, part: Part) -> OpenFile | None:
+    def get(self, path: str, owner: Owner, part: FileId) -> OpenFile | None:
         """The open file at ``path``; ``None`` when there is none (or not a regular file)."""
         entry = self._open.get(path)
         if entry is not None:
@@ -108,7 +108,7 @@ class SegmentFiles:
     def owns(self, owner: Owner) -> bool:
         return owner in self._owned
 
-    def discard(self, owner: Owner, doomed: Callable[[Part], bool] | None = None) -> int:
+    def discard(self, owner: Owner, doomed: Callable[[FileId], bool] | None = None) -> int:
         """Close ``owner``'s files that ``doomed`` picks (all without it): they were removed."""
         paths = self._owned.get(owner, ())
         gone = [path for path in paths if doomed is None or doomed(self._open[path].part)]
@@ -129,7 +129,7 @@ class SegmentFiles:
         os.close(fd)
 
     def response(self, request: web.Request, path: str, headers: dict[str, str],
-                 owner: Owner, part: Part) -> web.StreamResponse | None:
+                 owner: Owner, part: FileId) -> web.StreamResponse | None:
         """The file at ``path`` with ``headers``; ``None`` when it is not there."""
         if request.method != hdrs.METH_GET or any(name in request.headers for name in _SLOW_PATH):
             return web.FileResponse(path, headers=headers) if os.path.isfile(path) else None
