@@ -7,10 +7,14 @@ updates, and DVR segment serving per core against nginx serving the very same fi
    reload the media playlist in a loop, once in full and once with ``_HLS_skip=YES``: bytes per
    reload (plain and gzipped) and origin CPU microseconds per reload.
 2. Segment serving. C connections fetch DVR segments (``--segment-kib``) from the origin
-   (``FileResponse``, sendfile) and from Debian's nginx (one worker, sendfile) over a symlink to
-   the same files: requests per server CPU-second, and the ratio (the issue's goal is >= 0.5x).
+   (``live.dvr.files``: ``os.sendfile`` on the socket), from the same process through aiohttp's
+   ``FileResponse`` (what the DVR used before; the same files and headers), and from Debian's
+   nginx (one worker, sendfile) over a symlink to the same files: requests per server
+   CPU-second. The three take turns for ``--rounds`` rounds, so load from elsewhere on the
+   machine hits them alike; the table gives each one's median and its ratio to nginx (the
+   issue's goal is >= 0.5x).
 
-    python bench/dvr.py [--hours 4] [--seconds 5] [--connections 16] [--segment-kib 256]
+    python bench/dvr.py [--hours 4] [--seconds 5] [--connections 16] [--segment-kib 256] [--rounds 5]
 
 The origin runs in its own process (this script with ``--serve-dvr``), with the real ``Dvr``,
 ``LocalDiskStore`` and ``setup_dvr``. Client and servers share the machine, so per-CPU-second
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +40,9 @@ CHANNEL, SERVED = "bench", "serve"
 SEGMENT_S = 2.0
 SEGMENT_BYTES = 2_000  # the playlist channel's segments: small, the index is what is measured
 SERVED_SEGMENTS = 60
+FILE_HEADERS = {"Access-Control-Allow-Origin": "*", "Content-Type": "video/mp4",
+                "Access-Control-Expose-Headers": "Age, Date, Content-Length",
+                "Cache-Control": "public, max-age=31536000, immutable"}
 
 
 def fill(data: Path, hours: float, segment_kib: int) -> None:
@@ -78,6 +86,17 @@ def serve_dvr(port: int, data: Path, hours: float) -> None:
         dvr = await open_dvr(data, DvrSettings(window_s=max(hours, 0.1) * 3600 + 60, durable=False))
         app = web.Application()
         setup_dvr(app, dvr.catalog, dvr.store)
+
+        async def file_response(request: web.Request) -> web.StreamResponse:
+            """The DVR's segment answer before ``live.dvr.files``: aiohttp's ``FileResponse``."""
+            recording = dvr.catalog.recording(SERVED)
+            assert recording is not None
+            path = dvr.store.segment_path(SERVED, recording.id, "720p", int(request.match_info["msn"]))
+            if not path.is_file():
+                raise web.HTTPNotFound()
+            return web.FileResponse(path, headers=FILE_HEADERS)
+
+        app.router.add_get(f"/fileresponse/{SERVED}/720p/{{msn:\\d+}}.m4s", file_response)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -113,8 +132,15 @@ async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx
     (target / "720p").symlink_to(recording / "720p")
     names = sorted(p.name for p in (recording / "720p").glob("*.m4s"))
     paths = [f"/hls/{SERVED}/dvr/720p/{name}" for name in names]
-    serving = [await part_rate("origin", origin_port, origin_pid, paths, args.connections, args.seconds),
-               await part_rate("nginx", nginx_port, nginx_pid, paths, args.connections, args.seconds)]
+    servers = {"origin": (origin_port, origin_pid, paths),
+               "FileResponse": (origin_port, origin_pid,
+                                [f"/fileresponse/{SERVED}/720p/{name}" for name in names]),
+               "nginx": (nginx_port, nginx_pid, paths)}
+    rounds: dict[str, list[RateResult]] = {name: [] for name in servers}
+    for _ in range(args.rounds):
+        for name, (port, pid, urls) in servers.items():
+            rounds[name].append(await part_rate(name, port, pid, urls, args.connections,
+                                                args.seconds))
 
     print(f"\n{args.hours:g} h DVR playlist reloads ({args.connections} connections, "
           f"{args.seconds:g} s each, a new segment every {SEGMENT_S:g} s)")
@@ -128,16 +154,23 @@ async def run(args: argparse.Namespace, origin_port: int, origin_pid: int, nginx
           f"(gzipped {sizes['delta'][1] / sizes['full'][1]:.4f}x), CPU per reload "
           f"{(delta.cpu_s / max(delta.requests, 1)) / max(full.cpu_s / max(full.requests, 1), 1e-9):.3f}x")
 
-    size = serving[0].nbytes // max(serving[0].requests, 1)
-    print(f"\nDVR segment serving ({size // 1024} KiB segments from disk, {args.connections} keep-alive "
-          f"connections, {args.seconds:g} s)")
-    print(f"{'server':>7} {'requests':>9} {'req/s wall':>10} {'server CPU s':>12} {'req/CPU-s':>10} "
-          f"{'MB/CPU-s':>9}")
-    for rate in serving:
-        print(f"{rate.server:>7} {rate.requests:>9} {rate.per_s:>10.0f} {rate.cpu_s:>12.2f} "
-              f"{rate.per_cpu_s:>10.0f} {rate.nbytes / 1e6 / rate.cpu_s if rate.cpu_s else 0:>9.1f}")
-    print(f"origin / nginx requests per CPU-second: {serving[0].per_cpu_s / serving[1].per_cpu_s:.2f}x "
-          "(goal >= 0.5x)")
+    first = rounds["origin"][0]
+    size = first.nbytes // max(first.requests, 1)
+    print(f"\nDVR segment serving ({size // 1024} KiB segments from disk, {args.connections} "
+          f"keep-alive connections, {args.rounds} rounds of {args.seconds:g} s taking turns)")
+    print(f"{'server':>12} {'requests':>9} {'req/s wall':>10} {'req/CPU-s':>10} {'min':>7} "
+          f"{'max':>7} {'MB/CPU-s':>9} {'vs nginx':>9}")
+    medians = {name: statistics.median(rate.per_cpu_s for rate in rates)
+               for name, rates in rounds.items()}
+    for name, rates in rounds.items():
+        per_cpu = [rate.per_cpu_s for rate in rates]
+        wall = sum(rate.requests for rate in rates) / sum(rate.wall_s for rate in rates)
+        print(f"{name:>12} {sum(rate.requests for rate in rates):>9} {wall:>10.0f} "
+              f"{medians[name]:>10.0f} {min(per_cpu):>7.0f} {max(per_cpu):>7.0f} "
+              f"{medians[name] * size / 1e6:>9.0f} {medians[name] / medians['nginx']:>8.2f}x")
+    print(f"origin / nginx requests per CPU-second (medians): "
+          f"{medians['origin'] / medians['nginx']:.2f}x (goal >= 0.5x); "
+          f"origin / FileResponse: {medians['origin'] / medians['FileResponse']:.2f}x")
 
 
 def main() -> None:
@@ -146,6 +179,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--segment-kib", type=int, default=256, help="size of the served segments")
+    parser.add_argument("--rounds", type=int, default=5, help="segment serving turns per server")
     parser.add_argument("--serve-dvr", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_dvr:

@@ -2,9 +2,8 @@
 and restarted on the same ``--data``; every segment its DVR listed before the kill is listed
 again and byte-identical, and the publisher's return continues the same timeline.
 
-The issue asks for 90 s of publishing before the kill; 30 s proves the same (15 segments of
-every rung, several index compaction-free appends per second, a kill that lands mid-write) in a
-third of the time on this shared machine.
+It publishes 90 s before the kill, as the issue asks: 45 segments of every rung, several index
+appends per second, a kill that lands mid-write.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL, KEY = "demo", "demo_dvr_stream_key_2718"
-PUBLISH_S = 30
+PUBLISH_S = 90
 
 
 def free_port() -> int:
@@ -87,7 +86,7 @@ async def kill(process: asyncio.subprocess.Process) -> None:
     await process.wait()
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)
 async def test_sigkill_and_restart_keep_every_completed_segment_byte_identical(tmp_path: Path) -> None:
     if shutil.which("ffmpeg") is None:
         if os.environ.get("CI"):

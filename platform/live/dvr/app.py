@@ -3,13 +3,14 @@
 Routes (see ``live.dvr.playlists`` for the layout): ``/hls/{channel}/dvr/...`` is the channel's
 latest recording (the DVR while live, its VOD once ended) and ``/hls/{channel}/vod/{id}/...``
 any recording. Directives, blocking and the response rules are the origin's
-(``live.origin.blocking``, ``live.origin.responses``); segments go out as ``FileResponse``
-(``sendfile``, zero-copy), so serving the 4-hour window costs no memory. Mount it before the
+(``live.origin.blocking``, ``live.origin.responses``); segments go out with ``sendfile``
+(zero-copy, ``live.dvr.files``), so serving the 4-hour window costs no memory. Mount it before the
 origin: its ``{rendition}/{epoch}/{file}`` pattern would otherwise take ``dvr/...`` URLs.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Final
 
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from live.dvr.catalog import DvrCatalog, Recording
 from live.dvr.disk import SegmentStore
+from live.dvr.files import SegmentFiles
 from live.dvr.playlists import render_dvr_media, render_dvr_multivariant
 from live.origin import responses
 from live.origin.blocking import (
@@ -34,6 +36,7 @@ from live.origin.blocking import (
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 _FILE = re.compile(r"(?:init-(?P<run>\d{1,18})\.mp4|(?P<msn>\d{1,18})\.m4s)\Z")
 MAX_HELD_REQUESTS = 100_000
+_MEDIA_HEADERS: Final = responses.headers(responses.IMMUTABLE, **{"Content-Type": "video/mp4"})
 
 
 def _progress(recording: Recording, rendition: str) -> Progress | None:
@@ -48,6 +51,7 @@ class DvrHttp:
     def __init__(self, catalog: DvrCatalog, store: SegmentStore) -> None:
         self.catalog = catalog
         self.store = store
+        self.files = SegmentFiles()
         self.blocker = Blocker(MAX_HELD_REQUESTS)
         catalog.add_listener(self._on_change)
 
@@ -61,6 +65,23 @@ class DvrHttp:
             self.blocker.notify(key, None, None, True)
         else:
             self.blocker.notify(key, rendition, _progress(recording, rendition), recording.ended)
+        owner = (recording.channel, recording.id)
+        if self.files.owns(owner):
+            self._close_removed(owner, recording)
+
+    def _close_removed(self, owner: tuple[str, int], recording: Recording) -> None:
+        """Close the cached files of segments retention removed, or of a removed recording."""
+        if self.catalog.recording(*owner) is not recording:
+            self.files.discard(owner)
+            return
+        firsts = {name: track.segments[0].msn for name, track in recording.tracks.items()
+                  if track.segments}
+
+        def removed(part: tuple[str, int | None]) -> bool:
+            rendition, msn = part
+            return msn is not None and (rendition not in firsts or msn < firsts[rendition])
+
+        self.files.discard(owner, removed)
 
     def _recording(self, request: web.Request) -> Recording | web.Response:
         channel = request.match_info["channel"]
@@ -145,21 +166,26 @@ class DvrHttp:
             run = int(match["run"])
             if (rendition, run) not in recording.inits:
                 return responses.not_found(f"no init segment {run} of {rendition}")
-            path = self.store.init_path(recording.channel, recording.id, rendition, run)
+            path = str(self.store.init_path(recording.channel, recording.id, rendition, run))
+            msn: int | None = None
         else:
             msn = int(match["msn"])
             track = recording.tracks.get(rendition)
             if track is None or track.find(msn) is None:
                 return responses.not_found(f"segment {msn} of {rendition} is not in recording "
                                            f"{recording.id}")
-            path = self.store.segment_path(recording.channel, recording.id, rendition, msn)
-        if not path.is_file():
-            return responses.not_found(f"{path.name} was removed")
-        return web.FileResponse(path, headers=responses.headers(responses.IMMUTABLE,
-                                                                **{"Content-Type": "video/mp4"}))
+            path = self.store.segment_file(recording.channel, recording.id, rendition, msn)
+        response = self.files.response(request, path, _MEDIA_HEADERS,
+                                       (recording.channel, recording.id), (rendition, msn))
+        if response is None:
+            return responses.not_found(f"{os.path.basename(path)} was removed")
+        return response
 
     async def shutdown(self, app: web.Application) -> None:
         self.blocker.drain_all()
+
+    async def cleanup(self, app: web.Application) -> None:
+        self.files.close()
 
 
 DVR_HTTP_KEY: Final = web.AppKey("live.dvr.http", DvrHttp)
@@ -176,4 +202,5 @@ def setup_dvr(app: web.Application, catalog: DvrCatalog, store: SegmentStore) ->
         app.router.add_get(f"{prefix}/master.m3u8", http.multivariant)
         app.router.add_get(f"{prefix}/{{rendition:{_NAME}}}.m3u8", http.media_playlist)
     app.on_shutdown.append(http.shutdown)
+    app.on_cleanup.append(http.cleanup)
     return http

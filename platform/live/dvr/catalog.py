@@ -103,6 +103,8 @@ class Recording:
     tracks: dict[str, Track] = field(default_factory=dict)
     ended_at: float | None = None
     live: bool = False  # a stream is writing to it now
+    #: Its stream ended and the end is on its way to the disk; no new stream may resume it.
+    ending: bool = False
     next_msn: int = 0
     version: int = 0  # bumped on every change; keys rendered playlists
     #: Rendered playlists of one version, kept by the HTTP shell: key -> (version, body).
@@ -256,7 +258,7 @@ class DvrCatalog:
         state = self.channels.setdefault(channel, ChannelDvr(channel))
         current = state.current
         closed = None
-        if current is not None and not current.ended:
+        if current is not None and not current.ended and not current.ending:
             if current.live or now - current.last_end_pdt <= self.settings.window_s:
                 run = RunRecord(current.next_msn, now, timing.target_duration_s, timing.part_target_s)
                 current.runs[run.run] = run
@@ -292,10 +294,20 @@ class DvrCatalog:
         self._notify(recording, record.rendition)
         return evicted
 
+    def end(self, recording: Recording, next_msn: int) -> None:
+        """The stream ended cleanly; its last segments and the end are queued for the disk
+        (``close`` follows once they are on it). From now on the next stream starts a recording
+        of its own, after ``next_msn``, even if it begins before the end is on disk."""
+        recording.live = False
+        recording.ending = True
+        state = self.channels[recording.channel]
+        state.next_msn = max(state.next_msn, next_msn)
+
     def close(self, recording: Recording, ended_at: float) -> None:
         """The stream ended: the recording is a VOD from now on."""
         recording.ended_at = ended_at
         recording.live = False
+        recording.ending = False
         self._notify(recording, None)
 
     def expired(self) -> list[Recording]:

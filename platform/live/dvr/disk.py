@@ -74,6 +74,10 @@ class SegmentStore(Protocol):
 
     def segment_path(self, channel: str, recording: int, rendition: str, msn: int) -> Path: ...
 
+    def segment_file(self, channel: str, recording: int, rendition: str, msn: int) -> str:
+        """``segment_path`` as a string, built without ``pathlib`` (every segment request)."""
+        ...
+
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
@@ -86,6 +90,7 @@ class LocalDiskStore:
 
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root
+        self._root = str(root)
         self.durable = durable
         self._dropped: dict[tuple[str, int], int] = {}
         self._lines: dict[tuple[str, int], int] = {}
@@ -97,7 +102,10 @@ class LocalDiskStore:
         return self._dir(channel, recording) / rendition / f"init-{run}.mp4"
 
     def segment_path(self, channel: str, recording: int, rendition: str, msn: int) -> Path:
-        return self._dir(channel, recording) / rendition / f"{msn}.m4s"
+        return Path(self.segment_file(channel, recording, rendition, msn))
+
+    def segment_file(self, channel: str, recording: int, rendition: str, msn: int) -> str:
+        return f"{self._root}/{channel}/{recording}/{rendition}/{msn}.m4s"
 
     # -- writing --------------------------------------------------------------------------------
 

@@ -6,7 +6,10 @@ reference (the same bytes the origin holds) until the segment completes: its las
 (``segment_end``), the first part of the next segment, or the end of the stream. The segment is
 then queued for the writer thread and filed in the catalog once it is on disk, so a playlist
 never lists a segment that a crash could lose. The packager's per-stream msns become the
-recording's (``run + msn``). Disk trouble costs DVR segments, logged, never the live stream.
+recording's (``run + msn``). A stream's end closes its recording (a VOD) once its last
+segments are on disk; the end is marked in the catalog at once, so a publisher that reconnects
+before that starts a recording of its own instead of resuming the one being closed. Disk
+trouble costs DVR segments, logged, never the live stream.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class _Stream:
     run: int
     first_run: bool  # the recording's first run: its first segment follows no discontinuity
     first_msn: int | None = None  # the packager's first msn (it maps to ``run``)
+    next_msn: int = 0  # the recording's msn after the last segment completed
     open: dict[str, _OpenSegment] = field(default_factory=dict)
     with_parts: set[str] = field(default_factory=set)
     inits: dict[str, InitSegment] = field(default_factory=dict)
@@ -125,6 +129,8 @@ class DvrRecorder:
         for rendition in list(stream.open):
             self._complete(channel, stream, rendition)
         store, recording, catalog = self.store, stream.recording, self.catalog
+        # a stream that starts before the end below reaches the disk records on its own
+        catalog.end(recording, stream.next_msn)
 
         def ended(_: None) -> None:
             catalog.close(recording, catalog.clock())
@@ -140,6 +146,7 @@ class DvrRecorder:
         if stream.first_msn is None:
             stream.first_msn = segment.msn
         msn = stream.run + segment.msn - stream.first_msn
+        stream.next_msn = max(stream.next_msn, msn + 1)
         record = SegmentRecord(rendition, msn, segment.duration_s, segment.program_date_time,
                                stream.run, discontinuity=msn == stream.run and not stream.first_run,
                                nbytes=segment.nbytes)
