@@ -9,6 +9,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from loadgen.locustfiles.failover import edge_base
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -16,6 +18,14 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT") from exc
     return width, height
+
+
+def _edges(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated edge base URLs."""
+    try:
+        return tuple(edge_base(e) for e in text.split(",") if e.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         "with --token, send messages, reporting CHAT_DELIVERY latency.",
     )
     swarm.add_argument("kind", choices=["viewers", "chat"], help="which users to run")
-    swarm.add_argument("--host", required=True, help="platform HTTP base, e.g. http://127.0.0.1:8080")
+    swarm.add_argument("--host", default=None,
+                       help="platform HTTP base, e.g. http://127.0.0.1:8080 (default: the first of --edges)")
+    swarm.add_argument("--edges", type=_edges, default=(), metavar="URL,URL",
+                       help="CDN edge bases the viewers spread over and fail over between")
     swarm.add_argument("-u", "--users", type=int, default=10, help="concurrent users (default 10)")
     swarm.add_argument("-r", "--spawn-rate", type=float, default=10, help="users started per second")
     swarm.add_argument("-t", "--run-time", default="60s", help="how long, e.g. 60s or 5m (default 60s)")
@@ -175,7 +188,12 @@ def _locust(args: argparse.Namespace) -> int:
         chat_port=args.chat_port,
         chat_tokens=tuple(t for t in args.token.split(",") if t) if args.token else settings.chat_tokens,
         chat_rate=settings.chat_rate if args.chat_rate is None else args.chat_rate,
+        edges=args.edges or settings.edges,
     )
+    host = args.host or (settings.edges[0] if settings.edges else None)
+    if host is None:
+        print("loadgen locust: give --host or --edges", file=sys.stderr)
+        return 2
     env = dict(os.environ) | settings.to_environ()
     command = [
         sys.executable,
@@ -185,7 +203,7 @@ def _locust(args: argparse.Namespace) -> int:
         str(script),
         "--headless",
         "--host",
-        args.host,
+        host,
         "-u",
         str(args.users),
         "-r",

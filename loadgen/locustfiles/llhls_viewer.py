@@ -15,13 +15,20 @@ in Locust's CSV stats: STARTUP, REBUFFER (stall), REBUFFER_RATIO, PDT_LATENCY, P
 ABR (``SWITCH_DOWN from->to`` / ``SWITCH_UP from->to``, value = seconds since the user
 started; context has from, to, t_s, estimate_bps) and RENDITION_TIME (one event per stint on a
 rendition, value = its seconds; a stint ends at a switch or at the end of the session).
+
+Edges (``LIVETWIN_EDGES``, ``loadgen locust --edges``): users start on the edges in turn; a
+request that an edge does not answer, or answers 502/503/504, is sent once more to the next edge
+(``failover``): a FAILOVER event (context from, to, status), then RESUMED (value = ms from the
+move to the first media delivered) when parts flow again.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gevent
 from live.selftest import hls_client as hls
@@ -30,6 +37,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.user.users import LOCUST_STATE_STOPPING
 
 from loadgen.locustfiles.edge import settings
+from loadgen.locustfiles.failover import RETRIABLE_STATUSES, EdgeFailover
 from loadgen.locustfiles.link import LinkPacer, LinkSchedule
 from loadgen.locustfiles.player_model import (
     BandwidthEstimator,
@@ -39,6 +47,8 @@ from loadgen.locustfiles.player_model import (
 )
 
 MAX_PLAN = 64  # fetches handled per reload; the rest waits for the next reload
+_USER_SEQUENCE = itertools.count()  # spreads this process's users over the edges in turn
+T = TypeVar("T")
 
 
 def _schedule_arg(text: str) -> str:
@@ -105,6 +115,27 @@ class LlHlsViewer(FastHttpUser):
             float(getattr(options, "viewer_abr_ewma_fast", 3.0)),
             float(getattr(options, "viewer_abr_ewma_slow", 9.0)),
         )
+        edges = self.settings.edges
+        self.failover = EdgeFailover(edges, current=next(_USER_SEQUENCE)) if edges else None
+        self.moved_at: float | None = None  # when this viewer last moved edge, until media flows
+
+    def _at_edge(self, request: Callable[[str], tuple[T | None, int]], url: str, name: str) -> T | None:
+        """`request(url)` on the current edge; when that edge gives no answer or a 502/503/504,
+        the same request once more on the next edge (reported as a FAILOVER event).
+
+        The failed attempt stays a failure in Locust's stats: it happened; the viewer-visible
+        outcome is the retry and the RESUMED event that times the first media after the move.
+        """
+        failover = self.failover
+        if failover is None:
+            return request(url)[0]
+        result, status = request(failover.rebase(url))
+        if result is None and status in RETRIABLE_STATUSES and failover.can_move:
+            old, new = failover.move()
+            self.moved_at = time.monotonic()
+            self._event("FAILOVER", name, 0, context={"from": old, "to": new, "status": status})
+            result, _ = request(failover.rebase(url))
+        return result
 
     def master_path(self) -> str:
         """The multivariant playlist of the next session (one channel unless a subclass spreads them)."""
@@ -128,14 +159,17 @@ class LlHlsViewer(FastHttpUser):
         )
 
     def _get_text(self, url: str, name: str) -> str | None:
+        return self._at_edge(lambda at: self._get_text_at(at, name), url, name)
+
+    def _get_text_at(self, url: str, name: str) -> tuple[str | None, int]:
         with self.client.get(url, name=name, catch_response=True) as resp:
             if resp.status_code != 200 or resp.text is None:
-                resp.failure(f"HTTP {resp.status_code} for {name}")
-                return None
+                resp.failure(f"HTTP {resp.status_code} for {name} at {url}")
+                return None, resp.status_code
             if self.link is not None:  # small bodies: read whole, then wait out the link time
                 size = int((resp.headers or {}).get("content-length") or len(resp.content or b""))
                 gevent.sleep(self.link.take(time.monotonic(), size))
-            return resp.text
+            return resp.text, resp.status_code
 
     def _get_media(self, fetch: hls.Fetch, name: str) -> tuple[int, float] | None:
         """GET a part/segment, reading the body at the link's rate; return (bytes, transfer s).
@@ -143,28 +177,35 @@ class LlHlsViewer(FastHttpUser):
         The transfer runs from the response head (the server has the media and starts sending)
         to the last byte, so time spent waiting for a hinted part to be produced is excluded.
         """
+        got = self._at_edge(lambda at: self._get_media_at(at, fetch, name), fetch.uri, name)
+        if got is not None and self.moved_at is not None:
+            self._event("RESUMED", name, (time.monotonic() - self.moved_at) * 1000)
+            self.moved_at = None
+        return got
+
+    def _get_media_at(self, url: str, fetch: hls.Fetch, name: str) -> tuple[tuple[int, float] | None, int]:
         headers = {"Accept-Encoding": "identity"}
         if fetch.byterange is not None:
             headers["Range"] = fetch.byterange.header()
         started = time.perf_counter()
-        with self.client.get(fetch.uri, name=name, headers=headers, catch_response=True, stream=True) as resp:
+        with self.client.get(url, name=name, headers=headers, catch_response=True, stream=True) as resp:
             first = time.monotonic()
             if resp.status_code not in (200, 206):
-                resp.failure(f"HTTP {resp.status_code} for {name}")
-                return None
+                resp.failure(f"HTTP {resp.status_code} for {name} at {url}")
+                return None, resp.status_code
             try:
                 size = self._read_body(resp)
             except OSError as exc:
-                resp.failure(f"body of {name} cut off: {exc}")
-                return None
+                resp.failure(f"body of {name} cut off at {url}: {exc}")
+                return None, 0  # the edge went away mid-body: worth the next edge
             last = time.monotonic()
             expected = (resp.headers or {}).get("content-length")
             if expected is not None and int(expected) != size:
-                resp.failure(f"body of {name}: {size} of {expected} bytes")
-                return None
+                resp.failure(f"body of {name} at {url}: {size} of {expected} bytes")
+                return None, 0
             resp.request_meta["response_length"] = size
             resp.request_meta["response_time"] = (time.perf_counter() - started) * 1000
-            return size, last - first
+            return (size, last - first), resp.status_code
 
     def _read_body(self, resp: Any) -> int:
         size = 0
@@ -185,7 +226,7 @@ class LlHlsViewer(FastHttpUser):
 
     @task
     def watch(self) -> None:
-        base = self.host.rstrip("/") + self.master_path()
+        base = (self.failover.base if self.failover else self.host.rstrip("/")) + self.master_path()
         joined = time.monotonic()
         text = self._get_text(base, "multivariant")
         if text is None:

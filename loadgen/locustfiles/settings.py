@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from loadgen.locustfiles.failover import edge_base
 from loadgen.schedule import ViewerSchedule
 
 #: The environment variable of each field (`loadgen locust` documents them in the README).
@@ -26,6 +27,7 @@ ENVIRONMENT = {
     "schedule": "LIVETWIN_SCHEDULE",
     "t0": "LIVETWIN_T0",
     "channels": "LIVETWIN_CHANNELS",
+    "edges": "LIVETWIN_EDGES",
 }
 DEFAULT_SCHEDULE = ViewerSchedule((1,), (), 0, 1.0, 60.0)
 
@@ -39,7 +41,8 @@ class LocustSettings:
     `chat_port` (None: the host's port) and, with `chat_tokens` (each user picks one), send
     `chat_rate` messages/s. `event_log`: where player events go as JSON lines ("" for
     nowhere). `loadgen run`'s users follow `schedule` from the wall-clock second `t0` (None:
-    when Locust started) over `channels` in rank order.
+    when Locust started) over `channels` in rank order. `edges`: CDN edge base URLs a viewer
+    spreads over and fails over between (empty: Locust's ``--host`` alone).
     """
 
     master_path: str = "/hls/demo/master.m3u8"
@@ -52,6 +55,7 @@ class LocustSettings:
     schedule: ViewerSchedule = DEFAULT_SCHEDULE
     t0: float | None = None
     channels: tuple[str, ...] = ("demo",)
+    edges: tuple[str, ...] = ()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> LocustSettings:
@@ -72,6 +76,7 @@ class LocustSettings:
             schedule=ViewerSchedule.from_json(get("schedule")) if get("schedule") else base.schedule,
             t0=float(get("t0")) if get("t0") else None,
             channels=tuple(get("channels").split(",")) if get("channels") else base.channels,
+            edges=tuple(edge_base(e) for e in get("edges").split(",") if e.strip()),
         )
 
     def to_environ(self) -> dict[str, str]:
@@ -87,4 +92,5 @@ class LocustSettings:
             ENVIRONMENT["schedule"]: self.schedule.to_json(),
             ENVIRONMENT["t0"]: "" if self.t0 is None else repr(self.t0),
             ENVIRONMENT["channels"]: ",".join(self.channels),
+            ENVIRONMENT["edges"]: ",".join(self.edges),
         }

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from live.cdn.config import TlsFiles, Upstream
+from live.cdn.config import Role, TlsFiles, Upstream
 from live.cdn.launcher import CdnCluster, CdnError, ClusterSettings
 from live.origin.app import setup_origin
 from live.origin.store import OriginSettings, OriginStore
@@ -186,3 +186,57 @@ def hinted_uri(playlist: str) -> str:
 async def get(http: aiohttp.ClientSession, url: str, **kwargs: object) -> tuple[int, bytes, dict[str, str]]:
     async with http.get(url, **kwargs) as response:  # type: ignore[arg-type]
         return response.status, await response.read(), dict(response.headers)
+
+
+#: parts of the live tier: longer than the platform's 0.2 s, so the asyncio or Locust viewers of
+#: one process keep up on a 2-core machine
+LIVE_PART_S = 0.5
+
+
+@dataclass
+class Live:
+    """An origin fed in real time with LIVE_PART_S parts behind 1 shield and 2 edges."""
+
+    origin: CountingOrigin
+    feed: Feed
+    cluster: CdnCluster
+    #: (origin requests, of which plain reloads) at each part publish (index = parts published so
+    #: far): both read at the same instant, so a window's counts share its boundaries
+    published: list[tuple[int, int]]
+
+    @property
+    def edges(self) -> list[str]:
+        return self.cluster.urls(Role.EDGE)
+
+
+class CountingFeed(Feed):
+    marks: list[tuple[int, int]]
+    origin: CountingOrigin
+
+    def part(self) -> None:
+        super().part()
+        self.marks.append((self.origin.count(), self.origin.count(is_plain_reload)))
+
+
+@asynccontextmanager
+async def live_tier(tmp_path: Path) -> AsyncIterator[Live]:
+    origin = CountingOrigin(make_store(2, LIVE_PART_S))
+    await origin.start()
+    feed = CountingFeed(origin.store, renditions=(Feed.renditions[0],),
+                        parts_per_segment=round(2 / LIVE_PART_S), part_s=LIVE_PART_S, part_bytes=4000)
+    feed.marks, feed.origin = [], origin
+    feed.start().parts(2 * feed.parts_per_segment)
+    stop = asyncio.Event()
+    publisher = asyncio.create_task(feed.run(stop))
+    try:
+        async with tier(tmp_path, [origin.url], shields=1, edges=2) as cluster:
+            yield Live(origin, feed, cluster, feed.marks)
+    finally:
+        stop.set()
+        await publisher
+        await origin.close()
+
+
+def is_plain_reload(path: str) -> bool:
+    """A playlist request without _HLS_msn (a join's or a fallback's plain reload)."""
+    return path.endswith(".m3u8")

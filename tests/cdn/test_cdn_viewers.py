@@ -13,10 +13,7 @@ playlist positions the others skipped: more distinct URLs, each still fetched on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,61 +22,14 @@ from live.cdn.launcher import CdnCluster
 from live.cdn.metrics import parse_log_line
 from live.selftest.viewer_fleet import ViewerFleet
 
-from .conftest import CountingOrigin, Feed, make_store, tier
+from .conftest import LIVE_PART_S, is_plain_reload, live_tier
 
 pytestmark = pytest.mark.slow
 
 PLAYLIST = "/hls/alpha/720p.m3u8"
-PART_S = 0.5
 COALESCING_VIEWERS = 200
 SPIKE_BASE, SPIKE_FACTOR, SPIKE_RAMP_S = 30, 10, 10.0
 RESUME_BOUND_S = 2.0
-
-
-@dataclass
-class Live:
-    origin: CountingOrigin
-    feed: Feed
-    cluster: CdnCluster
-    #: (origin requests, of which plain reloads) at each part publish (index = parts published so
-    #: far): both read at the same instant, so a window's counts share its boundaries
-    published: list[tuple[int, int]]
-
-    @property
-    def edges(self) -> list[str]:
-        return self.cluster.urls(Role.EDGE)
-
-
-class CountingFeed(Feed):
-    marks: list[tuple[int, int]]
-    origin: CountingOrigin
-
-    def part(self) -> None:
-        super().part()
-        self.marks.append((self.origin.count(), self.origin.count(is_plain_reload)))
-
-
-@contextlib.asynccontextmanager
-async def live_tier(tmp_path: Path) -> AsyncIterator[Live]:
-    origin = CountingOrigin(make_store(2, PART_S))
-    await origin.start()
-    feed = CountingFeed(origin.store, renditions=(Feed.renditions[0],),
-                        parts_per_segment=round(2 / PART_S), part_s=PART_S, part_bytes=4000)
-    feed.marks, feed.origin = [], origin
-    feed.start().parts(2 * feed.parts_per_segment)
-    stop = asyncio.Event()
-    publisher = asyncio.create_task(feed.run(stop))
-    try:
-        async with tier(tmp_path, [origin.url], shields=1, edges=2) as cluster:
-            yield Live(origin, feed, cluster, feed.marks)
-    finally:
-        stop.set()
-        await publisher
-        await origin.close()
-
-
-def is_plain_reload(path: str) -> bool:
-    return path.endswith(".m3u8")
 
 
 def edge_cache_statuses(cluster: CdnCluster, since: float) -> tuple[int, int]:
@@ -114,7 +64,7 @@ async def test_two_hundred_viewers_cost_the_origin_one_request_per_url(tmp_path:
           f"{totals.parts} parts; origin {sum(requests.values())} requests for "
           f"{len(requests)} URLs; plain reloads {requests[PLAYLIST]}")
     assert totals.errors == 0
-    assert totals.parts >= COALESCING_VIEWERS * 10 / PART_S * 0.8
+    assert totals.parts >= COALESCING_VIEWERS * 10 / LIVE_PART_S * 0.8
     assert not repeated, f"answered more than once by the origin through one shield: {repeated}"
     # plain reloads are keyed by the tenth of a second: at most one per slot the joins spanned
     assert requests[PLAYLIST] <= join_span_s * 10 + 2
@@ -154,7 +104,7 @@ async def test_a_tenfold_spike_leaves_the_origin_flat_and_the_edges_hitting(tmp_
     _, steady_before = per_part(before, ramp)
     ramp_total, ramp_media = per_part(ramp, after)
     _, steady_after = per_part(after, end)
-    plain_per_s = (marks[after - 1][1] - marks[ramp - 1][1]) / ((after - ramp) * PART_S)
+    plain_per_s = (marks[after - 1][1] - marks[ramp - 1][1]) / ((after - ramp) * LIVE_PART_S)
     print(f"spike {SPIKE_BASE} -> {SPIKE_BASE * SPIKE_FACTOR} viewers in {SPIKE_RAMP_S:g} s: origin "
           f"requests/part before {steady_before:.2f}, ramp {ramp_total:.2f} (without plain "
           f"reloads {ramp_media:.2f}, plain reloads {plain_per_s:.1f}/s), after {steady_after:.2f}; "

@@ -21,6 +21,7 @@ def test_settings_round_trip_through_the_environment() -> None:
         schedule=ViewerSchedule((3, 1), (), 2, 5.0, 90.0),
         t0=1_700_000_000.25,
         channels=("ch1", "ch2"),
+        edges=("http://127.0.0.1:8001", "https://edge2.example:8443"),
     )
     assert LocustSettings.from_environ(settings.to_environ()) == settings
 
@@ -35,3 +36,10 @@ def test_readme_variables_are_read() -> None:
         {"LIVETWIN_VIEWER_SESSION_S": "30", "LIVETWIN_CHAT_TOKEN": "a,b", "LIVETWIN_CHAT_PORT": "9000"}
     )
     assert (settings.session_s, settings.chat_tokens, settings.chat_port) == (30.0, ("a", "b"), 9000)
+
+
+def test_a_bad_edge_is_refused_when_read() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="without a path"):
+        LocustSettings.from_environ({"LIVETWIN_EDGES": "http://127.0.0.1:8001/hls"})
