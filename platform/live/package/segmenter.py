@@ -37,9 +37,8 @@ rendition's units.
 
 Timing: video uses a 90 kHz timescale, so millisecond timestamps convert exactly (x 90) and a
 sample's duration is the difference of consecutive DTS: the sum of a part's durations is
-exactly the distance between its first DTS and the next part's, with no drift. Audio uses
-the sample rate as timescale; AAC frames sit on a 1024-tick grid that is re-anchored to the
-millisecond timestamp only when it drifts by more than half a frame (a real gap).
+exactly the distance between its first DTS and the next part's, with no drift. Audio timing
+and the muxed audio queue are ``live.package.audio_track``.
 
 The last sample's duration is only known when the next sample of that track arrives, so
 the segmenter holds exactly one primary-track sample back and decides where it goes when its
@@ -50,7 +49,7 @@ or 1024 ticks for AAC).
 
 Each track's DTS must strictly increase (anything else is the caller's error). In a muxed
 rendition (video + audio in one fMP4, two tracks) video drives the cuts and a part takes the
-queued audio frames that start before its cut plus ``_AUDIO_OVERHANG_MS``, so its audio always
+queued audio frames that start before its cut plus ``AUDIO_OVERHANG_MS``, so its audio always
 ends at least that far past its video. Browsers report a muxed SourceBuffer's buffered range
 as the intersection of its tracks, in whole microseconds rounded per frame: audio that ends
 exactly on the cut (AAC frames land on it every 8 s when audio and video start together)
@@ -72,14 +71,11 @@ from enum import Enum
 
 from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.package import fmp4
+from live.package.audio_track import AUDIO_TRACK_ID, AudioLagError, AudioTrack, PendingSample
 from live.package.parts import InitSegment, Part
 
 _VIDEO_TRACK_ID = 1
-_AUDIO_TRACK_ID = 2
 _CLOCK_REANCHOR_S = 0.5  # part wall-clock strays this far from media time: re-anchor
-_MAX_AUDIO_LAG_S = 10  # muxed: audio buffered while no video arrives, before it is an error
-_AUDIO_OVERHANG_MS = 1  # muxed: a part's audio ends at least this far past its video
-_AUDIO_FLOWING_S = 0.5  # muxed: a part waits for its audio only if audio arrived this recently
 
 
 class SegmenterError(ValueError):
@@ -138,23 +134,6 @@ class SegmenterStats:
     gap_parts: int = 0
 
 
-class _Sample:
-    """A sample waiting for its part: decode time in the track timescale, duration once known."""
-
-    __slots__ = ("cts", "data", "dts_ms", "duration", "sync", "t", "wallclock")
-
-    def __init__(self, unit: AccessUnit, t: int, cts: int, sync: bool) -> None:
-        self.data = unit.data
-        self.dts_ms = unit.dts_ms
-        self.t = t
-        self.cts = cts
-        self.sync = sync
-        self.duration = 0
-        self.wallclock = (
-            unit.capture_wallclock if unit.capture_wallclock is not None else unit.ingest_wallclock
-        )
-
-
 class _Sealed:
     """A part whose primary samples are final, waiting (at most one at a time) for its audio."""
 
@@ -162,7 +141,7 @@ class _Sealed:
 
     def __init__(
         self,
-        samples: list[_Sample],
+        samples: list[PendingSample],
         ticks: int,
         cut_t: int | None,
         segment_end: bool,
@@ -201,16 +180,14 @@ class Segmenter:
         self._gap_from: int | None = None
         self._gap_to = 0
         # primary track: the current part's samples and the one held back
-        self._part: list[_Sample] = []
+        self._part: list[PendingSample] = []
         self._part_ticks = 0
-        self._pending: _Sample | None = None
+        self._pending: PendingSample | None = None
         self._last_duration = 0
         self._segment_start = 0
-        # secondary (audio in a muxed rendition)
-        self._audio_queue: deque[_Sample] = deque()
+        self._audio_track: AudioTrack | None = None  # timing; in a muxed rendition, the queue
         self._sealed: deque[_Sealed] = deque()
         self._last_dts: dict[TrackKind, int] = {}
-        self._audio_t: int | None = None
         self._clock_anchor: tuple[float, int] | None = None  # (wall-clock, media ticks)
         self._msn = 0
         self._index = 0
@@ -241,11 +218,12 @@ class Segmenter:
         if video is not None:
             tracks.append(fmp4.video_track(video, _VIDEO_TRACK_ID))
         if audio is not None:
-            tracks.append(fmp4.audio_track(audio, _AUDIO_TRACK_ID))
+            tracks.append(fmp4.audio_track(audio, AUDIO_TRACK_ID))
         data = fmp4.init_segment(tracks)  # validates the configs before any state changes
         self._video, self._audio = video, audio
         self._primary = TrackKind.VIDEO if video is not None else TrackKind.AUDIO
         self.timescale = tracks[0].timescale
+        self._audio_track = AudioTrack(audio, self.timescale) if audio is not None else None
         self._part_target = round(self.settings.part_target_s * self.timescale)
         self._segment_target = round(self.settings.segment_target_s * self.timescale)
         if self.settings.max_segment_s is not None:
@@ -360,8 +338,8 @@ class Segmenter:
         if self.state is SegmenterState.GAP and self._gap_from is not None:
             self._fill_gap(self._gap_to, None, final=True)
         out = self._release(force=True)
-        self._dropped += len(self._audio_queue)
-        self._audio_queue.clear()
+        if self._audio_track is not None:
+            self._dropped += self._audio_track.clear()
         self.state = SegmenterState.FINISHED
         return out
 
@@ -377,46 +355,27 @@ class Segmenter:
             raise SegmenterError(f"{self.rendition}: negative DTS {unit.dts_ms} ms")
         self._last_dts[unit.kind] = unit.dts_ms
 
-    def _sample(self, unit: AccessUnit) -> _Sample:
+    def _sample(self, unit: AccessUnit) -> PendingSample:
         if unit.kind is TrackKind.VIDEO:
-            return _Sample(unit, unit.dts_ms * 90, (unit.pts_ms - unit.dts_ms) * 90, unit.keyframe)
-        assert self._audio is not None
-        rate = self._audio.sample_rate
-        exact = (unit.dts_ms * rate + 500) // 1000
-        t = exact
-        if self._audio_t is not None:
-            expected = self._audio_t + fmp4.AAC_FRAME_SAMPLES
-            t = (
-                expected
-                if abs(exact - expected) <= fmp4.AAC_FRAME_SAMPLES // 2
-                else max(exact, self._audio_t + 1)
-            )
-        self._audio_t = t
-        return _Sample(unit, t, (unit.pts_ms - unit.dts_ms) * rate // 1000, True)
+            return PendingSample(unit, unit.dts_ms * 90, (unit.pts_ms - unit.dts_ms) * 90, unit.keyframe)
+        assert self._audio_track is not None
+        return self._audio_track.sample(unit)
 
     def _drop_audio_before(self, dts_ms: int) -> None:
-        queue = self._audio_queue
-        while queue and queue[0].dts_ms < dts_ms:
-            queue.popleft()
-            self._dropped += 1
+        if self._audio_track is not None:
+            self._dropped += self._audio_track.drop_before_ms(dts_ms)
 
-    def _queue_audio(self, sample: _Sample) -> None:
-        assert self._audio is not None
-        queue = self._audio_queue
-        lagging = queue and sample.t - queue[0].t > _MAX_AUDIO_LAG_S * self._audio.sample_rate
-        if lagging and self.state in (SegmenterState.AWAITING_KEYFRAME, SegmenterState.GAP):
-            queue.popleft()  # no video to put it with yet: keep only the recent audio
-            self._dropped += 1
-        elif lagging:
-            raise SegmenterError(
-                f"{self.rendition}: {_MAX_AUDIO_LAG_S} s of audio queued with no video to close a part; "
-                "the publisher's video track stalled"
-            )
-        queue.append(sample)
+    def _queue_audio(self, sample: PendingSample) -> None:
+        assert self._audio_track is not None
+        waiting = self.state in (SegmenterState.AWAITING_KEYFRAME, SegmenterState.GAP)
+        try:
+            self._dropped += self._audio_track.enqueue(sample, video_expected=not waiting)
+        except AudioLagError as exc:
+            raise SegmenterError(f"{self.rendition}: {exc}") from None
 
     # -- cutting ------------------------------------------------------------------------------
 
-    def _advance(self, sample: _Sample) -> None:
+    def _advance(self, sample: PendingSample) -> None:
         held = self._pending
         if held is not None:
             duration = sample.t - held.t
@@ -475,7 +434,7 @@ class Segmenter:
         boundary = ((2 * self._segment_start + last_duration) // (2 * target) + 1) * target
         return 2 * t + last_duration >= 2 * boundary
 
-    def _append(self, sample: _Sample) -> None:
+    def _append(self, sample: PendingSample) -> None:
         self._part.append(sample)
         self._part_ticks += sample.duration
         self._segment_ticks += sample.duration
@@ -529,7 +488,7 @@ class Segmenter:
         else:
             self._index += 1
 
-    def _media_clock(self, first: _Sample) -> float:
+    def _media_clock(self, first: PendingSample) -> float:
         """The wall-clock of a part's first sample, advancing with media time.
 
         PROGRAM-DATE-TIME is the date of a segment's first sample (RFC 8216bis 4.4.4.6), so it
@@ -575,24 +534,12 @@ class Segmenter:
             out.append(self._emit(sealed.popleft()))
         return out
 
-    def _audio_limit(self, cut_t: int) -> int:
-        """Audio frames starting before this time (audio ticks x primary timescale) belong before the cut."""
-        assert self._audio is not None
-        rate = self._audio.sample_rate
-        return cut_t * rate + rate * self.timescale * _AUDIO_OVERHANG_MS // 1000
-
     def _audio_covers(self, cut_t: int | None) -> bool:
         """Whether the audio that ends this part (or proof that none is coming soon) has arrived."""
-        if cut_t is None or self._audio is None or self._primary is not TrackKind.VIDEO:
+        track = self._audio_track
+        if cut_t is None or track is None or self._primary is not TrackKind.VIDEO:
             return True
-        if self.state is SegmenterState.GAP:
-            return True
-        rate = self._audio.sample_rate
-        last = self._audio_t
-        if last is None or last * self.timescale < (cut_t - _AUDIO_FLOWING_S * self.timescale) * rate:
-            return True  # no audio flowing: do not hold video back for it
-        queue = self._audio_queue
-        return bool(queue) and queue[-1].t * self.timescale >= self._audio_limit(cut_t)
+        return self.state is SegmenterState.GAP or track.covers(cut_t)
 
     def _emit(self, sealed: _Sealed) -> Part:
         """Build a sealed part; in a muxed rendition with the audio that starts before its cut."""
@@ -600,7 +547,7 @@ class Segmenter:
             return self._emit_gap(sealed, sealed.gap_start)
         samples = sealed.samples
         first = samples[0]
-        primary_id = _VIDEO_TRACK_ID if self._primary is TrackKind.VIDEO else _AUDIO_TRACK_ID
+        primary_id = _VIDEO_TRACK_ID if self._primary is TrackKind.VIDEO else AUDIO_TRACK_ID
         runs = [
             fmp4.TrackRun(
                 primary_id,
@@ -609,21 +556,11 @@ class Segmenter:
             )
         ]
         count = len(samples)
-        queue = self._audio_queue
-        if queue:
-            limit = None if sealed.cut_t is None else self._audio_limit(sealed.cut_t)
-            audio: list[_Sample] = []
-            while queue and (limit is None or queue[0].t * self.timescale < limit):
-                audio.append(queue.popleft())
-            if audio:
-                following = queue[0].t if queue else None
-                audio_samples: list[fmp4.Sample] = []
-                for i, s in enumerate(audio):
-                    nxt = audio[i + 1].t if i + 1 < len(audio) else following
-                    duration = nxt - s.t if nxt is not None else fmp4.AAC_FRAME_SAMPLES
-                    audio_samples.append(fmp4.Sample(s.data, duration, True, s.cts))
-                runs.append(fmp4.TrackRun(_AUDIO_TRACK_ID, audio[0].t, audio_samples))
-                count += len(audio)
+        track = self._audio_track
+        audio = track.take_run(sealed.cut_t) if track is not None and track.queue else None
+        if audio is not None:
+            runs.append(audio)
+            count += len(audio.samples)
         data = fmp4.fragment(sealed.sequence, runs, segment_start=self.settings.styp and sealed.index == 0)
         self._samples_out += count
         return Part(
@@ -640,12 +577,9 @@ class Segmenter:
 
     def _emit_gap(self, sealed: _Sealed, start: int) -> Part:
         """A gap part; the audio queued for its time has no video to go with and is dropped."""
-        queue = self._audio_queue
-        if queue and sealed.cut_t is not None and self._audio is not None:
-            limit = self._audio_limit(sealed.cut_t)
-            while queue and queue[0].t * self.timescale < limit:
-                queue.popleft()
-                self._dropped += 1
+        track = self._audio_track
+        if track is not None and sealed.cut_t is not None:
+            self._dropped += track.drop_until(sealed.cut_t)
         anchor = self._clock_anchor
         clock = anchor[0] + (start - anchor[1]) / self.timescale if anchor is not None else 0.0
         return Part(
