@@ -58,8 +58,8 @@ def _status_class(status: int) -> str:
 class PlatformCollector(Collector):
     """Reads the platform's live state at scrape time (no copies to keep in step).
 
-    The origin's blocker and the stream registry must be on ``app``; transcoding and chat are
-    reported when they are there.
+    The stream registry must be on ``app``; the origin's blocker, transcoding and chat are
+    reported when they are there (a node runs only some roles).
     """
 
     def __init__(self, app: web.Application) -> None:
@@ -67,9 +67,12 @@ class PlatformCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         app = self.app
-        held = GaugeMetricFamily("livetwin_origin_held_requests", "Blocking playlist/part requests held now")
-        held.add_metric([], float(app[BLOCKER_KEY].held))
-        yield held
+        blocker = app.get(BLOCKER_KEY)  # absent on a node without the origin role
+        if blocker is not None:
+            held = GaugeMetricFamily("livetwin_origin_held_requests",
+                                     "Blocking playlist/part requests held now")
+            held.add_metric([], float(blocker.held))
+            yield held
 
         live = GaugeMetricFamily("livetwin_live_streams", "Streams being published now")
         live.add_metric([], float(len(app[STREAMS_KEY])))

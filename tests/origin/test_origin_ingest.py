@@ -1,0 +1,212 @@
+"""CMAF push into origins over real HTTP: a ``CmafPush`` feeding two origin servers' stores.
+
+Proves the ingest endpoint's contract (token, malformed pushes, stale streams) and the push
+client's (both origins get every part, one dead origin neither blocks nor starves the other, a
+restarted origin rebuilds from the next segment start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+from live.origin.app import setup_origin
+from live.origin.ingest import PushedStreams, StalePush, setup_ingest
+from live.origin.store import OriginSettings, OriginStore
+from live.package.fmp4 import box, full_box
+from live.package.ingest_wire import TrackHeader, encode_header, encode_part
+from live.package.parts import InitSegment, Part
+from live.package.push import CmafPush, PushSettings, StreamPush
+from live.package.timing import ChannelTiming
+
+TOKEN = "t" * 24
+TIMING = ChannelTiming(target_duration_s=2, part_target_s=0.201)
+PARTS_PER_SEGMENT = 9
+INITS = [InitSegment(name, box(b"ftyp", b"iso6\0\0\0\0") + box(b"moov", name.encode()),
+                     "avc1.64001f,mp4a.40.2", bw, w, h, 30.0)
+         for name, bw, w, h in (("720p", 3_000_000, 1280, 720), ("360p", 800_000, 640, 360))]
+
+
+def chunk(decode_time: int, payload: bytes) -> bytes:
+    traf = box(b"traf", full_box(b"tfdt", 1, 0, struct.pack(">Q", decode_time)))
+    return box(b"moof", full_box(b"mfhd", 0, 0, struct.pack(">I", 1)), traf) + box(b"mdat", payload)
+
+
+def make_part(rendition: str, n: int) -> Part:
+    msn, index = divmod(n, PARTS_PER_SEGMENT)
+    t = n * 18_000
+    return Part(rendition, 100 + msn, index, chunk(t, f"{rendition}:{n}".encode()), 0.2,
+                index == 0, 1_700_000_000.0 + n * 0.2, index == PARTS_PER_SEGMENT - 1, t)
+
+
+class Origin:
+    """An origin HTTP server (store + LL-HLS routes + ingest) on a real port."""
+
+    def __init__(self) -> None:
+        self.store = OriginStore(OriginSettings(timing=TIMING))
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, port: int = 0) -> Origin:
+        app = web.Application()
+        setup_origin(app, self.store)
+        setup_ingest(app, self.store, TOKEN)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", port)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def parts(self, rendition: str) -> list[tuple[int, int]]:
+        state = self.store.channel("alpha")
+        rend = state.rendition(rendition) if state is not None else None
+        if rend is None:
+            return []
+        return [(p.msn, p.index) for seg in rend.segments for p in seg.parts]
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def origins() -> AsyncIterator[list[Origin]]:
+    started = [await Origin().start(), await Origin().start()]
+    yield started
+    for origin in started:
+        if origin.runner is not None:
+            await origin.runner.cleanup()
+
+
+@pytest.fixture
+async def push(origins: list[Origin]) -> AsyncIterator[CmafPush]:
+    client = CmafPush(PushSettings(tuple(o.url for o in origins), TOKEN, backoff_max_s=0.3,
+                                   end_timeout_s=3.0))
+    await client.start()
+    yield client
+    await client.close()
+
+
+def publish(sink: StreamPush, start: int, count: int) -> None:
+    for n in range(start, start + count):
+        for init in INITS:
+            sink.publish_part("alpha", make_part(init.rendition, n))
+
+
+def expected(start: int, count: int) -> list[tuple[int, int]]:
+    return [(100 + n // PARTS_PER_SEGMENT, n % PARTS_PER_SEGMENT) for n in range(start, start + count)]
+
+
+async def test_both_origins_get_every_part_under_the_same_epoch(origins: list[Origin],
+                                                                push: CmafPush) -> None:
+    sink = push.stream("alpha")
+    for init in INITS:
+        sink.publish_init("alpha", init, TIMING)
+    publish(sink, 0, 20)
+    await until(lambda: all(o.parts("360p") == expected(0, 20) for o in origins))
+    assert all(o.parts("720p") == expected(0, 20) for o in origins)
+    epochs = {o.store.channel("alpha").epoch for o in origins}  # type: ignore[union-attr]
+    assert epochs == {sink.stream_id}
+    async with aiohttp.ClientSession() as session:
+        bodies = []
+        for origin in origins:
+            async with session.get(f"{origin.url}/hls/alpha/720p.m3u8") as response:
+                assert response.status == 200
+                bodies.append(await response.text())
+            async with session.get(f"{origin.url}/hls/alpha/720p/{sink.stream_id}/101.3.m4s") as media:
+                assert await media.read() == make_part("720p", 12).data
+    assert bodies[0] == bodies[1]
+    sink.end("alpha")
+    await until(lambda: all(o.store.channel("alpha").ended for o in origins))  # type: ignore[union-attr]
+
+
+async def test_a_dead_origin_blocks_nothing_and_a_restarted_one_rebuilds_at_a_segment_start(
+        origins: list[Origin], push: CmafPush) -> None:
+    sink = push.stream("alpha")
+    for init in INITS:
+        sink.publish_init("alpha", init, TIMING)
+    publish(sink, 0, 5)
+    await until(lambda: all(o.parts("720p") == expected(0, 5) for o in origins))
+    dead, alive = origins
+    port = dead.port
+    await dead.stop()
+    publish(sink, 5, 30)  # never blocks: publish_part only queues
+    await until(lambda: alive.parts("720p") == expected(0, 35))
+    assert alive.parts("360p") == expected(0, 35)
+    restarted = await Origin().start(port)
+    origins[0] = restarted
+    publish(sink, 35, 20)  # 35 = 3*9+8: the restarted origin starts at part 36 (segment 104)
+    await until(lambda: alive.parts("720p") == expected(0, 55))
+    await until(lambda: restarted.parts("720p")[-1:] == expected(54, 1), 20.0)
+    got = restarted.parts("720p")
+    assert got[0][1] == 0 and got == expected(got[0][0] * PARTS_PER_SEGMENT - 900,
+                                              55 - (got[0][0] * PARTS_PER_SEGMENT - 900))
+    assert restarted.store.channel("alpha").epoch == sink.stream_id  # type: ignore[union-attr]
+
+
+async def test_a_push_without_the_token_gets_401_and_changes_nothing(origins: list[Origin]) -> None:
+    origin = origins[0]
+    body = encode_header(INITS[0], TIMING) + encode_part(make_part("720p", 0))
+    async with aiohttp.ClientSession() as session:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"},
+                        {"Authorization": TOKEN}):
+            async with session.post(f"{origin.url}/ingest/alpha/abc/720p", data=body,
+                                    headers=headers) as response:
+                assert response.status == 401
+    assert origin.store.channel("alpha") is None
+
+
+async def test_a_malformed_push_is_closed_and_the_origin_keeps_what_it_had(
+        origins: list[Origin]) -> None:
+    origin = origins[0]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    good = encode_header(INITS[0], TIMING) + b"".join(
+        encode_part(make_part("720p", n)) for n in range(4))
+    url = f"{origin.url}/ingest/alpha/abc/720p"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=good, headers=auth) as response:
+            assert response.status == 200
+        bad = encode_header(INITS[0], TIMING) + encode_part(make_part("720p", 4))[:-7] \
+            + b"garbage!"
+        async with session.post(url, data=bad, headers=auth) as response:
+            assert response.status == 400
+            assert "malformed push" in await response.text()
+        async with session.get(f"{origin.url}/hls/alpha/720p/abc/100.3.m4s") as media:
+            assert media.status == 200
+            assert await media.read() == make_part("720p", 3).data
+    assert origin.parts("720p") == expected(0, 4)
+
+
+def test_pushed_streams_skip_resent_parts_refuse_older_streams_and_restart_after_a_hole() -> None:
+    store = OriginStore(OriginSettings(timing=TIMING))
+    streams = PushedStreams(store)
+    streams.header("alpha", "b0", TrackHeader(INITS[0], TIMING))
+    for n in (0, 1, 2, 1, 2, 3):  # 1 and 2 resent after a reconnect
+        streams.part("alpha", "b0", make_part("720p", n))
+    assert streams.parts_skipped == 2
+    with pytest.raises(StalePush):
+        streams.header("alpha", "a9", TrackHeader(INITS[0], TIMING))
+    streams.part("alpha", "b0", make_part("720p", 6))  # 4 and 5 lost: restart at a segment start
+    streams.part("alpha", "b0", make_part("720p", 9))
+    state = store.channel("alpha")
+    assert state is not None and state.epoch == "b0"
+    rend = state.rendition("720p")
+    assert rend is not None
+    assert [(p.msn, p.index) for seg in rend.segments for p in seg.parts] == [(101, 0)]
+    streams.header("alpha", "b1", TrackHeader(INITS[0], TIMING))  # a newer stream replaces it
+    assert store.channel("alpha") is not state and store.channel("alpha").epoch == "b1"  # type: ignore[union-attr]
