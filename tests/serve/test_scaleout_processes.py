@@ -1,0 +1,150 @@
+"""Scale-out across processes: one ingest node pushes CMAF to two origin nodes (issue 16).
+
+Three real `live serve` processes on loopback ports (`--roles ingest --origin A --origin B` and
+two `--roles origin`), ffmpeg publishing over RTMP to the ingest node, the probe viewer
+(`live.selftest.probe`) reading from both origins. Then kill -9 one origin: the other keeps
+serving the stream with no part missing, and a push without the token gets 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from live.selftest.hls_client import parse_media
+from live.selftest.probe import probe
+
+from loadgen.faults.services import ChildService, free_port
+
+from ..chaos.harness import PYTHON, child_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
+
+TOKEN = "scaleout-ingest-token-0001"
+KEY = "scaleout_stream_key_0001"
+
+
+def _serve(workdir: Path, name: str, http: int, *extra: str) -> ChildService:
+    data = workdir / f"{name}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [PYTHON, "-m", "live.cli", "serve", "--host", "127.0.0.1", "--http-port", str(http),
+            "--data", str(data), "--dev", "--srt-port", "off", *extra]
+    return ChildService(name, argv, workdir / f"{name}.log", ports=(http,), env=child_env())
+
+
+def _get(url: str, timeout: float = 3.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def _uris(playlist: str) -> list[str]:
+    """The URI lines (the measured bandwidths beside them change from one segment to the next)."""
+    return [line for line in playlist.splitlines() if line and not line.startswith("#")]
+
+
+async def _live(base: str, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        status, _ = await asyncio.to_thread(_get, f"{base}/hls/scale/master.m3u8")
+        if status == 200:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the channel did not go live at {base} within {deadline_s:g} s")
+
+
+async def _watch_msns(url: str, seconds: float) -> list[int]:
+    """Media sequence numbers listed by ``url`` while polling it for ``seconds``."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status, text = await asyncio.to_thread(_get, url)
+        assert status == 200, f"{url} answered {status}"
+        playlist = parse_media(text, url)
+        msns = [segment.msn for segment in playlist.segments]
+        assert msns == list(range(msns[0], msns[0] + len(msns))), f"a hole in {msns}"
+        listed = [(segment.msn, [int(part.uri.rsplit(".", 2)[-2]) for part in segment.parts])
+                  for segment in playlist.segments if segment.parts]
+        for n, (msn, indexes) in enumerate(listed):
+            first = indexes[0] if n == 0 else 0  # older part lines leave the playlist first
+            assert indexes == list(range(first, first + len(indexes))), f"a part missing in {msn}"
+        seen.update(msns)
+        await asyncio.sleep(0.3)
+    return sorted(seen)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
+async def test_one_ingest_two_origins_survive_an_origin_kill(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("a", "b", "ingest", "rtmp", "chat")}
+    origin_a = _serve(tmp_path, "origin-a", ports["a"], "--roles", "origin", "--ingest-token", TOKEN)
+    origin_b = _serve(tmp_path, "origin-b", ports["b"], "--roles", "origin", "--ingest-token", TOKEN)
+    ingest = _serve(tmp_path, "ingest", ports["ingest"], "--roles", "ingest", "--rtmp-port",
+                    str(ports["rtmp"]), "--ingest-token", TOKEN, "--channel", f"scale={KEY}",
+                    "--origin", f"http://127.0.0.1:{ports['a']}",
+                    "--origin", f"http://127.0.0.1:{ports['b']}")
+    base_a, base_b = (f"http://127.0.0.1:{ports[n]}" for n in ("a", "b"))
+    ffmpeg: subprocess.Popen[bytes] | None = None
+    try:
+        origin_a.start()
+        origin_b.start()
+        ingest.start()
+        ffmpeg = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-re",
+             "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15",
+             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
+             "-b:v", "300k", "-c:a", "aac", "-b:a", "64k", "-t", "120", "-f", "flv",
+             f"rtmp://127.0.0.1:{ports['rtmp']}/live/{KEY}"],
+            stdout=subprocess.DEVNULL, stderr=(tmp_path / "ffmpeg.log").open("wb"))
+        await _live(base_a)
+        await _live(base_b)
+        await asyncio.sleep(3)
+        reports = await asyncio.gather(
+            probe(f"{base_a}/hls/scale/master.m3u8", 6.0, "lowest"),
+            probe(f"{base_b}/hls/scale/master.m3u8", 6.0, "lowest"))
+        for report in reports:
+            assert report.frames > 0 and report.parts > 0, report.summary()
+            assert report.http_errors == 0 and report.restarts == 0, report.summary()
+
+        # both origins serve the same stream: the same renditions, and below the same epoch
+        _, master_a = _get(f"{base_a}/hls/scale/master.m3u8")
+        _, master_b = _get(f"{base_b}/hls/scale/master.m3u8")
+        assert _uris(master_a) == _uris(master_b)
+        url_a, url_b = (f"{base}/hls/scale/{_uris(master_b)[-1]}" for base in (base_a, base_b))
+        _, media_a = _get(url_a)
+        _, media_b = _get(url_b)
+        epochs = {uri.rsplit("/", 1)[0] for uri in _uris(media_a) + _uris(media_b)}
+        assert len(epochs) == 1, epochs  # one rendition/epoch/ prefix: the packager's stream id
+
+        assert origin_a.pid is not None
+        origin_a.stop(signal.SIGKILL)
+        after_kill = probe(url_b, 8.0)
+        msns, report = await asyncio.gather(_watch_msns(url_b, 8.0), after_kill)
+        assert msns == list(range(msns[0], msns[-1] + 1)) and len(msns) >= 6, msns
+        assert report.frames > 0 and report.http_errors == 0 and report.restarts == 0, \
+            report.summary()
+
+        # a push without the token is refused and changes nothing
+        request = urllib.request.Request(f"{base_b}/ingest/scale/zzzz/720p", data=b"x" * 64,
+                                         method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 401
+        _, master_after = _get(f"{base_b}/hls/scale/master.m3u8")
+        assert _uris(master_after) == _uris(master_b)
+        assert ingest.alive() and origin_b.alive()
+    finally:
+        if ffmpeg is not None:
+            ffmpeg.kill()
+            ffmpeg.wait(timeout=10)
+        for child in (ingest, origin_a, origin_b):
+            child.close()
