@@ -168,6 +168,12 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the shared secret of CMAF pushes: an origin accepts pushes only with "
                              f"it, an ingest node sends it; @FILE reads it from FILE, and "
                              f"{INGEST_TOKEN_ENV} in the environment works too")
+    parser.add_argument("--control-plane", default=None, metavar="URL",
+                        help="nats://HOST:PORT (JetStream): ingest nodes lease each live channel "
+                             "there, so a stream key is accepted by one node at a time; a dead "
+                             "node's leases expire (default: none)")
+    parser.add_argument("--node-id", default="", metavar="NAME",
+                        help="this node's name in the control plane (default: host name and pid)")
     parser.add_argument("--payments-url", default=None, metavar="URL",
                         help="payment provider API (e.g. a `live payments-sandbox`); its key and webhook "
                              "secret come from LIVETWIN_PAYMENTS_API_KEY and LIVETWIN_WEBHOOK_SECRET "
@@ -212,6 +218,7 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         vod_retention_s=args.vod_retention,
         payments=payments_settings(args.payments_url), ad_creatives=args.ad_creatives,
         roles=args.roles, origins=tuple(args.origin), ingest_token=_ingest_token(args),
+        control_plane=args.control_plane, node_id=args.node_id,
     )
 
 

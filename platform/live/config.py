@@ -168,6 +168,10 @@ class ServeSettings:
     origins: tuple[str, ...] = ()
     #: The shared secret of CMAF pushes: an origin accepts pushes only with it (None: none).
     ingest_token: str | None = None
+    #: nats://HOST:PORT of the control plane (JetStream): ingest nodes lease the channels they
+    #: carry there, so a stream key is live on one node at a time. None: no leases.
+    control_plane: str | None = None
+    node_id: str = ""  # this node's name in the control plane ("" = host name and process id)
 
     def __post_init__(self) -> None:
         if self.public_hls_url is not None:
@@ -184,6 +188,8 @@ class ServeSettings:
         if "ingest" in self.roles and "origin" not in self.roles and not self.origins:
             raise ValueError("an ingest node without the origin role needs --origin URL "
                              "(where its packager pushes)")
+        if self.control_plane is not None and not self.control_plane.startswith(("nats://", "tls://")):
+            raise ValueError(f"--control-plane {self.control_plane!r}: expected nats://HOST:PORT")
         if self.ingest_token is not None and len(self.ingest_token) < SEEDED_KEY_MIN:
             raise ValueError(f"--ingest-token: use at least {SEEDED_KEY_MIN} characters")
 

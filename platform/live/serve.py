@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -34,6 +36,7 @@ from live.config import ROLES, ServeSettings
 from live.dvr.app import setup_dvr
 from live.dvr.service import Dvr, open_dvr
 from live.http_limits import LimitedTCPSite, limited_runner
+from live.ingest.leases import LeaseSettings, StreamLeases
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.ingest.srt.libsrt import SrtUnavailable
@@ -78,6 +81,7 @@ class Platform:
         self.chat: ChatServer | None = None
         self.webrtc: WebRtcService | None = None
         self.push: CmafPush | None = None  # an ingest node's CMAF push to remote origins
+        self.leases: StreamLeases | None = None  # an ingest node's channel leases (NATS KV)
         self._money: Monetization | None = None
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
@@ -201,8 +205,21 @@ class Platform:
         settings = self.settings
         assert self.media_paths is not None
 
+        leases: StreamLeases | None = None
+        if settings.control_plane is not None:
+            node = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+            leases = StreamLeases(LeaseSettings(settings.control_plane, node),
+                                  is_live=lambda channel: self.streams.get(channel) is not None,
+                                  on_lost=self.streams.stop)
+            await leases.start()
+            stack.push_async_callback(leases.close)
+            self.leases = leases
+
         async def resolve(stream_key: str) -> str | None:
+            """The key's channel, leased to this node (``ChannelBusy`` when another holds it)."""
             channel = await repo.channel_by_stream_key(stream_key)
+            if channel is not None and leases is not None:
+                await leases.acquire(channel.name)
             return channel.name if channel is not None else None
 
         self.rtmp = RtmpServer(
@@ -223,6 +240,7 @@ class Platform:
         self.chat = None
         self._money = None
         self.push = None
+        self.leases = None
         self._runner = None
         self._metrics_runner = None
         self.app = None

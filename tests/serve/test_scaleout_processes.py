@@ -1,4 +1,5 @@
-"""Scale-out across processes: one ingest node pushes CMAF to two origin nodes (issue 16).
+"""Scale-out across processes: one ingest node pushes CMAF to two origin nodes (issue 16), and
+two ingest nodes share a NATS JetStream control plane that leases each stream key to one.
 
 Three real `live serve` processes on loopback ports (`--roles ingest --origin A --origin B` and
 two `--roles origin`), ffmpeg publishing over RTMP to the ingest node, the probe viewer
@@ -9,12 +10,14 @@ serving the stream with no part missing, and a push without the token gets 401.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
 
 TOKEN = "scaleout-ingest-token-0001"
 KEY = "scaleout_stream_key_0001"
+NATS_URL = os.environ.get("LIVETWIN_TEST_NATS", "nats://127.0.0.1:4222")
 
 
 def _serve(workdir: Path, name: str, http: int, *extra: str) -> ChildService:
@@ -52,10 +56,10 @@ def _uris(playlist: str) -> list[str]:
     return [line for line in playlist.splitlines() if line and not line.startswith("#")]
 
 
-async def _live(base: str, deadline_s: float = 60.0) -> None:
+async def _live(base: str, deadline_s: float = 60.0, channel: str = "scale") -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        status, _ = await asyncio.to_thread(_get, f"{base}/hls/scale/master.m3u8")
+        status, _ = await asyncio.to_thread(_get, f"{base}/hls/{channel}/master.m3u8")
         if status == 200:
             return
         await asyncio.sleep(0.2)
@@ -148,3 +152,59 @@ async def test_one_ingest_two_origins_survive_an_origin_kill(tmp_path: Path) -> 
             ffmpeg.wait(timeout=10)
         for child in (ingest, origin_a, origin_b):
             child.close()
+
+
+def _ffmpeg(tmp_path: Path, url: str, name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re",
+         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15",
+         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
+         "-b:v", "300k", "-t", "120", "-f", "flv", url],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / f"{name}.log").open("wb"))
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
+async def test_a_stream_key_is_live_on_one_ingest_node_at_a_time(tmp_path: Path) -> None:
+    """Leases on the NATS JetStream server (127.0.0.1:4222): a second node refuses the key while
+    the first holds it, and takes it once the first is killed and its lease expired."""
+    channel = f"lease_{uuid.uuid4().hex[:8]}"
+    key = f"{channel}_stream_key"
+    nodes = []
+    for name in ("a", "b"):
+        http, rtmp = free_port(), free_port()
+        child = _serve(tmp_path, f"ingest-{name}", http, "--roles", "ingest,origin",
+                       "--rtmp-port", str(rtmp), "--channel", f"{channel}={key}",
+                       "--control-plane", NATS_URL, "--node-id", f"test-ingest-{name}-{channel}")
+        nodes.append((child, f"http://127.0.0.1:{http}", f"rtmp://127.0.0.1:{rtmp}/live/{key}"))
+    (node_a, base_a, rtmp_a), (node_b, base_b, rtmp_b) = nodes
+    publishers: list[subprocess.Popen[bytes]] = []
+    try:
+        node_a.start()
+        node_b.start()
+        publishers.append(_ffmpeg(tmp_path, rtmp_a, "ffmpeg-a"))
+        await _live(base_a, channel=channel)
+        refused = _ffmpeg(tmp_path, rtmp_b, "ffmpeg-b")
+        publishers.append(refused)
+        assert await asyncio.to_thread(refused.wait, 30) != 0
+        assert _get(f"{base_b}/hls/{channel}/master.m3u8")[0] == 404
+        assert "live on ingest node test-ingest-a" in (tmp_path / "ingest-b.log").read_text()
+
+        node_a.stop(signal.SIGKILL)  # its lease is not released: it expires (6 s)
+        publishers.append(_ffmpeg(tmp_path, rtmp_b, "ffmpeg-b2"))
+        retries = 0
+        deadline = time.monotonic() + 60.0
+        while _get(f"{base_b}/hls/{channel}/master.m3u8")[0] != 200:
+            assert time.monotonic() < deadline, "node b's stream never went live"
+            if publishers[-1].poll() is not None:  # refused while the lease was still there
+                retries += 1
+                assert retries < 10, "node b never took the channel over"
+                await asyncio.sleep(1.0)
+                publishers.append(_ffmpeg(tmp_path, rtmp_b, f"ffmpeg-b{retries + 2}"))
+            await asyncio.sleep(0.5)
+            assert retries < 10
+    finally:
+        for publisher in publishers:
+            publisher.kill()
+            publisher.wait(timeout=10)
+        node_a.close()
+        node_b.close()
