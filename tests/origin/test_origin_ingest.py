@@ -70,6 +70,11 @@ class Origin:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def segments(self, rendition: str) -> list[int]:
+        state = self.store.channel("alpha")
+        rend = state.rendition(rendition) if state is not None else None
+        return [] if rend is None else [seg.msn for seg in rend.segments]
+
     def parts(self, rendition: str) -> list[tuple[int, int]]:
         state = self.store.channel("alpha")
         rend = state.rendition(rendition) if state is not None else None
@@ -210,3 +215,48 @@ def test_pushed_streams_skip_resent_parts_refuse_older_streams_and_restart_after
     assert [(p.msn, p.index) for seg in rend.segments for p in seg.parts] == [(101, 0)]
     streams.header("alpha", "b1", TrackHeader(INITS[0], TIMING))  # a newer stream replaces it
     assert store.channel("alpha") is not state and store.channel("alpha").epoch == "b1"  # type: ignore[union-attr]
+
+
+async def test_a_hung_origin_is_dropped_on_stall_and_bounded_while_the_other_gets_everything(
+        origins: list[Origin]) -> None:
+    """An origin that accepts connections but never reads (a SIGSTOPped process, a black hole):
+    its queue stays within its byte bound, its stalled POST is given up, the other origin
+    receives every part."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_read(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    hole = await asyncio.start_server(never_read, "127.0.0.1", 0, limit=1024)
+    hole_url = f"http://127.0.0.1:{hole.sockets[0].getsockname()[1]}"
+    alive = origins[1]
+    push = CmafPush(PushSettings((hole_url, alive.url), TOKEN, max_queued_bytes=4 * 1024 * 1024,
+                                 stall_timeout_s=0.5, backoff_max_s=0.2, end_timeout_s=1.0))
+    await push.start()
+    try:
+        sink = push.stream("alpha")
+        for init in INITS:
+            sink.publish_init("alpha", init, TIMING)
+        stuck, flowing = push.origins
+        for n in range(150):  # 64 kB parts: more than the stuck socket's buffers and bound hold
+            for init in INITS:
+                part = make_part(init.rendition, n)
+                sink.publish_part("alpha", Part(
+                    part.rendition, part.msn, part.index, chunk(part.decode_time, bytes(64_000)),
+                    part.duration_s, part.independent, part.capture_wallclock, part.segment_end,
+                    part.decode_time))
+            assert stuck.queued_bytes <= push.settings.max_queued_bytes
+            async with asyncio.timeout(10):  # a real-time packager: the live origin keeps up
+                while flowing.queued_bytes > 512 * 1024:
+                    await asyncio.sleep(0.005)
+        await until(lambda: alive.parts("720p")[-1:] == expected(149, 1), 30.0)
+        for rendition in ("720p", "360p"):  # every segment, none restarted (older part records
+            assert alive.segments(rendition) == list(range(100, 117))  # are retired by then)
+        assert alive.parts("360p")[-1:] == expected(149, 1) and flowing.resyncs == 0
+        await until(lambda: stuck.failures > 0, 10.0)  # the stalled POST was given up
+        assert stuck.resyncs > 0 and len(accepted) >= 1
+    finally:
+        await push.close()
+        hole.close()
+        for writer in accepted:
+            writer.close()
