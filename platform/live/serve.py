@@ -42,7 +42,7 @@ from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.ingest.srt.libsrt import SrtUnavailable
 from live.ingest.srt.server import SrtServer, SrtServerSettings
 from live.mediapath import LiveMediaPaths, MediaPathSettings
-from live.metrics import CHAT_KEY, STREAMS_KEY, TRANSCODES_KEY, setup_metrics
+from live.metrics import CHAT_KEY, PUSH_KEY, STREAMS_KEY, TRANSCODES_KEY, setup_metrics
 from live.origin.app import setup_origin
 from live.origin.ingest import setup_ingest
 from live.origin.store import OriginSettings, OriginStore
@@ -152,6 +152,8 @@ class Platform:
             app[TRANSCODES_KEY] = self.media_paths
         if chat is not None:
             app[CHAT_KEY] = chat
+        if self.push is not None:
+            app[PUSH_KEY] = self.push
         metrics_app = web.Application() if settings.metrics_listen is not None else None
         setup_metrics(app, serve_on=metrics_app, token=settings.metrics_token)
         self.app = app

@@ -77,6 +77,9 @@ async def test_an_origin_node_serves_hls_and_ingest_only(tmp_path: Path) -> None
                 assert response.status == 401
             async with session.get(f"{base}/metrics") as response:
                 assert response.status == 200
+                text = await response.text()
+        assert "livetwin_ingest_refused_total 1.0" in text
+        assert "livetwin_ingest_pushes 0.0" in text and "livetwin_origin_held_requests" in text
 
 
 async def test_an_api_and_chat_node_has_no_media_path(tmp_path: Path) -> None:

@@ -146,6 +146,9 @@ async def test_one_ingest_two_origins_survive_an_origin_kill(tmp_path: Path) -> 
         _, master_after = _get(f"{base_b}/hls/scale/master.m3u8")
         assert _uris(master_after) == _uris(master_b)
         assert ingest.alive() and origin_b.alive()
+        _, metrics = _get(f"http://127.0.0.1:{ports['ingest']}/metrics")
+        assert f'livetwin_push_failures_total{{origin="{base_a}"}}' in metrics
+        assert f'livetwin_push_resyncs_total{{origin="{base_b}"}} 0.0' in metrics
     finally:
         if ffmpeg is not None:
             ffmpeg.kill()
