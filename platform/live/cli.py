@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from live.cli_cdn import add_cdn_parser, run_cdn
+from live.cli_cluster import add_cluster_parsers, run_leases
 from live.cli_commerce import add_commerce_parsers, payments_settings, run_commerce
 from live.cli_types import (
     DEFAULT_SRT_PORT,
@@ -264,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="LL-HLS part target in seconds (default 0.201)")
     transcode.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     add_cdn_parser(commands)
+    add_cluster_parsers(commands)
     add_commerce_parsers(commands)
     return parser
 
@@ -295,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args, serve_settings)
     if args.command == "cdn":
         return run_cdn(args)
+    if args.command == "leases":
+        return run_leases(args)
     if args.command in ("ledger", "payouts", "payments-sandbox"):
         return run_commerce(args)
     return 2

@@ -210,7 +210,9 @@ class Platform:
         leases: StreamLeases | None = None
         if settings.control_plane is not None:
             node = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
-            leases = StreamLeases(LeaseSettings(settings.control_plane, node),
+            details = (("origins", " ".join(settings.origins)), ("rtmp", settings.rtmp_base),
+                       ("roles", ",".join(r for r in ROLES if r in settings.roles)))
+            leases = StreamLeases(LeaseSettings(settings.control_plane, node, details=details),
                                   is_live=lambda channel: self.streams.get(channel) is not None,
                                   on_lost=self.streams.stop)
             await leases.start()

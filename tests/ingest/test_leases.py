@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats
 import pytest
-from live.ingest.leases import LeaseSettings, StreamLeases
+from live.ingest.leases import LeaseSettings, StreamLeases, list_leases
 from live.ingest.registry import ChannelBusy
 
 NATS_URL = os.environ.get("LIVETWIN_TEST_NATS", "nats://127.0.0.1:4222")
@@ -119,3 +119,22 @@ async def test_a_holder_whose_lease_was_taken_over_is_told(bucket: str) -> None:
         await until(told)
         assert node.lost[0][0] == "alpha" and "lost" in node.lost[0][1]
         assert await a.holder("alpha") == "ingest-b"
+
+
+async def test_the_control_plane_lists_where_each_channel_lives(bucket: str) -> None:
+    assert await list_leases(NATS_URL, bucket) == {}
+    settings = LeaseSettings(NATS_URL, "ingest-a", bucket=bucket,
+                             details=(("origins", "http://o1:8080 http://o2:8080"),))
+    leases = StreamLeases(settings, is_live=lambda _: True, on_lost=lambda *_: None)
+    await leases.start()
+    try:
+        await leases.acquire("alpha")
+        await leases.acquire("beta")
+        found = await list_leases(NATS_URL, bucket)
+        assert sorted(found) == ["alpha", "beta"]
+        assert found["alpha"]["node"] == "ingest-a"
+        assert found["alpha"]["origins"] == "http://o1:8080 http://o2:8080"
+        await leases.release("beta")
+        assert sorted(await list_leases(NATS_URL, bucket)) == ["alpha"]
+    finally:
+        await leases.close()

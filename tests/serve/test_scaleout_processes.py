@@ -10,6 +10,7 @@ serving the stream with no part missing, and a push without the token gets 401.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -191,6 +192,12 @@ async def test_a_stream_key_is_live_on_one_ingest_node_at_a_time(tmp_path: Path)
         assert await asyncio.to_thread(refused.wait, 30) != 0
         assert _get(f"{base_b}/hls/{channel}/master.m3u8")[0] == 404
         assert "live on ingest node test-ingest-a" in (tmp_path / "ingest-b.log").read_text()
+        listed = subprocess.run([PYTHON, "-m", "live.cli", "leases", "--control-plane", NATS_URL],
+                                env=child_env(), capture_output=True, text=True, timeout=30,
+                                check=True)
+        leases = [json.loads(line) for line in listed.stdout.splitlines()]
+        mine = [lease for lease in leases if lease["channel"] == channel]
+        assert len(mine) == 1 and mine[0]["node"] == f"test-ingest-a-{channel}", leases
 
         node_a.stop(signal.SIGKILL)  # its lease is not released: it expires (6 s)
         publishers.append(_ffmpeg(tmp_path, rtmp_b, "ffmpeg-b2"))

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+)
 from nats.js.kv import KeyValue
 
 from live.ingest.registry import ChannelBusy
@@ -42,6 +47,8 @@ class LeaseSettings:
     #: released after this long.
     claim_grace_s: float = 5.0
     bucket: str = BUCKET  # every node of one platform uses the same bucket
+    #: What else the lease tells about the stream's placement (e.g. the origins it is pushed to).
+    details: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("nats://", "tls://")):
@@ -90,7 +97,8 @@ class StreamLeases:
             self._nc = None
 
     def _value(self) -> bytes:
-        return json.dumps({"node": self.settings.node_id, "at": time.time()}).encode()
+        return json.dumps({**dict(self.settings.details), "node": self.settings.node_id,
+                           "at": time.time()}).encode()
 
     async def holder(self, channel: str) -> str | None:
         """The node holding ``channel`` now, or None."""
@@ -169,3 +177,26 @@ class StreamLeases:
                 return
             except Exception as exc:  # NATS unreachable: retry; the TTL decides if it is lost
                 log.warning("lease on %s not renewed: %s", channel, exc)
+
+
+async def list_leases(url: str, bucket: str = BUCKET) -> dict[str, dict[str, object]]:
+    """Every channel leased now, with what its holder stored (``live leases``)."""
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        try:
+            kv = await nc.jetstream().key_value(bucket)
+            keys = await kv.keys()
+        except (BucketNotFoundError, NoKeysError):
+            return {}
+        found: dict[str, dict[str, object]] = {}
+        for key in sorted(keys):
+            try:
+                entry = await kv.get(key)
+                value = json.loads(entry.value or b"{}")
+            except (KeyNotFoundError, ValueError):
+                continue
+            if isinstance(value, dict):
+                found[key] = value
+        return found
+    finally:
+        await nc.close()
