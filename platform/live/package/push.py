@@ -91,6 +91,8 @@ class _Track:
         self.skipping = False  # dropped parts: wait for the next segment start
         self.wake = asyncio.Event()
         self.finished = False
+        self.failing = False  # the last connection failed and none streamed since
+        self.streams = 0  # connections that got as far as sending the header
         self._deadline: asyncio.Timeout | None = None
         self.task = asyncio.get_running_loop().create_task(self._run())
 
@@ -140,6 +142,10 @@ class _Track:
 
     async def _body(self) -> AsyncIterator[bytes]:
         yield self.header
+        self.streams += 1
+        if self.failing:
+            self.failing = False
+            log.info("push %s reconnected", self.url)
         for item in list(self.segment):
             yield item
         while True:
@@ -168,8 +174,8 @@ class _Track:
     async def _run(self) -> None:
         settings = self.push.settings
         backoff = settings.backoff_min_s
-        failing = False
         while True:
+            streams_before = self.streams
             try:
                 status, text = await self._post_once()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -178,10 +184,10 @@ class _Track:
                 self.finished = True
                 break
             self.origin.failures += 1
-            if not failing:
+            if not self.failing:  # once per outage; the reconnect is logged too
                 log.warning("push %s failed (%s); retrying", self.url,
                             f"HTTP {status}: {text.strip()}" if status else text)
-            failing = True
+            self.failing = True
             if status == 409:
                 break  # the origin carries a newer stream of this channel
             if status in (400, 422):
@@ -189,10 +195,10 @@ class _Track:
             if self.closing is not None and time.monotonic() - self.closed_at > settings.end_timeout_s:
                 log.warning("push %s: gave up delivering the end of the track", self.url)
                 break
+            if self.streams > streams_before:  # it was streaming: retry at once, then back off
+                backoff = settings.backoff_min_s
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, settings.backoff_max_s)
-            if status == 200:
-                backoff = settings.backoff_min_s
         self.origin.queued_bytes -= sum(len(item) for _, item in self.queue)
         self.queue.clear()
         self.origin.tracks.pop(self.key, None)
