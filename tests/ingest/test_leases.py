@@ -138,3 +138,13 @@ async def test_the_control_plane_lists_where_each_channel_lives(bucket: str) -> 
         assert sorted(await list_leases(NATS_URL, bucket)) == ["alpha"]
     finally:
         await leases.close()
+
+
+async def test_an_unreachable_control_plane_refuses_the_publisher(bucket: str) -> None:
+    node = Node(bucket, "ingest-a")
+    await node.leases.start()
+    assert node.leases._nc is not None
+    await node.leases._nc.close()  # the control plane is gone
+    with pytest.raises(ChannelBusy, match="control plane cannot be reached"):
+        await node.leases.acquire("alpha")
+    await node.leases.close()

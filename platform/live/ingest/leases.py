@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.js.api import KeyValueConfig
 from nats.js.errors import (
@@ -36,6 +37,8 @@ from live.ingest.registry import ChannelBusy
 log = logging.getLogger("live.ingest.leases")
 
 BUCKET = "livetwin_stream_leases"
+#: How long a publisher waits for the control plane before it is refused.
+ACQUIRE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +117,20 @@ class StreamLeases:
         return node if isinstance(node, str) else None
 
     async def acquire(self, channel: str) -> None:
-        """Hold ``channel`` for this node, or raise ``ChannelBusy`` naming the holder."""
-        assert self._kv is not None
+        """Hold ``channel`` for this node, or raise ``ChannelBusy`` naming the holder. An
+        unreachable control plane refuses too: two nodes must never both accept a key."""
         if channel in self._held:
             return
+        try:
+            async with asyncio.timeout(ACQUIRE_TIMEOUT_S):
+                await self._acquire(channel)
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            self.refused += 1
+            raise ChannelBusy(f"channel {channel}: the control plane cannot be reached "
+                              f"({type(exc).__name__}: {exc}); refusing the publisher") from None
+
+    async def _acquire(self, channel: str) -> None:
+        assert self._kv is not None
         revision = 0
         for _ in range(3):  # the key can vanish (expire, be released) between our two calls
             try:
