@@ -8,6 +8,7 @@ restarted origin rebuilds from the next segment start).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections.abc import AsyncIterator, Callable
 
@@ -54,7 +55,7 @@ class Origin:
     async def start(self, port: int = 0) -> Origin:
         app = web.Application()
         setup_origin(app, self.store)
-        setup_ingest(app, self.store, TOKEN)
+        self.endpoint = setup_ingest(app, self.store, TOKEN)
         self.runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", port)
@@ -155,7 +156,7 @@ async def test_a_dead_origin_blocks_nothing_and_a_restarted_one_rebuilds_at_a_se
     assert alive.parts("360p") == expected(0, 35)
     restarted = await Origin().start(port)
     origins[0] = restarted
-    publish(sink, 35, 20)  # 35 = 3*9+8: the restarted origin starts at part 36 (segment 104)
+    publish(sink, 35, 20)  # the restarted origin starts at a segment start (one resent or new)
     await until(lambda: alive.parts("720p") == expected(0, 55))
     await until(lambda: restarted.parts("720p")[-1:] == expected(54, 1), 20.0)
     got = restarted.parts("720p")
@@ -260,3 +261,76 @@ async def test_a_hung_origin_is_dropped_on_stall_and_bounded_while_the_other_get
         hole.close()
         for writer in accepted:
             writer.close()
+
+
+class Relay:
+    """A TCP relay in front of an origin whose connections can be cut (a network blip)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.swallow = False  # drop what the pusher sends (bytes lost in the network)
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, lossy: bool) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    if lossy and self.swallow:
+                        continue
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+
+    def cut(self) -> None:
+        self.swallow = False
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    def close(self) -> None:
+        self.cut()
+        assert self.server is not None
+        self.server.close()
+
+
+async def test_a_network_blip_to_a_live_origin_loses_no_part(origins: list[Origin]) -> None:
+    """Parts lost in flight when the connection breaks, even across a segment start, are resent
+    on the next one (the previous and current segment), and the origin skips those it already
+    had: no hole, no restarted rendition."""
+    origin = origins[0]
+    relay = Relay(origin.port)
+    push = CmafPush(PushSettings((await relay.start(),), TOKEN, backoff_max_s=0.2,
+                                 end_timeout_s=2.0))
+    await push.start()
+    try:
+        sink = push.stream("alpha")
+        for init in INITS:
+            sink.publish_init("alpha", init, TIMING)
+        for n in range(60):
+            if n in (25, 43):  # parts 25..28 (and 43..46) are lost on the way, across a segment
+                await asyncio.sleep(0.05)  # start (27, 45): the origin has everything before
+                relay.swallow = True
+            for init in INITS:
+                sink.publish_part("alpha", make_part(init.rendition, n))
+            await asyncio.sleep(0.01)
+            if n in (28, 46):
+                relay.cut()  # the connection breaks; the next one must resend them
+        await until(lambda: origin.parts("720p")[-1:] == expected(59, 1))
+        await until(lambda: origin.parts("360p")[-1:] == expected(59, 1))
+        for rendition in ("720p", "360p"):
+            assert origin.segments(rendition) == list(range(100, 107))
+        endpoint = origin.endpoint
+        assert endpoint.streams.parts_skipped > 0  # resent parts it had
+        assert push.origins[0].failures >= 2
+    finally:
+        await push.close()
+        relay.close()

@@ -9,7 +9,8 @@ append to queues) nor another origin.
 Failures follow the spec's failover section (docs/scaleout.md): a connection that fails or
 stalls (queued parts not taken for ``stall_timeout_s``) is dropped and retried with exponential
 backoff, without a retry limit; every new POST starts with the identical header, then resends
-the parts of the segment in progress (the origin skips those it has), then goes on. Each origin's
+the parts of the previous and the current segment (the origin skips those it has; what the
+broken connection had in flight is among them), then goes on. Each origin's
 queued bytes are bounded; over the bound a track's queue is dropped and the track resumes at the
 next segment start (the origin restarts that rendition there).
 """
@@ -85,7 +86,10 @@ class _Track:
         self.key = key
         self.header = header
         self.queue: deque[tuple[bool, bytes]] = deque()  # (starts a segment, item)
-        self.segment: list[bytes] = []  # the segment in progress, as handed to connections
+        #: The segment in progress and the one before, as handed to connections: a new
+        #: connection resends them (what the broken one had in flight is among them).
+        self.segment: list[bytes] = []
+        self.previous: list[bytes] = []
         self.closing: bytes | None = None  # the last item (end or drop), sent after the queue
         self.closed_at = 0.0
         self.skipping = False  # dropped parts: wait for the next segment start
@@ -129,7 +133,7 @@ class _Track:
         log.warning("push %s: %s; dropping its queue, resuming at the next segment", self.url, why)
         self.origin.queued_bytes -= sum(len(item) for _, item in self.queue)
         self.queue.clear()
-        self.segment = []
+        self.segment, self.previous = [], []
         self.skipping = True
 
     def _arm(self) -> None:
@@ -146,14 +150,14 @@ class _Track:
         if self.failing:
             self.failing = False
             log.info("push %s reconnected", self.url)
-        for item in list(self.segment):
+        for item in [*self.previous, *self.segment]:
             yield item
         while True:
             while self.queue:
                 start, item = self.queue.popleft()
                 self.origin.queued_bytes -= len(item)
                 if start:
-                    self.segment = []
+                    self.previous, self.segment = self.segment, []
                 self.segment.append(item)
                 self._progress()
                 yield item
