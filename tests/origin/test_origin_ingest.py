@@ -334,3 +334,38 @@ async def test_a_network_blip_to_a_live_origin_loses_no_part(origins: list[Origi
     finally:
         await push.close()
         relay.close()
+
+
+async def test_an_idle_push_is_closed_and_an_orphaned_stream_ended() -> None:
+    """A dead ingest host leaves no RST: its push goes idle and is closed; once no push of the
+    stream is open for a while, the stream ends (EXT-X-ENDLIST) rather than hanging live."""
+    store = OriginStore(OriginSettings(timing=TIMING))
+    app = web.Application()
+    setup_origin(app, store)
+    endpoint = setup_ingest(app, store, TOKEN, idle_timeout_s=0.5, orphan_end_s=0.3)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        body = encode_header(INITS[0], TIMING) + b"".join(
+            encode_part(make_part("720p", n)) for n in range(3))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST /ingest/alpha/s1/720p HTTP/1.1\r\nHost: x\r\n"
+                     f"Authorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     f"{len(body):x}\r\n".encode() + body + b"\r\n")
+        await writer.drain()
+        await until(lambda: len(store.channel("alpha").rendition("720p").segments) == 1  # type: ignore[union-attr]
+                    if store.channel("alpha") is not None else False, 5.0)
+        async with asyncio.timeout(5):
+            answer = await reader.read(200)  # then nothing more comes: the push is idle
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        writer.close()
+        state = store.channel("alpha")
+        assert state is not None
+        await until(lambda: state.ended, 5.0)
+        assert [(p.msn, p.index) for seg in state.rendition("720p").segments  # type: ignore[union-attr]
+                for p in seg.parts] == expected(0, 3)  # what it had stays served
+        assert endpoint.open_pushes == 0
+    finally:
+        await runner.cleanup()

@@ -17,11 +17,14 @@ from one to the other. A newer stream id replaces the channel's stream; an older
   for the next segment start;
 * a part further ahead than the next (parts lost while this origin was unreachable) restarts
   that rendition at the next segment start, the other renditions going on;
-* the stream ends once every rendition of it has ended or been dropped.
+* the stream ends once every rendition of it has ended or been dropped, or once no push of it
+  has been open for ``ORPHAN_END_S`` (its ingest node died); a push idle for
+  ``IDLE_TIMEOUT_S`` is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from dataclasses import dataclass, field
@@ -48,6 +51,11 @@ _STREAM = r"[0-9a-z]{1,16}"
 MAX_PUSHES = 4096
 #: Bytes read from a push per read (bounds what one read can buffer).
 READ_CHUNK = 256 * 1024
+#: A push that sends nothing this long is closed (a dead host leaves no RST behind); a live
+#: track sends a part every PART-TARGET, a gap part when it has no media.
+IDLE_TIMEOUT_S = 30.0
+#: A stream none of whose pushes came back within this long is ended (EXT-X-ENDLIST).
+ORPHAN_END_S = 15.0
 
 
 class StalePush(Exception):
@@ -140,6 +148,15 @@ class PushedStreams:
         if pushed is not None:
             self._ended(channel, pushed, rendition)
 
+    def orphaned(self, channel: str, stream: str) -> bool:
+        """No push of ``stream`` is open any more: end it if it is still the channel's and live."""
+        pushed = self._streams.get(channel)
+        if pushed is None or pushed.stream != stream or pushed.state.ended \
+                or self.store.channel(channel) is not pushed.state:
+            return False
+        self.store.end(channel)
+        return True
+
     def _ended(self, channel: str, pushed: _Pushed, rendition: str) -> None:
         pushed.ended.add(rendition)
         if set(pushed.state.renditions) <= pushed.ended:
@@ -149,13 +166,17 @@ class PushedStreams:
 class IngestEndpoint:
     """The aiohttp shell: authenticate, stream the body through the parser, apply events."""
 
-    def __init__(self, store: OriginStore, token: str) -> None:
+    def __init__(self, store: OriginStore, token: str, *, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 orphan_end_s: float = ORPHAN_END_S) -> None:
         if not token:
             raise ValueError("the ingest endpoint needs a non-empty token")
         self.streams = PushedStreams(store)
         self._token = f"Bearer {token}".encode()
+        self.idle_timeout_s = idle_timeout_s
+        self.orphan_end_s = orphan_end_s
         self.open_pushes = 0
         self.refused = 0
+        self._attached: dict[tuple[str, str], int] = {}  # open pushes per (channel, stream)
 
     def authorized(self, request: web.Request) -> bool:
         given = request.headers.get("Authorization", "").encode()
@@ -172,8 +193,13 @@ class IngestEndpoint:
         rendition = request.match_info["rendition"]
         where = f"push {channel}/{stream}/{rendition} from {request.remote}"
         self.open_pushes += 1
+        key = (channel, stream)
+        self._attached[key] = self._attached.get(key, 0) + 1
         try:
             await self._receive(request, channel, stream, rendition)
+        except TimeoutError:
+            log.warning("%s closed: nothing received for %g s", where, self.idle_timeout_s)
+            return web.Response(status=408, text="push idle\n")
         except (ConnectionError, ClientError) as exc:
             log.info("%s lost: %s", where, exc or type(exc).__name__)
             return web.Response(status=400, text="push connection lost\n")
@@ -188,13 +214,29 @@ class IngestEndpoint:
             return web.Response(status=409, text=f"{exc}\n")
         finally:
             self.open_pushes -= 1
+            self._detach(key)
         return web.Response(status=200, text="ok\n")
+
+    def _detach(self, key: tuple[str, str]) -> None:
+        """The last push of a stream closed: unless one comes back soon, the stream is over (its
+        ingest node died without ending it; a takeover arrives as a new stream anyway)."""
+        left = self._attached[key] - 1
+        if left:
+            self._attached[key] = left
+            return
+        del self._attached[key]
+        asyncio.get_running_loop().call_later(self.orphan_end_s, self._end_if_orphaned, key)
+
+    def _end_if_orphaned(self, key: tuple[str, str]) -> None:
+        if key not in self._attached and self.streams.orphaned(*key):
+            log.warning("%s/%s: no push for %g s; the stream is ended", *key, self.orphan_end_s)
 
     async def _receive(self, request: web.Request, channel: str, stream: str, rendition: str) -> None:
         parser = IngestParser(rendition)
         streams = self.streams
         while True:
-            data = await request.content.read(READ_CHUNK)
+            async with asyncio.timeout(self.idle_timeout_s):
+                data = await request.content.read(READ_CHUNK)
             events = parser.feed(data) if data else parser.feed_eof()
             for event in events:
                 if isinstance(event, PartReceived):
@@ -212,9 +254,12 @@ class IngestEndpoint:
 INGEST_KEY = web.AppKey("ingest", IngestEndpoint)
 
 
-def setup_ingest(app: web.Application, store: OriginStore, token: str) -> IngestEndpoint:
+def setup_ingest(app: web.Application, store: OriginStore, token: str, *,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 orphan_end_s: float = ORPHAN_END_S) -> IngestEndpoint:
     """Accept CMAF pushes into ``store`` for holders of ``token``."""
-    endpoint = IngestEndpoint(store, token)
+    endpoint = IngestEndpoint(store, token, idle_timeout_s=idle_timeout_s,
+                              orphan_end_s=orphan_end_s)
     app[INGEST_KEY] = endpoint
     app.router.add_post(f"/ingest/{{channel:{_NAME}}}/{{stream:{_STREAM}}}/{{rendition:{_NAME}}}",
                         endpoint.handle)
