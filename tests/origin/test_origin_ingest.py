@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import pytest
 from aiohttp import web
+from live.media.units import AudioConfig
 from live.origin.app import setup_origin
 from live.origin.ingest import PushedStreams, StalePush, setup_ingest
 from live.origin.store import OriginSettings, OriginStore
-from live.package.fmp4 import box, full_box
+from live.package.fmp4 import audio_track, box, full_box, init_segment
 from live.package.ingest_wire import TrackHeader, encode_header, encode_part
 from live.package.parts import InitSegment, Part
 from live.package.push import CmafPush, PushSettings, StreamPush
@@ -27,8 +28,9 @@ from live.package.timing import ChannelTiming
 TOKEN = "t" * 24
 TIMING = ChannelTiming(target_duration_s=2, part_target_s=0.201)
 PARTS_PER_SEGMENT = 9
-INITS = [InitSegment(name, box(b"ftyp", b"iso6\0\0\0\0") + box(b"moov", name.encode()),
-                     "avc1.64001f,mp4a.40.2", bw, w, h, 30.0)
+#: A real CMAF header (the DASH manifest reads its timescale), one per rendition.
+HEADER = init_segment([audio_track(AudioConfig("aac", "mp4a.40.2", 48_000, 2, 2, b"\x11\x90"))])
+INITS = [InitSegment(name, HEADER, "avc1.64001f,mp4a.40.2", bw, w, h, 30.0)
          for name, bw, w, h in (("720p", 3_000_000, 1280, 720), ("360p", 800_000, 640, 360))]
 
 
@@ -137,6 +139,11 @@ async def test_both_origins_get_every_part_under_the_same_epoch(origins: list[Or
             async with session.get(f"{origin.url}/hls/alpha/720p/{sink.stream_id}/101.3.m4s") as media:
                 assert await media.read() == make_part("720p", 12).data
     assert bodies[0] == bodies[1]
+    async with aiohttp.ClientSession() as session:  # LL-DASH is served from the same store
+        for origin in origins:
+            async with session.get(f"{origin.url}/dash/alpha/manifest.mpd") as response:
+                assert response.status == 200
+                assert sink.stream_id in await response.text()
     sink.end("alpha")
     await until(lambda: all(o.store.channel("alpha").ended for o in origins))  # type: ignore[union-attr]
 
