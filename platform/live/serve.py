@@ -114,7 +114,7 @@ class Platform:
             for seed in settings.channels:
                 await repo.ensure_channel(seed.name, seed.stream_key)
         dvr: Dvr | None = None
-        if {"ingest", "origin"} <= roles:  # the recorder sits beside the local origin
+        if "origin" in roles:  # the origin keeps the live edge, its DVR the window on disk
             self.dvr = dvr = await open_dvr(settings.data_dir / "dvr", settings.dvr)
             stack.push_async_callback(dvr.close)
         if "ingest" in roles:
@@ -144,7 +144,8 @@ class Platform:
         if "origin" in roles:
             setup_origin(app, self.origin)
             if settings.ingest_token:
-                setup_ingest(app, self.origin, settings.ingest_token)
+                setup_ingest(app, self.origin, settings.ingest_token,
+                             recorder=dvr.recorder if dvr is not None else None)
         if "api" in roles:
             setup_web(app, self.streams, hls_base=settings.public_hls_url)
         app[STREAMS_KEY] = self.streams

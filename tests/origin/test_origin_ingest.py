@@ -11,10 +11,14 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from live.dvr.app import setup_dvr
+from live.dvr.catalog import DvrSettings
+from live.dvr.service import open_dvr
 from live.media.units import AudioConfig
 from live.origin.app import setup_origin
 from live.origin.ingest import PushedStreams, StalePush, setup_ingest
@@ -376,3 +380,41 @@ async def test_an_idle_push_is_closed_and_an_orphaned_stream_ended() -> None:
         assert endpoint.open_pushes == 0
     finally:
         await runner.cleanup()
+
+
+async def test_an_origin_records_pushed_streams_in_its_dvr_once_each(tmp_path: Path) -> None:
+    """The DVR on an origin node gets what the store accepted: a reconnect's resent header and
+    parts are not recorded twice, and the recording serves the pushed segments."""
+    store = OriginStore(OriginSettings(timing=TIMING))
+    dvr = await open_dvr(tmp_path / "dvr", DvrSettings(durable=False), inline=True)
+    app = web.Application()
+    setup_dvr(app, dvr.catalog, dvr.store)
+    setup_origin(app, store)
+    endpoint = setup_ingest(app, store, TOKEN, recorder=dvr.recorder)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for first, count in ((0, 12), (9, 18)):  # a reconnect resends 9..11
+                body = encode_header(INITS[0], TIMING) + b"".join(
+                    encode_part(make_part("720p", n)) for n in range(first, first + count))
+                async with session.post(f"{base}/ingest/alpha/s1/720p", data=body,
+                                        headers=auth) as response:
+                    assert response.status == 200
+            assert endpoint.streams.parts_skipped == 3
+            async with session.get(f"{base}/hls/alpha/dvr/720p.m3u8") as response:
+                assert response.status == 200
+                playlist = await response.text()
+            segments = [line for line in playlist.splitlines() if line.endswith(".m4s")]
+            assert len(segments) == 3  # 27 parts: segments 100..102, each recorded once
+            async with session.get(f"{base}/hls/alpha/dvr/720p.m3u8".replace(
+                    "720p.m3u8", segments[1])) as media:
+                assert media.status == 200
+                assert await media.read() == b"".join(make_part("720p", n).data
+                                                      for n in range(9, 18))
+    finally:
+        await runner.cleanup()
+        await dvr.close()

@@ -65,6 +65,7 @@ async def test_an_origin_node_serves_hls_and_ingest_only(tmp_path: Path) -> None
                              srt_port=None)
     async with Platform(settings) as platform:
         assert platform.repo is None and platform.rtmp is None and platform.chat is None
+        assert platform.dvr is not None  # the origin keeps the DVR window of what is pushed
         ports = platform.ports
         assert ports.rtmp == 0 and ports.chat == 0
         base = f"http://127.0.0.1:{ports.http}"
@@ -88,6 +89,7 @@ async def test_an_api_and_chat_node_has_no_media_path(tmp_path: Path) -> None:
                              data_dir=tmp_path, roles=frozenset({"api", "chat"}), srt_port=None)
     async with Platform(settings) as platform:
         assert platform.rtmp is None and platform.media_paths is None and platform.chat is not None
+        assert platform.dvr is None
         base = f"http://127.0.0.1:{platform.ports.http}"
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{base}/api/v1/streams") as response:

@@ -17,6 +17,7 @@ from one to the other. A newer stream id replaces the channel's stream; an older
   for the next segment start;
 * a part further ahead than the next (parts lost while this origin was unreachable) restarts
   that rendition at the next segment start, the other renditions going on;
+* a recorder (the DVR on this origin) gets what the store accepted, each once;
 * the stream ends once every rendition of it has ended or been dropped, or once no push of it
   has been open for ``ORPHAN_END_S`` (its ingest node died); a push idle for
   ``IDLE_TIMEOUT_S`` is closed.
@@ -41,7 +42,7 @@ from live.package.ingest_wire import (
     TrackHeader,
 )
 from live.package.parts import Part
-from live.package.sink import PublishError
+from live.package.sink import PartSink, PublishError
 
 log = logging.getLogger("live.origin.ingest")
 
@@ -78,8 +79,10 @@ def _newer(a: str, b: str) -> bool:
 class PushedStreams:
     """Pushed tracks applied to an ``OriginStore`` (synchronous, on the event-loop thread)."""
 
-    def __init__(self, store: OriginStore) -> None:
+    def __init__(self, store: OriginStore, recorder: PartSink | None = None) -> None:
         self.store = store
+        #: Also gets what the store accepted (the DVR on this origin), exactly once each.
+        self.recorder = recorder
         self._streams: dict[str, _Pushed] = {}
         self.parts_applied = 0
         self.parts_skipped = 0
@@ -102,12 +105,15 @@ class PushedStreams:
             state = self.store.open(channel, event.timing, epoch=stream)
             pushed = self._streams[channel] = _Pushed(stream, state)
         name = event.init.rendition
-        rend = pushed.state.rendition(name)
-        if rend is not None and rend.init != event.init:
-            self.store.drop_rendition(channel, name)  # a new header mid-stream: start it afresh
+        before = pushed.state.rendition(name)
+        if before is not None and before.init != event.init:
+            self._drop(channel, name)  # a new header mid-stream: start it afresh
+            before = None
         self.store.publish_init(channel, event.init, event.timing)
         pushed.ended.discard(name)
         rend = pushed.state.rendition(name)
+        if rend is not None and rend is not before and self.recorder is not None:
+            self.recorder.publish_init(channel, event.init, event.timing)  # not on a resend
         if rend is not None and rend.last is None:
             pushed.waiting.add(name)
 
@@ -126,8 +132,10 @@ class PushedStreams:
             log.warning("%s/%s: parts %d.%d to %d.%d never arrived; the rendition restarts at "
                         "the next segment", channel, name, *last.next_part, part.msn, part.index)
             init = rend.init
-            self.store.drop_rendition(channel, name)
+            self._drop(channel, name)
             self.store.publish_init(channel, init, pushed.state.timing)
+            if self.recorder is not None:
+                self.recorder.publish_init(channel, init, pushed.state.timing)
             pushed.waiting.add(name)
         if name in pushed.waiting:
             if part.index != 0:
@@ -136,11 +144,23 @@ class PushedStreams:
             pushed.waiting.discard(name)
         self.store.publish_part(channel, part)
         self.parts_applied += 1
+        if self.recorder is not None:
+            self.recorder.publish_part(channel, part)
+
+    def _drop(self, channel: str, rendition: str) -> None:
+        self.store.drop_rendition(channel, rendition)
+        if self.recorder is not None:
+            self.recorder.drop_rendition(channel, rendition)
+
+    def _end(self, channel: str) -> None:
+        self.store.end(channel)
+        if self.recorder is not None:
+            self.recorder.end(channel)
 
     def dropped(self, channel: str, stream: str, rendition: str) -> None:
         pushed = self._current(channel, stream)
         if pushed is not None:
-            self.store.drop_rendition(channel, rendition)
+            self._drop(channel, rendition)
             self._ended(channel, pushed, rendition)
 
     def track_ended(self, channel: str, stream: str, rendition: str) -> None:
@@ -154,23 +174,23 @@ class PushedStreams:
         if pushed is None or pushed.stream != stream or pushed.state.ended \
                 or self.store.channel(channel) is not pushed.state:
             return False
-        self.store.end(channel)
+        self._end(channel)
         return True
 
     def _ended(self, channel: str, pushed: _Pushed, rendition: str) -> None:
         pushed.ended.add(rendition)
-        if set(pushed.state.renditions) <= pushed.ended:
-            self.store.end(channel)
+        if set(pushed.state.renditions) <= pushed.ended and not pushed.state.ended:
+            self._end(channel)
 
 
 class IngestEndpoint:
     """The aiohttp shell: authenticate, stream the body through the parser, apply events."""
 
-    def __init__(self, store: OriginStore, token: str, *, idle_timeout_s: float = IDLE_TIMEOUT_S,
-                 orphan_end_s: float = ORPHAN_END_S) -> None:
+    def __init__(self, store: OriginStore, token: str, *, recorder: PartSink | None = None,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, orphan_end_s: float = ORPHAN_END_S) -> None:
         if not token:
             raise ValueError("the ingest endpoint needs a non-empty token")
-        self.streams = PushedStreams(store)
+        self.streams = PushedStreams(store, recorder)
         self._token = f"Bearer {token}".encode()
         self.idle_timeout_s = idle_timeout_s
         self.orphan_end_s = orphan_end_s
@@ -255,10 +275,10 @@ INGEST_KEY = web.AppKey("ingest", IngestEndpoint)
 
 
 def setup_ingest(app: web.Application, store: OriginStore, token: str, *,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 recorder: PartSink | None = None, idle_timeout_s: float = IDLE_TIMEOUT_S,
                  orphan_end_s: float = ORPHAN_END_S) -> IngestEndpoint:
-    """Accept CMAF pushes into ``store`` for holders of ``token``."""
-    endpoint = IngestEndpoint(store, token, idle_timeout_s=idle_timeout_s,
+    """Accept CMAF pushes into ``store`` (and ``recorder``, the DVR) for holders of ``token``."""
+    endpoint = IngestEndpoint(store, token, recorder=recorder, idle_timeout_s=idle_timeout_s,
                               orphan_end_s=orphan_end_s)
     app[INGEST_KEY] = endpoint
     app.router.add_post(f"/ingest/{{channel:{_NAME}}}/{{stream:{_STREAM}}}/{{rendition:{_NAME}}}",
