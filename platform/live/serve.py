@@ -322,6 +322,9 @@ async def serve(settings: ServeSettings, duration_s: float | None = None) -> Non
               f"HTTP on {settings.http_base.rsplit(':', 1)[0]}:{ports.http}", flush=True)
         if platform.push is not None:
             print(f"  pushing CMAF to: {' '.join(settings.origins)}", flush=True)
+        if "origin" in settings.roles and settings.ingest_token:
+            print(f"  ingest:  http://{settings.url_host}:{ports.http}/ingest/CHANNEL/STREAM/RENDITION "
+                  "(CMAF pushes holding the ingest token)", flush=True)
         for line in platform.publish_urls():
             print(f"  publish: {line}", flush=True)
         if ports.srt:
