@@ -3,12 +3,14 @@ parts published into an in-process origin store (today's single `live serve`), i
 
 The same synthetic parts (S streams x 3 renditions, muxed-size CMAF chunks) go three ways:
 
-1. in process: ``OriginStore.publish_part`` directly (what one `live serve` does today);
+1. in process: into the origin store and its DVR recorder (what one `live serve` does today);
 2. pushed to one origin: a ``CmafPush`` here, a real `live serve --roles origin` process there;
 3. pushed to two origins (the redundant set-up): the pusher's cost per extra origin.
 
-Origin CPU is the origin process's utime + stime from /proc; the pusher's and the in-process
-store's are this process's ``time.process_time``. Ratios are against row 1.
+Both sides record the DVR (an origin node keeps it), durable, on the same disk. Origin CPU is
+the origin process's utime + stime from /proc (all its threads, the DVR writer's too); the
+pusher's and the in-process store's are this process's ``time.process_time``, which also counts
+every thread. Ratios are against row 1.
 
     python bench/ingest_scaleout.py [--streams 20] [--parts 100]
 
@@ -35,10 +37,13 @@ from _net import free_port, wait_port
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "platform"))
 
+from live.dvr.catalog import DvrSettings  # noqa: E402
+from live.dvr.service import open_dvr  # noqa: E402
 from live.origin.store import OriginSettings, OriginStore  # noqa: E402
 from live.package.fmp4 import box, full_box  # noqa: E402
 from live.package.parts import InitSegment, Part  # noqa: E402
 from live.package.push import CmafPush, PushSettings  # noqa: E402
+from live.package.sink import TeeSink  # noqa: E402
 from live.package.timing import ChannelTiming  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -89,16 +94,33 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def in_process(streams: int, parts: list[list[Part]]) -> Row:
+async def settle(pids: list[int], quiet_s: float = 1.0, limit_s: float = 30.0) -> None:
+    """Until the processes' CPU stops growing for ``quiet_s`` (at most ``limit_s``)."""
+    deadline = time.monotonic() + limit_s
+    last = sum(proc_cpu_s(pid) for pid in pids)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet_s)
+        now = sum(proc_cpu_s(pid) for pid in pids)
+        if now - last < 2 / CLK_TCK:
+            return
+        last = now
+
+
+async def in_process(workdir: Path, streams: int, parts: list[list[Part]]) -> Row:
+    """Today's single process: the packager's parts into the origin store and its DVR."""
     store = OriginStore(OriginSettings(timing=TIMING, dvr_window_s=60.0))
+    dvr = await open_dvr(workdir / "in-process-dvr", DvrSettings())
+    sink = TeeSink(store, dvr.recorder)
     started, cpu = time.monotonic(), time.process_time()
     for s in range(streams):
         for init in inits():
-            store.publish_init(f"ch{s}", init, TIMING)
+            sink.publish_init(f"ch{s}", init, TIMING)
     for per_rendition in parts:
         for s in range(streams):
             for part in per_rendition:
-                store.publish_part(f"ch{s}", part)
+                sink.publish_part(f"ch{s}", part)
+        await asyncio.sleep(0)
+    await dvr.close()  # its writer thread has written every segment
     return Row("in process (today)", streams * len(parts) * len(RENDITIONS), 0.0,
                time.process_time() - cpu, time.monotonic() - started)
 
@@ -150,6 +172,7 @@ async def pushed(workdir: Path, streams: int, parts: list[list[Part]], origins: 
                     await asyncio.sleep(0.05)
         wall = time.monotonic() - started
         pusher = time.process_time() - cpu
+        await settle([p.pid for p, _ in procs])  # their DVR writers finish the last segments
         origin = sum(proc_cpu_s(p.pid) for p, _ in procs) - sum(origin_cpu)
         for s, sink in enumerate(sinks):
             sink.end(f"ch{s}")
@@ -171,7 +194,7 @@ async def main() -> None:
     parts = all_parts(args.parts)
     with tempfile.TemporaryDirectory(prefix="ingest-scaleout-") as tmp:
         workdir = Path(tmp)
-        rows = [in_process(args.streams, parts),
+        rows = [await in_process(workdir, args.streams, parts),
                 await pushed(workdir, args.streams, parts, 1),
                 await pushed(workdir, args.streams, parts, 2)]
     base = rows[0].pusher_us()
