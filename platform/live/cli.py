@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from live.cli_cdn import add_cdn_parser, run_cdn
+from live.cli_cluster import add_cluster_parsers, run_leases
 from live.cli_commerce import add_commerce_parsers, payments_settings, run_commerce
 from live.cli_types import (
     DEFAULT_SRT_PORT,
@@ -23,12 +24,14 @@ from live.cli_types import (
     port,
     public_hls_url,
     redis_url,
+    roles,
     seconds,
     size,
     srt_port,
 )
 from live.config import (
     CHANNELS_ENV,
+    ROLES,
     SEEDED_KEY_MIN,
     ChannelSeed,
     ServeSettings,
@@ -44,19 +47,33 @@ from live.webrtc.settings import WebRtcSettings, WhipSettings
 METRICS_TOKEN_ENV = "LIVETWIN_METRICS_TOKEN"
 
 
+#: The environment variable `live serve` reads the CMAF ingest secret from.
+INGEST_TOKEN_ENV = "LIVETWIN_INGEST_TOKEN"
+
+
+def _ingest_token(args: argparse.Namespace) -> str | None:
+    """--ingest-token TOKEN, --ingest-token @FILE (first line) or $LIVETWIN_INGEST_TOKEN."""
+    text = args.ingest_token if args.ingest_token is not None else os.environ.get(INGEST_TOKEN_ENV)
+    return _secret(text, "--ingest-token")
+
+
 def _metrics_token(args: argparse.Namespace) -> str | None:
     """--metrics-token TOKEN, --metrics-token @FILE (first line) or $LIVETWIN_METRICS_TOKEN."""
     text = args.metrics_token if args.metrics_token is not None else os.environ.get(METRICS_TOKEN_ENV)
+    return _secret(text, "--metrics-token")
+
+
+def _secret(text: str | None, option: str) -> str | None:
     if text is None:
         return None
     if text.startswith("@"):
         try:
             lines = Path(text[1:]).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as error:
-            raise ValueError(f"--metrics-token {text}: cannot read the token file: {error}") from None
+            raise ValueError(f"{option} {text}: cannot read the token file: {error}") from None
         text = lines[0].strip() if lines else ""
     if len(text) < SEEDED_KEY_MIN:
-        raise ValueError(f"the metrics token must be at least {SEEDED_KEY_MIN} characters")
+        raise ValueError(f"{option}: the token must be at least {SEEDED_KEY_MIN} characters")
     return text
 
 
@@ -142,6 +159,22 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ad-creatives", type=int, default=0, metavar="N",
                         help="make N short ad clips with `live transcode` at start and offer them in "
                              "ad breaks (default 0: ad breaks have no creatives)")
+    parser.add_argument("--roles", type=roles, default=frozenset(ROLES), metavar="ROLE,...",
+                        help=f"what this process runs, a subset of {','.join(ROLES)} (default: all; "
+                             "docs/scaleout.md)")
+    parser.add_argument("--origin", action="append", default=[], metavar="URL",
+                        help="an origin (http://HOST:PORT) the ingest role pushes every stream to as "
+                             "CMAF (DASH-IF ingest); repeat for redundant origins; needs --ingest-token")
+    parser.add_argument("--ingest-token", default=None, metavar="TOKEN",
+                        help="the shared secret of CMAF pushes: an origin accepts pushes only with "
+                             f"it, an ingest node sends it; @FILE reads it from FILE, and "
+                             f"{INGEST_TOKEN_ENV} in the environment works too")
+    parser.add_argument("--control-plane", default=None, metavar="URL",
+                        help="nats://HOST:PORT (JetStream): ingest nodes lease each live channel "
+                             "there, so a stream key is accepted by one node at a time; a dead "
+                             "node's leases expire (default: none)")
+    parser.add_argument("--node-id", default="", metavar="NAME",
+                        help="this node's name in the control plane (default: host name and pid)")
     parser.add_argument("--payments-url", default=None, metavar="URL",
                         help="payment provider API (e.g. a `live payments-sandbox`); its key and webhook "
                              "secret come from LIVETWIN_PAYMENTS_API_KEY and LIVETWIN_WEBHOOK_SECRET "
@@ -185,6 +218,8 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         dvr_window_s=args.dvr_window, dvr_max_bytes=args.dvr_max_bytes,
         vod_retention_s=args.vod_retention,
         payments=payments_settings(args.payments_url), ad_creatives=args.ad_creatives,
+        roles=args.roles, origins=tuple(args.origin), ingest_token=_ingest_token(args),
+        control_plane=args.control_plane, node_id=args.node_id,
     )
 
 
@@ -230,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="LL-HLS part target in seconds (default 0.201)")
     transcode.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     add_cdn_parser(commands)
+    add_cluster_parsers(commands)
     add_commerce_parsers(commands)
     return parser
 
@@ -261,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args, serve_settings)
     if args.command == "cdn":
         return run_cdn(args)
+    if args.command == "leases":
+        return run_leases(args)
     if args.command in ("ledger", "payouts", "payments-sandbox"):
         return run_commerce(args)
     return 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from live.config import ChannelSeed, check_public_hls_url, parse_duration, parse_size
+from live.config import ChannelSeed, check_public_hls_url, parse_duration, parse_roles, parse_size
 
 DEFAULT_SRT_PORT = 9000
 #: ``--srt-port off``: no SRT listener.
@@ -39,6 +39,13 @@ def size(text: str) -> int:
 def public_hls_url(text: str) -> str:
     try:
         return check_public_hls_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def roles(text: str) -> frozenset[str]:
+    try:
+        return parse_roles(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 

@@ -112,6 +112,19 @@ def parse_size(text: str) -> int:
     return int(float(match[1]) * 1024 ** ("kmgt".find(match[2]) + 1 if match[2] else 0))
 
 
+#: What one `live serve` process can run (``--roles``); all of them by default.
+ROLES = ("ingest", "origin", "api", "chat")
+
+
+def parse_roles(text: str) -> frozenset[str]:
+    """``ingest,origin`` -> the roles; unknown or none is an error."""
+    roles = frozenset(item.strip() for item in text.split(",") if item.strip())
+    unknown = sorted(roles - set(ROLES))
+    if unknown or not roles:
+        raise ValueError(f"--roles {text!r}: expected a comma-separated subset of {','.join(ROLES)}")
+    return roles
+
+
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
     host: str = "127.0.0.1"
@@ -150,10 +163,35 @@ class ServeSettings:
     live_window_s: float = 60.0  # what the origin holds in memory; older media is the DVR's
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)  # None url: embedded sandbox
     ad_creatives: int = 0  # ad clips to make with `live transcode` at start (0: none)
+    roles: frozenset[str] = frozenset(ROLES)  # what this process runs (docs/scaleout.md)
+    #: Origins an ingest node pushes CMAF to (DASH-IF ingest); empty = its own origin only.
+    origins: tuple[str, ...] = ()
+    #: The shared secret of CMAF pushes: an origin accepts pushes only with it (None: none).
+    ingest_token: str | None = None
+    #: nats://HOST:PORT of the control plane (JetStream): ingest nodes lease the channels they
+    #: carry there, so a stream key is live on one node at a time. None: no leases.
+    control_plane: str | None = None
+    node_id: str = ""  # this node's name in the control plane ("" = host name and process id)
 
     def __post_init__(self) -> None:
         if self.public_hls_url is not None:
             check_public_hls_url(self.public_hls_url)
+        if not self.roles or not self.roles <= set(ROLES):
+            raise ValueError(f"roles {sorted(self.roles)}: expected a subset of {ROLES}")
+        for url in self.origins:
+            if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._\-/]*)?$", url):
+                raise ValueError(f"--origin {url!r}: expected http(s)://HOST:PORT")
+        if self.origins and not self.ingest_token:
+            raise ValueError("--origin needs --ingest-token (the origins' shared ingest secret)")
+        if self.origins and "ingest" not in self.roles:
+            raise ValueError("--origin is where the ingest role pushes; add ingest to --roles")
+        if "ingest" in self.roles and "origin" not in self.roles and not self.origins:
+            raise ValueError("an ingest node without the origin role needs --origin URL "
+                             "(where its packager pushes)")
+        if self.control_plane is not None and not self.control_plane.startswith(("nats://", "tls://")):
+            raise ValueError(f"--control-plane {self.control_plane!r}: expected nats://HOST:PORT")
+        if self.ingest_token is not None and len(self.ingest_token) < SEEDED_KEY_MIN:
+            raise ValueError(f"--ingest-token: use at least {SEEDED_KEY_MIN} characters")
 
     @property
     def dvr(self) -> DvrSettings:

@@ -5,7 +5,8 @@
 access units, and a ``LadderPackager`` (one ``Segmenter`` per encoded rung, video muxed with
 the shared AAC track, so a player needs one playlist per quality) writing to the origin store as
 its ``PartSink``. A rung whose packaging fails is retired with a logged reason; the stream and
-its other rungs go on. Taps (``LiveMediaPaths.tap``) see the same transcoder events beside the
+its other rungs go on. On an ingest node the packager pushes to remote origins instead
+(``live.package.push``), or as well. Taps (``LiveMediaPaths.tap``) see the same transcoder events beside the
 packager, configurations first, so WHEP forwards the encoded ladder without touching the segmenter.
 
 Each stream writes to the origin through its own ``StreamSink``: when a publisher reconnects,
@@ -28,6 +29,7 @@ from live.media.units import AccessUnit, AudioConfig, TrackKind, VideoConfig
 from live.origin.store import ChannelState, OriginStore
 from live.package.ladder_packager import LadderPackager, PackagingSettings
 from live.package.parts import InitSegment, Part
+from live.package.push import CmafPush
 from live.package.sink import PartSink, TeeSink
 from live.package.timing import ChannelTiming
 from live.transcode.events import RenditionConfig
@@ -99,11 +101,12 @@ class StreamSink:
 class StreamMediaPath:
     """Transcode and package one live stream into the origin."""
 
-    def __init__(self, stream: LiveStream, origin: OriginStore, settings: MediaPathSettings,
-                 recorder: PartSink | None = None) -> None:
+    def __init__(self, stream: LiveStream, origin: OriginStore | None, settings: MediaPathSettings,
+                 recorder: PartSink | None = None, push: CmafPush | None = None) -> None:
         self.stream = stream
         self.origin = origin
         self.recorder = recorder
+        self.push = push
         self.settings = settings
         self.channel = stream.channel
         self.supervisor: TranscodeSupervisor | None = None
@@ -158,8 +161,15 @@ class StreamMediaPath:
         assert self._video is not None
         video = self._video
         fps = source_frame_rate(self.stream, video)
-        self.sink = StreamSink(self.origin, self.channel, self.settings.packaging.timing)
-        sink: PartSink = self.sink if self.recorder is None else TeeSink(self.sink, self.recorder)
+        sinks: list[PartSink] = []
+        if self.origin is not None:  # the local origin first: what it refuses goes nowhere else
+            self.sink = StreamSink(self.origin, self.channel, self.settings.packaging.timing)
+            sinks.append(self.sink)
+        if self.push is not None:
+            sinks.append(self.push.stream(self.channel))
+        if self.recorder is not None:
+            sinks.append(self.recorder)
+        sink: PartSink = sinks[0] if len(sinks) == 1 else TeeSink(*sinks)
         self.packager = LadderPackager(self.channel, sink, self.settings.packaging,
                                        source_has_audio=self._audio is not None)
         supervisor = TranscodeSupervisor(
@@ -253,10 +263,14 @@ class StreamMediaPath:
 class LiveMediaPaths:
     """Start a StreamMediaPath for every stream that goes live; stop them all on close."""
 
-    def __init__(self, registry: LiveStreamRegistry, origin: OriginStore,
-                 settings: MediaPathSettings | None = None, *, recorder: PartSink | None = None) -> None:
-        self.origin = origin
+    def __init__(self, registry: LiveStreamRegistry, origin: OriginStore | None,
+                 settings: MediaPathSettings | None = None, *, recorder: PartSink | None = None,
+                 push: CmafPush | None = None) -> None:
+        if origin is None and push is None:
+            raise ValueError("a media path needs a local origin, a push to origins, or both")
+        self.origin = origin  # None on an ingest-only node
         self.recorder = recorder  # also gets every packaged part (the DVR), after the origin
+        self.push = push  # CMAF push to remote origins (DASH-IF ingest), after the local origin
         self.settings = settings or MediaPathSettings()
         self.by_channel: dict[str, StreamMediaPath] = {}
         registry.on_stream_start(self._on_start)
@@ -269,7 +283,7 @@ class LiveMediaPaths:
         return path.add_tap(tap)
 
     def _on_start(self, stream: LiveStream) -> None:
-        path = StreamMediaPath(stream, self.origin, self.settings, self.recorder)
+        path = StreamMediaPath(stream, self.origin, self.settings, self.recorder, self.push)
         previous = self.by_channel.get(stream.channel)
         if previous is not None:
             previous._ended.set()

@@ -25,10 +25,13 @@ from live.chat.server import ChatServer
 from live.ingest.registry import LiveStreamRegistry
 from live.mediapath import LiveMediaPaths
 from live.origin.app import BLOCKER_KEY
+from live.origin.ingest import INGEST_KEY
+from live.package.push import CmafPush
 
 STREAMS_KEY: Final = web.AppKey("streams", LiveStreamRegistry)
 TRANSCODES_KEY: Final = web.AppKey("transcodes", LiveMediaPaths)
 CHAT_KEY: Final = web.AppKey("chat", ChatServer)
+PUSH_KEY: Final = web.AppKey("push", CmafPush)
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_KINDS: Final = ("multivariant", "playlist", "part", "segment", "init", "other")
@@ -58,8 +61,8 @@ def _status_class(status: int) -> str:
 class PlatformCollector(Collector):
     """Reads the platform's live state at scrape time (no copies to keep in step).
 
-    The origin's blocker and the stream registry must be on ``app``; transcoding and chat are
-    reported when they are there.
+    The stream registry must be on ``app``; the origin's blocker, transcoding and chat are
+    reported when they are there (a node runs only some roles).
     """
 
     def __init__(self, app: web.Application) -> None:
@@ -67,9 +70,12 @@ class PlatformCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         app = self.app
-        held = GaugeMetricFamily("livetwin_origin_held_requests", "Blocking playlist/part requests held now")
-        held.add_metric([], float(app[BLOCKER_KEY].held))
-        yield held
+        blocker = app.get(BLOCKER_KEY)  # absent on a node without the origin role
+        if blocker is not None:
+            held = GaugeMetricFamily("livetwin_origin_held_requests",
+                                     "Blocking playlist/part requests held now")
+            held.add_metric([], float(blocker.held))
+            yield held
 
         live = GaugeMetricFamily("livetwin_live_streams", "Streams being published now")
         live.add_metric([], float(len(app[STREAMS_KEY])))
@@ -127,6 +133,43 @@ class PlatformCollector(Collector):
             clients.add_metric([], float(stats.clients))
             yield delivered
             yield clients
+
+        yield from _scale_out_metrics(app)
+
+
+def _scale_out_metrics(app: web.Application) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """An ingest node's CMAF push per origin, and an origin's ingest endpoint (docs/scaleout.md)."""
+    push = app.get(PUSH_KEY)
+    if push is not None:
+        queued = GaugeMetricFamily("livetwin_push_queued_bytes",
+                                   "CMAF bytes queued for an origin, not yet sent", labels=["origin"])
+        tracks = GaugeMetricFamily("livetwin_push_tracks", "Tracks pushed to an origin now",
+                                   labels=["origin"])
+        failures = CounterMetricFamily("livetwin_push_failures",
+                                       "Pushes to an origin that failed or stalled (then retried)",
+                                       labels=["origin"])
+        resyncs = CounterMetricFamily("livetwin_push_resyncs",
+                                      "Times a track's queue was dropped (full, or refused by the "
+                                      "origin) and resumed at the next segment", labels=["origin"])
+        for origin in push.origins:
+            queued.add_metric([origin.url], float(origin.queued_bytes))
+            tracks.add_metric([origin.url], float(len(origin.tracks)))
+            failures.add_metric([origin.url], float(origin.failures))
+            resyncs.add_metric([origin.url], float(origin.resyncs))
+        yield from (queued, tracks, failures, resyncs)
+    ingest = app.get(INGEST_KEY)
+    if ingest is not None:
+        pushes = GaugeMetricFamily("livetwin_ingest_pushes", "CMAF pushes (tracks) open now")
+        pushes.add_metric([], float(ingest.open_pushes))
+        applied = CounterMetricFamily("livetwin_ingest_parts", "Pushed parts added to the store")
+        applied.add_metric([], float(ingest.streams.parts_applied))
+        skipped = CounterMetricFamily("livetwin_ingest_parts_skipped",
+                                      "Pushed parts skipped (resent, or before a segment start)")
+        skipped.add_metric([], float(ingest.streams.parts_skipped))
+        refused = CounterMetricFamily("livetwin_ingest_refused",
+                                      "Pushes refused for a missing or wrong ingest token")
+        refused.add_metric([], float(ingest.refused))
+        yield from (pushes, applied, skipped, refused)
 
 
 class PlatformMetrics:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from live.package.sink import PartSink
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+_EPOCH = re.compile(r"[0-9a-z]{1,16}\Z")
 #: Names the URL layout reserves (``/hls/{channel}/master.m3u8``, the DVR's ``dvr/`` and ``vod/``).
 _RESERVED_RENDITIONS = frozenset({"master", "dvr", "vod"})
 #: Slack on part/segment durations for timestamp rounding (a 1/90000 s tick is far below it).
@@ -261,14 +262,21 @@ class OriginStore:
 
     # -- publishing (the packager's side) -------------------------------------------------------
 
-    def open(self, channel: str, timing: ChannelTiming | None = None) -> ChannelState:
-        """Start a new stream on ``channel`` (replacing any previous one) with its timing."""
+    def open(self, channel: str, timing: ChannelTiming | None = None, *,
+             epoch: str | None = None) -> ChannelState:
+        """Start a new stream on ``channel`` (replacing any previous one) with its timing.
+        ``epoch`` is the stream's id when a packager elsewhere chose it (a CMAF push), so every
+        origin fed by that packager serves the same media URLs; by default the store picks one."""
         if not _NAME.match(channel):
             raise PublishError(f"channel name {channel!r} must match {_NAME.pattern}")
-        epoch = max(int(self._clock() * 1000), self._last_epoch + 1)
-        self._last_epoch = epoch
+        if epoch is not None and not _EPOCH.match(epoch):
+            raise PublishError(f"stream epoch {epoch!r} must match {_EPOCH.pattern}")
+        if epoch is None:
+            number = max(int(self._clock() * 1000), self._last_epoch + 1)
+            self._last_epoch = number
+            epoch = _base36(number)
         replaced = channel in self._channels
-        state = self._channels[channel] = ChannelState(channel, _base36(epoch),
+        state = self._channels[channel] = ChannelState(channel, epoch,
                                                        timing or self.settings.timing)
         if replaced:
             self._notify(channel, None)

@@ -93,7 +93,11 @@ class WebRtcService:
         try:
             if not stream_key:
                 raise Refused("WHIP needs Authorization: Bearer <stream key>", 401)
-            if await self._resolve_key(stream_key) != channel:
+            try:
+                resolved = await self._resolve_key(stream_key)
+            except ChannelBusy as busy:  # live on another ingest node (its lease)
+                raise Refused(str(busy), 409) from None
+            if resolved != channel:
                 raise Refused("unknown stream key for this channel", 401)
             parsed = _check(check_whip_offer, offer)
             try:

@@ -261,7 +261,12 @@ class _Session:
             await self.writer.drain()
 
     async def _on_publish(self, event: PublishRequested) -> bool:
-        channel = await self.server._resolve_key(event.name)
+        try:
+            channel = await self.server._resolve_key(event.name)
+        except ChannelBusy as busy:  # live on another ingest node (its lease, live.ingest.leases)
+            log.warning("rtmp %s: closing: %s", self.remote, busy)
+            self.conn.reject_publish(event.stream_id, BAD_NAME, str(busy))
+            return True
         if channel is None:
             banned = self.server.admission.publish_failed(self.host, time.monotonic())
             log.warning("rtmp %s: closing: unknown stream key%s", self.remote,

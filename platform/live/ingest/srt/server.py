@@ -185,7 +185,10 @@ class SrtServer:
         return "", 0
 
     async def _check_key(self, stream_key: str) -> tuple[str | None, tuple[str, int]]:
-        channel = await self._resolve_key(stream_key)
+        try:
+            channel = await self._resolve_key(stream_key)
+        except ChannelBusy as busy:  # live on another ingest node (its lease)
+            return None, (str(busy), libsrt.REJX_CONFLICT)
         if channel is None:
             return None, ("unknown stream key", libsrt.REJX_UNAUTHORIZED)
         if self._registry.get(channel) is not None:
