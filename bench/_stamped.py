@@ -38,8 +38,9 @@ class StampedConns:
             sock.setblocking(False)
             self.socks.append(sock)
 
-    def send(self, path: str) -> None:
-        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    def send(self, path: str, version: str = "1.1") -> None:
+        """``version`` may carry header lines after it (``"1.0\\r\\nConnection: keep-alive"``)."""
+        request = f"GET {path} HTTP/{version}\r\nHost: 127.0.0.1\r\n\r\n".encode()
         for sock in self.socks:
             sock.send(request)  # a few dozen bytes into an empty send buffer: never short
 

@@ -301,12 +301,15 @@ def held_result(server: str, n: int, answers: list[Answer], t0: float, cpu_ms: f
                       max(written, default=0), max(read, default=0), cpu_ms, rss_per_held, idle_ms)
 
 
-async def held_origin(port: int, pid: int, n: int) -> HeldResult:
+async def held_origin(port: int, pid: int, n: int, http10: bool = False) -> HeldResult:
+    """``http10``: HTTP/1.0 keep-alive requests, which the origin answers from each handler (its
+    early answers are for HTTP/1.1): the same run's baseline for the release path."""
     state = await http_json(port, "GET", "/bench/state")
     msn, part = state["next"]
     rss_before = rss_bytes(pid)
     conns = StampedConns(port, n)
-    conns.send(f"/hls/{CHANNEL}/720p.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+    conns.send(f"/hls/{CHANNEL}/720p.m3u8?_HLS_msn={msn}&_HLS_part={part}",
+               "1.0\r\nConnection: keep-alive" if http10 else "1.1")
     deadline = time.monotonic() + 30
     while (await http_json(port, "GET", "/bench/state"))["held"] < n:
         if time.monotonic() > deadline:
@@ -323,8 +326,8 @@ async def held_origin(port: int, pid: int, n: int) -> HeldResult:
     cpu_after = cpu_s(pid)
     conns.close()
     await asyncio.sleep(0.3)
-    return held_result("origin", n, answers, published["t"], (cpu_after - cpu_before) * 1000,
-                       (rss_held - rss_before) / n, idle_ms)
+    return held_result("origin/1.0" if http10 else "origin", n, answers, published["t"],
+                       (cpu_after - cpu_before) * 1000, (rss_held - rss_before) / n, idle_ms)
 
 
 async def held_nginx(port: int, pid: int, n: int, path: str) -> HeldResult:
@@ -454,11 +457,12 @@ async def run(
     (www / playlist_path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
     (www / playlist_path.lstrip("/")).write_bytes(await fetch_body(origin_port, playlist_path))
 
-    held: list[tuple[HeldResult, HeldResult]] = []
+    held: list[tuple[HeldResult, HeldResult, HeldResult]] = []
     for n in args.held:
         held.append(
             (
                 await held_origin(origin_port, origin_pid, n),
+                await held_origin(origin_port, origin_pid, n, http10=True),
                 await held_nginx(nginx_port, nginx_pid, n, playlist_path),
             )
         )
@@ -478,23 +482,25 @@ async def run(
         await part_rate("nginx", nginx_port, nginx_pid, part_paths, args.connections, args.seconds),
     ]
 
-    print(f"\nHeld blocking reloads released by one new part (playlist ~{state_size(www, playlist_path)} B;"
-          " written = kernel stamp of each answer, from the publish; nginx: from sending the requests)")
+    print(f"\nHeld blocking reloads released by one new part (playlist ~{state_size(www, playlist_path)} B)."
+          "\nwritten: kernel stamp of each answer, from the publish (nginx: from sending the requests);"
+          " origin/1.0: HTTP/1.0\nkeep-alive requests, answered by each handler (no early answers);"
+          " ratios against nginx")
     print(
-        f"{'N':>6} {'server':>7} {'answered':>8} {'written p50':>11} {'p99 ms':>8} {'last ms':>8} "
+        f"{'N':>6} {'server':>10} {'answered':>8} {'written p50':>11} {'p99 ms':>8} {'last ms':>8} "
         f"{'read last':>9} {'CPU ms':>7} {'CPU us/req':>10} {'RSS/held':>9} {'idle CPU':>9} "
         f"{'p99 ratio':>9} {'CPU ratio':>9}"
     )
-    for origin, nginx in held:
-        for row in (origin, nginx):
+    for origin, plain, nginx in held:
+        for row in (origin, plain, nginx):
             rss = f"{row.rss_per_held / 1024:.1f} KiB" if row.rss_per_held is not None else "-"
             idle = f"{row.idle_cpu_ms_per_s:.0f} ms/s" if row.idle_cpu_ms_per_s is not None else "-"
-            mine = row is origin
-            ratio_p99 = (f"{origin.written_p99_ms / nginx.written_p99_ms:.2f}x"
+            mine = row is not nginx
+            ratio_p99 = (f"{row.written_p99_ms / nginx.written_p99_ms:.2f}x"
                          if mine and nginx.written_p99_ms else "")
-            ratio_cpu = f"{origin.cpu_ms / nginx.cpu_ms:.2f}x" if mine and nginx.cpu_ms else ""
+            ratio_cpu = f"{row.cpu_ms / nginx.cpu_ms:.2f}x" if mine and nginx.cpu_ms else ""
             print(
-                f"{row.n:>6} {row.server:>7} {row.answered:>8} {row.written_p50_ms:>11.1f} "
+                f"{row.n:>6} {row.server:>10} {row.answered:>8} {row.written_p50_ms:>11.1f} "
                 f"{row.written_p99_ms:>8.1f} {row.written_all_ms:>8.1f} {row.read_all_ms:>9.1f} "
                 f"{row.cpu_ms:>7.0f} {row.cpu_ms * 1000 / max(row.answered, 1):>10.1f} "
                 f"{rss:>9} {idle:>9} {ratio_p99:>9} {ratio_cpu:>9}"

@@ -232,3 +232,23 @@ async def test_parts_inside_a_complete_segment_go_out_whole_and_head_has_no_body
     send(conn, "/hls/alpha/master.m3u8")  # nothing of a body came after the HEAD's head
     assert (await answer(conn))[0][0] == "HTTP/1.1 200 OK"
     conn[1].close()
+
+
+async def test_media_written_directly_matches_aiohttps_own_answer(
+        server: TestServer, feed: Feed, store: OriginStore) -> None:
+    """HTTP/1.1 keep-alive GETs are written directly; HTTP/1.0 ones go through aiohttp (which
+    adds Connection: keep-alive there): everything else on the wire is the same."""
+    feed.part()  # an open segment: its part is plain bytes, the complete ones' are memoryviews
+    state = store.channel("alpha")
+    assert state is not None
+    base = f"/hls/alpha/720p/{state.epoch}"
+    direct, plain = await connect(server), await connect(server)
+    for name in ("init.mp4", "1.m4s", "1.2.m4s", f"{feed.msn}.{feed.index - 1}.m4s"):
+        send(direct, f"{base}/{name}")
+        send(plain, f"{base}/{name}", "Connection: keep-alive", version="1.0")
+        ours, theirs = await answer(direct), await answer(plain)
+        assert ours[0][0] == "HTTP/1.1 200 OK" and theirs[0][0] == "HTTP/1.0 200 OK"
+        assert ours[0][1:] == [line for line in theirs[0][1:] if line != "Connection: keep-alive"]
+        assert ours[1] == theirs[1] and len(ours[1]) > 0
+    for _, writer in (direct, plain):
+        writer.close()

@@ -34,23 +34,17 @@ from live.origin.playlists import render_media, render_multivariant
 from live.origin.responses import (
     CORS,
     PLAYLIST_TYPE,
-    EarlyWrite,
-    WrittenResponse,
     accepts_gzip,
-    can_write_early,
     error,
-    frozen_headers,
-    http_date,
-    media_body,
     media_cache_control,
     memoized_body,
     memoized_playlist,
     not_found,
     request_directives,
     text_playlist,
-    wire_answer,
 )
 from live.origin.store import ChannelState, OriginStore, RenditionState
+from live.origin.wire import EarlyWrite, WrittenResponse, can_write_direct, http_date, media_body, wire_answer
 
 log = logging.getLogger("live.origin")
 
@@ -108,14 +102,14 @@ class Origin:
         rend = state.rendition(rendition)
         if state.ended or rend is None or self.store.channel(state.name) is not state:
             return None
-        cache_control = media_cache_control(state.timing, ended=False, blocking=True)
         date = http_date()
         cached = rend.wire.get((skip, gzip))
         if cached is not None and cached[0] == state.version and cached[1] == date:
             return cached[2]
+        cache_control = media_cache_control(state.timing, ended=False, blocking=True)
         body = memoized_body(rend.memo, (skip, gzip), state.version, gzip,
                              lambda: render_media(state, rendition, skip=skip))
-        payload = wire_answer(body, frozen_headers(cache_control, PLAYLIST_TYPE, gzip=gzip))
+        payload = wire_answer(body, cache_control, PLAYLIST_TYPE, gzip=gzip)
         rend.wire[(skip, gzip)] = (state.version, date, payload)
         return payload
 
@@ -168,7 +162,7 @@ class Origin:
                 return error(400, str(exc))
             name, skip = rend.name, directives.skip
             early = EarlyWrite(request, lambda: self._playlist_wire(state, name, skip, gzip)) \
-                if can_write_early(request) else None
+                if can_write_direct(request) else None
             refused = await self._hold(state, rend.name, target, timeout_s, early)
             if refused is not None:
                 return refused

@@ -263,7 +263,7 @@ class Blocker:
         self.held = 0
         self.closed = False
         self._sets: dict[tuple[str, str], WaitSet[Position]] = {}
-        self._early: list[EarlyAnswer] = []  # released, to run in the scheduled ``_answer_early``
+        self._released: list[Position] = []  # with early answers, for the scheduled ``_answer_early``
 
     def notify(self, channel: str, rendition: str | None, progress: Progress | None, ended: bool) -> None:
         """A rendition advanced (``rendition`` set) or the whole channel ended/reset/went away."""
@@ -277,21 +277,31 @@ class Blocker:
         waits = self._sets.get((channel, rendition))
         if waits is not None and progress is not None:
             for position in waits.release(progress):
-                if position.early:
-                    if not self._early:  # called before the wake-ups below: it runs first
-                        asyncio.get_running_loop().call_soon(self._answer_early)
-                    self._early.extend(position.early)
-                    position.early.clear()
-                position.event.set()
+                if not position.early:
+                    position.event.set()
+                    continue
+                if not self._released:
+                    asyncio.get_running_loop().call_soon(self._answer_early)
+                self._released.append(position)
 
     def _answer_early(self) -> None:
-        """Run the released early answers; a failing one leaves its holder to the normal path."""
-        early, self._early = self._early, []
-        for answer in early:
-            try:
-                answer()
-            except Exception:  # one broken connection must not cost the others their answers
-                log.exception("origin: early answer failed; its request is answered normally")
+        """Run the released positions' early answers, then wake their holders.
+
+        Waking only afterwards keeps every answer ahead of every holder's task, also on loops
+        that send queued writes at the end of an iteration (uvloop). A failing answer leaves
+        its holder to the normal path.
+        """
+        released, self._released = self._released, []
+        for position in released:
+            early = list(position.early)
+            position.early.clear()
+            for answer in early:
+                try:
+                    answer()
+                except Exception:  # one broken connection must not cost the others their answers
+                    log.exception("origin: early answer failed; its request is answered normally")
+        for position in released:
+            position.event.set()
 
     def awaited(self, channel: str, rendition: str) -> int:
         """How many distinct positions of one rendition are awaited (one event each)."""
@@ -311,9 +321,9 @@ class Blocker:
                    timeout_s: float, early: EarlyAnswer | None = None) -> WaitOutcome:
         """Hold until ``target`` is ready, the stream ends or goes away, or ``timeout_s`` passes.
 
-        ``early``, if given, runs after the ``notify`` that makes the target ready, before this
-        holder wakes (callbacks run in FIFO order: it is scheduled ahead of the wake-up); it
-        never runs for a holder that stopped waiting for another reason.
+        ``early``, if given, runs in a callback the ``notify`` that makes the target ready
+        schedules, before this holder wakes; it never runs for a holder that stopped waiting
+        for another reason (a timeout or cancellation is handled after that callback).
         """
         if self.held >= self.max_held:
             raise Overloaded(f"{self.held} requests already held")

@@ -7,14 +7,11 @@ media URLs are immutable, errors are not cached except 404s briefly.
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Callable, Hashable
-from email.utils import formatdate
 from typing import Final, TypeVar
 
 from aiohttp import web
-from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from live.origin.blocking import DirectiveError, Directives, parse_directives
@@ -68,31 +65,6 @@ def frozen_headers(cache_control: str, content_type: str, *, gzip: bool = False)
             built["Content-Encoding"] = "gzip"
     built["Content-Type"] = content_type
     return _remember(_FROZEN, key, CIMultiDictProxy(built))
-
-
-class _OneWrite(web.StreamResponse):
-    """A ``StreamResponse`` that holds its head back until the body, as ``web.Response`` does
-    (aiohttp's own flag), so a small answer is one ``send`` rather than two."""
-
-    _send_headers_immediately = False
-
-
-async def media_body(request: web.Request, data: bytes | memoryview, content_type: str) -> web.StreamResponse:
-    """An immutable media body (init, segment, part) with its prebuilt headers.
-
-    A part is a ``memoryview`` into its segment's buffer; ``web.Response`` would wrap it in a
-    payload object and write it in extra steps, so it goes out as a prepared ``StreamResponse``
-    instead: the same headers, one write of head and body.
-    """
-    if not isinstance(data, memoryview):
-        return web.Response(body=data, headers=frozen_headers(IMMUTABLE, content_type))
-    response = _OneWrite(headers=frozen_headers(IMMUTABLE, content_type))
-    response.content_length = len(data)
-    await response.prepare(request)
-    if request.method != "HEAD":
-        await response.write(data)
-    await response.write_eof()
-    return response
 
 
 def error(status: int, reason: str, *, cache_control: str = "no-store") -> web.Response:
@@ -155,90 +127,6 @@ def memoized_body(memo: dict[K, tuple[int, bytes]], key: K, version: int, gzip: 
         text = render()
         memo[key] = entry = (version, gzip_text(text) if gzip else text.encode())
     return entry[1]
-
-
-_DATE: list[tuple[int, str]] = [(0, "")]
-
-
-def http_date() -> str:
-    """The Date header's value (RFC 9110 5.6.7, what aiohttp writes), formatted once a second."""
-    now = int(time.time())
-    stamp, text = _DATE[0]
-    if stamp != now:
-        text = formatdate(now, usegmt=True)
-        _DATE[0] = (now, text)
-    return text
-
-
-def wire_answer(body: bytes | memoryview, frozen: CIMultiDictProxy[str]) -> bytes:
-    """The bytes of a 200 answer as aiohttp writes it on a keep-alive HTTP/1.1 connection: status
-    line, ``frozen`` headers, then Content-Length, Date and Server, a blank line and the body.
-
-    Built once and written to every held request its release answers (``WrittenResponse``).
-    """
-    head = "HTTP/1.1 200 OK\r\n" + "".join(f"{name}: {value}\r\n" for name, value in frozen.items())
-    head += f"Content-Length: {len(body)}\r\nDate: {http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n\r\n"
-    return head.encode("latin-1") + body
-
-
-def can_write_early(request: web.Request) -> bool:
-    """Whether ``request`` may be answered with ``wire_answer`` bytes straight to its transport:
-    a keep-alive HTTP/1.1 GET (HEAD, HTTP/1.0 and closing connections differ on the wire)."""
-    return (request.method == "GET" and request.version == (1, 1) and request.keep_alive
-            and not any(app.on_response_prepare for app in request.match_info.apps))
-
-
-class EarlyWrite:
-    """A held request's early answer (``Blocker.wait(early=...)``): when the release runs it,
-    ``build``'s bytes (``wire_answer``, shared by every request released with it) go straight
-    to the connection, and ``sent`` says how many, for the handler's ``WrittenResponse``.
-
-    Only for ``can_write_early`` requests; the app's middlewares must not change the headers of
-    a 200 they pass through (the origin's metrics middleware only counts it).
-    """
-
-    __slots__ = ("build", "request", "sent")
-
-    def __init__(self, request: web.Request, build: Callable[[], bytes | None]) -> None:
-        self.request = request
-        self.build = build
-        self.sent = 0
-
-    def __call__(self) -> None:
-        transport = self.request.transport
-        if transport is None or transport.is_closing():
-            return
-        payload = self.build()
-        if payload is not None:
-            transport.write(payload)
-            self.sent = len(payload)
-
-
-class WrittenResponse(web.StreamResponse):
-    """A 200 answer that was already written to the connection (``wire_answer``) when its held
-    request was released: aiohttp keeps the connection alive and writes nothing more."""
-
-    def __init__(self, nbytes: int) -> None:
-        super().__init__()
-        self._written = nbytes
-
-    @property
-    def keep_alive(self) -> bool:
-        return True
-
-    @property
-    def prepared(self) -> bool:
-        return True
-
-    @property
-    def body_length(self) -> int:
-        return self._written
-
-    async def prepare(self, request: web.BaseRequest) -> None:
-        return None
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        return None
 
 
 def request_directives(request: web.Request) -> Directives | web.Response:
