@@ -252,3 +252,21 @@ async def test_media_written_directly_matches_aiohttps_own_answer(
         assert ours[1] == theirs[1] and len(ours[1]) > 0
     for _, writer in (direct, plain):
         writer.close()
+
+
+async def test_released_preload_hinted_part_is_written_as_aiohttp_would(
+        server: TestServer, feed: Feed, store: OriginStore) -> None:
+    state = store.channel("alpha")
+    assert state is not None
+    path = f"/hls/alpha/720p/{state.epoch}/{feed.msn}.{feed.index}.m4s"
+    early = await held_then_released(server, feed, path)
+    ours = await answer(early)
+    assert state.renditions["720p"].part_wire is not None  # the release wrote it
+    plain = await connect(server)
+    send(plain, path, "Connection: keep-alive", version="1.0")
+    theirs = await answer(plain)
+    assert ours[0][0] == "HTTP/1.1 200 OK"
+    assert ours[0][1:] == [line for line in theirs[0][1:] if line != "Connection: keep-alive"]
+    assert ours[1] == theirs[1] == feed.payload_at("720p", feed.msn, feed.index - 1)
+    for _, writer in (early, plain):
+        writer.close()

@@ -33,6 +33,7 @@ from live.origin.dash import setup_dash
 from live.origin.playlists import render_media, render_multivariant
 from live.origin.responses import (
     CORS,
+    IMMUTABLE,
     PLAYLIST_TYPE,
     accepts_gzip,
     error,
@@ -111,6 +112,22 @@ class Origin:
                              lambda: render_media(state, rendition, skip=skip))
         payload = wire_answer(body, cache_control, PLAYLIST_TYPE, gzip=gzip)
         rend.wire[(skip, gzip)] = (state.version, date, payload)
+        return payload
+
+    @staticmethod
+    def _part_wire(state: ChannelState, rend: RenditionState, msn: int, index: int,
+                   mime: str) -> bytes | None:
+        """The whole answer to a preload-hinted part released by its arrival, built once per
+        part and second for every request it releases; ``None`` where the normal path 404s."""
+        part = rend.part(msn, index, state.timing)
+        if part is None or part.gap:
+            return None
+        date = http_date()
+        cached = rend.part_wire
+        if cached is not None and cached[:3] == (msn, index, date):
+            return cached[3]
+        payload = wire_answer(part.data, IMMUTABLE, mime)
+        rend.part_wire = (msn, index, date, payload)
         return payload
 
     def _lookup(self, request: web.Request) -> tuple[ChannelState, RenditionState] | web.Response:
@@ -200,8 +217,11 @@ class Origin:
                 and rend.last.next_part == (msn, index):
             # EXT-X-PRELOAD-HINT: the hinted part is requestable at once and answered whole
             # when it is complete (RFC 8216bis 4.4.5.3).
+            held = rend
+            early = EarlyWrite(request, lambda: self._part_wire(state, held, msn, index, mime)) \
+                if can_write_direct(request) else None
             refused = await self._hold(state, rend.name, PartTarget(msn, index),
-                                       state.timing.blocking_timeout_s)
+                                       state.timing.blocking_timeout_s, early)
             if refused is not None:
                 return refused
             part = rend.part(msn, index, state.timing)

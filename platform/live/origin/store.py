@@ -97,8 +97,8 @@ class Segment:
 class RenditionState:
     """One rendition's init, segments (oldest first, the last one possibly open) and progress."""
 
-    __slots__ = ("by_msn", "edge_s", "has_video", "init", "last", "memo", "nbytes", "parts_from",
-                 "segments", "wire")
+    __slots__ = ("by_msn", "edge_s", "has_video", "init", "last", "memo", "nbytes", "part_wire",
+                 "parts_from", "segments", "wire")
 
     def __init__(self, init: InitSegment) -> None:
         self.init = init
@@ -113,6 +113,8 @@ class RenditionState:
         #: Whole answers (head and body) to released blocking reloads, by the same variant, each
         #: valid for one channel version and one Date second: (version, date, bytes).
         self.wire: dict[tuple[bool, bool], tuple[int, str, bytes]] = {}
+        #: The same for the last preload-hinted part released: (msn, index, date, bytes).
+        self.part_wire: tuple[int, int, str, bytes] | None = None
         self.has_video = init.width is not None or any(
             codec.split(".")[0] in ("avc1", "avc3", "hvc1", "hev1", "av01", "vp09")
             for codec in init.codecs.split(",")
