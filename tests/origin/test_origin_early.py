@@ -270,3 +270,16 @@ async def test_released_preload_hinted_part_is_written_as_aiohttp_would(
     assert ours[1] == theirs[1] == feed.payload_at("720p", feed.msn, feed.index - 1)
     for _, writer in (early, plain):
         writer.close()
+
+
+async def test_shutdown_between_a_release_and_its_answers_wakes_holders_unanswered() -> None:
+    blocker, rend = Blocker(100), Rendition()
+    ran: list[str] = []
+    task = asyncio.ensure_future(blocker.wait("c", "r", PartTarget(0, 1), rend.probe, 30,
+                                              lambda: ran.append("early")))
+    await asyncio.sleep(0)
+    rend.progress = Progress(0, 1, False)
+    blocker.notify("c", "r", rend.progress, False)
+    blocker.drain_all()  # before the scheduled answers run
+    assert await task is WaitOutcome.CLOSED
+    assert ran == []

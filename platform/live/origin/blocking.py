@@ -311,10 +311,12 @@ class Blocker:
     def drain_all(self) -> None:
         """Wake every holder and refuse new ones (server shutdown)."""
         self.closed = True
+        released, self._released = self._released, []  # their answers not written yet: 503 too
         for waits in self._sets.values():
-            for position in waits.drain():
-                position.early.clear()
-                position.event.set()
+            released.extend(waits.drain())
+        for position in released:
+            position.early.clear()
+            position.event.set()
         self._sets.clear()
 
     async def wait(self, channel: str, rendition: str, target: Target, probe: Probe,
