@@ -17,6 +17,7 @@ through (the origin's metrics middleware only counts it).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -69,10 +70,14 @@ def can_write_direct(request: web.Request) -> bool:
     """Whether this request's answer may go to its transport as ``answer_head`` bytes."""
     if request.method != "GET" or request.version != (1, 1) or not request.keep_alive:
         return False
-    transport = request.transport
-    if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+    if not _writable(request.transport):
         return False
     return not any(app.on_response_prepare for app in request.match_info.apps)
+
+
+def _writable(transport: asyncio.Transport | None) -> bool:
+    """Open, and nothing of an earlier answer still waiting for the client to read it."""
+    return transport is not None and not transport.is_closing() and not transport.get_write_buffer_size()
 
 
 class WrittenResponse(web.StreamResponse):
@@ -106,22 +111,23 @@ class EarlyWrite:
     """A held request's early answer (``Blocker.wait(early=...)``): when the release runs it,
     ``build``'s bytes (a ``wire_answer``, shared by every request released with it) go straight
     to the connection, and ``sent`` says how many, for the handler's ``WrittenResponse``.
-    ``build`` returns None where the normal path would answer differently."""
+    ``build`` returns None where the normal path would answer differently. Made only for a
+    request that ``can_write_direct`` allowed; the release re-checks just the connection.
+    """
 
-    __slots__ = ("build", "request", "sent")
+    __slots__ = ("build", "sent", "transport")
 
     def __init__(self, request: web.Request, build: Callable[[], bytes | None]) -> None:
-        self.request = request
+        self.transport = request.transport
         self.build = build
         self.sent = 0
 
     def __call__(self) -> None:
-        if not can_write_direct(self.request):  # closed, or the client is not reading
+        transport = self.transport
+        if transport is None or not _writable(transport):  # closed, or the client is not reading
             return
         payload = self.build()
         if payload is not None:
-            transport = self.request.transport
-            assert transport is not None  # can_write_direct checked it
             transport.write(payload)
             self.sent = len(payload)
 
