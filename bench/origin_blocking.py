@@ -1,24 +1,28 @@
 """LL-HLS origin: held blocking requests and part requests/s per core, against nginx in the same run.
 
-Two measurements, each side by side with Debian's nginx (one worker, sendfile, no access log)
+Measurements, each side by side with Debian's nginx (one worker, sendfile, no access log)
 serving the same bytes from files on disk:
 
 1. Held blocking reloads. N connections each ask for the next part with
-   ``_HLS_msn``/``_HLS_part`` and are held; then one part is published and we time how long
-   until every one of the N has its whole playlist (p50/p99 from the publish instant), the
-   origin CPU that release costs, and the RSS one held request costs. nginx cannot hold a
-   request; its row is the floor for the same work: N idle keep-alive connections asking for
-   the same playlist (a file) at one instant.
-2. One held request, publish-to-answer delay over many parts (the issue's 50 ms bar).
+   ``_HLS_msn``/``_HLS_part`` and are held; then one part is published and we time when the
+   origin wrote each of the N answers (p50/p99 from the publish instant, by the kernel's receive
+   stamps: ``_stamped.py``), the origin CPU that release costs, and the RSS one held request
+   costs. Two origin rows: HTTP/1.1 requests (released by the origin's early answers) and
+   HTTP/1.0 keep-alive ones (answered by each request's handler: the same run's baseline for
+   that path). nginx cannot hold a request; its row is the floor for the same work: N idle
+   keep-alive connections asking for the same playlist (a file) at one instant.
+2. One held request, publish-to-answer delay over many parts.
 3. Part requests/s: C keep-alive connections fetching part files in a loop for S seconds;
    requests per server CPU-second is the per-core figure (the client shares the machine, so
    wall-clock rates say more about the client than the server).
 4. The cost of rendering a media playlist with a full 4 h DVR window, full and as a delta update.
 
     python bench/origin_blocking.py [--held 1000,5000,10000] [--seconds 5] [--connections 32]
+                                    [--loop asyncio|uvloop]
 
 The origin runs in its own process (this script with ``--serve-origin``), with the real
 ``OriginStore`` + ``setup_origin`` and a bench-only control route that publishes a part.
+Figures and commands: bench/README.md.
 """
 
 from __future__ import annotations
