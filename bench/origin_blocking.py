@@ -1,24 +1,28 @@
 """LL-HLS origin: held blocking requests and part requests/s per core, against nginx in the same run.
 
-Two measurements, each side by side with Debian's nginx (one worker, sendfile, no access log)
+Measurements, each side by side with Debian's nginx (one worker, sendfile, no access log)
 serving the same bytes from files on disk:
 
 1. Held blocking reloads. N connections each ask for the next part with
-   ``_HLS_msn``/``_HLS_part`` and are held; then one part is published and we time how long
-   until every one of the N has its whole playlist (p50/p99 from the publish instant), the
-   origin CPU that release costs, and the RSS one held request costs. nginx cannot hold a
-   request; its row is the floor for the same work: N idle keep-alive connections asking for
-   the same playlist (a file) at one instant.
-2. One held request, publish-to-answer delay over many parts (the issue's 50 ms bar).
+   ``_HLS_msn``/``_HLS_part`` and are held; then one part is published and we time when the
+   origin wrote each of the N answers (p50/p99 from the publish instant, by the kernel's receive
+   stamps: ``_stamped.py``), the origin CPU that release costs, and the RSS one held request
+   costs. Two origin rows: HTTP/1.1 requests (released by the origin's early answers) and
+   HTTP/1.0 keep-alive ones (answered by each request's handler: the same run's baseline for
+   that path). nginx cannot hold a request; its row is the floor for the same work: N idle
+   keep-alive connections asking for the same playlist (a file) at one instant.
+2. One held request, publish-to-answer delay over many parts.
 3. Part requests/s: C keep-alive connections fetching part files in a loop for S seconds;
    requests per server CPU-second is the per-core figure (the client shares the machine, so
    wall-clock rates say more about the client than the server).
 4. The cost of rendering a media playlist with a full 4 h DVR window, full and as a delta update.
 
     python bench/origin_blocking.py [--held 1000,5000,10000] [--seconds 5] [--connections 32]
+                                    [--loop asyncio|uvloop]
 
 The origin runs in its own process (this script with ``--serve-origin``), with the real
 ``OriginStore`` + ``setup_origin`` and a bench-only control route that publishes a part.
+Figures and commands: bench/README.md.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _net import free_port, wait_port
+from _stamped import Answer, StampedConns
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CHANNEL = "bench"
@@ -49,7 +54,7 @@ PARTS_PER_SEGMENT = 6
 # -- the origin under test (runs in its own process) ---------------------------------------------
 
 
-def serve_origin(port: int) -> None:
+def serve_origin(port: int, loop_name: str) -> None:
     from aiohttp import web
     from live.origin.app import BLOCKER_KEY, setup_origin
     from live.origin.store import ChannelTiming, OriginSettings, OriginStore
@@ -87,8 +92,9 @@ def serve_origin(port: int) -> None:
         publish()
 
     async def do_publish(request: web.Request) -> web.Response:
+        published = time.time()  # before: releasing held requests is part of publishing
         msn, index = publish()
-        return web.json_response({"t": time.time(), "msn": msn, "part": index})
+        return web.json_response({"t": published, "msn": msn, "part": index})
 
     async def state(request: web.Request) -> web.Response:
         channel = store.channel(CHANNEL)
@@ -120,7 +126,16 @@ def serve_origin(port: int) -> None:
         backlog=4096,
         print=lambda *_: print("ready", flush=True),
         access_log=None,
+        loop=new_loop(loop_name),
     )
+
+
+def new_loop(name: str) -> asyncio.AbstractEventLoop:
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 # -- process helpers -----------------------------------------------------------------------------
@@ -267,9 +282,10 @@ class HeldResult:
     server: str
     n: int
     answered: int
-    p50_ms: float
-    p99_ms: float
-    all_ms: float
+    written_p50_ms: float  # kernel stamps: when the server wrote each answer (see _stamped)
+    written_p99_ms: float
+    written_all_ms: float
+    read_all_ms: float  # when this Python client had read the last one (client-bound)
     cpu_ms: float
     rss_per_held: float | None
     idle_cpu_ms_per_s: float | None
@@ -280,13 +296,24 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def held_origin(port: int, pid: int, n: int) -> HeldResult:
+def held_result(server: str, n: int, answers: list[Answer], t0: float, cpu_ms: float,
+                rss_per_held: float | None = None, idle_ms: float | None = None) -> HeldResult:
+    ok = [a for a in answers if a.status == 200]
+    written = [(a.written - t0) * 1000 for a in ok]
+    read = [(a.read - t0) * 1000 for a in ok]
+    return HeldResult(server, n, len(ok), pct(written, 0.5), pct(written, 0.99),
+                      max(written, default=0), max(read, default=0), cpu_ms, rss_per_held, idle_ms)
+
+
+async def held_origin(port: int, pid: int, n: int, http10: bool = False) -> HeldResult:
+    """``http10``: HTTP/1.0 keep-alive requests, which the origin answers from each handler (its
+    early answers are for HTTP/1.1): the same run's baseline for the release path."""
     state = await http_json(port, "GET", "/bench/state")
     msn, part = state["next"]
     rss_before = rss_bytes(pid)
-    conns = await open_conns(port, n)
-    path = f"/hls/{CHANNEL}/720p.m3u8?_HLS_msn={msn}&_HLS_part={part}"
-    waiters = [conn.request(path) for conn in conns]
+    conns = StampedConns(port, n)
+    conns.send(f"/hls/{CHANNEL}/720p.m3u8?_HLS_msn={msn}&_HLS_part={part}",
+               "1.0\r\nConnection: keep-alive" if http10 else "1.1")
     deadline = time.monotonic() + 30
     while (await http_json(port, "GET", "/bench/state"))["held"] < n:
         if time.monotonic() > deadline:
@@ -299,48 +326,25 @@ async def held_origin(port: int, pid: int, n: int) -> HeldResult:
     cpu_before = cpu_s(pid)
     idle_ms = (cpu_before - idle_from) * 1000
     published = await http_json(port, "POST", "/bench/publish")
-    answers = await asyncio.gather(*waiters, return_exceptions=True)
+    answers = conns.collect(30)
     cpu_after = cpu_s(pid)
-    ok = [a for a in answers if isinstance(a, tuple) and a[0] == 200]
-    delays = [(a[2] - published["t"]) * 1000 for a in ok]
-    close_conns(conns)
+    conns.close()
     await asyncio.sleep(0.3)
-    return HeldResult(
-        "origin",
-        n,
-        len(ok),
-        pct(delays, 0.5),
-        pct(delays, 0.99),
-        max(delays, default=0),
-        (cpu_after - cpu_before) * 1000,
-        (rss_held - rss_before) / n,
-        idle_ms,
-    )
+    return held_result("origin/1.0" if http10 else "origin", n, answers, published["t"],
+                       (cpu_after - cpu_before) * 1000, (rss_held - rss_before) / n, idle_ms)
 
 
 async def held_nginx(port: int, pid: int, n: int, path: str) -> HeldResult:
-    conns = await open_conns(port, n)
+    conns = StampedConns(port, n)
     await asyncio.sleep(0.2)
     cpu_before = cpu_s(pid)
     t0 = time.time()
-    waiters = [conn.request(path) for conn in conns]
-    answers = await asyncio.gather(*waiters, return_exceptions=True)
+    conns.send(path)
+    answers = conns.collect(30)
     cpu_after = cpu_s(pid)
-    ok = [a for a in answers if isinstance(a, tuple) and a[0] == 200]
-    delays = [(a[2] - t0) * 1000 for a in ok]
-    close_conns(conns)
+    conns.close()
     await asyncio.sleep(0.3)
-    return HeldResult(
-        "nginx",
-        n,
-        len(ok),
-        pct(delays, 0.5),
-        pct(delays, 0.99),
-        max(delays, default=0),
-        (cpu_after - cpu_before) * 1000,
-        None,
-        None,
-    )
+    return held_result("nginx", n, answers, t0, (cpu_after - cpu_before) * 1000)
 
 
 async def single_release(port: int, rounds: int) -> list[float]:
@@ -457,11 +461,12 @@ async def run(
     (www / playlist_path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
     (www / playlist_path.lstrip("/")).write_bytes(await fetch_body(origin_port, playlist_path))
 
-    held: list[tuple[HeldResult, HeldResult]] = []
+    held: list[tuple[HeldResult, HeldResult, HeldResult]] = []
     for n in args.held:
         held.append(
             (
                 await held_origin(origin_port, origin_pid, n),
+                await held_origin(origin_port, origin_pid, n, http10=True),
                 await held_nginx(nginx_port, nginx_pid, n, playlist_path),
             )
         )
@@ -481,22 +486,28 @@ async def run(
         await part_rate("nginx", nginx_port, nginx_pid, part_paths, args.connections, args.seconds),
     ]
 
-    print(f"\nHeld blocking reloads released by one new part (playlist ~{state_size(www, playlist_path)} B)")
+    print(f"\nHeld blocking reloads released by one new part (playlist ~{state_size(www, playlist_path)} B)."
+          "\nwritten: kernel stamp of each answer, from the publish (nginx: from sending the requests);"
+          " origin/1.0: HTTP/1.0\nkeep-alive requests, answered by each handler (no early answers);"
+          " ratios against nginx")
     print(
-        f"{'N':>6} {'server':>7} {'answered':>8} {'p50 ms':>8} {'p99 ms':>8} {'all ms':>8} "
-        f"{'CPU ms':>8} {'CPU us/req':>10} {'RSS/held':>9} {'idle CPU':>9} {'all ms ratio':>12} "
-        f"{'CPU ratio':>9}"
+        f"{'N':>6} {'server':>10} {'answered':>8} {'written p50':>11} {'p99 ms':>8} {'last ms':>8} "
+        f"{'read last':>9} {'CPU ms':>7} {'CPU us/req':>10} {'RSS/held':>9} {'idle CPU':>9} "
+        f"{'p99 ratio':>9} {'CPU ratio':>9}"
     )
-    for origin, nginx in held:
-        for row in (origin, nginx):
+    for origin, plain, nginx in held:
+        for row in (origin, plain, nginx):
             rss = f"{row.rss_per_held / 1024:.1f} KiB" if row.rss_per_held is not None else "-"
             idle = f"{row.idle_cpu_ms_per_s:.0f} ms/s" if row.idle_cpu_ms_per_s is not None else "-"
-            ratio_all = f"{origin.all_ms / nginx.all_ms:.2f}x" if row is origin and nginx.all_ms else ""
-            ratio_cpu = f"{origin.cpu_ms / nginx.cpu_ms:.2f}x" if row is origin and nginx.cpu_ms else ""
+            mine = row is not nginx
+            ratio_p99 = (f"{row.written_p99_ms / nginx.written_p99_ms:.2f}x"
+                         if mine and nginx.written_p99_ms else "")
+            ratio_cpu = f"{row.cpu_ms / nginx.cpu_ms:.2f}x" if mine and nginx.cpu_ms else ""
             print(
-                f"{row.n:>6} {row.server:>7} {row.answered:>8} {row.p50_ms:>8.1f} {row.p99_ms:>8.1f} "
-                f"{row.all_ms:>8.1f} {row.cpu_ms:>8.0f} {row.cpu_ms * 1000 / max(row.answered, 1):>10.1f} "
-                f"{rss:>9} {idle:>9} {ratio_all:>12} {ratio_cpu:>9}"
+                f"{row.n:>6} {row.server:>10} {row.answered:>8} {row.written_p50_ms:>11.1f} "
+                f"{row.written_p99_ms:>8.1f} {row.written_all_ms:>8.1f} {row.read_all_ms:>9.1f} "
+                f"{row.cpu_ms:>7.0f} {row.cpu_ms * 1000 / max(row.answered, 1):>10.1f} "
+                f"{rss:>9} {idle:>9} {ratio_p99:>9} {ratio_cpu:>9}"
             )
     print(
         f"\nOne held request, publish-to-answer over {len(single)} parts: p50 {pct(single, 0.5):.1f} ms, "
@@ -537,17 +548,19 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=50, help="single held-request releases")
     parser.add_argument("--dvr-hours", type=float, default=4.0, help="0 skips the render cost")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the origin's event loop")
     parser.add_argument("--serve-origin", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_origin:
-        serve_origin(args.serve_origin)
+        serve_origin(args.serve_origin, args.loop)
         return
     with tempfile.TemporaryDirectory(prefix="origin-bench-") as tmp:
         root = Path(tmp)
         nginx_port, origin_port = free_port(), free_port()
         procs = [
-            subprocess.Popen([sys.executable, __file__, "--serve-origin", str(origin_port)],
-                             stdout=subprocess.DEVNULL),
+            subprocess.Popen([sys.executable, __file__, "--serve-origin", str(origin_port),
+                              "--loop", args.loop], stdout=subprocess.DEVNULL),
             start_nginx(root, nginx_port),
         ]
         try:

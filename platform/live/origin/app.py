@@ -34,16 +34,18 @@ from live.origin.playlists import render_media, render_multivariant
 from live.origin.responses import (
     CORS,
     IMMUTABLE,
+    PLAYLIST_TYPE,
     accepts_gzip,
     error,
-    headers,
     media_cache_control,
+    memoized_body,
     memoized_playlist,
     not_found,
     request_directives,
     text_playlist,
 )
 from live.origin.store import ChannelState, OriginStore, RenditionState
+from live.origin.wire import EarlyWrite, WrittenResponse, can_write_direct, http_date, media_body, wire_answer
 
 log = logging.getLogger("live.origin")
 
@@ -73,14 +75,18 @@ class Origin:
     # -- helpers -------------------------------------------------------------------------------
 
     async def _hold(self, state: ChannelState, rendition: str, target: Target,
-                    timeout_s: float) -> web.Response | None:
-        """Wait for ``target``; ``None`` when ready, else the response to send instead."""
+                    timeout_s: float, early: EarlyWrite | None = None) -> web.StreamResponse | None:
+        """Wait for ``target``; ``None`` when ready, else the response to send instead (which is
+        a ``WrittenResponse`` when the release already wrote ``early``'s answer)."""
         try:
             outcome = await self.blocker.wait(state.name, rendition, target,
-                                              self.store.progress_probe(state, rendition), timeout_s)
+                                              self.store.progress_probe(state, rendition), timeout_s,
+                                              early)
         except Overloaded as exc:
             log.warning("origin: refusing a blocking request: %s", exc)
             return error(503, f"origin overloaded: {exc}")
+        if early is not None and early.sent:
+            return WrittenResponse(early.sent)
         if outcome is WaitOutcome.CLOSED:
             return error(503, "origin shutting down")
         if outcome is WaitOutcome.GONE:
@@ -89,6 +95,40 @@ class Origin:
             return error(503, f"{state.name}/{rendition}: not available after blocking "
                                f"{timeout_s:g} s (3 x TARGETDURATION)")
         return None
+
+    def _playlist_wire(self, state: ChannelState, rendition: str, skip: bool, gzip: bool) -> bytes | None:
+        """The whole answer (head and body) to a blocking reload released by new progress, built
+        once per version and second and shared by every request it releases; ``None`` where
+        the normal path answers differently (the stream ended or restarted)."""
+        rend = state.rendition(rendition)
+        if state.ended or rend is None or self.store.channel(state.name) is not state:
+            return None
+        date = http_date()
+        cached = rend.wire.get((skip, gzip))
+        if cached is not None and cached[0] == state.version and cached[1] == date:
+            return cached[2]
+        cache_control = media_cache_control(state.timing, ended=False, blocking=True)
+        body = memoized_body(rend.memo, (skip, gzip), state.version, gzip,
+                             lambda: render_media(state, rendition, skip=skip))
+        payload = wire_answer(body, cache_control, PLAYLIST_TYPE, gzip=gzip)
+        rend.wire[(skip, gzip)] = (state.version, date, payload)
+        return payload
+
+    @staticmethod
+    def _part_wire(state: ChannelState, rend: RenditionState, msn: int, index: int,
+                   mime: str) -> bytes | None:
+        """The whole answer to a preload-hinted part released by its arrival, built once per
+        part and second for every request it releases; ``None`` where the normal path 404s."""
+        part = rend.part(msn, index, state.timing)
+        if part is None or part.gap:
+            return None
+        date = http_date()
+        cached = rend.part_wire
+        if cached is not None and cached[:3] == (msn, index, date):
+            return cached[3]
+        payload = wire_answer(part.data, IMMUTABLE, mime)
+        rend.part_wire = (msn, index, date, payload)
+        return payload
 
     def _lookup(self, request: web.Request) -> tuple[ChannelState, RenditionState] | web.Response:
         channel = request.match_info["channel"]
@@ -112,7 +152,7 @@ class Origin:
             state.memo = (state.version, render_multivariant(state))
         return text_playlist(request, state.memo[1], "public, max-age=2")
 
-    async def media_playlist(self, request: web.Request) -> web.Response:
+    async def media_playlist(self, request: web.Request) -> web.StreamResponse:
         """RFC 8216bis 6.2.5: blocking reload and delta updates."""
         directives = request_directives(request)
         if isinstance(directives, web.Response):
@@ -130,24 +170,28 @@ class Origin:
         if state.ended:
             directives = Directives()
         target = directives.target
+        gzip = accepts_gzip(request)
         if target is not None and rend.last is not None:
             try:
                 check_reachable(directives, rend.last, timing.part_target_s,
                                 rend.parts_per_segment or timing.nominal_parts_per_segment)
             except DirectiveError as exc:
                 return error(400, str(exc))
-            refused = await self._hold(state, rend.name, target, timeout_s)
+            name, skip = rend.name, directives.skip
+            early = EarlyWrite(request, lambda: self._playlist_wire(state, name, skip, gzip)) \
+                if can_write_direct(request) else None
+            refused = await self._hold(state, rend.name, target, timeout_s, early)
             if refused is not None:
                 return refused
         if self.store.channel(state.name) is not state:
             return not_found(f"channel {state.name!r} restarted; reload the multivariant playlist")
         skip = directives.skip and not state.ended
         return memoized_playlist(
-            request, rend.memo, (skip, accepts_gzip(request)), state.version,
+            request, rend.memo, (skip, gzip), state.version,
             lambda: render_media(state, rend.name, skip=skip),
             media_cache_control(timing, ended=state.ended, blocking=directives.blocking))
 
-    async def media_file(self, request: web.Request) -> web.Response:
+    async def media_file(self, request: web.Request) -> web.StreamResponse:
         found = self._lookup(request)
         if isinstance(found, web.Response):
             return found
@@ -157,7 +201,7 @@ class Origin:
         name = request.match_info["file"]
         mime = "video/mp4" if rend.has_video else "audio/mp4"
         if name == "init.mp4":
-            return web.Response(body=rend.init.data, content_type=mime, headers=headers(IMMUTABLE))
+            return await media_body(request, rend.init.data, mime)
         match = _MEDIA_FILE.match(name)
         if match is None:
             return not_found(f"no such file {name!r}")
@@ -166,21 +210,24 @@ class Origin:
             seg = rend.complete_segment(msn)
             if seg is None or seg.data is None or seg.gap:
                 return not_found(f"segment {msn} of {state.name}/{rend.name} is not available")
-            return web.Response(body=seg.data, content_type=mime, headers=headers(IMMUTABLE))
+            return await media_body(request, seg.data, mime)
         index = int(match["part"])
         part = rend.part(msn, index, state.timing)
         if part is None and not state.ended and rend.last is not None \
                 and rend.last.next_part == (msn, index):
             # EXT-X-PRELOAD-HINT: the hinted part is requestable at once and answered whole
             # when it is complete (RFC 8216bis 4.4.5.3).
+            held = rend
+            early = EarlyWrite(request, lambda: self._part_wire(state, held, msn, index, mime)) \
+                if can_write_direct(request) else None
             refused = await self._hold(state, rend.name, PartTarget(msn, index),
-                                       state.timing.blocking_timeout_s)
+                                       state.timing.blocking_timeout_s, early)
             if refused is not None:
                 return refused
             part = rend.part(msn, index, state.timing)
         if part is None or part.gap:
             return not_found(f"part {msn}.{index} of {state.name}/{rend.name} is not available")
-        return web.Response(body=part.data, content_type=mime, headers=headers(IMMUTABLE))
+        return await media_body(request, part.data, mime)
 
     async def preflight(self, request: web.Request) -> web.Response:
         return web.Response(status=204, headers={

@@ -6,12 +6,19 @@ then answers with the whole playlist. The pure half of this module decides *what
 for and *whether* it is ready; ``Blocker`` is the thin asyncio half that parks requests on one
 ``asyncio.Event`` per awaited position, so a new part costs one ``Event.set()`` per position that
 became ready, however many thousand requests hold on it. Nothing polls.
+
+A holder may also leave an *early answer*: a callback a release runs, all of them in one loop,
+before any holder wakes, so the answers of thousands of held requests go out back to back
+instead of each waiting for its task's turn through the HTTP stack (see ``live.origin.app``).
+The loop runs in its own event-loop callback, scheduled by the release: the publisher's call
+(a part for every rendition, say) finishes first, so the answers show all of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -212,6 +219,23 @@ class WaitSet(Generic[T]):
         return tokens
 
 
+log = logging.getLogger("live.origin")
+
+#: An early answer: run once when its position is released by new progress.
+EarlyAnswer = Callable[[], None]
+
+
+class Position:
+    """One awaited position: the event its holders wait on and their early answers."""
+
+    __slots__ = ("early", "event")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        #: An ordered set: a holder removes its own when it stops waiting (timeout, shutdown).
+        self.early: dict[EarlyAnswer, None] = {}
+
+
 class WaitOutcome(Enum):
     READY = "ready"  # the target exists (or the stream ended, so directives no longer apply)
     TIMEOUT = "timeout"  # held for the whole allowance: answer 503
@@ -238,20 +262,46 @@ class Blocker:
         self.max_held = max_held
         self.held = 0
         self.closed = False
-        self._sets: dict[tuple[str, str], WaitSet[asyncio.Event]] = {}
+        self._sets: dict[tuple[str, str], WaitSet[Position]] = {}
+        self._released: list[Position] = []  # with early answers, for the scheduled ``_answer_early``
 
     def notify(self, channel: str, rendition: str | None, progress: Progress | None, ended: bool) -> None:
         """A rendition advanced (``rendition`` set) or the whole channel ended/reset/went away."""
         if rendition is None or ended:
             keys = [key for key in self._sets if key[0] == channel]
             for key in keys:
-                for event in self._sets.pop(key).drain():
-                    event.set()
+                for position in self._sets.pop(key).drain():
+                    position.early.clear()  # the holders answer for themselves (404, ENDLIST)
+                    position.event.set()
             return
         waits = self._sets.get((channel, rendition))
         if waits is not None and progress is not None:
-            for event in waits.release(progress):
-                event.set()
+            for position in waits.release(progress):
+                if not position.early:
+                    position.event.set()
+                    continue
+                if not self._released:
+                    asyncio.get_running_loop().call_soon(self._answer_early)
+                self._released.append(position)
+
+    def _answer_early(self) -> None:
+        """Run the released positions' early answers, then wake their holders.
+
+        Waking only afterwards keeps every answer ahead of every holder's task, also on loops
+        that send queued writes at the end of an iteration (uvloop). A failing answer leaves
+        its holder to the normal path.
+        """
+        released, self._released = self._released, []
+        for position in released:
+            early = list(position.early)
+            position.early.clear()
+            for answer in early:
+                try:
+                    answer()
+                except Exception:  # one broken connection must not cost the others their answers
+                    log.exception("origin: early answer failed; its request is answered normally")
+        for position in released:
+            position.event.set()
 
     def awaited(self, channel: str, rendition: str) -> int:
         """How many distinct positions of one rendition are awaited (one event each)."""
@@ -261,13 +311,22 @@ class Blocker:
     def drain_all(self) -> None:
         """Wake every holder and refuse new ones (server shutdown)."""
         self.closed = True
+        released, self._released = self._released, []  # their answers not written yet: 503 too
         for waits in self._sets.values():
-            for event in waits.drain():
-                event.set()
+            released.extend(waits.drain())
+        for position in released:
+            position.early.clear()
+            position.event.set()
         self._sets.clear()
 
     async def wait(self, channel: str, rendition: str, target: Target, probe: Probe,
-                   timeout_s: float) -> WaitOutcome:
+                   timeout_s: float, early: EarlyAnswer | None = None) -> WaitOutcome:
+        """Hold until ``target`` is ready, the stream ends or goes away, or ``timeout_s`` passes.
+
+        ``early``, if given, runs in a callback the ``notify`` that makes the target ready
+        schedules, before this holder wakes; it never runs for a holder that stopped waiting
+        for another reason (a timeout or cancellation is handled after that callback).
+        """
         if self.held >= self.max_held:
             raise Overloaded(f"{self.held} requests already held")
         loop = asyncio.get_running_loop()
@@ -289,11 +348,16 @@ class Blocker:
                 waits = self._sets.get((channel, rendition))
                 if waits is None:
                     waits = self._sets[(channel, rendition)] = WaitSet()
-                event = waits.token_for(target, asyncio.Event)
+                position = waits.token_for(target, Position)
+                if early is not None:
+                    position.early[early] = None
                 try:
                     async with asyncio.timeout(remaining):
-                        await event.wait()
+                        await position.event.wait()
                 except TimeoutError:
                     return WaitOutcome.TIMEOUT
+                finally:
+                    if early is not None:
+                        position.early.pop(early, None)
         finally:
             self.held -= 1

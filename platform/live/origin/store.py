@@ -98,7 +98,8 @@ class Segment:
 class RenditionState:
     """One rendition's init, segments (oldest first, the last one possibly open) and progress."""
 
-    __slots__ = ("by_msn", "edge_s", "init", "last", "memo", "nbytes", "parts_from", "segments")
+    __slots__ = ("by_msn", "edge_s", "has_video", "init", "last", "memo", "nbytes", "part_wire",
+                 "parts_from", "segments", "wire")
 
     def __init__(self, init: InitSegment) -> None:
         self.init = init
@@ -110,17 +111,19 @@ class RenditionState:
         self.parts_from = 0  # msn of the oldest segment that may still hold part records
         #: Rendered playlists keyed by the HTTP shell's variant, valid for one channel version.
         self.memo: dict[tuple[bool, bool], tuple[int, bytes]] = {}
+        #: Whole answers (head and body) to released blocking reloads, by the same variant, each
+        #: valid for one channel version and one Date second: (version, date, bytes).
+        self.wire: dict[tuple[bool, bool], tuple[int, str, bytes]] = {}
+        #: The same for the last preload-hinted part released: (msn, index, date, bytes).
+        self.part_wire: tuple[int, int, str, bytes] | None = None
+        self.has_video = init.width is not None or any(
+            codec.split(".")[0] in ("avc1", "avc3", "hvc1", "hev1", "av01", "vp09")
+            for codec in init.codecs.split(",")
+        )
 
     @property
     def name(self) -> str:
         return self.init.rendition
-
-    @property
-    def has_video(self) -> bool:
-        return self.init.width is not None or any(
-            codec.split(".")[0] in ("avc1", "avc3", "hvc1", "hev1", "av01", "vp09")
-            for codec in self.init.codecs.split(",")
-        )
 
     def complete_segments(self) -> Iterator[Segment]:
         return (seg for seg in self.segments if seg.complete)
