@@ -44,6 +44,7 @@ from live.redaction import install_redaction, remove_redaction
 from live.webrtc.routes import setup_webrtc
 from live.webrtc.service import WebRtcService
 from live.webui import setup_web
+from live.webui_account import PublishPoints
 
 log = logging.getLogger("live.serve")
 
@@ -135,13 +136,15 @@ class Platform:
                         public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
                         public_base_hls=settings.hls_base,
                         settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for),
-                        videos=dvr.videos)
+                        videos=dvr.videos, viewer_counts=chat.viewers)
         money.mount(app, api)
         if settings.ad_creatives:
             start_ad_creatives(app, money.ads, settings.data_dir / "ads", settings.ad_creatives, stack)
         setup_dvr(app, dvr.catalog, dvr.store)  # before the origin, whose routes would shadow it
         setup_origin(app, self.origin)
-        setup_web(app, self.streams, hls_base=settings.public_hls_url)
+        setup_web(app, self.streams, hls_base=settings.public_hls_url, api=api,
+                  publish=self._publish_points,
+                  chat_port=lambda: self.chat.port if self.chat is not None else 0)
         setup_webrtc(app, webrtc)
         app[STREAMS_KEY] = self.streams
         app[TRANSCODES_KEY] = self.media_paths
@@ -163,6 +166,11 @@ class Platform:
         self.chat = chat
         stack.push_async_callback(chat.close)
         await chat.start(settings.host, settings.chat_port)
+
+    def _publish_points(self) -> PublishPoints:
+        """Where the dashboard tells streamers to publish (the bound ports)."""
+        srt = f"srt://{self.settings.url_host}:{self.ports.srt}" if self.srt is not None else None
+        return PublishPoints(self.rtmp_base(), srt)
 
     def _forget(self) -> None:
         """Closed: drop the handles (runs last, after every resource is closed)."""
