@@ -20,7 +20,8 @@
   };
   window.livetwinDashboard = state;
   const series = { bitrate: [], fps: [], delay: [] };
-  let previous = null;          // the last health sample, for the keyframe interval
+  const recent = [];            // recent health samples, for the keyframe interval
+  const GOP_WINDOW = 10;
   let chat = null;
   let rotateArmedUntil = 0;
 
@@ -163,19 +164,23 @@
       for (const id of ['h-bitrate', 'h-fps', 'h-gop', 'h-res', 'h-dropped', 'h-delay', 'h-shed', 'h-encoder']) {
         $(id).textContent = '–';
       }
-      previous = null;
+      recent.length = 0;
       return;
     }
     $('h-bitrate').textContent = s.bitrate_kbps.toFixed(0) + ' kbit/s';
     $('h-fps').textContent = s.fps.toFixed(1) + ' fps';
     $('h-res').textContent = s.width && s.height ? s.width + 'x' + s.height : '–';
-    if (previous && s.keyframes > previous.keyframes && s.fps > 0) {
-      const frames = (s.video_frames - previous.video_frames) / (s.keyframes - previous.keyframes);
+    // keyframe interval: frames per keyframe over the last ten seconds of samples (a poll a
+    // second sees at most one keyframe, so one poll's difference would say 1 s)
+    recent.push({ frames: s.video_frames, keys: s.keyframes });
+    if (recent.length > GOP_WINDOW) recent.shift();
+    const oldest = recent[0];
+    if (s.keyframes > oldest.keys && s.fps > 0) {
+      const frames = (s.video_frames - oldest.frames) / (s.keyframes - oldest.keys);
       $('h-gop').textContent = (frames / s.fps).toFixed(1) + ' s';
-    } else if (!previous && s.keyframes > 0 && s.fps > 0) {
+    } else if (s.keyframes > 0 && s.fps > 0) {
       $('h-gop').textContent = (s.video_frames / s.keyframes / s.fps).toFixed(1) + ' s (average)';
     }
-    previous = s;
     const t = s.transcode;
     $('h-dropped').textContent = t ? String(t.frames_dropped_late) : '–';
     $('h-delay').textContent = t && t.delay_p50_ms !== null
