@@ -12,10 +12,12 @@ import re
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import websockets
+from websockets.typing import Origin
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
@@ -38,6 +40,18 @@ async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
     settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp_path)
     async with Platform(settings) as running:
         yield running
+
+
+def _browser() -> aiohttp.ClientSession:
+    """A client that keeps cookies from 127.0.0.1 as a browser does (aiohttp's jar refuses IPs)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def _form(csrf: str | None, username: str, password: str = PASSWORD) -> dict[str, str]:
+    form = {"username": username, "password": password}
+    if csrf is not None:
+        form["csrf"] = csrf
+    return form
 
 
 def _base(platform: Platform) -> str:
@@ -64,7 +78,7 @@ def _set_cookies(response: aiohttp.ClientResponse) -> dict[str, SimpleCookie]:
 
 async def _sign_up(http: aiohttp.ClientSession, base: str, username: str) -> aiohttp.ClientResponse:
     csrf = await _csrf(http, f"{base}/signup")
-    response = await http.post(f"{base}/signup", data={"csrf": csrf, "username": username, "password": PASSWORD},
+    response = await http.post(f"{base}/signup", data=_form(csrf, username),
                                allow_redirects=False)
     response.release()
     return response
@@ -73,7 +87,7 @@ async def _sign_up(http: aiohttp.ClientSession, base: str, username: str) -> aio
 async def test_signing_up_sets_an_httponly_samesite_strict_session_cookie_and_no_token_in_the_page(
         platform: Platform) -> None:
     base = _base(platform)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with _browser() as http:
         response = await _sign_up(http, base, "cookie_monster")
         assert response.status == 303 and response.headers["Location"] == "/dashboard"
         cookies = _set_cookies(response)
@@ -116,9 +130,9 @@ async def test_the_session_cookie_is_secure_when_the_public_url_is_https(tmp_pat
 
 async def test_errors_are_shown_next_to_the_field_they_name(platform: Platform) -> None:
     base = _base(platform)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with _browser() as http:
         csrf = await _csrf(http, f"{base}/signup")
-        async with http.post(f"{base}/signup", data={"csrf": csrf, "username": "fine_name", "password": "short"},
+        async with http.post(f"{base}/signup", data=_form(csrf, "fine_name", "short"),
                              allow_redirects=False) as response:
             assert response.status == 400
             page = await response.text()
@@ -128,9 +142,9 @@ async def test_errors_are_shown_next_to_the_field_they_name(platform: Platform) 
         assert 'value="fine_name"' in page  # what was typed is kept (the password is not)
 
         assert (await _sign_up(http, base, "taken_name")).status == 303
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+    async with _browser() as other:
         csrf = await _csrf(other, f"{base}/signup")
-        async with other.post(f"{base}/signup", data={"csrf": csrf, "username": "TAKEN_name", "password": PASSWORD},
+        async with other.post(f"{base}/signup", data=_form(csrf, "TAKEN_name"),
                               allow_redirects=False) as response:
             assert response.status == 409
             page = await response.text()
@@ -144,8 +158,8 @@ async def test_errors_are_shown_next_to_the_field_they_name(platform: Platform) 
         assert re.search(r'id="form-error" class="form-error" role="alert" >unknown username or wrong', page)
         assert SESSION_COOKIE not in _set_cookies(response)
         # a payload in the name comes back escaped, never as markup
-        async with other.post(f"{base}/signup", data={"csrf": csrf, "username": '"><img src=x onerror=alert(1)>',
-                                                      "password": PASSWORD}, allow_redirects=False) as response:
+        async with other.post(f"{base}/signup", data=_form(csrf, '"><img src=x onerror=alert(1)>'),
+                              allow_redirects=False) as response:
             assert response.status == 400
             page = await response.text()
         assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
@@ -159,9 +173,9 @@ async def test_errors_are_shown_next_to_the_field_they_name(platform: Platform) 
 ])
 async def test_a_cross_site_form_post_is_refused(platform: Platform, headers: dict[str, str]) -> None:
     base = _base(platform)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with _browser() as http:
         csrf = await _csrf(http, f"{base}/login")  # even with the right token and cookie
-        async with http.post(f"{base}/signup", data={"csrf": csrf, "username": "victim_one", "password": PASSWORD},
+        async with http.post(f"{base}/signup", data=_form(csrf, "victim_one"),
                              headers=headers, allow_redirects=False) as response:
             assert response.status == 403
             assert "may not change anything" in await response.text()
@@ -170,23 +184,22 @@ async def test_a_cross_site_form_post_is_refused(platform: Platform, headers: di
 
 async def test_a_form_without_the_csrf_token_or_cookie_is_refused(platform: Platform) -> None:
     base = _base(platform)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with _browser() as http:
         csrf = await _csrf(http, f"{base}/login")
         for form in ({"username": "x_user", "password": PASSWORD},
                      {"csrf": csrf[:-1] + ("A" if csrf[-1] != "A" else "B"), "username": "x_user",
                       "password": PASSWORD}):
             async with http.post(f"{base}/signup", data=form, allow_redirects=False) as response:
                 assert response.status == 403
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as cookieless:  # the token alone, no cookie to match it
-        async with cookieless.post(f"{base}/signup", data={"csrf": csrf, "username": "x_user", "password": PASSWORD},
-                                   allow_redirects=False) as response:
-            assert response.status == 403
+    async with _browser() as cookieless, \
+            cookieless.post(f"{base}/signup", data=_form(csrf, "x_user"), allow_redirects=False) as response:
+        assert response.status == 403  # the token alone, no cookie to match it
 
 
 async def test_cookie_sessions_need_the_csrf_header_on_the_api_and_bearer_clients_do_not(
         platform: Platform) -> None:
     base = _base(platform)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with _browser() as http:
         await _sign_up(http, base, "dash_user")
         async with http.post(f"{base}/api/v1/channels", json={"name": "no_csrf"}) as response:
             assert response.status == 403 and (await response.json())["error"] == "csrf_failed"
@@ -198,7 +211,7 @@ async def test_cookie_sessions_need_the_csrf_header_on_the_api_and_bearer_client
                              headers={"X-CSRF-Token": csrf, "Sec-Fetch-Site": "same-origin"}) as response:
             assert response.status == 201
             assert (await response.json())["stream_key"].startswith("live_")
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as bearer:
+    async with _browser() as bearer:
         credentials = {"username": "dash_user", "password": PASSWORD}
         async with bearer.post(f"{base}/api/v1/sessions", json=credentials) as response:
             token = (await response.json())["token"]
@@ -209,7 +222,7 @@ async def test_cookie_sessions_need_the_csrf_header_on_the_api_and_bearer_client
 
 async def test_logging_out_revokes_the_session_and_clears_the_cookie(platform: Platform) -> None:
     base = _base(platform)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with _browser() as http:
         await _sign_up(http, base, "leaving_one")
         token = next(c.value for c in http.cookie_jar if c.key == SESSION_COOKIE)
         csrf = next(c.value for c in http.cookie_jar if c.key == CSRF_COOKIE)
@@ -218,23 +231,22 @@ async def test_logging_out_revokes_the_session_and_clears_the_cookie(platform: P
             assert _set_cookies(response)[SESSION_COOKIE][SESSION_COOKIE]["max-age"] == "0"
         async with http.get(f"{base}/dashboard", allow_redirects=False) as page:
             assert page.status == 303 and page.headers["Location"] == "/login?next=/dashboard"
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as replay:  # the old token is dead, not just forgotten
-        async with replay.get(f"{base}/api/v1/sessions/current",
-                              headers={"Authorization": f"Bearer {token}"}) as response:
-            assert response.status == 401
+    async with _browser() as replay, replay.get(f"{base}/api/v1/sessions/current",
+                                                headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 401  # the old token is dead, not just forgotten
 
 
-async def _first(ws: websockets.ClientConnection, kind: str) -> dict:
+async def _first(ws: websockets.ClientConnection, kind: str) -> dict[str, Any]:
     async with asyncio.timeout(10):
         while True:
-            frame = json.loads(await ws.recv())
+            frame: dict[str, Any] = json.loads(await ws.recv())
             if frame["type"] == kind:
                 return frame
 
 
 async def test_chat_signs_in_with_the_cookie_only_from_a_page_of_this_host(platform: Platform) -> None:
     base = _base(platform)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with _browser() as http:
         await _sign_up(http, base, "chatty_one")
         csrf = next(c.value for c in http.cookie_jar if c.key == CSRF_COOKIE)
         async with http.post(f"{base}/api/v1/channels", json={"name": "cookie_room"},
@@ -243,25 +255,25 @@ async def test_chat_signs_in_with_the_cookie_only_from_a_page_of_this_host(platf
         token = next(c.value for c in http.cookie_jar if c.key == SESSION_COOKIE)
     chat = f"ws://127.0.0.1:{platform.ports.chat}/chat/cookie_room"
     cookie = {"Cookie": f"{SESSION_COOKIE}={token}"}
-    async with websockets.connect(chat, additional_headers=cookie, origin=base) as ws:  # type: ignore[arg-type]
+    async with websockets.connect(chat, additional_headers=cookie, origin=Origin(base)) as ws:
         welcome = await _first(ws, "welcome")
         assert welcome["user"] == "chatty_one" and welcome["role"] == "broadcaster"
     async with websockets.connect(chat, additional_headers=cookie,
-                                  origin="http://evil.example") as ws:  # type: ignore[arg-type]
+                                  origin=Origin("http://evil.example")) as ws:
         assert (await _first(ws, "welcome"))["user"] is None  # hijacking gets a reader, no more
     async with websockets.connect(chat, additional_headers=cookie) as ws:  # no Origin: not a page
         assert (await _first(ws, "welcome"))["user"] is None
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # the owner's own connections are not viewers
-        async with websockets.connect(chat, additional_headers=cookie, origin=base), \
-                websockets.connect(chat) as reader:
-            await _first(reader, "welcome")
-            async with http.get(f"{base}/api/v1/channels/cookie_room") as response:
-                assert (await response.json())["viewer_count"] == 1
+    # the owner's own connections are not viewers
+    async with _browser() as http, websockets.connect(chat, additional_headers=cookie, origin=Origin(base)), \
+            websockets.connect(chat) as reader:
+        await _first(reader, "welcome")
+        async with http.get(f"{base}/api/v1/channels/cookie_room") as response:
+            assert (await response.json())["viewer_count"] == 1
 
 
 async def test_the_dashboard_and_pages_name_the_chat_node_in_their_policy(platform: Platform) -> None:
     base = _base(platform)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with _browser() as http:
         await _sign_up(http, base, "policy_one")
         for path in ("/dashboard", "/watch/some_channel"):
             async with http.get(f"{base}{path}") as page:

@@ -36,6 +36,7 @@ AXE = WEB_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = Path(os.environ.get("LIVETWIN_SCREENSHOTS", Path(__file__).parents[2] / "reports" / "out" / "web"))
 CHANNEL = "first_show"
 FLOW_TIMEOUT_S = 240
+Flow = tuple[dict[str, Any], str]  # the browser script's "done" result, its stderr
 PAGES = ("landing", "login", "signup-errors", "watch", "watch-rate-limited", "dashboard")
 
 
@@ -59,7 +60,7 @@ async def _until_live(http: aiohttp.ClientSession, base: str) -> None:
             await asyncio.sleep(0.25)
 
 
-async def _flow(tmp: Path) -> tuple[dict[str, Any], str]:
+async def _flow(tmp: Path) -> Flow:
     settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp)
     async with Platform(settings) as platform, aiohttp.ClientSession() as http:
         base = f"http://127.0.0.1:{platform.ports.http}"
@@ -68,7 +69,8 @@ async def _flow(tmp: Path) -> tuple[dict[str, Any], str]:
         if AXE.is_file():
             command += ["--axe", str(AXE)]
         browser = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
         assert browser.stdin is not None and browser.stdout is not None and browser.stderr is not None
         publisher: asyncio.subprocess.Process | None = None
         done: dict[str, Any] = {"ok": False, "error": "the browser script ended without a result"}
@@ -102,7 +104,7 @@ async def _flow(tmp: Path) -> tuple[dict[str, Any], str]:
 
 
 @pytest.fixture(scope="module")
-def first_minutes(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+def first_minutes(tmp_path_factory: pytest.TempPathFactory) -> Flow:
     for tool, present in (("Debian's ffmpeg", shutil.which("ffmpeg")), ("Node.js 20", shutil.which("node")),
                           (f"Chromium at {CHROMIUM}", CHROMIUM.is_file()),
                           ("hls.js and playwright-core: `npm ci --prefix platform/web`",
@@ -116,7 +118,7 @@ def first_minutes(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, A
 
 
 def test_the_streamer_and_the_viewer_get_through_their_first_minutes(
-        first_minutes: tuple[dict[str, Any], str]) -> None:
+        first_minutes: Flow) -> None:
     result, log = first_minutes
     assert result["ok"], (result.get("error"), log[-4000:])
     assert not result["problems"], result["problems"]
@@ -131,7 +133,7 @@ def test_the_streamer_and_the_viewer_get_through_their_first_minutes(
     assert result["health"]["fps"].endswith("fps") and result["health"]["bitrate"].endswith("kbit/s"), result
 
 
-def test_the_session_cookie_is_httponly_and_strict_in_the_browser(first_minutes: tuple[dict[str, Any], str]) -> None:
+def test_the_session_cookie_is_httponly_and_strict_in_the_browser(first_minutes: Flow) -> None:
     result, log = first_minutes
     assert result["ok"], (result.get("error"), log[-4000:])
     cookies = {c["name"]: c for c in result["cookies"]}
@@ -141,7 +143,7 @@ def test_the_session_cookie_is_httponly_and_strict_in_the_browser(first_minutes:
 
 
 def test_payloads_in_titles_and_chat_are_shown_as_text_and_never_run(
-        first_minutes: tuple[dict[str, Any], str]) -> None:
+        first_minutes: Flow) -> None:
     result, log = first_minutes
     assert result["ok"], (result.get("error"), log[-4000:])
     for where in ("xssWatch", "xssDashboard"):
@@ -152,7 +154,7 @@ def test_payloads_in_titles_and_chat_are_shown_as_text_and_never_run(
 
 
 def test_chat_resumes_after_a_drop_and_shows_the_servers_rate_limit(
-        first_minutes: tuple[dict[str, Any], str]) -> None:
+        first_minutes: Flow) -> None:
     result, log = first_minutes
     assert result["ok"], (result.get("error"), log[-4000:])
     assert result["resumedFrom"] == [3], result["resumedFrom"]  # after the three messages, once
@@ -160,7 +162,7 @@ def test_chat_resumes_after_a_drop_and_shows_the_servers_rate_limit(
     assert "over 20 messages in 30 s" in result["rateLimitShown"] and "wait" in result["rateLimitShown"]
 
 
-def test_pages_work_from_the_keyboard_and_show_field_errors(first_minutes: tuple[dict[str, Any], str]) -> None:
+def test_pages_work_from_the_keyboard_and_show_field_errors(first_minutes: Flow) -> None:
     result, log = first_minutes
     assert result["ok"], (result.get("error"), log[-4000:])
     assert result["keyboardLogin"] == "/dashboard"
@@ -168,7 +170,7 @@ def test_pages_work_from_the_keyboard_and_show_field_errors(first_minutes: tuple
     assert result["fieldErrors"]["password"] == ""  # the API names one field at a time: the first
 
 
-def test_screenshots_of_every_page_at_desktop_and_phone_size(first_minutes: tuple[dict[str, Any], str]) -> None:
+def test_screenshots_of_every_page_at_desktop_and_phone_size(first_minutes: Flow) -> None:
     result, log = first_minutes
     assert result["ok"], (result.get("error"), log[-4000:])
     for page in PAGES:
@@ -177,7 +179,7 @@ def test_screenshots_of_every_page_at_desktop_and_phone_size(first_minutes: tupl
             assert shot.is_file() and shot.stat().st_size > 5000, shot
 
 
-def test_axe_finds_no_serious_or_critical_violation_on_any_page(first_minutes: tuple[dict[str, Any], str]) -> None:
+def test_axe_finds_no_serious_or_critical_violation_on_any_page(first_minutes: Flow) -> None:
     result, log = first_minutes
     assert result["ok"], (result.get("error"), log[-4000:])
     if "axe" not in result:
