@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 import websockets
-from websockets.typing import Origin
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
@@ -30,6 +29,7 @@ from live.ingest.registry import LiveStreamRegistry
 from live.serve import Platform
 from live.webui import setup_web
 from live.webui_account import safe_next
+from websockets.typing import Origin
 
 PASSWORD = "correct horse battery staple"
 _CSRF_INPUT = re.compile(r'name="csrf" value="([A-Za-z0-9_-]+)"')
