@@ -5,7 +5,9 @@ channel name can never become markup; the player itself is ``platform/web/static
 on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback and WHEP
 (``whep.js``) as its lowest-delay mode, or with ``?player=dash`` ``watch_dash.js`` on top of
 dash.js (LL-DASH from the same CMAF); the studio (``studio.js``) publishes a camera, a screen or
-a clock test card over WHIP. Neither library is copied into the repository:
+a clock test card over WHIP. The viewer page's chat panel (``chat.js``, ``watch_chat.js``) talks
+to the chat node on the page's host; the account pages and the dashboard are
+``live.webui_account``. Neither library is copied into the repository:
 ``npm ci --prefix platform/web`` installs the exact versions pinned in ``package-lock.json`` and
 this module serves them from ``node_modules``.
 """
