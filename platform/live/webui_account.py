@@ -145,7 +145,8 @@ class Accounts:
     async def login_page(self, request: web.Request) -> web.StreamResponse:
         return self._form(request, "login", Csrf(request, self.secure))
 
-    async def _read_form(self, request: web.Request, csrf: Csrf) -> dict[str, str]:
+    async def _read_form(self, request: web.Request) -> dict[str, str]:
+        """The url-encoded form, bounded, after the origin and CSRF checks (else 403)."""
         if request.content_length is not None and request.content_length > FORM_MAX_BYTES:
             raise web.HTTPRequestEntityTooLarge(FORM_MAX_BYTES, request.content_length)
         if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -164,7 +165,7 @@ class Accounts:
 
     async def _submit(self, request: web.Request, kind: str) -> web.StreamResponse:
         csrf = Csrf(request, self.secure)
-        form = await self._read_form(request, csrf)
+        form = await self._read_form(request)
         username = form.get("username", "")[:64]
         try:
             credentials = parse_credentials({"username": form.get("username", ""),
@@ -199,7 +200,7 @@ class Accounts:
         return await self._submit(request, "login")
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        await self._read_form(request, Csrf(request, self.secure))
+        await self._read_form(request)
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             await self.api.repo.delete_session(token_hash(token))

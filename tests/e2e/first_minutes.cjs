@@ -239,7 +239,7 @@ async function main() {
     if (args.axe) {
       const cookies = await streamer.cookies();
       result.axe = await axeCheck(browser, base, cookies, args.axe,
-        ['/', '/signup', '/login', '/dashboard', '/watch/' + channel]);
+        ['/', '/signup', '/login', '/dashboard', '/watch/' + channel, '/studio/' + channel]);
     }
     result.ok = true;
   } catch (err) {

@@ -6,7 +6,8 @@ dashboard; this test publishes with ffmpeg using that key; a phone-sized second 
 up, watches, plays and chats (XSS payloads too); the dashboard shows one viewer and the message.
 The flow runs once per module; each test below checks one promise of it. Screenshots of every
 page at desktop and phone size land in ``reports/out/web/`` (``LIVETWIN_SCREENSHOTS`` moves
-them). axe-core comes from ``platform/web/node_modules`` (npm package ``axe-core``).
+them). axe-core comes from ``platform/web/node_modules`` (npm package ``axe-core``;
+``LIVETWIN_AXE`` names another ``axe.min.js``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
 CHROMIUM = Path(os.environ.get("LIVETWIN_CHROMIUM", "/usr/bin/chromium"))
 SCRIPT = Path(__file__).with_name("first_minutes.cjs")
 WEB_ROOT = default_web_root()
-AXE = WEB_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE = Path(os.environ.get("LIVETWIN_AXE", WEB_ROOT / "node_modules" / "axe-core" / "axe.min.js"))
 SHOTS = Path(os.environ.get("LIVETWIN_SCREENSHOTS", Path(__file__).parents[2] / "reports" / "out" / "web"))
 CHANNEL = "first_show"
 FLOW_TIMEOUT_S = 240
@@ -184,7 +185,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(first_minutes: F
     assert result["ok"], (result.get("error"), log[-4000:])
     if "axe" not in result:
         skip_or_fail(f"axe-core is not installed ({AXE} is missing): `npm install --prefix platform/web`")
-    assert set(result["axe"]) == {"/", "/signup", "/login", "/dashboard", f"/watch/{CHANNEL}"}
+    pages = {"/", "/signup", "/login", "/dashboard", f"/watch/{CHANNEL}", f"/studio/{CHANNEL}"}
+    assert set(result["axe"]) == pages
     bad = {url: [v for v in violations if v["impact"] in ("serious", "critical")]
            for url, violations in result["axe"].items()}
     assert not any(bad.values()), bad
