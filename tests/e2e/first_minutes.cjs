@@ -211,6 +211,24 @@ async function main() {
     result.rateLimitShown = await watch.textContent('#chat-error');
     await shoot(watch, args.out, 'watch-rate-limited');
 
+    // moderation from the dashboard: the streamer deletes a message and turns slow mode on;
+    // the viewer's page hides the message and shows the mode (and offers no mod buttons)
+    result.viewerModButtons = await watch.locator('#chat-list button.mod').count();
+    await dash.evaluate((text) => {
+      const item = Array.from(document.querySelectorAll('#chat-list li'))
+        .find((li) => li.querySelector('.chat-text').textContent === text);
+      item.dataset.target = '1';
+    }, XSS_CHAT[0]);
+    await dash.click('#chat-list li[data-target="1"] button.mod[data-act="delete"]');
+    await watch.waitForFunction((text) => !Array.from(document.querySelectorAll('#chat-list .chat-text'))
+      .some((el) => el.textContent === text), XSS_CHAT[0], { timeout: 10000 });
+    result.deletedOnViewer = true;
+    await dash.selectOption('#slow-mode', '30');
+    await watch.waitForFunction(() => /slow mode/.test(document.getElementById('chat-modes').textContent), null,
+      { timeout: 10000 });
+    result.viewerModes = await watch.textContent('#chat-modes');
+    await shoot(dash, args.out, 'dashboard-moderating');
+
     // keyboard only: log in from a fresh context with Tab and Enter
     const keyboard = await browser.newContext({ viewport: DESKTOP });
     const login = await keyboard.newPage();

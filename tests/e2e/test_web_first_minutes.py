@@ -38,7 +38,8 @@ SHOTS = Path(os.environ.get("LIVETWIN_SCREENSHOTS", Path(__file__).parents[2] / 
 CHANNEL = "first_show"
 FLOW_TIMEOUT_S = 240
 Flow = tuple[dict[str, Any], str]  # the browser script's "done" result, its stderr
-PAGES = ("landing", "login", "signup-errors", "watch", "watch-rate-limited", "dashboard")
+PAGES = ("landing", "login", "signup-errors", "watch", "watch-rate-limited", "dashboard",
+         "dashboard-moderating")
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
@@ -132,6 +133,8 @@ def test_the_streamer_and_the_viewer_get_through_their_first_minutes(
     assert result["dashboardViewers"] == "1" and result["watchViewers"] == "1"
     assert result["dashboardChatRate"] == "3 messages in the last minute", result["dashboardChatRate"]
     assert result["health"]["fps"].endswith("fps") and result["health"]["bitrate"].endswith("kbit/s"), result
+    assert result["health"]["gop"] in ("1.8 s", "1.9 s", "2.0 s", "2.1 s", "2.2 s",
+                                       "2.0 s (average)"), result["health"]  # ffmpeg -g 60 at 30 fps
 
 
 def test_the_session_cookie_is_httponly_and_strict_in_the_browser(first_minutes: Flow) -> None:
@@ -161,6 +164,14 @@ def test_chat_resumes_after_a_drop_and_shows_the_servers_rate_limit(
     assert result["resumedFrom"] == [3], result["resumedFrom"]  # after the three messages, once
     assert result["helloCopies"] == 1
     assert "over 20 messages in 30 s" in result["rateLimitShown"] and "wait" in result["rateLimitShown"]
+
+
+def test_the_streamer_moderates_from_the_dashboard_and_viewers_see_it(first_minutes: Flow) -> None:
+    result, log = first_minutes
+    assert result["ok"], (result.get("error"), log[-4000:])
+    assert result["viewerModButtons"] == 0  # a viewer is no moderator
+    assert result["deletedOnViewer"] is True
+    assert result["viewerModes"] == "slow mode: one message every 30 s"
 
 
 def test_pages_work_from_the_keyboard_and_show_field_errors(first_minutes: Flow) -> None:

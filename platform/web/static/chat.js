@@ -28,7 +28,8 @@
   }
 
   // options: {channel, port, list, maxMessages, onState(state, text), onWelcome(welcome),
-  //           onError(frame), onMessages(messages), onModes(modes)}
+  //           onError(frame), onMessages(messages), onModes(modes, text), onModeration(event)}
+  // A moderator's or the broadcaster's list gets Delete / Time out / Ban buttons per message.
   function open(options) {
     const list = options.list;
     const maxMessages = options.maxMessages || 300;
@@ -39,6 +40,7 @@
     let closed = false;
     let delay = RECONNECT_MIN_MS;
     let failedOpens = 0;
+    let me = null;               // {user, role} from welcome: moderators get per-message actions
     const stats = { connects: 0, reconnects: 0, received: 0, rendered: 0, resumedFrom: [] };
 
     function render(messages) {
@@ -62,6 +64,7 @@
         text.textContent = m.type === 'cheer' ? 'cheered ' + m.bits + ' bits' + (m.text ? ': ' + m.text : '')
           : String(m.text || '');
         item.append(who, ': ', text);
+        if (canModerate(m.user)) item.append(' ', actions(m.user));
         fragment.append(item);
       }
       const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
@@ -70,6 +73,44 @@
       while (extra > 0) { list.firstElementChild.remove(); extra -= 1; }
       if (atBottom) list.scrollTop = list.scrollHeight;
       stats.rendered += messages.length;
+    }
+
+    function canModerate(user) {
+      return Boolean(me && (me.role === 'moderator' || me.role === 'broadcaster') && user &&
+        String(user).toLowerCase() !== String(me.user).toLowerCase());
+    }
+
+    function actions(user) {
+      const span = document.createElement('span');
+      span.className = 'mod-actions';
+      for (const [act, label] of [['delete', 'Delete'], ['timeout', 'Time out 10 min'], ['ban', 'Ban']]) {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = 'mod';
+        button.dataset.act = act;
+        button.textContent = label;
+        button.setAttribute('aria-label', label + ': ' + user);
+        span.append(button);
+      }
+      return span;
+    }
+
+    // one listener for every message's moderation buttons
+    list.addEventListener('click', function (event) {
+      const button = event.target.closest('button.mod');
+      if (!button) return;
+      const item = button.closest('li');
+      const user = item.querySelector('.chat-user').textContent;
+      const act = button.dataset.act;
+      if (act === 'delete') sendFrame({ type: 'delete', id: Number(item.dataset.id) });
+      else if (act === 'timeout') sendFrame({ type: 'timeout', user: user, seconds: 600, reason: 'timed out from the chat panel' });
+      else if (act === 'ban') sendFrame({ type: 'ban', user: user, reason: 'banned from the chat panel' });
+    });
+
+    function sendFrame(frame) {
+      if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+      socket.send(JSON.stringify(frame));
+      return true;
     }
 
     function hide(selector) {
@@ -86,6 +127,7 @@
           if (Number(item.dataset.id) < event.id) item.remove();
         }
       } else if (event.action === 'modes' && options.onModes) options.onModes(event.modes, describeModes(event.modes));
+      if (options.onModeration) options.onModeration(event);
     }
 
     function seen(id) {
@@ -99,6 +141,7 @@
         case 'welcome':
           failedOpens = 0;
           delay = RECONNECT_MIN_MS;
+          me = frame.user ? { user: frame.user, role: frame.role } : null;
           onState('open', frame.user ? 'signed in as ' + frame.user : 'reading (not signed in)');
           if (options.onWelcome) options.onWelcome(frame);
           if (options.onModes) options.onModes(frame.modes, describeModes(frame.modes));
@@ -155,11 +198,9 @@
     return {
       stats: stats,
       lastId: function () { return lastId; },
-      send: function (text) {
-        if (!socket || socket.readyState !== WebSocket.OPEN) return false;
-        socket.send(JSON.stringify({ type: 'send', text: text }));
-        return true;
-      },
+      send: function (text) { return sendFrame({ type: 'send', text: text }); },
+      // moderators and the broadcaster: {type: 'modes', slow: 30}, {type: 'delete', id}, ...
+      moderate: function (frame) { return sendFrame(frame); },
       drop: function () { if (socket) socket.close(); },  // tests: the reconnect path
       close: function () { closed = true; if (socket) socket.close(); },
     };

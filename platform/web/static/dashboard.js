@@ -16,12 +16,12 @@
 
   const state = {
     channel: null, key: null, live: false, viewers: null, health: null, polls: 0,
-    chatMessages: [], chatRatePerMin: 0, copied: 0,
+    chatMessages: [], chatRatePerMin: 0, copied: 0, modes: null,
   };
   window.livetwinDashboard = state;
   const series = { bitrate: [], fps: [], delay: [] };
-  const recent = [];            // recent health samples, for the keyframe interval
-  const GOP_WINDOW = 10;
+  const recent = [];            // samples at which the keyframe count changed
+  const GOP_WINDOW = 8;
   let chat = null;
   let rotateArmedUntil = 0;
 
@@ -170,13 +170,19 @@
     $('h-bitrate').textContent = s.bitrate_kbps.toFixed(0) + ' kbit/s';
     $('h-fps').textContent = s.fps.toFixed(1) + ' fps';
     $('h-res').textContent = s.width && s.height ? s.width + 'x' + s.height : '–';
-    // keyframe interval: frames per keyframe over the last ten seconds of samples (a poll a
-    // second sees at most one keyframe, so one poll's difference would say 1 s)
-    recent.push({ frames: s.video_frames, keys: s.keyframes });
-    if (recent.length > GOP_WINDOW) recent.shift();
-    const oldest = recent[0];
-    if (s.keyframes > oldest.keys && s.fps > 0) {
-      const frames = (s.video_frames - oldest.frames) / (s.keyframes - oldest.keys);
+    // keyframe interval: frames per keyframe between the first and the last of the recent
+    // samples at which the keyframe count changed (one poll's difference would say 1 s, a poll
+    // sees at most one keyframe); each sample lags its keyframe by under a poll, so over
+    // several keyframes the error shrinks to a few frames
+    const last = recent[recent.length - 1];
+    if (!last || s.keyframes !== last.keys) {
+      recent.push({ frames: s.video_frames, keys: s.keyframes });
+      if (recent.length > GOP_WINDOW) recent.shift();
+    }
+    const first = recent[0];
+    const newest = recent[recent.length - 1];
+    if (newest.keys > first.keys && s.fps > 0) {
+      const frames = (newest.frames - first.frames) / (newest.keys - first.keys);
       $('h-gop').textContent = (frames / s.fps).toFixed(1) + ' s';
     } else if (s.keyframes > 0 && s.fps > 0) {
       $('h-gop').textContent = (s.video_frames / s.keyframes / s.fps).toFixed(1) + ' s (average)';
@@ -221,12 +227,29 @@
       list: $('chat-list'),
       maxMessages: 100,
       onState: function (s, text) { $('chat-status').textContent = text; },
+      onModes: function (modes, text) {
+        state.modes = modes;
+        $('modes-view').textContent = text || 'no restrictions';
+        if (modes) {
+          $('slow-mode').value = String(modes.slow || 0);
+          $('subs-only').checked = Boolean(modes.subscribers_only);
+        }
+      },
+      onError: function (frame) { notice('chat: ' + (frame.message || frame.code)); },
       onMessages: function (messages) {
         for (const m of messages) state.chatMessages.push({ sent_at: m.sent_at, user: m.user, text: m.text });
         if (state.chatMessages.length > 5000) state.chatMessages.splice(0, state.chatMessages.length - 5000);
       },
     });
   }
+
+  // room modes: the broadcaster sets them over the chat socket like a moderator would
+  $('slow-mode').addEventListener('change', function () {
+    if (chat) chat.moderate({ type: 'modes', slow: Number(this.value) });
+  });
+  $('subs-only').addEventListener('change', function () {
+    if (chat) chat.moderate({ type: 'modes', subscribers_only: this.checked });
+  });
 
   api('GET', '/sessions/current').then(function (result) {
     if (!result.ok) { window.location.assign('/login?next=/dashboard'); return; }
