@@ -149,7 +149,7 @@ class Accounts:
         """The url-encoded form, bounded, after the origin and CSRF checks (else 403)."""
         if request.content_length is not None and request.content_length > FORM_MAX_BYTES:
             raise web.HTTPRequestEntityTooLarge(FORM_MAX_BYTES, request.content_length)
-        if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if request.content_type != "application/x-www-form-urlencoded":
             raise web.HTTPUnsupportedMediaType(text="send the form as application/x-www-form-urlencoded\n")
         raw = await request.content.read(FORM_MAX_BYTES + 1)
         if len(raw) > FORM_MAX_BYTES:
