@@ -52,10 +52,21 @@ function watchPage(page, who, problems) {
   page.on('dialog', (dialog) => { problems.push(who + ': a dialog opened: ' + dialog.message()); dialog.dismiss(); });
 }
 
+const overflows = [];  // pages wider than the screen: [name, size, scrollWidth, widest element]
+
 async function shoot(page, out, name) {
   for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await page.setViewportSize(viewport);
     await page.waitForTimeout(150);
+    const wide = await page.evaluate(() => {
+      const width = document.documentElement.clientWidth;
+      if (document.documentElement.scrollWidth <= width) return null;
+      const culprits = Array.from(document.querySelectorAll('body *'))
+        .filter((el) => el.getBoundingClientRect().right > width + 1)
+        .map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className ? '.' + String(el.className).split(' ')[0] : ''));
+      return [document.documentElement.scrollWidth, culprits.slice(0, 5)];
+    });
+    if (wide) overflows.push([name, size].concat(wide));
     await page.screenshot({ path: path.join(out, name + '-' + size + '.png'), fullPage: true });
   }
 }
@@ -259,6 +270,7 @@ async function main() {
       result.axe = await axeCheck(browser, base, cookies, args.axe,
         ['/', '/signup', '/login', '/dashboard', '/watch/' + channel, '/studio/' + channel]);
     }
+    result.overflows = overflows;
     result.ok = true;
   } catch (err) {
     result.ok = false;

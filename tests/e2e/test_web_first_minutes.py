@@ -185,6 +185,7 @@ def test_pages_work_from_the_keyboard_and_show_field_errors(first_minutes: Flow)
 def test_screenshots_of_every_page_at_desktop_and_phone_size(first_minutes: Flow) -> None:
     result, log = first_minutes
     assert result["ok"], (result.get("error"), log[-4000:])
+    assert result["overflows"] == []  # no page is wider than a phone's (or a desktop's) screen
     for page in PAGES:
         for size in ("desktop", "phone"):
             shot = SHOTS / f"{page}-{size}.png"
