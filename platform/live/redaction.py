@@ -34,8 +34,10 @@ _PATTERNS = (
     (re.compile(rf"(?i)(\"(?:{_SECRET_NAMES})\"\s*:\s*\")[^\"]*"), rf"\g<1>{REDACTED}"),
     # Authorization: Bearer abc
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+"), rf"\g<1>{REDACTED}"),
+    # Cookie: livetwin_session=abc; livetwin_csrf=def (the web pages' session, live.api.websession)
+    (re.compile(r"(?i)(livetwin_(?:session|csrf)=)[^;,\s\"'<>]+"), rf"\g<1>{REDACTED}"),
 )
-_QUICK = re.compile(rf"(?i)(?:{_SECRET_NAMES}|bearer)")
+_QUICK = re.compile(rf"(?i)(?:{_SECRET_NAMES}|bearer|livetwin_)")
 
 
 def redact(text: str) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from live.adcreatives import start_ad_creatives
-from live.api.app import ApiSettings, setup_api
+from live.api.app import Api, ApiSettings, setup_api
 from live.api.repository import Repository
 from live.api.storage import open_repository
 from live.chat.auth import RepositoryChatAuth
@@ -52,6 +52,7 @@ from live.redaction import install_redaction, remove_redaction
 from live.webrtc.routes import setup_webrtc
 from live.webrtc.service import WebRtcService
 from live.webui import setup_web
+from live.webui_account import PublishPoints
 
 log = logging.getLogger("live.serve")
 
@@ -131,9 +132,10 @@ class Platform:
             stack.push_async_callback(self.media_paths.close)
         app = web.Application(client_max_size=1 << 20)
         chat: ChatServer | None = None
+        api: Api | None = None
         if roles & {"api", "chat"}:
             assert repo is not None
-            await self._open_api_chat(stack, app, repo, dvr)
+            api = await self._open_api_chat(stack, app, repo, dvr)
             chat = self.chat
             self.chat = None  # set once listening, below
         if "ingest" in roles:
@@ -147,7 +149,9 @@ class Platform:
                 setup_ingest(app, self.origin, settings.ingest_token,
                              recorder=dvr.recorder if dvr is not None else None)
         if "api" in roles:
-            setup_web(app, self.streams, hls_base=settings.public_hls_url)
+            setup_web(app, self.streams, hls_base=settings.public_hls_url, api=api,
+                      publish=self._publish_points,
+                      chat_port=lambda: self.chat.port if self.chat is not None else 0)
         app[STREAMS_KEY] = self.streams
         if self.media_paths is not None:
             app[TRANSCODES_KEY] = self.media_paths
@@ -176,24 +180,14 @@ class Platform:
             await chat.start(settings.host, settings.chat_port)
 
     async def _open_api_chat(self, stack: contextlib.AsyncExitStack, app: web.Application,
-                             repo: Repository, dvr: Dvr | None) -> None:
-        """The API (with money and ads) and chat: they share the broker and the relationships."""
+                             repo: Repository, dvr: Dvr | None) -> Api | None:
+        """The API (with money and ads) and chat: they share the broker and the relationships.
+        The API counts viewers from this node's chat (None without the api role)."""
         settings = self.settings
         broker = open_broker(settings.chat_broker)
         stack.push_async_callback(broker.close)
         money = await open_monetization(stack, settings.payments, settings.database, settings.data_dir,
                                         repo, broker, self.origin)
-        if "api" in settings.roles:
-            api = setup_api(app, repo, self.streams,
-                            public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
-                            public_base_hls=settings.hls_base,
-                            settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for),
-                            videos=dvr.videos if dvr is not None else None)
-            money.mount(app, api)
-            if settings.ad_creatives:
-                start_ad_creatives(app, money.ads, settings.data_dir / "ads", settings.ad_creatives,
-                                   stack)
-            self._money = money
         if "chat" in settings.roles:
             chat_settings = ChatSettings()
             limiter = open_message_limiter(settings.chat_rate_store, chat_settings.rate_window_s,
@@ -201,6 +195,20 @@ class Platform:
             stack.push_async_callback(limiter.close)
             self.chat = ChatServer(RepositoryChatAuth(repo), broker, chat_settings, limiter=limiter,
                                    relationships=money.relationships)
+        if "api" not in settings.roles:
+            return None
+        api = setup_api(app, repo, self.streams,
+                        public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
+                        public_base_hls=settings.hls_base,
+                        settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for),
+                        videos=dvr.videos if dvr is not None else None,
+                        viewer_counts=self.chat.viewers if self.chat is not None else None)
+        money.mount(app, api)
+        if settings.ad_creatives:
+            start_ad_creatives(app, money.ads, settings.data_dir / "ads", settings.ad_creatives,
+                               stack)
+        self._money = money
+        return api
 
     async def _open_ingest(self, stack: contextlib.AsyncExitStack, app: web.Application,
                            repo: Repository) -> None:
@@ -239,6 +247,11 @@ class Platform:
         stack.push_async_callback(webrtc.close)
         await webrtc.start()
         setup_webrtc(app, webrtc)
+
+    def _publish_points(self) -> PublishPoints:
+        """Where the dashboard tells streamers to publish (the bound ports)."""
+        srt = f"srt://{self.settings.url_host}:{self.ports.srt}" if self.srt is not None else None
+        return PublishPoints(self.rtmp_base(), srt)
 
     def _forget(self) -> None:
         """Closed: drop the handles (runs last, after every resource is closed)."""

@@ -5,7 +5,9 @@ channel name can never become markup; the player itself is ``platform/web/static
 on top of hls.js (LL-HLS, RFC 8216bis) with Safari's native HLS as the fallback and WHEP
 (``whep.js``) as its lowest-delay mode, or with ``?player=dash`` ``watch_dash.js`` on top of
 dash.js (LL-DASH from the same CMAF); the studio (``studio.js``) publishes a camera, a screen or
-a clock test card over WHIP. Neither library is copied into the repository:
+a clock test card over WHIP. The viewer page's chat panel (``chat.js``, ``watch_chat.js``) talks
+to the chat node on the page's host; the account pages and the dashboard are
+``live.webui_account``. Neither library is copied into the repository:
 ``npm ci --prefix platform/web`` installs the exact versions pinned in ``package-lock.json`` and
 this module serves them from ``node_modules``.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -25,7 +27,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 import live
+from live.api.app import Api
 from live.ingest.registry import LiveStreamRegistry, StreamHealth
+from live.webui_account import Accounts, Csrf, PublishPoints, setup_accounts
 
 CHANNEL_NAME: Final = re.compile(r"[a-z0-9_]{3,25}")
 _STATIC_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}\.(?P<ext>js|css|svg)")
@@ -42,22 +46,25 @@ NPM_HINT: Final = "run `npm ci --prefix platform/web` to install it"
 
 # hls.js builds its transmuxing worker from a blob: URL and feeds MSE through blob: media URLs;
 # everything else comes from this origin and no inline script or style is needed.
-def content_security_policy(hls_origin: str | None = None) -> str:
-    """The pages' policy; ``hls_origin`` (scheme://host[:port] of a CDN) may serve the streams."""
+def content_security_policy(hls_origin: str | None = None, chat_origins: str = "") -> str:
+    """The pages' policy; ``hls_origin`` (scheme://host[:port] of a CDN) may serve the streams,
+    ``chat_origins`` (``ws://host:port wss://host:port``) is the chat node on another port.
+    Forms post to this origin only (the account pages, log out)."""
     extra = f" {hls_origin}" if hls_origin else ""
+    chat = f" {chat_origins}" if chat_origins else ""
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"media-src 'self' blob:{extra}; connect-src 'self'{extra}; worker-src 'self' blob:; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        f"media-src 'self' blob:{extra}; connect-src 'self'{extra}{chat}; worker-src 'self' blob:; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 
 
 CONTENT_SECURITY_POLICY: Final = content_security_policy()
 
 
-def page_headers(hls_origin: str | None = None) -> dict[str, str]:
+def page_headers(hls_origin: str | None = None, chat_origins: str = "") -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(hls_origin),
+        "Content-Security-Policy": content_security_policy(hls_origin, chat_origins),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-cache",
@@ -127,20 +134,23 @@ def render_channel_list(streams: Iterable[StreamHealth]) -> str:
     return "\n".join(items)
 
 
-def render_index(template: Template, streams: Iterable[StreamHealth]) -> str:
+def render_index(template: Template, streams: Iterable[StreamHealth], nav: str = "") -> str:
     listing = render_channel_list(streams)
     return template.substitute(
         channels=listing,
         empty_hidden="hidden" if listing else "",
+        nav=nav,
     )
 
 
-def render_watch(template: Template, channel: str, player: str = "hls", hls_base: str = "") -> str:
+def render_watch(template: Template, channel: str, player: str = "hls", hls_base: str = "", *,
+                 nav: str = "", csrf: str = "", chat_port: int = 0) -> str:
     """The viewer page for ``channel`` (already validated, escaped anyway): LL-HLS through
     hls.js, or with ``player="dash"`` LL-DASH through dash.js from the same CMAF.
 
     ``hls_base`` is where hls.js fetches the stream (``live serve --public-hls-url``, a CDN
     edge); empty means this server's own origin. DASH is served by this origin only.
+    ``chat_port`` (0: no chat) is the chat node's port on the page's host.
     """
     src, library, script = PLAYERS[player]
     base = hls_base if player == "hls" else ""
@@ -152,35 +162,66 @@ def render_watch(template: Template, channel: str, player: str = "hls", hls_base
         player_script=_e(script),
         dvr_src=_e(f"/hls/{channel}/dvr/master.m3u8"),
         videos=_e(f"/api/v1/channels/{channel}/videos"),
+        nav=nav,
+        csrf=_e(csrf),
+        chat_port=_e(chat_port),
     )
+
+
+def chat_origins(request: web.Request, chat_port: int) -> str:
+    """The chat node as CSP sources: the page's own host name on the chat port (both schemes)."""
+    host = request.url.raw_host
+    if not chat_port or not host:
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    return f"ws://{host}:{chat_port} wss://{host}:{chat_port}"
 
 
 class WebUi:
     """Handlers over the live-stream registry and one ``platform/web`` folder."""
 
-    def __init__(self, streams: LiveStreamRegistry, web_root: Path, hls_base: str | None = None) -> None:
+    def __init__(self, streams: LiveStreamRegistry, web_root: Path, hls_base: str | None = None,
+                 accounts: Accounts | None = None, chat_port: Callable[[], int] | None = None) -> None:
         self.streams = streams
         self.web_root = web_root
         self.hls_base = (hls_base or "").rstrip("/")
         parts = urlsplit(self.hls_base)
-        self.page_headers = page_headers(f"{parts.scheme}://{parts.netloc}" if hls_base else None)
+        self.hls_origin = f"{parts.scheme}://{parts.netloc}" if hls_base else None
+        self.page_headers = page_headers(self.hls_origin)
         self.studio_headers = {**self.page_headers, "Permissions-Policy": STUDIO_PERMISSIONS}
         self.templates = WebTemplates.load(web_root)
+        self.accounts = accounts
+        self.chat_port = chat_port or (lambda: 0)
 
-    async def index(self, request: web.Request) -> web.Response:
+    def headers_for(self, request: web.Request) -> dict[str, str]:
+        """Page headers whose CSP lets the page reach the chat node on the page's host."""
+        return page_headers(self.hls_origin, chat_origins(request, self.chat_port()))
+
+    async def _nav(self, request: web.Request) -> tuple[str, Csrf | None]:
+        if self.accounts is None:
+            return "", None
+        csrf = Csrf(request, self.accounts.secure)
+        return self.accounts.nav(await self.accounts.account(request), csrf), csrf
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
-        body = render_index(self.templates.index, (s.health(now) for s in self.streams))
-        return web.Response(text=body, content_type="text/html", headers=self.page_headers)
+        nav, csrf = await self._nav(request)
+        body = render_index(self.templates.index, (s.health(now) for s in self.streams), nav)
+        response = web.Response(text=body, content_type="text/html", headers=self.page_headers)
+        return csrf.attach(response) if csrf is not None else response
 
-    async def watch(self, request: web.Request) -> web.Response:
+    async def watch(self, request: web.Request) -> web.StreamResponse:
         channel = request.match_info["channel"]
         if not valid_channel(channel):
             raise web.HTTPNotFound(text="no such channel: names are 3-25 characters of a-z, 0-9, _\n")
         player = request.query.get("player", "hls")
         if player not in PLAYERS:
             raise web.HTTPBadRequest(text=f"player must be one of {', '.join(PLAYERS)}\n")
-        body = render_watch(self.templates.watch, channel, player, self.hls_base)
-        return web.Response(text=body, content_type="text/html", headers=self.page_headers)
+        nav, csrf = await self._nav(request)
+        body = render_watch(self.templates.watch, channel, player, self.hls_base, nav=nav,
+                            csrf=csrf.token if csrf is not None else "", chat_port=self.chat_port())
+        response = web.Response(text=body, content_type="text/html", headers=self.headers_for(request))
+        return csrf.attach(response) if csrf is not None else response
 
     async def studio(self, request: web.Request) -> web.Response:
         channel = request.match_info["channel"]
@@ -226,15 +267,25 @@ WEB_UI_KEY: Final = web.AppKey("live.webui", WebUi)
 
 
 def setup_web(app: web.Application, streams: LiveStreamRegistry,
-              web_root: Path | None = None, hls_base: str | None = None) -> None:
+              web_root: Path | None = None, hls_base: str | None = None, *,
+              api: Api | None = None, publish: Callable[[], PublishPoints] | None = None,
+              chat_port: Callable[[], int] | None = None) -> None:
     """Mount ``/``, ``/watch/{channel}`` (``?player=dash`` for dash.js), ``/studio/{channel}``,
-    ``/static/{name}``, ``/vendor/hls.js`` and ``/vendor/dash.js`` on ``app``.
+    ``/static/{name}``, ``/vendor/hls.js`` and ``/vendor/dash.js`` on ``app``; with ``api``
+    also the account pages and the dashboard (``live.webui_account``).
 
     ``web_root`` defaults to the repository's ``platform/web``; the vendored hls.js comes from
     its ``node_modules`` and answers 503 (saying how to install it) while that is missing.
     ``hls_base`` points the viewer page's player at a CDN edge instead of this origin.
+    ``chat_port()`` is the chat node's bound port (asked per page: it binds after the routes).
     """
-    ui = WebUi(streams, (web_root or default_web_root()).resolve(), hls_base)
+    root = (web_root or default_web_root()).resolve()
+    ui = WebUi(streams, root, hls_base, chat_port=chat_port)
+    if api is not None:
+        rtmp = api.public_base_rtmp
+        points = publish or (lambda: PublishPoints(rtmp, None))
+        ui.accounts = Accounts(api, root / "templates", ui.headers_for, points, ui.chat_port)
+        setup_accounts(app, ui.accounts)
     app[WEB_UI_KEY] = ui
     app.router.add_get("/", ui.index)
     app.router.add_get("/watch/{channel}", ui.watch)

@@ -7,7 +7,7 @@
 //        [--throttle-at S --throttle-for S --throttle-kbps K]   (Chromium's network emulation)
 //        [--actions '[{"at": 10, "js": "document.getElementById(\'live\').click()"}]']
 // --actions: page expressions evaluated once each, `at` seconds after playback started.
-//        [--token API_TOKEN]   (signed in as that viewer: the page finds it in localStorage)
+//        [--token API_TOKEN]   (signed in as that viewer: the token is the page's session cookie)
 //        [--clock tests/e2e/clockcode.js] [--bare http://127.0.0.1:PORT/hls/demo/master.m3u8]
 //
 // --clock reads the capture clock painted into every decoded frame (requestVideoFrameCallback,
@@ -138,7 +138,9 @@ async function main() {
     emit('browser', { version: browser.version() });
     const page = await browser.newPage();
     if (args.token) {
-      await page.addInitScript((token) => window.localStorage.setItem('livetwin.token', token), args.token);
+      // what logging in leaves behind: the HttpOnly session cookie (the page never sees the token)
+      await page.context().addCookies([{ name: 'livetwin_session', value: args.token,
+        url: new URL(args.url).origin, httpOnly: true, sameSite: 'Strict' }]);
     }
     page.on('console', (msg) => process.stderr.write('[page ' + msg.type() + '] ' + msg.text() + '\n'));
     page.on('pageerror', (err) => {

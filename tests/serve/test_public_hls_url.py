@@ -9,7 +9,7 @@ import pytest
 from live.cli import build_parser
 from live.config import ChannelSeed, ServeSettings
 from live.serve import Platform
-from live.webui import CONTENT_SECURITY_POLICY
+from live.webui import content_security_policy
 
 EDGE = "https://edge.example:8443"
 
@@ -35,8 +35,9 @@ async def test_viewer_page_and_channels_api_hand_out_the_edge(tmp_path: Path) ->
             policy = page.headers["Content-Security-Policy"]
         async with http.get(f"{base}/api/v1/channels/cdnshow") as response:
             channel = await response.json()
+        chat = f"ws://127.0.0.1:{platform.ports.chat} wss://127.0.0.1:{platform.ports.chat}"
     assert f"{EDGE}/hls/cdnshow/master.m3u8" in text
-    assert f"connect-src 'self' {EDGE};" in policy and f"blob: {EDGE};" in policy
+    assert f"connect-src 'self' {EDGE} {chat};" in policy and f"blob: {EDGE};" in policy
     assert channel["hls_url"] == f"{EDGE}/hls/cdnshow/master.m3u8"
     assert channel["watch_url"].endswith("/watch/cdnshow")
 
@@ -48,7 +49,8 @@ async def test_without_the_flag_players_use_this_origin(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{platform.ports.http}"
         async with http.get(f"{base}/watch/cdnshow") as page:
             text = await page.text()
-            assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+            chat = f"ws://127.0.0.1:{platform.ports.chat} wss://127.0.0.1:{platform.ports.chat}"
+            assert page.headers["Content-Security-Policy"] == content_security_policy(None, chat)
         async with http.get(f"{base}/api/v1/channels/cdnshow") as response:
             channel = await response.json()
     assert 'data-src="/hls/cdnshow/master.m3u8"' in text

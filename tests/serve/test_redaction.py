@@ -19,6 +19,9 @@ from live.redaction import REDACTED, redact, secrets_redacted
         ('{"stream_key": "live_abcdef"}', "live_abcdef"),
         ("Authorization: Bearer abc.DEF-123", "abc.DEF-123"),
         ("GET /metrics?metrics_token=m3tr1cs", "m3tr1cs"),
+        ("< Cookie: livetwin_csrf=c5rf-Tok; livetwin_session=s3ss10n_Tok-en", "s3ss10n_Tok-en"),
+        ("< Cookie: livetwin_session=s3ss10n; theme=dark", "s3ss10n"),
+        ("< Cookie: livetwin_csrf=c5rf-Tok", "c5rf-Tok"),
     ],
 )
 def test_tokens_passwords_and_keys_are_redacted(line: str, secret: str) -> None:

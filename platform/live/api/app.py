@@ -22,13 +22,14 @@ from typing import Any
 
 from aiohttp import web
 
-from live.api.auth import Passwords, bearer_token, new_stream_key, new_token, token_hash
+from live.api.auth import TOKEN_MAX_CHARS, Passwords, bearer_token, new_stream_key, new_token, token_hash
 from live.api.errors import ApiError, conflict, forbidden, not_found, rate_limited, unauthorized
 from live.api.models import Account, Channel, Session
 from live.api.openapi import API_PREFIX, openapi_document
 from live.api.ratelimit import Backoff, FailureBackoff, Rate, TokenBuckets, client_key
 from live.api.repository import Conflict, NotFound, Repository
 from live.api.validation import (
+    Credentials,
     body_too_large,
     channel_name_from_path,
     parse_channel_create,
@@ -38,6 +39,7 @@ from live.api.validation import (
     parse_page,
     parse_password_change,
 )
+from live.api.websession import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_refusal
 from live.dvr.catalog import Video
 from live.ingest.registry import LiveStreamRegistry
 
@@ -131,8 +133,24 @@ class Api:
                 raise body_too_large(limit)
         return parse_json(b"".join(chunks), limit)
 
-    async def session(self, request: web.Request) -> tuple[Session, bytes]:
+    def token(self, request: web.Request) -> str | None:
+        """The bearer token, else the session cookie; a cookie on a state-changing request must
+        pass the CSRF checks (``live.api.websession``), a bearer token needs none."""
         token = bearer_token(request.headers.get("Authorization"))
+        if token is not None:
+            return token
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie or len(cookie) > TOKEN_MAX_CHARS:
+            return None
+        if request.method not in SAFE_METHODS:
+            reason = csrf_refusal(request.headers, request.cookies, request.host,
+                                  request.headers.get(CSRF_HEADER))
+            if reason is not None:
+                raise ApiError(403, "csrf_failed", reason)
+        return cookie
+
+    async def session(self, request: web.Request) -> tuple[Session, bytes]:
+        token = self.token(request)
         if token is None:
             raise unauthorized()
         hashed = token_hash(token)
@@ -143,7 +161,7 @@ class Api:
 
     async def viewer(self, request: web.Request) -> Account | None:
         """The caller's account when a valid token is sent; public endpoints never insist."""
-        token = bearer_token(request.headers.get("Authorization"))
+        token = self.token(request)
         if token is None:
             return None
         session = await self.repo.session_by_token_hash(token_hash(token), self.clock())
@@ -210,15 +228,25 @@ class Api:
     # handlers
 
     async def create_account(self, request: web.Request) -> web.Response:
-        credentials = parse_credentials(await self.body(request))
+        account = await self.sign_up(parse_credentials(await self.body(request)), request)
+        return web.json_response(_account(account), status=201)
+
+    async def sign_up(self, credentials: Credentials, request: web.Request) -> Account:
+        """Create an account (the JSON route and the sign-up form share this)."""
         self.limit(self.signup_limits, request, "account creations")
         password_hash = await self.passwords.hash(credentials.password)
         account = await self.repo.create_account(credentials.username, password_hash)
         log.info("account %d created: %s", account.id, account.username)
-        return web.json_response(_account(account), status=201)
+        return account
 
     async def create_session(self, request: web.Request) -> web.Response:
-        credentials = parse_credentials(await self.body(request))
+        token, expires_at, account = await self.log_in(parse_credentials(await self.body(request)), request)
+        return web.json_response(
+            {"token": token, "expires_at": expires_at, "account": _account(account)}, status=201
+        )
+
+    async def log_in(self, credentials: Credentials, request: web.Request) -> tuple[str, float, Account]:
+        """A new session (token, expiry, account) for right credentials; the form shares this."""
         found = await self.repo.account_by_username(credentials.username)
         stored_hash = found[1] if found is not None else None
         account_key = credentials.username.lower()
@@ -233,9 +261,7 @@ class Api:
         expires_at = now + self.settings.session_ttl_s
         await self.repo.create_session(account.id, token_hash(token), expires_at)
         await self._sweep_sessions(now)
-        return web.json_response(
-            {"token": token, "expires_at": expires_at, "account": _account(account)}, status=201
-        )
+        return token, expires_at, account
 
     async def _sweep_sessions(self, now: float) -> None:
         if time.monotonic() < self._next_sweep:
@@ -257,7 +283,10 @@ class Api:
     async def delete_session(self, request: web.Request) -> web.Response:
         _, hashed = await self.session(request)
         await self.repo.delete_session(hashed)
-        return web.Response(status=204)
+        response = web.Response(status=204)
+        if request.cookies.get(SESSION_COOKIE):
+            response.del_cookie(SESSION_COOKIE, path="/")
+        return response
 
     async def change_password(self, request: web.Request) -> web.Response:
         """Needs the old password; every other session of the account is revoked."""

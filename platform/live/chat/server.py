@@ -34,6 +34,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from live.api.websession import SESSION_COOKIE, origin_host_matches
 from live.chat.auth import ChatAuth, ChatUser, NoRelationshipStore, Relationships, UnknownChannel
 from live.chat.broker import Broker, Snapshot, Subscription
 from live.chat.message_limits import LocalMessageLimiter, MessageLimiter
@@ -280,6 +281,8 @@ class ChatServer:
             if found is None:
                 return _refuse(http.HTTPStatus.UNAUTHORIZED, "token is not a live session")
             user = found
+        if user is None:
+            user = await self._cookie_user(ws, request.headers)
         after_text = query.get("after", ["0"])[-1]
         if not after_text.isdigit() or len(after_text) > 18:
             return _refuse(http.HTTPStatus.BAD_REQUEST, "after must be a message id (a non-negative integer)")
@@ -293,6 +296,31 @@ class ChatServer:
             return _refuse(http.HTTPStatus.BAD_REQUEST, f"after={after} is ahead of this room's messages")
         self._handshakes[ws] = (room, user, after)
         return None
+
+    async def _cookie_user(self, ws: ServerConnection, headers: Headers) -> ChatUser | None:
+        """The browser's session cookie signs the connection in, when the page is of this host.
+
+        A WebSocket handshake carries cookies but is not held to the same-origin policy, so the
+        cookie counts only when ``Origin`` names this host (the web pages are on another port of
+        it); from anywhere else the connection reads anonymously (cross-site WebSocket
+        hijacking). A dead or unknown session reads anonymously too: reading needs no sign-in.
+        """
+        token = _cookie(headers, SESSION_COOKIE)
+        if not token or not origin_host_matches(headers.get("Origin"), headers.get("Host")):
+            return None
+        found = await self._look_up(token, _peer_host(ws))
+        return found if isinstance(found, ChatUser) else None
+
+    def viewers(self, room: str) -> int:
+        """Connections to the room on this node, the broadcaster's own left out: each viewer
+        page holds one, signed in or not (the streamer's dashboard holds one too). One pass
+        over the room's members per call: callers ask per channel view, not per message."""
+        opened = self._rooms.get(room)
+        if opened is None:
+            return 0
+        owner = opened.owner_id
+        return sum(1 for member in opened.members
+                   if member.user is None or owner is None or member.user.account_id != owner)
 
     # ---------------------------------------------------------------- connection
 
@@ -452,6 +480,16 @@ def _refuse(status: http.HTTPStatus, reason: str, retry_after_s: float = 0.0) ->
     if retry_after_s > 0:
         headers["Retry-After"] = str(int(retry_after_s) + 1)
     return Response(status.value, status.phrase, headers, body)
+
+
+def _cookie(headers: Headers, name: str) -> str | None:
+    """One cookie's value from the handshake's ``Cookie`` headers (RFC 6265 5.4), else None."""
+    for line in headers.get_all("Cookie"):
+        for pair in line[:8192].split(";"):
+            key, sep, value = pair.strip().partition("=")
+            if sep and key == name:
+                return value.strip().strip('"') or None
+    return None
 
 
 def _peer_host(ws: ServerConnection) -> str:

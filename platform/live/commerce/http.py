@@ -195,7 +195,7 @@ class CommerceRoutes:
         subscriber = viewer is not None and await self.commerce.is_subscriber(ad_break.channel, viewer.id)
         return web.json_response(
             {"ASSETS": self.ads.assets(ad_break, subscriber)},
-            headers={"Cache-Control": "private, no-store", "Vary": "Authorization"},
+            headers={"Cache-Control": "private, no-store", "Vary": "Authorization, Cookie"},
         )
 
     async def impression(self, request: web.Request) -> web.Response:

@@ -85,18 +85,16 @@
   };
   window.livetwinStats = stats;
 
-  // The signed-in viewer's API token (the page that signs in keeps it here): sent with the ad
-  // break's asset-list request, which is per viewer (a subscriber's list is empty).
-  function viewerToken() {
-    try { return window.localStorage.getItem('livetwin.token'); } catch (err) { return null; }
-  }
+  // The signed-in viewer is known by the session cookie (HttpOnly: this page never sees the
+  // token), which same-origin requests carry: the ad break's asset list is per viewer (a
+  // subscriber's list is empty). A POST carries the page's CSRF token (docs/security.md).
+  const csrfToken = body.dataset.csrf || '';
 
   function reportImpression(eventId, creative) {
     const match = /^ad-(\d+)$/.exec(eventId || '');
     if (!match) return;
     const headers = { 'Content-Type': 'application/json' };
-    const token = viewerToken();
-    if (token) headers.Authorization = 'Bearer ' + token;
+    if (csrfToken) headers['X-CSRF-Token'] = csrfToken;
     fetch('/api/v1/ad-breaks/' + match[1] + '/impressions', {
       method: 'POST', headers: headers, body: JSON.stringify({ creative: creative }),
     }).then(function (response) {
@@ -373,12 +371,6 @@
       backBufferLength: 30,            // bounded memory on long sessions
       maxBufferLength: 10,
       enableWorker: true,
-      xhrSetup: function (xhr, url) {
-        const token = viewerToken();
-        if (token && url.indexOf('/api/v1/ad-breaks/') !== -1) {
-          xhr.setRequestHeader('Authorization', 'Bearer ' + token);
-        }
-      },
     });
     hls.on(Hls.Events.ASSET_LIST_LOADED, function (event, data) {
       stats.adAssetLists.push({ id: data.event.identifier,
