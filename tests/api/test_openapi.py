@@ -9,11 +9,14 @@ thread of its own (schemathesis' client blocks), on both stores.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 import schemathesis
 from aiohttp import web
@@ -23,6 +26,8 @@ from live.api.auth import new_token, token_hash
 from live.api.openapi import API_PREFIX, dataclass_schema, openapi_document
 from live.api.storage import open_repository
 from live.ingest.registry import INGEST_PROTOCOLS, LiveStreamRegistry, StreamHealth
+
+from .conftest import PG_ADMIN_DSN
 
 
 def served_operations(app: web.Application) -> set[tuple[str, str]]:
@@ -111,23 +116,65 @@ class _NoStore:
         raise AssertionError(f"route listing called the store: {name}")
 
 
-@dataclass
 class LiveServer:
-    base_url: str
-    token: str
+    """The API on 127.0.0.1:<ephemeral> in a background event loop of its own (schemathesis'
+    client blocks), with one logged-in account owning the channel ``demo`` (the document's
+    example), so owner paths are reached too.
 
+    ``fresh()`` replaces the server by one on a new, empty store: a stateful scenario's answers
+    must not depend on what earlier scenarios created (a channel name taken, a bucket spent), or
+    Hypothesis sees the same choices lead to different rules and stops as "flaky".
+    """
 
-@pytest.fixture
-def live_server(database: str | None, tmp_path: Path) -> Iterator[LiveServer]:
-    """The API on 127.0.0.1:<ephemeral> in a background event loop, with one logged-in account
-    owning the channel ``demo`` (the document's example), so owner paths are reached too."""
-    loop = asyncio.new_event_loop()
-    ready: dict[str, object] = {}
-    started = threading.Event()
-    stop = asyncio.Event()
+    def __init__(self, database: str | None, tmp_path: Path) -> None:
+        self.database, self.tmp_path = database, tmp_path
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="api-under-fuzz", daemon=True)
+        self.thread.start()
+        self.base_url = self.token = ""
+        self._close: list[Callable[[], Awaitable[None]]] = []
+        self._stores = 0
 
-    async def run() -> None:
-        repo = await open_repository(database, tmp_path)
+    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def fresh(self) -> None:
+        self._call(self._restart())
+
+    def close(self) -> None:
+        try:
+            self._call(self._stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(30)
+            self.loop.close()
+
+    async def _stop(self) -> None:
+        while self._close:
+            await self._close.pop()()
+
+    async def _store(self) -> tuple[str | None, Path]:
+        """A new, empty store: SQLite in a directory of its own; PostgreSQL in a schema of its own."""
+        self._stores += 1
+        directory = self.tmp_path / f"store-{self._stores}"
+        directory.mkdir()
+        if self.database is None or self._stores == 1:
+            return self.database, directory
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
+        schema = f"livetwin_fuzz_{secrets.token_hex(6)}"
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+
+        async def drop() -> None:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            await admin.close()
+
+        self._close.insert(0, drop)  # after the repository that uses it has closed
+        return f"{PG_ADMIN_DSN}?search_path={schema}", directory
+
+    async def _restart(self) -> None:
+        await self._stop()
+        repo = await open_repository(*await self._store())
+        self._close.append(repo.close)
         app = web.Application(client_max_size=1 << 20)
         setup_api(app, repo, LiveStreamRegistry(), public_base_rtmp="rtmp://127.0.0.1/live",
                   public_base_http="http://127.0.0.1")
@@ -139,35 +186,20 @@ def live_server(database: str | None, tmp_path: Path) -> Iterator[LiveServer]:
         await repo.create_channel("demo", account.id, "live_demo_key_for_fuzzing")
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        ready.update(url=f"http://127.0.0.1:{port}{API_PREFIX}", token=token)
-        started.set()
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-            await repo.close()
+        self._close.append(runner.cleanup)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}{API_PREFIX}"
+        self.token = token
 
-    def thread_main() -> None:
-        try:
-            loop.run_until_complete(run())
-        except BaseException as error:  # surface start-up failures to the waiting test
-            ready["error"] = error
-            started.set()
 
-    thread = threading.Thread(target=thread_main, name="api-under-fuzz", daemon=True)
-    thread.start()
-    assert started.wait(30), "the API server did not start"
-    if "error" in ready:
-        raise ready["error"]  # type: ignore[misc]
+@pytest.fixture
+def live_server(database: str | None, tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(database, tmp_path)
     try:
-        yield LiveServer(str(ready["url"]), str(ready["token"]))
+        server.fresh()
+        yield server
     finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()
+        server.close()
 
 
 def fuzz_schema() -> schemathesis.BaseSchema:
@@ -229,6 +261,9 @@ def test_workflows_following_the_document_links_stay_within_the_document(live_se
     answered: set[tuple[str, int]] = set()
 
     class OwnerWorkflows(workflows):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            live_server.fresh()
+
         def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
             return {"base_url": live_server.base_url,
                     "headers": {"Authorization": f"Bearer {live_server.token}"}}

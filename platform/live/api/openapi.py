@@ -8,6 +8,7 @@ transcoder adds there appears here without anyone remembering to.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -343,7 +344,9 @@ def openapi_document() -> dict[str, Any]:
                                   "content": {"application/json": {"schema": {"type": "object"}}}}},
         }},
     }
-    return {
+    # a deep copy: the parts shared through module constants must not tie one app's document
+    # (which commerce extends, and which clients such as schemathesis may annotate) to another's
+    return copy.deepcopy({
         "openapi": "3.0.3",
         "info": {"title": "livetwin platform API", "version": "1"},
         "servers": [{"url": API_PREFIX}],
@@ -352,4 +355,4 @@ def openapi_document() -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-    }
+    })
