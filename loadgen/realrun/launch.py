@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,7 +26,7 @@ from typing import IO
 from live.chat.settings import ChatSettings
 
 from loadgen.locustfiles.settings import LocustSettings
-from twin.scenario.schema import RealSpec
+from twin.scenario.schema import RealCdn, RealSpec
 
 LIVE_TIMEOUT_S = 90.0  # publishers must all be live this soon after they start
 PORT_TIMEOUT_S = 30.0  # the platform must listen this soon after it starts
@@ -60,6 +61,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_block(count: int, host: str = "127.0.0.1") -> int:
+    """A first port of `count` consecutive free loopback ports (`live cdn --base-port`)."""
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(20_000, 60_000 - count)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return base
+    raise RealRunError(f"no {count} consecutive free ports on {host} for the CDN tiers")
 
 
 def channel_names(spec: RealSpec) -> list[str]:
@@ -273,3 +289,44 @@ def start_probe(children: Children, base: str, channel: str, duration_s: float, 
         "--json",
     ]
     children.start("probe", argv, out / "probe.log", stdout=out / "probe.json")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CdnTier:
+    """The run's `live cdn`: its edges' base URLs and the Prometheus text of its nodes."""
+
+    edges: tuple[str, ...]
+    metrics_url: str
+
+
+def start_cdn(children: Children, origin: str, cdn: RealCdn, data: Path, out: Path) -> CdnTier:
+    """`live cdn` (nginx shields and edges) in front of `origin`; returns once every node listens.
+
+    Its nginx processes are its children in its own session, so stopping `cdn` stops them all;
+    each node's access log stays under `data` (the run's scratch directory).
+    """
+    nodes = cdn.shields + cdn.edges
+    base = free_block(nodes + 1)  # the nodes, then the metrics port
+    metrics_port = base + nodes
+    argv = [
+        sys.executable,
+        "-m",
+        "live.cli",
+        "cdn",
+        "--origin",
+        origin,
+        "--shields",
+        str(cdn.shields),
+        "--edges",
+        str(cdn.edges),
+        "--base-port",
+        str(base),
+        "--data",
+        str(data / "cdn"),
+        "--metrics-port",
+        str(metrics_port),
+    ]
+    children.start("cdn", argv, out / "cdn.log")
+    wait_for_ports(range(base, base + nodes + 1), children, time.monotonic() + PORT_TIMEOUT_S)
+    edges = tuple(f"http://127.0.0.1:{base + cdn.shields + i}" for i in range(cdn.edges))
+    return CdnTier(edges, f"http://127.0.0.1:{metrics_port}/metrics")
