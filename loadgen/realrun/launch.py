@@ -31,6 +31,7 @@ from twin.scenario.schema import RealCdn, RealSpec
 LIVE_TIMEOUT_S = 90.0  # publishers must all be live this soon after they start
 PORT_TIMEOUT_S = 30.0  # the platform must listen this soon after it starts
 STOP_GRACE_S = 15.0
+CDN_START_ATTEMPTS = 3  # free port blocks tried for `live cdn` (another process may take one first)
 CHAT_ACCOUNTS = 5  # the API's sign-up limit per client (5 an hour): senders share these accounts
 PROBE_RENDITION = "lowest"  # a transcoded rung: the probe measures the whole path
 LOCUSTFILES = Path(__file__).resolve().parents[1] / "locustfiles"
@@ -306,27 +307,35 @@ def start_cdn(children: Children, origin: str, cdn: RealCdn, data: Path, out: Pa
     each node's access log stays under `data` (the run's scratch directory).
     """
     nodes = cdn.shields + cdn.edges
-    base = free_block(nodes + 1)  # the nodes, then the metrics port
-    metrics_port = base + nodes
-    argv = [
-        sys.executable,
-        "-m",
-        "live.cli",
-        "cdn",
-        "--origin",
-        origin,
-        "--shields",
-        str(cdn.shields),
-        "--edges",
-        str(cdn.edges),
-        "--base-port",
-        str(base),
-        "--data",
-        str(data / "cdn"),
-        "--metrics-port",
-        str(metrics_port),
-    ]
-    children.start("cdn", argv, out / "cdn.log")
-    wait_for_ports(range(base, base + nodes + 1), children, time.monotonic() + PORT_TIMEOUT_S)
-    edges = tuple(f"http://127.0.0.1:{base + cdn.shields + i}" for i in range(cdn.edges))
-    return CdnTier(edges, f"http://127.0.0.1:{metrics_port}/metrics")
+    for attempt in range(CDN_START_ATTEMPTS):
+        base = free_block(nodes + 1)  # the nodes, then the metrics port
+        metrics_port = base + nodes
+        argv = [
+            sys.executable,
+            "-m",
+            "live.cli",
+            "cdn",
+            "--origin",
+            origin,
+            "--shields",
+            str(cdn.shields),
+            "--edges",
+            str(cdn.edges),
+            "--base-port",
+            str(base),
+            "--data",
+            str(data / f"cdn{attempt}"),
+            "--metrics-port",
+            str(metrics_port),
+        ]
+        proc = children.start("cdn", argv, out / "cdn.log")
+        try:
+            wait_for_ports(range(base, base + nodes + 1), children, time.monotonic() + PORT_TIMEOUT_S)
+        except RealRunError:
+            # another process took one of the free ports first: `live cdn` refuses, try another block
+            if proc.poll() is None or "taken" not in (out / "cdn.log").read_text(errors="replace"):
+                raise
+            continue
+        edges = tuple(f"http://127.0.0.1:{base + cdn.shields + i}" for i in range(cdn.edges))
+        return CdnTier(edges, f"http://127.0.0.1:{metrics_port}/metrics")
+    raise RealRunError(f"live cdn found a port taken {CDN_START_ATTEMPTS} times (see cdn.log)")
