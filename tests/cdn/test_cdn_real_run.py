@@ -62,6 +62,7 @@ def test_the_run_measures_the_tiers(cdn_run: tuple[Path, Path]) -> None:
     assert run["real"]["cdn"] == {"shields": 1, "edges": 2}
     assert len(run["cdn"]["edges"]) == 2 and run["probe"]["via"] == run["cdn"]["edges"][0]
     assert "shield http://" in (out / "cdn.log").read_text()
+    assert "Requests per tier" in (out / "report.html").read_text()
     m = json.loads((out / "measured.json").read_text())["measured"]
     print(f"edge {m['edge_rps']:.1f} req/s, hit ratio {m['edge_hit_ratio']:.4f}; shield "
           f"{m['shield_rps']:.1f} req/s; origin {m['origin_rps']:.1f} req/s")
