@@ -92,10 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     real = commands.add_parser(
         "run",
         help="perform a scenario's real: section on this machine and write a run directory",
-        description="Start `live serve`, one clock-painting publisher per channel, Locust viewer and "
+        description="Start `live serve`, with `cdn:` `live cdn` (nginx shields and edges) in front "
+        "of it, one clock-painting publisher per channel, Locust viewer and "
         "chat users following the scenario's schedule and spikes (distributed over "
-        "locust_processes), and the probe viewer; kill transcode workers where the "
-        "scenario says so; sample CPU per role and the platform's /metrics every second; "
+        "locust_processes; on the edges with `cdn:`), and the probe viewer; kill transcode "
+        "workers where the scenario says so; sample CPU per role, the platform's /metrics and "
+        "the tier's metrics every second; "
         "write run.json, measured.json, timeseries.csv, Locust CSVs, probe.json, "
         "platform.log and report.html (docs/validation.md).",
     )

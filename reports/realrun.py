@@ -19,15 +19,17 @@ from reports import figures
 from reports.html import _fmt, _img
 
 
-def _png(draw: Callable[[Axes], object], title: str, ylabel: str, events: list[dict[str, Any]]) -> bytes:
-    """A time-series figure of the run with its faults marked."""
+def _png(
+    draw: Callable[[Axes], object], title: str, ylabel: str, events: list[dict[str, Any]]
+) -> tuple[bytes, str]:
+    """A time-series figure of the run with its faults marked, and its title (the image's alt)."""
 
     def with_faults(ax: Axes) -> None:
         draw(ax)
         for event in events:
             ax.axvline(event["at_s"], color="red", alpha=0.5, linestyle="--")
 
-    return figures.png(with_faults, title, ylabel, xlabel="time since every publisher was live (s)")
+    return figures.png(with_faults, title, ylabel, xlabel="time since every publisher was live (s)"), title
 
 
 def _rows(prefix: str, node: Any) -> list[tuple[str, Any]]:
@@ -79,6 +81,16 @@ def render_real_run(run_dir: Path) -> Path:
             events,
         ),
     ]
+    if "edge_rps" in ts and ts["edge_rps"].notna().any():  # the run had CDN tiers (real.cdn)
+        figures.append(
+            _png(
+                lambda ax: [ax.plot(t, ts[c], label=c.removesuffix("_rps")) for c in (
+                    "edge_rps", "shield_rps", "origin_rps")],
+                "Requests per tier (edges, shields, origin)",
+                "req/s",
+                events,
+            )
+        )
     table = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in _rows("", measured["measured"])
     )
@@ -98,7 +110,7 @@ tr:nth-child(even){{background:#f3f3f3}}img{{max-width:100%}}</style></head><bod
 <h2>Load</h2><table>{load}</table>
 <h2>Measured over {window[0]:g}-{window[1]:g} s</h2><table>{table}</table>
 <h2>Faults applied</h2><ul>{fault_list}</ul>
-<h2>Time series</h2>{"".join(_img(f, "figure") for f in figures)}
+<h2>Time series</h2>{"".join(_img(png, alt) for png, alt in figures)}
 </body></html>"""
     path = run_dir / "report.html"
     path.write_text(page, encoding="utf-8")

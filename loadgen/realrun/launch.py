@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,11 +26,12 @@ from typing import IO
 from live.chat.settings import ChatSettings
 
 from loadgen.locustfiles.settings import LocustSettings
-from twin.scenario.schema import RealSpec
+from twin.scenario.schema import RealCdn, RealSpec
 
 LIVE_TIMEOUT_S = 90.0  # publishers must all be live this soon after they start
 PORT_TIMEOUT_S = 30.0  # the platform must listen this soon after it starts
 STOP_GRACE_S = 15.0
+CDN_START_ATTEMPTS = 3  # free port blocks tried for `live cdn` (another process may take one first)
 CHAT_ACCOUNTS = 5  # the API's sign-up limit per client (5 an hour): senders share these accounts
 PROBE_RENDITION = "lowest"  # a transcoded rung: the probe measures the whole path
 LOCUSTFILES = Path(__file__).resolve().parents[1] / "locustfiles"
@@ -60,6 +62,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_block(count: int, host: str = "127.0.0.1") -> int:
+    """A first port of `count` consecutive free loopback ports (`live cdn --base-port`)."""
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(20_000, 60_000 - count)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return base
+    raise RealRunError(f"no {count} consecutive free ports on {host} for the CDN tiers")
 
 
 def channel_names(spec: RealSpec) -> list[str]:
@@ -273,3 +290,52 @@ def start_probe(children: Children, base: str, channel: str, duration_s: float, 
         "--json",
     ]
     children.start("probe", argv, out / "probe.log", stdout=out / "probe.json")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CdnTier:
+    """The run's `live cdn`: its edges' base URLs and the Prometheus text of its nodes."""
+
+    edges: tuple[str, ...]
+    metrics_url: str
+
+
+def start_cdn(children: Children, origin: str, cdn: RealCdn, data: Path, out: Path) -> CdnTier:
+    """`live cdn` (nginx shields and edges) in front of `origin`; returns once every node listens.
+
+    Its nginx processes are its children in its own session, so stopping `cdn` stops them all;
+    each node's access log stays under `data` (the run's scratch directory).
+    """
+    nodes = cdn.shields + cdn.edges
+    for attempt in range(CDN_START_ATTEMPTS):
+        base = free_block(nodes + 1)  # the nodes, then the metrics port
+        metrics_port = base + nodes
+        argv = [
+            sys.executable,
+            "-m",
+            "live.cli",
+            "cdn",
+            "--origin",
+            origin,
+            "--shields",
+            str(cdn.shields),
+            "--edges",
+            str(cdn.edges),
+            "--base-port",
+            str(base),
+            "--data",
+            str(data / f"cdn{attempt}"),
+            "--metrics-port",
+            str(metrics_port),
+        ]
+        proc = children.start("cdn", argv, out / "cdn.log")
+        try:
+            wait_for_ports(range(base, base + nodes + 1), children, time.monotonic() + PORT_TIMEOUT_S)
+        except RealRunError:
+            # another process took one of the free ports first: `live cdn` refuses, try another block
+            if proc.poll() is None or "taken" not in (out / "cdn.log").read_text(errors="replace"):
+                raise
+            continue
+        edges = tuple(f"http://127.0.0.1:{base + cdn.shields + i}" for i in range(cdn.edges))
+        return CdnTier(edges, f"http://127.0.0.1:{metrics_port}/metrics")
+    raise RealRunError(f"live cdn found a port taken {CDN_START_ATTEMPTS} times (see cdn.log)")

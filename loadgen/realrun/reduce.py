@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loadgen.measure import KINDS, summarize
+from loadgen.measure import KINDS, in_window, summarize
+from loadgen.realrun.sample import CDN_COLUMNS
 from loadgen.schedule import ViewerSchedule
 from twin.scenario.schema import RealSpec
 from twin.validation.deployment import real_ladder
@@ -29,6 +30,7 @@ TIMESERIES_COLUMNS = (  # what twin.validation.rundir requires, then what the re
     "transcode_delay_p50_s",
     "transcode_delay_p95_s",
     *(f"rps_{k}" for k in KINDS),
+    *CDN_COLUMNS,  # blank unless the run had CDN tiers
 )
 
 
@@ -83,7 +85,23 @@ def measure(
     measured = summarize(rows, list(_events(event_log)), probe_report, t0=t0, window=window)
     measured["part_fetch_s"] = _locust_percentiles(out / "locust_stats.csv", "part")
     measured["hinted_part_s"] = _locust_percentiles(out / "locust_stats.csv", "preload-hint")
+    measured.update(cdn_measured(rows, window))
     return measured
+
+
+def cdn_measured(rows: list[dict[str, Any]], window: tuple[float, float]) -> dict[str, Any]:
+    """Window means of the shields' and edges' requests/s and the edges' hit ratio (hits over
+    cache lookups, summed over the window); nothing for a run without CDN tiers."""
+    sel = [r for r in in_window(rows, window) if r.get("edge_lookups_per_s") is not None]
+    if not sel:
+        return {}
+    lookups = sum(r["edge_lookups_per_s"] * r["dt_s"] for r in sel)
+    hits = sum(r["edge_hits_per_s"] * r["dt_s"] for r in sel)
+    return {
+        "shield_rps": sum(r["shield_rps"] for r in sel) / len(sel),
+        "edge_rps": sum(r["edge_rps"] for r in sel) / len(sel),
+        "edge_hit_ratio": hits / lookups if lookups else None,
+    }
 
 
 def write_run_dir(

@@ -30,6 +30,7 @@ from loadgen.locustfiles.settings import LocustSettings
 from loadgen.realrun.launch import (
     LIVE_TIMEOUT_S,
     PROBE_RENDITION,
+    CdnTier,
     Children,
     Ports,
     RealRunError,
@@ -37,6 +38,7 @@ from loadgen.realrun.launch import (
     chat_accounts,
     chat_tokens,
     check_chat_rate,
+    start_cdn,
     start_locust,
     start_platform,
     start_probe,
@@ -73,15 +75,19 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
     run_id = f"{scenario.name}-{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     end_s = spec.warmup_s + spec.duration_s
     events: list[dict[str, Any]] = []
-    sampler = Sampler(base, schedule, spec)
+    cdn: CdnTier | None = None
     probe_report: dict[str, Any] | None = None
     event_log = out / "player_events.jsonl"
     event_log.unlink(missing_ok=True)
     tier_faults = tuple(f for f in spec.faults if f.kind in PROCESS_FAULTS or f.kind in LINK_FAULTS)
     fault_timeline = Timeline(run_id)
     plan = FaultPlan(tier_faults, targets(children), fault_timeline)
+    sampler = Sampler(base, schedule, spec)
     try:
         serve = start_platform(children, ports, data, channels, out)
+        if spec.cdn is not None:  # viewers and the probe fetch through nginx edges
+            cdn = start_cdn(children, base, spec.cdn, data, out)
+            sampler = Sampler(base, schedule, spec, cdn.metrics_url)
         start_publishers(children, ports, spec, out)
         wait_live(base, channels, children, time.monotonic() + LIVE_TIMEOUT_S)
         t0 = time.time()
@@ -95,6 +101,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
             schedule=schedule,
             t0=t0,
             channels=tuple(channels),
+            edges=cdn.edges if cdn is not None else (),
         )
         if spec.chatters:
             settings = dataclasses.replace(
@@ -108,7 +115,8 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
         probe_started = False
         while (t := (now := time.time()) - t0) < end_s:
             if not probe_started and t >= spec.warmup_s:
-                start_probe(children, base, channels[0], spec.duration_s, out)
+                probe_base = cdn.edges[0] if cdn is not None else base
+                start_probe(children, probe_base, channels[0], spec.duration_s, out)
                 probe_started = True
             while faults and faults[0].at_s <= t:
                 events.append(apply_fault(faults.pop(0), base, channels, t))
@@ -121,7 +129,7 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
         if "probe" in children.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 children.procs["probe"].wait(timeout=30)
-        for role in ("probe", "publishers", "platform"):
+        for role in ("probe", "publishers", "cdn", "platform"):
             children.stop(role)
         if locust.returncode not in (0, 1):  # 1: some requests failed, which the stats show
             raise RealRunError(f"locust exited with status {locust.returncode} (see locust.log)")
@@ -144,7 +152,12 @@ def run_real(scenario_path: Path, out: Path, *, seed: int = 1, command: str | No
         "seed": seed,
         "real": {**dataclasses.asdict(spec), "faults": [fault_record(f) for f in spec.faults]},
         "channels": channels,
-        "probe": {"rendition": PROBE_RENDITION, "channel": channels[0]},
+        "probe": {
+            "rendition": PROBE_RENDITION,
+            "channel": channels[0],
+            "via": cdn.edges[0] if cdn is not None else "origin",
+        },
+        "cdn": None if cdn is None else {"edges": list(cdn.edges), "metrics": cdn.metrics_url},
         "events": events + [{**e, "at_s": e["t_s"]} for e in fault_timeline.events],
         "t0_unix": t0,
     }

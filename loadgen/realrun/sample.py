@@ -27,6 +27,10 @@ from twin.scenario.schema import RealFault, RealFaultKind, RealSpec
 
 Metrics = dict[str, list[tuple[dict[str, str], float]]]
 LOADGEN_ROLES = ("publishers", "locust", "probe")
+#: what a CDN node's cache answered from itself (a lock waiter is logged HIT: it cost no upstream)
+CDN_HITS = ("HIT", "UPDATING")
+#: the CDN columns of a row (only runs with a `cdn:` section have them)
+CDN_COLUMNS = ("shield_rps", "edge_rps", "edge_hits_per_s", "edge_lookups_per_s")
 
 
 def scrape(url: str) -> Metrics:
@@ -63,8 +67,12 @@ def _cpu(procs: Sequence[psutil.Process]) -> dict[int, float]:
 class Sampler:
     """Turns successive samples into per-second rows (the first sample only sets the baseline)."""
 
-    def __init__(self, base: str, schedule: ViewerSchedule, spec: RealSpec) -> None:
+    def __init__(
+        self, base: str, schedule: ViewerSchedule, spec: RealSpec, cdn_metrics: str | None = None
+    ) -> None:
         self.base = base
+        self.cdn_metrics = cdn_metrics  # `live cdn --metrics-port`'s URL, when the run has tiers
+        self.last_cdn: Metrics = {}
         self.schedule = schedule
         self.spec = spec
         self.cpu = CpuDelta()
@@ -77,6 +85,10 @@ class Sampler:
             metrics = scrape(f"{self.base}/metrics")
         except (urllib.error.URLError, OSError, ValueError):
             metrics = self.last_metrics
+        cdn = self.last_cdn
+        if self.cdn_metrics is not None:
+            with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+                cdn = scrape(self.cdn_metrics)
         platform_tree = _tree(serve.pid)  # the platform process, then its transcode workers
         loadgen = [
             p for name in LOADGEN_ROLES if name in children.procs for p in _tree(children.procs[name].pid)
@@ -88,8 +100,11 @@ class Sampler:
         }
         step = self.cpu.step(roles)
         if self.last_t is not None:
-            self.rows.append(self._row(t, now - self.last_t, step, metrics))
-        self.last_metrics, self.last_t = metrics, now
+            row = self._row(t, now - self.last_t, step, metrics)
+            if self.cdn_metrics is not None:
+                row.update(cdn_rates(cdn, self.last_cdn, now - self.last_t))
+            self.rows.append(row)
+        self.last_metrics, self.last_t, self.last_cdn = metrics, now, cdn
 
     def _row(self, t: float, dt: float, cpu: dict[str, float], metrics: Metrics) -> dict[str, Any]:
         last = self.last_metrics
@@ -123,6 +138,30 @@ class Sampler:
         for kind in KINDS:
             row[f"rps_{kind}"] = rate("livetwin_origin_requests_total", kind=kind)
         return row
+
+
+def cdn_rates(now: Metrics, before: Metrics, dt: float) -> dict[str, float]:
+    """Requests/s the shields and the edges answered, and the edges' cache hits and lookups per s,
+    from two scrapes of `live cdn`'s `livetwin_cdn_responses_total{node,role,cache,status}`."""
+
+    def rate(role: str, caches: Sequence[str] | None = None, lookups: bool = False) -> float:
+        def count(metrics: Metrics) -> float:
+            return sum(
+                v
+                for lab, v in metrics.get("livetwin_cdn_responses_total", [])
+                if lab.get("role") == role
+                and (caches is None or lab.get("cache") in caches)
+                and (not lookups or lab.get("cache") != "-")
+            )
+
+        return max(0.0, count(now) - count(before)) / dt
+
+    return {
+        "shield_rps": rate("shield"),
+        "edge_rps": rate("edge"),
+        "edge_hits_per_s": rate("edge", CDN_HITS),
+        "edge_lookups_per_s": rate("edge", lookups=True),
+    }
 
 
 def apply_fault(fault: RealFault, base: str, channels: Sequence[str], t: float) -> dict[str, Any]:

@@ -112,6 +112,70 @@ def deliver_direct(served: FloatArray, bitrate_bps: FloatArray, origin_rps: floa
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SmallTiers:
+    """The small deployment's nginx tiers (`loadgen run` with `cdn:`): `edges` edges that the
+    viewers are dealt to in turn, `shields` shields that the channels hash to (consistent
+    hashing: one shield per channel), the origin behind them.
+
+    `upstream_per_object_s`: requests/s one edge (or shield) sends upstream for one watched
+    (channel, rendition) while its viewers follow live; `plain_per_viewer_s`: the plain
+    playlist fetches per viewer and second (joins and ABR switches) that no cache answers
+    (nginx keys plain reloads by the tenth of a second, docs/cdn.md).
+    """
+
+    edges: int
+    shields: int
+    upstream_per_object_s: float
+    plain_per_viewer_s: float
+
+
+def deliver_small_cdn(
+    served: FloatArray,
+    bitrate_bps: FloatArray,
+    tiers: SmallTiers,
+    edge_rps: float,
+    viewers: float,
+    probe_rung: int | None,
+) -> Delivery:
+    """The single machine behind real edges and shields: coalescing per (channel, rendition).
+
+    served[g, 0, k]: viewers of channel g on rung k. The viewers of one (g, k) are dealt to
+    the edges in turn, so an edge holds an object once it has one of them: with x viewers and
+    E edges, min(x, E) edges hold it (the fluid's x is a mean, so 1 - exp(-x/E) of each edge
+    in expectation). The shield holds an object once any edge does. `probe_rung`: the probe
+    watches channel 0's rung `probe_rung` through the first edge (an object of its own there
+    unless a viewer holds it). Each held object costs `upstream_per_object_s` one tier up;
+    plain playlist fetches of joins and switches pass every cache.
+    """
+    by_rk = served.sum(axis=0)
+    total = by_rk.sum(axis=1)
+    demand = by_rk @ bitrate_bps
+    x = served[:, 0, :]  # (G, K) viewers per channel and rung
+    e = float(tiers.edges)
+    edge_objects = e * -np.expm1(-x / e)
+    shield_objects = -np.expm1(-x)
+    if probe_rung is not None:
+        edge_objects[0, probe_rung] += math.exp(-x[0, probe_rung] / e)
+        shield_objects[0, probe_rung] = 1.0
+    plain = viewers * tiers.plain_per_viewer_s
+    edge_miss = float(edge_objects.sum()) * tiers.upstream_per_object_s + plain
+    origin_rps = float(shield_objects.sum()) * tiers.upstream_per_object_s + plain
+    return Delivery(
+        by_rk=by_rk,
+        viewers=total,
+        edge_demand_bps=demand,
+        edge_delivered_bps=demand,
+        edge_capacity_bps=np.full_like(demand, math.inf),
+        edge_rps=np.array([edge_rps]),
+        edge_miss_rps=np.array([edge_miss]),
+        shield_egress_bps=np.array([float((edge_objects @ bitrate_bps).sum())]),
+        shield_miss_rps=np.array([origin_rps]),
+        origin_egress_bps=float((shield_objects @ bitrate_bps).sum()),
+        origin_rps=origin_rps,
+    )
+
+
 class TierQueue:
     """A pool of c servers, rate mu each: M/M/c wait while stable, a fluid backlog beyond.
 

@@ -4,7 +4,8 @@
 region's shields -> the origin pool (twin.model.cdn), popularity groups from the scenario's
 law, streamers that come and go. `DirectLayout` is the single machine `twin validate`
 models (`Direct`, built by twin.validation.deployment): every request reaches the origin,
-which is the one platform process whose CPU is modeled from per-unit costs; a handful of
+which is the one platform process whose CPU is modeled from per-unit costs (or, with the real
+run's nginx tiers, the edges take them and the origin sees what they could not coalesce); a handful of
 channels with fixed shares that never stop; the probe viewer's replicas. The `Twin` asks its
 layout, never which layout it has.
 """
@@ -22,7 +23,7 @@ import simpy
 
 from twin.calibration.parameters import Calibration
 from twin.model.autoscale import NodePool
-from twin.model.cdn import Delivery, TierQueue, deliver, deliver_direct
+from twin.model.cdn import Delivery, SmallTiers, TierQueue, deliver, deliver_direct, deliver_small_cdn
 from twin.model.tracers import DeliveryView, ProbePath, ProbeStats, probe
 from twin.popularity import StreamGroups, build_groups, fit_popularity
 from twin.scenario.schema import Scenario
@@ -34,8 +35,10 @@ FloatArray = npt.NDArray[np.float64]
 class Direct:
     """The single-machine layout (`twin validate`): viewers fetch from the origin itself.
 
-    No edge or shield tier: every request reaches the origin, which is the one platform
-    process; its CPU is modeled from the per-unit costs of the calibration. `channel_shares`
+    Without `cdn` every request reaches the origin, which is the one platform process; its CPU
+    is modeled from the per-unit costs of the calibration. With `cdn` (the run's nginx edges
+    and shields) the edges take the requests and the origin sees what they and the shields
+    could not coalesce (twin.model.cdn.deliver_small_cdn). `channel_shares`
     replaces the popularity law (a handful of channels with stated watch shares); channels
     never stop (they are fixed publishers) and all are transcoded on the one machine.
     `requests_per_viewer_s` and `held_per_viewer` describe the load generator's viewers
@@ -62,6 +65,8 @@ class Direct:
     transfer_s: float
     decode_s: float
     probe_viewers: int = 1
+    #: the real run's nginx edges and shields (`cdn:`); None: viewers fetch from the origin
+    cdn: SmallTiers | None = None
 
 
 class Layout(Protocol):
@@ -252,10 +257,17 @@ class DirectLayout:
         direct, calibration = self.direct, self.calibration
         probes = float(direct.probe_viewers) if now >= direct.probe_start_s else 0.0
         rps = present * direct.requests_per_viewer_s + probes * 2.0 / calibration.part_s
-        d = deliver_direct(served, self.bitrate, rps)
+        held = present * direct.held_per_viewer + probes
+        if direct.cdn is None:
+            d = deliver_direct(served, self.bitrate, rps)
+        else:  # the edges take every request; the origin sees what the shields could not coalesce
+            probe_rung = len(calibration.ladder) - 1 if probes else None
+            d = deliver_small_cdn(served, self.bitrate, direct.cdn, rps, present, probe_rung)
+            rps = d.origin_rps
+            # a viewer's 2 requests a part hold `held_per_viewer` at once; an object's stream alike
+            held = (rps * calibration.part_s / 2.0) * direct.held_per_viewer
         streams = float(self.groups.size)  # every channel publishes, watched or not
         transcoded = float(up.sum()) if direct.full_ladder else 0.0  # a killed worker costs nothing
-        held = present * direct.held_per_viewer + probes
         other = (
             calibration.platform_idle_cores
             + calibration.ingest_cpu_s_per_mbit * direct.mbit_per_stream * streams

@@ -19,7 +19,9 @@ from twin.scenario.nodes import NodeReader, ScenarioError
 from twin.scenario.schema import (
     LINK_FAULTS,
     MAX_REAL_CHANNELS,
+    MAX_REAL_EDGES,
     MAX_REAL_FAULT_S,
+    MAX_REAL_SHIELDS,
     MAX_REAL_VIEWERS,
     MAX_REGIONS,
     MAX_STREAMERS,
@@ -34,6 +36,7 @@ from twin.scenario.schema import (
     LossTier,
     NodeType,
     PoolSpec,
+    RealCdn,
     RealFault,
     RealFaultKind,
     RealSource,
@@ -269,6 +272,16 @@ def _tier_fault(r: NodeReader, kind: RealFaultKind, at_s: float) -> RealFault:
     return RealFault(kind, at_s, duration_s=duration, between=pair, **fields)
 
 
+def _real_cdn(r: NodeReader) -> RealCdn:
+    """`cdn: {shields: N, edges: M}`: the nginx tiers `loadgen run` puts in front of the origin."""
+    cdn = RealCdn(
+        shields=r.integer("shields", lo=1, hi=MAX_REAL_SHIELDS),
+        edges=r.integer("edges", lo=1, hi=MAX_REAL_EDGES),
+    )
+    r.done()
+    return cdn
+
+
 _DEFAULT_BANDS = Bands()
 
 
@@ -281,6 +294,9 @@ def _bands(r: NodeReader) -> Bands:
         latency=r.number("latency", default=_DEFAULT_BANDS.latency, lo=0.0, hi=10.0, lo_open=True),
         rebuffer_abs=r.number(
             "rebuffer_abs", default=_DEFAULT_BANDS.rebuffer_abs, lo=0.0, hi=1.0, lo_open=True
+        ),
+        hit_ratio_abs=r.number(
+            "hit_ratio_abs", default=_DEFAULT_BANDS.hit_ratio_abs, lo=0.0, hi=1.0, lo_open=True
         ),
     )
     r.done()
@@ -337,6 +353,7 @@ def _real(r: NodeReader) -> RealSpec:
         locust_processes=r.integer("locust_processes", default=1, lo=1, hi=64),
         faults=faults,
         bands=_bands(r.mapping("bands")) if r.has("bands") else Bands(),
+        cdn=_real_cdn(r.mapping("cdn")) if r.has("cdn") else None,
     )
     r.done()
     return spec

@@ -15,6 +15,8 @@ MAX_STREAMERS = 10_000_000  # the popularity law holds one float per channel: bo
 MAX_REGIONS = 64
 MAX_REAL_CHANNELS = 16
 MAX_REAL_VIEWERS = 5000
+MAX_REAL_SHIELDS = 4  # nginx nodes one machine runs beside the platform: bounded processes
+MAX_REAL_EDGES = 8
 
 
 class FaultKind(StrEnum):
@@ -193,13 +195,24 @@ class Bands:
 
     Relative bands for throughput (requests/s), utilization (CPU cores) and latency
     percentiles; rebuffer ratios near zero make relative errors meaningless, so that band is
-    absolute (a difference of ratios).
+    absolute (a difference of ratios), and so is the edges' hit ratio (near one: its relative
+    error hides a miss rate off by half).
     """
 
     throughput: float = 0.15
     utilization: float = 0.15
     latency: float = 0.25
     rebuffer_abs: float = 0.01
+    hit_ratio_abs: float = 0.03
+
+
+@dataclass(frozen=True, slots=True)
+class RealCdn:
+    """The real CDN tiers of a run: `shields` nginx shields and `edges` nginx edges (`live cdn`)
+    in front of the platform's origin; viewers and the probe fetch through the edges."""
+
+    shields: int
+    edges: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +237,7 @@ class RealSpec:
     locust_processes: int
     faults: tuple[RealFault, ...]
     bands: Bands
+    cdn: RealCdn | None = None  # None: viewers fetch from the origin itself
 
 
 @dataclass(frozen=True, slots=True)

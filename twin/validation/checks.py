@@ -3,7 +3,7 @@
 Plain dicts in (the twin's prediction and measured.json's `measured`, same keys), a list of
 `Check`s out. Bands are the scenario's, stated before the run: relative error for throughput,
 CPU and latency percentiles, absolute difference for the rebuffer ratio (ratios near 0 make
-relative errors meaningless). A metric the run did not measure, or the twin could not
+relative errors meaningless) and the edges' hit ratio. A metric the run did not measure, or the twin could not
 predict, is out of band: nothing unmeasured passes.
 """
 
@@ -24,6 +24,12 @@ METRICS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
     ("glass-to-glass p95 (s)", ("glass_to_glass_s", "p95"), "latency", "s"),
     ("rebuffer ratio", ("rebuffer_ratio",), "rebuffer_abs", "ratio"),
 )
+#: what a run through real CDN tiers (`real.cdn`) adds: the shields' load and the edges' hits
+CDN_METRICS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    ("shield requests/s", ("shield_rps",), "throughput", "req/s"),
+    ("edge hit ratio", ("edge_hit_ratio",), "hit_ratio_abs", "ratio"),
+)
+ABSOLUTE_BANDS = ("rebuffer_abs", "hit_ratio_abs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +86,16 @@ def check(metric: str, predicted: float, measured: float, band: float, absolute:
     return Check(metric, predicted, measured, error, absolute, band, abs(error) <= band + 1e-12)
 
 
-def compare(predicted: dict[str, Any], measured: dict[str, Any], bands: Bands) -> list[Check]:
-    """Every validated metric, predicted vs measured, against the scenario's bands."""
+def compare(
+    predicted: dict[str, Any], measured: dict[str, Any], bands: Bands, cdn: bool = False
+) -> list[Check]:
+    """Every validated metric, predicted vs measured, against the scenario's bands; `cdn`: the
+    run had CDN tiers, so their metrics are validated too."""
     checks = []
-    for metric, path, kind, _ in METRICS:
+    for metric, path, kind, _ in METRICS + (CDN_METRICS if cdn else ()):
         band = getattr(bands, kind)
         checks.append(
-            check(metric, number_at(predicted, path), number_at(measured, path), band, kind == "rebuffer_abs")
+            check(metric, number_at(predicted, path), number_at(measured, path), band, kind in ABSOLUTE_BANDS)
         )
     return checks
 

@@ -1,12 +1,13 @@
 """The twin configured as the small real deployment: what `loadgen run` starts on one machine.
 
 A scenario's `real:` section (`RealSpec`) becomes a twin `Scenario` plus the `Direct` layout:
-one region at loopback RTT whose viewers fetch from the origin itself (no edge or shield
-tier), one origin (the platform process), one CPU transcoder node (this machine) carrying
-every channel, one chat node; `channels` streams with the run's ABR ladder and viewer shares;
-`viral_spike` as the twin's viral spike and `worker_kill` as `worker_restart` (the stream's
-output stops for `transcode_restart_s`). `predict` runs it and returns what the real run
-measures, in the same units and over the same window (docs/validation.md).
+one region at loopback RTT whose viewers fetch from the origin itself, or through the run's
+nginx edges and shields when the section has `cdn:` (`small_tiers`), one origin (the platform
+process), one CPU transcoder node (this machine) carrying every channel, one chat node;
+`channels` streams with the run's ABR ladder and viewer shares; `viral_spike` as the twin's
+viral spike and `worker_kill` as `worker_restart` (the stream's output stops for
+`transcode_restart_s`). `predict` runs it and returns what the real run measures, in the same
+units and over the same window (docs/validation.md).
 
 The load generator's viewers are part of the deployment, so their request pattern is stated
 here from loadgen/locustfiles/llhls_viewer.py, not fitted: sessions of `LOCUST_SESSION_S`
@@ -29,6 +30,7 @@ from live.transcode.ladder import Rung, SourceInfo, build_ladder
 
 from twin.calibration import platform_rules
 from twin.calibration.parameters import Calibration, Rendition
+from twin.model.cdn import SmallTiers
 from twin.model.layout import Direct
 from twin.model.records import RunResult
 from twin.model.twin import Twin
@@ -54,6 +56,7 @@ LOOPBACK_BPS = 1e9  # what one Python HTTP client pulls over loopback, order of 
 PROBES = 100  # probe replicas with staggered joins: the probe's expected distribution (no load)
 TRACERS = 40
 CLOCKS = ("decode", "playout")
+CDN_REQUESTS_PER_PART = 2.0  # a blocking reload and a preload-hinted part per watched object
 
 
 class DeploymentError(ValueError):
@@ -94,6 +97,28 @@ def viewer_pattern(spec: RealSpec, part_s: float) -> tuple[float, float]:
     variants = len(real_ladder(spec))
     join = 3.0 + (SEGMENT_S / part_s - 1.0) / 2.0 + 3.0 * (variants - 1)
     return duty * 2.0 / part_s + join / cycle, duty
+
+
+def small_tiers(spec: RealSpec, part_s: float) -> SmallTiers | None:
+    """The run's nginx tiers as the twin sees them (None without a `cdn:` section).
+
+    Per watched (channel, rendition) an edge forwards one blocking reload and one preload-hinted
+    part per part (coalesced: nginx `proxy_cache_lock`); every plain playlist fetch (a join's
+    multivariant and media playlist, and the media playlist of its one ABR up-switch: over
+    loopback the Locust viewer jumps from the lowest rung straight to the top, measured
+    40 SWITCH_UP 160p30->source in 40 sessions) passes the caches, which key plain reloads by
+    the tenth of a second (docs/cdn.md).
+    """
+    if spec.cdn is None:
+        return None
+    cycle = LOCUST_SESSION_S + LOCUST_WAIT_S
+    plain = 2.0 + (1.0 if len(real_ladder(spec)) > 1 else 0.0)
+    return SmallTiers(
+        edges=spec.cdn.edges,
+        shields=spec.cdn.shields,
+        upstream_per_object_s=CDN_REQUESTS_PER_PART / part_s,
+        plain_per_viewer_s=plain / cycle,
+    )
 
 
 def small_calibration(calibration: Calibration, spec: RealSpec) -> Calibration:
@@ -209,6 +234,7 @@ def small_deployment(
         + calibration.package_s,
         transfer_s=spec.source.bitrate_kbps * 1000.0 * calibration.part_s / LOOPBACK_BPS,
         decode_s=calibration.display_s,
+        cdn=small_tiers(spec, calibration.part_s),
     )
     return scenario, direct, small
 
@@ -260,6 +286,15 @@ def summarize_prediction(result: RunResult, spec: RealSpec, clock: str = "playou
         "rebuffer_ratio": rebuffer,
         "viewers_mean": _window_mean(rows, "viewers", lo, hi),
     }
+    if spec.cdn is not None:
+        window = [r for r in rows if lo < r["t_s"] <= hi]
+        edge = sum(r["edge_rps"] for r in window)
+        misses = sum(r["shield_rps"] for r in window)
+        measured.update(
+            shield_rps=_window_mean(rows, "shield_rps", lo, hi),
+            edge_rps=_window_mean(rows, "edge_rps", lo, hi),
+            edge_hit_ratio=1.0 - misses / edge if edge else math.nan,
+        )
     return Prediction(measured, rows, (lo, hi))
 
 

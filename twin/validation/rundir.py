@@ -162,6 +162,8 @@ def spec_from_mapping(data: Any, origin: str) -> RealSpec:
         faults.append(f)
     if "faults" in real:
         real["faults"] = faults
+    if "cdn" in real and real["cdn"] is None:  # a dataclass dump of a run without CDN tiers
+        del real["cdn"]
     try:
         scenario = parse_scenario(yaml.safe_dump({**_SHELL, "real": real}, sort_keys=False), origin)
     except ScenarioError as exc:

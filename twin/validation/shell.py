@@ -33,6 +33,9 @@ PREDICTED_COLUMNS = (
     "cpu_platform",
     "cpu_transcode",
     "transcode_restarts",
+    "edge_rps",
+    "shield_rps",
+    "edge_hit_ratio",
 )
 
 
@@ -89,7 +92,9 @@ def validate_run(
     prediction = predict(
         spec, parameters, seed=seed, clock=clock, name=scenario.name, probe_rendition=_probe_rendition(run)
     )
-    checks = compare(prediction.measured, run.measured["measured"], scenario.real.bands)
+    checks = compare(
+        prediction.measured, run.measured["measured"], scenario.real.bands, cdn=spec.cdn is not None
+    )
     notes = []
     if (prediction.window_s[0], prediction.window_s[1]) != run.window:
         notes.append(
