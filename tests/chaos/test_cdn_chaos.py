@@ -10,6 +10,11 @@ reloads, failover across edges). Each fault is named as a scenario would name it
   killed edge resume on the other edge within RESUME_BOUND_S of the kill, without an error;
 - the origin sees no burst after recovery beyond what coalescing allows: each media URL at
   most once, plain reloads at most once per 100 ms slot (the tier's cache key for them).
+
+The link between shield and origin is faulted too (a 10 s partition, 20 % loss): the shield's
+upstream goes through a forwarder inside a namespace (`forward_child.py`), so it crosses the
+user-space wire of `loadgen.faults.netns` both ways; the viewers must play within
+RESUME_BOUND_S of data crossing the link again.
 """
 
 from __future__ import annotations
@@ -21,13 +26,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from live.cdn.config import Role
 from live.selftest.viewer_fleet import Viewer, ViewerFleet
 
 from loadgen.faults import plan
 from loadgen.faults.cdn import tier_targets
+from loadgen.faults.netns import NetnsLink
+from loadgen.faults.services import READY_TIMEOUT_S, ChildService, free_port, wait_port
 from loadgen.faults.timeline import Timeline
-from tests.cdn.conftest import LIVE_PART_S, is_plain_reload, live_tier
+from tests.cdn.conftest import (
+    LIVE_PART_S,
+    CountingFeed,
+    CountingOrigin,
+    Feed,
+    is_plain_reload,
+    live_tier,
+    make_store,
+    tier,
+)
 from twin.scenario.schema import RealFault, RealFaultKind
+
+from .harness import PYTHON, ROOT, child_env
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +163,97 @@ async def test_a_cdn_node_fault_keeps_viewers_playing_and_the_origin_flat(
     if kind == "kill" and faulted_edge is not None:  # moved to the other edge at once
         assert max(resume_after_fault) <= RESUME_BOUND_S, results
         assert all(fleet.viewers[i].edge != faulted_edge for i in hit), "a viewer stayed on the dead edge"
+
+
+LINK_CASES = [
+    RealFault(kind=RealFaultKind.PARTITION, at_s=0, duration_s=10.0, between=("shield-1", "origin")),
+    RealFault(kind=RealFaultKind.LOSS, at_s=0, duration_s=4.0, between=("shield-1", "origin"), loss_pct=20),
+]
+
+
+@pytest.mark.parametrize("fault", LINK_CASES, ids=[f.kind.value for f in LINK_CASES])
+async def test_a_fault_on_the_shield_origin_link_ends_with_every_viewer_playing(
+    tmp_path: Path, needs_root: None, fault: RealFault
+) -> None:
+    timeline = Timeline(f"cdn-link-{fault.kind.value}-shield-origin")
+    stop = asyncio.Event()
+    origin = CountingOrigin(make_store(2, LIVE_PART_S))
+    feed = CountingFeed(origin.store, renditions=(Feed.renditions[0],),
+                        parts_per_segment=round(2 / LIVE_PART_S), part_s=LIVE_PART_S, part_bytes=4000)
+    feed.marks, feed.origin = [], origin
+    publisher: asyncio.Task[None] | None = None
+    try:
+        with NetnsLink() as link:
+            await origin.start()
+            assert origin.runner is not None
+            outside = web.TCPSite(origin.runner, link.outside, 0)
+            await outside.start()
+            assert outside._server is not None
+            origin_port = outside._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            forward_port = free_port()
+            forwarder = ChildService(
+                "forwarder", [*link.exec_prefix(), PYTHON, str(ROOT / "tests/chaos/forward_child.py"),
+                              link.inside, str(forward_port), link.outside, str(origin_port)],
+                tmp_path / "forwarder.log", env=child_env())
+            try:
+                forwarder.start()
+                await asyncio.to_thread(wait_port, forward_port, time.monotonic() + READY_TIMEOUT_S,
+                                        link.inside, forwarder)
+                feed.start().parts(2 * feed.parts_per_segment)
+                publisher = asyncio.create_task(feed.run(stop))
+                upstream = f"http://{link.inside}:{forward_port}"
+                async with tier(tmp_path, [upstream], shields=1, edges=2) as cluster:
+                    targets = plan.Targets(links={frozenset(fault.between): link})
+                    fleet = ViewerFleet(cluster.urls(Role.EDGE), PLAYLIST)
+                    parts = PartLog(fleet.viewers)
+                    sampler: asyncio.Task[None] | None = None
+                    try:
+                        await fleet.add(VIEWERS)
+                        sampler = asyncio.create_task(parts.run(stop))
+                        await asyncio.sleep(4)
+                        errors_before = fleet.totals.errors
+                        started = time.monotonic()
+                        await asyncio.to_thread(plan.perform, fault, targets, timeline)
+                        healed = time.monotonic()
+                        await asyncio.sleep(AFTER_S)
+                        flow = link.report()
+                    finally:
+                        stop.set()
+                        if sampler is not None:
+                            await sampler
+                        await fleet.close()
+                    errors = fleet.totals.errors - errors_before
+            finally:
+                forwarder.close()
+    finally:
+        stop.set()
+        if publisher is not None:
+            await publisher
+        await origin.close()
+        timeline.write()
+    # after a partition TCP's backed-off retransmissions cross seconds after the heal: the
+    # promise counts from when data crosses again (docs/chaos.md)
+    firsts = [t for t in (flow["to_ns_first"], flow["to_host_first"]) if t is not None]
+    through = max(healed, min(firsts, default=healed))
+    timeline.events.append({"t_s": round(through - timeline.t0, 3), "event": "data through again"})
+    window = [path for at, path in origin.log if through <= at < through + BURST_WINDOW_S]
+    media = [path for path in window if not is_plain_reload(path)]
+    repeated = sorted({path for path in media if media.count(path) > 1})
+    everyone = range(len(fleet.viewers))
+    resume = [(parts.first_after(i, through) or float("inf")) - through for i in everyone]
+    gaps = [parts.longest_gap(i, started - 1.0, healed + AFTER_S - 0.5) for i in everyone]
+    timeline.result(
+        viewers=VIEWERS, fault_s=round(healed - started, 3), viewer_errors=errors,
+        data_through_after_heal_s=round(through - healed, 3),
+        worst_resume_after_data_through_s=round(max(resume), 3),
+        worst_resume_after_heal_s=round(max((parts.first_after(i, healed) or float("inf")) - healed
+                                            for i in everyone), 3),
+        worst_stall_s=round(max(gaps), 3), median_stall_s=round(sorted(gaps)[len(gaps) // 2], 3),
+        origin_repeated_media_after=repeated[:5], origin_plain_reloads_after=len(window) - len(media),
+    )
+    timeline.write()
+    results = timeline.results
+    print(f"{fault.kind} shield-origin: {results}")
+    assert max(resume) <= RESUME_BOUND_S, results
+    assert not repeated, f"the origin answered a media URL twice after recovery: {repeated[:5]}"
+    assert len(window) - len(media) <= BURST_WINDOW_S * 10 + 2, results
