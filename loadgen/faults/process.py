@@ -48,7 +48,7 @@ def _signal(service: Service, pid: int, sig: int) -> None:
     """Signal a service's whole process group where it has one (a session leader: its workers
     share the fate)."""
     with contextlib.suppress(ProcessLookupError):
-        if service.process_group:
+        if getattr(service, "process_group", False):
             os.killpg(pid, sig)
         else:
             os.kill(pid, sig)

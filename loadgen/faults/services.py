@@ -30,11 +30,13 @@ class ServiceError(RuntimeError):
 
 
 class Service(Protocol):
-    """What a process fault needs: the pid to signal, and how to start it again."""
+    """What a process fault needs: the pid to signal, and how to start it again.
+
+    A service whose ``process_group`` attribute is true is signalled as a whole process group
+    (a server and its workers); without it, the pid alone.
+    """
 
     name: str
-    #: signal the process group (a server and its workers), not the pid alone
-    process_group: bool
 
     @property
     def pid(self) -> int | None: ...
