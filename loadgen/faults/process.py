@@ -45,9 +45,10 @@ def resources(pid: int) -> Resources:
 
 
 def _signal(service: Service, pid: int, sig: int) -> None:
-    """Signal a child's whole process group (it is a session leader: its workers share the fate)."""
+    """Signal a service's whole process group where it has one (a session leader: its workers
+    share the fate)."""
     with contextlib.suppress(ProcessLookupError):
-        if isinstance(service, ChildService):
+        if getattr(service, "process_group", False):
             os.killpg(pid, sig)
         else:
             os.kill(pid, sig)

@@ -30,7 +30,11 @@ class ServiceError(RuntimeError):
 
 
 class Service(Protocol):
-    """What a process fault needs: the pid to signal, and how to start it again."""
+    """What a process fault needs: the pid to signal, and how to start it again.
+
+    A service whose ``process_group`` attribute is true is signalled as a whole process group
+    (a server and its workers); without it, the pid alone.
+    """
 
     name: str
 
@@ -70,6 +74,8 @@ class ChildService:
 
     ``ports`` are waited for after each start. The log collects every incarnation's output.
     """
+
+    process_group = True
 
     def __init__(self, name: str, argv: Sequence[str], log: Path, ports: Sequence[int] = (),
                  env: dict[str, str] | None = None, hold_stdin: bool = False) -> None:
@@ -163,6 +169,8 @@ class PrivatePostgres:
     initdb refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
     A kill hits the postmaster; `start` runs `pg_ctl start` again (crash recovery included).
     """
+
+    process_group = False  # a kill hits the postmaster alone, as a crash of it would
 
     def __init__(self, port: int | None = None) -> None:
         self.name = "postgres"

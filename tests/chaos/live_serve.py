@@ -47,11 +47,13 @@ class LiveServe(ChildService):
 
 
 def call(base: str, method: str, path: str, body: Any = None, token: str | None = None,
-         timeout: float = 10.0) -> tuple[int, Any]:
+         timeout: float = 10.0, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """One API call; answers (status, JSON body or None). Raises OSError when no answer came."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"{base}/api/v1{path}", data=data, method=method)
     request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:

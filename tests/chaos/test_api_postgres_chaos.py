@@ -5,6 +5,9 @@ again while clients rename a channel, rotate its stream key and create channels.
 must be a 2xx or a 5xx with the API's JSON error body (no reset, no hang, no 4xx from a lost
 row); afterwards the database holds, for each kind of change, the last acknowledged value or
 one of the unacknowledged attempts after it, and every channel the API created exists.
+After every crash `live ledger check`'s core (`live.commerce.ledger.check`) proves the books;
+cheers sent through the crash, each retried with its Idempotency-Key until answered, are
+booked exactly once each: no money moved half-way, none twice.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from live.commerce.ledger import CheckReport, check
+from live.commerce.sandbox import CARD_SUCCEEDS
+from live.commerce.storage import open_commerce_store
 
 from loadgen.faults import process
 from loadgen.faults.services import PrivatePostgres
@@ -26,6 +32,17 @@ from .live_serve import LiveServe, call
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 PASSWORD = "correct horse battery"
+BITS_BOUGHT = 1500  # a pack (100, 500, 1500, 5000)
+CHEER_RETRY_S = 20.0  # a cheer is retried with its key this long before the test gives up
+
+
+async def ledger_report(postgres: PrivatePostgres, tmp_path: Path) -> CheckReport:
+    """What `live ledger check --database URL` proves, on the books `live serve` wrote."""
+    store = await open_commerce_store(postgres.url, tmp_path / "origin-data")
+    try:
+        return await check(store)
+    finally:
+        await store.close()
 
 
 class Outcomes:
@@ -142,3 +159,102 @@ async def test_a_postgres_crash_mid_request_gives_clean_errors_and_no_half_writt
             assert name in names
     assert results["first_success_after_restart_s"] is not None
     assert results["first_success_after_restart_s"] < 5.0, results
+    report = await ledger_report(postgres, tmp_path)
+    assert report.ok, report.problems
+
+
+def _user(base: str, name: str) -> str:
+    assert call(base, "POST", "/accounts", {"username": name, "password": PASSWORD})[0] == 201
+    token: str = call(base, "POST", "/sessions", {"username": name, "password": PASSWORD})[1]["token"]
+    return token
+
+
+def _cheer_until_answered(base: str, token: str, key: str, out: Outcomes) -> int | str:
+    """One cheer, retried with the same Idempotency-Key until a 2xx or 4xx (bounded in time)."""
+    deadline = time.monotonic() + CHEER_RETRY_S
+    status: int | str = "no answer"
+    while time.monotonic() < deadline:
+        body: Any = None
+        try:
+            status, body = call(base, "POST", "/channels/cheerch/cheers", {"bits": 1, "message": key},
+                                token, headers={"Idempotency-Key": key})
+        except OSError as error:
+            status, body = "no answer", repr(error)
+        out.record("cheer", key, status, body)
+        if isinstance(status, int) and status < 500:
+            return status
+        time.sleep(0.1)
+    return status
+
+
+async def test_cheers_through_a_postgres_crash_are_booked_once_each_and_the_ledger_holds(
+    postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    timeline = Timeline("api-postgres-kill-money")
+    serve = LiveServe(tmp_path, "--database", postgres.url)
+    out = Outcomes(timeline)
+    answers: dict[str, int | str] = {}
+    stop = threading.Event()
+
+    def cheers() -> None:
+        for k in range(10_000):  # bounded; stops when told
+            if stop.is_set():
+                return
+            key = f"cheer-{k:05d}"
+            answers[key] = _cheer_until_answered(serve.base, viewer, key, out)
+            time.sleep(0.02)
+
+    cheerer = threading.Thread(target=cheers)
+    try:
+        serve.start()
+        streamer = _user(serve.base, "streamer")
+        assert call(serve.base, "POST", "/channels", {"name": "cheerch"}, streamer)[0] == 201
+        viewer = _user(serve.base, "viewer")
+        status, body = call(serve.base, "POST", "/me/bits", {"bits": BITS_BOUGHT, "card": CARD_SUCCEEDS},
+                            viewer, headers={"Idempotency-Key": "buy-1"})
+        assert status == 202, body
+        for _ in range(100):  # the embedded sandbox's webhook credits the bits (bounded: 10 s)
+            if call(serve.base, "GET", "/me/wallet", None, viewer)[1]["bits"] == BITS_BOUGHT:
+                break
+            time.sleep(0.1)
+        assert call(serve.base, "GET", "/me/wallet", None, viewer)[1]["bits"] == BITS_BOUGHT
+        cheerer.start()
+        time.sleep(2)
+        process.kill(postgres, 2.0, timeline)
+        back = time.monotonic()
+        time.sleep(3)
+        stop.set()
+        cheerer.join(timeout=CHEER_RETRY_S + 15)
+        wallet = call(serve.base, "GET", "/me/wallet", None, viewer)[1]["bits"]
+        report = await ledger_report(postgres, tmp_path)
+        db = await asyncpg.connect(postgres.url)
+        try:
+            booked = {r["message"]: r["n"] for r in await db.fetch(
+                "SELECT message, COUNT(*) AS n FROM cheers GROUP BY message")}
+        finally:
+            await db.close()
+        statuses: dict[str, int] = {}
+        for _, _, _, status, _ in out.log:
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+        timeline.result(
+            first_success_after_restart_s=min(
+                (round(t - back, 3) for t, _, _, s, _ in out.log if t >= back and s == 201), default=None),
+            cheers=len(answers), attempts=statuses,
+            unanswered=[k for k, s in answers.items() if s != 201][:5],
+            booked=sum(booked.values()), booked_twice=[k for k, n in booked.items() if n > 1][:5],
+            wallet_bits=wallet, ledger_ok=report.ok, ledger_problems=list(report.problems[:5]),
+            ledger_transactions=report.transactions,
+        )
+    finally:
+        stop.set()
+        if cheerer.is_alive():
+            cheerer.join(timeout=CHEER_RETRY_S + 15)
+        serve.close()
+        timeline.write()
+    results = timeline.results
+    assert not out.unclean(), f"answers that were neither 2xx nor a clean 5xx: {out.unclean()[:5]}"
+    assert any(isinstance(s, int) and s >= 500 for _, _, _, s, _ in out.log), "the crash was not seen"
+    assert all(status == 201 for status in answers.values()), results
+    assert report.ok, report.problems
+    assert set(booked) == set(answers) and not results["booked_twice"], results
+    assert wallet == BITS_BOUGHT - len(answers), results

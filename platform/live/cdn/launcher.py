@@ -231,6 +231,17 @@ class CdnCluster:
             await asyncio.sleep(0.05)
         return node
 
+    async def restart(self, name: str) -> RunningNode:
+        """Start a node that died (``kill``, a crash) again with the same configuration; its cache
+        directory survives, like a rebooted machine's disk. A running node is left as it is."""
+        node = self.node(name)
+        if node.process.returncode is None:
+            return node
+        await node.process.wait()
+        fresh = await self._start_node(find_nginx(self.settings.nginx), node.plan)
+        self.nodes[self.nodes.index(node)] = fresh
+        return fresh
+
     def kill(self, name: str) -> None:
         """SIGKILL a node's master and workers at once, like a machine that died."""
         node = self.node(name)
