@@ -46,13 +46,17 @@ def check_part_rules(parts: list[Part], seg: Segmenter, max_sample_ticks: int | 
     """RFC 8216bis 4.4.4.9 / Apple LL-HLS: numbering, independence, durations."""
     target = seg.part_target_ticks
     msn, index = 0, 0
+    gap_segment = False
     for i, p in enumerate(parts):
         assert (p.msn, p.index) == (msn, index), f"part {i} numbered {p.msn}.{p.index}"
         ticks = round(p.duration_s * seg.timescale)
-        if index == 0:
-            assert p.independent, f"segment {msn} does not start with an independent part"
+        if index == 0:  # a segment starts independent, or is missing time (EXT-X-GAP) throughout
+            gap_segment = p.gap
+            assert p.independent or p.gap, f"segment {msn} does not start with an independent part"
+        elif gap_segment:
+            assert p.gap, f"part {p.msn}.{p.index} has media in a gap segment"
         assert 0 < ticks <= target, f"part {p.msn}.{p.index} lasts {ticks} ticks, over {target}"
-        if not p.segment_end and max_sample_ticks is not None and max_sample_ticks <= target:
+        if not p.segment_end and not p.gap and max_sample_ticks is not None and max_sample_ticks <= target:
             # greedy filling: a part closes early only when its next frame would not have fit
             assert ticks + max_sample_ticks > target, f"part {p.msn}.{p.index} closed at {ticks}/{target}"
             if max_sample_ticks * 100 <= target * 15:
@@ -102,6 +106,9 @@ def samples_by_track(boxes: Any, parts: list[Part]) -> dict[int, list[tuple[int,
     out: dict[int, list[tuple[int, Any, bytes]]] = {}
     sequence: int | None = None
     for p in parts:
+        if p.gap:  # missing time: no fragment (and no mfhd sequence number spent)
+            assert p.data == b""
+            continue
         data = p.data
         (frag,) = boxes.read_fragments(data)
         assert sequence is None or frag.sequence == sequence + 1, "mfhd sequence numbers must be consecutive"
@@ -167,10 +174,15 @@ def test_holes_longer_than_the_part_target_are_gaps_not_overlong_parts(
     samples = samples_by_track(boxes, parts)[1]
     assert [t for t, _, _ in samples] == [u.dts_ms * 90 for u in kept]  # the timeline is kept
     starts = {p.decode_time for p in parts if p.index == 0}
+    gap_spans = [(p.decode_time, p.decode_time + round(p.duration_s * seg.timescale)) for p in parts if p.gap]
     for _before, after in holes:  # a part ends at every gap; a keyframe after one opens a segment
         assert any(p.decode_time == after.dts_ms * 90 for p in parts)
         if after.keyframe:
             assert after.dts_ms * 90 in starts
+            # ... after gap parts that cover the hole without a break up to that keyframe
+            assert any(end == after.dts_ms * 90 for _, end in gap_spans)
+    assert all(a_end == b_start for (_, a_end), (b_start, _) in itertools.pairwise(gap_spans)
+               if b_start <= a_end)  # gap parts never overlap
 
 
 def test_a_worker_restart_gap_closes_the_segment_and_the_next_keyframe_opens_one() -> None:

@@ -223,3 +223,34 @@ def test_program_date_time_of_a_part_is_its_segments_plus_earlier_parts() -> Non
     segment_start = playlist.segments[1].program_date_time
     assert segment_start is not None
     assert [(f.part, f.program_date_time) for f in steps.fetches] == [(1, segment_start + 0.5)]
+
+
+GAPPED = """#EXTM3U
+#EXT-X-TARGETDURATION:2
+#EXT-X-PART-INF:PART-TARGET=0.5
+#EXT-X-MEDIA-SEQUENCE:10
+#EXTINF:1.0,
+10.m4s
+#EXT-X-PART:DURATION=0.5,URI="11.0.m4s",GAP=YES
+#EXT-X-PART:DURATION=0.5,URI="11.1.m4s",GAP=YES
+#EXT-X-GAP
+#EXTINF:1.0,
+11.m4s
+#EXT-X-PART:DURATION=0.5,URI="12.0.m4s",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.5,URI="12.1.m4s"
+"""
+
+
+def test_gap_segments_and_parts_are_stepped_over_never_fetched() -> None:
+    playlist = parse_media(GAPPED, BASE)
+    assert [s.gap for s in playlist.segments] == [False, True, False]
+    assert all(p.gap for p in playlist.segments[1].parts)
+    whole = plan(playlist, Cursor(10), ())
+    assert [(f.msn, f.part, f.uri.rsplit("/", 1)[-1]) for f in whole.fetches] == [
+        (10, None, "10.m4s"), (11, None, ""), (12, 0, "12.0.m4s"), (12, 1, "12.1.m4s")]
+    mid = plan(playlist, Cursor(11, 1), ())  # a player that had reached into the gap by parts
+    assert [(f.msn, f.part, f.is_marker) for f in mid.fetches] == [(11, 1, True), (12, 0, False), (12, 1, False)]
+    cursor = Cursor(11, 1)
+    for fetch in mid.fetches:
+        cursor = cursor.after(fetch)
+    assert cursor == Cursor(12, 2)

@@ -13,10 +13,11 @@ at end of stream. The rules it keeps (RFC 8216bis 4.4.4.9 and Apple's LL-HLS aut
   so frames up to 15 % of the target, e.g. 30 fps at 0.2 s, always do);
 - a hole in the timeline longer than the part target (a restarted transcoder resumes at a
   later keyframe; a publisher stalls) is a gap, not a long frame: the frame before it keeps the
-  previous frame's duration, its part closes there, and if a keyframe follows the gap it opens
-  a new segment. The next part's ``tfdt`` jumps across the hole (players skip it; every
-  segment carries its own PROGRAM-DATE-TIME), and no part ever exceeds the target. Gaps are
-  counted in ``stats.gaps``;
+  previous frame's duration, and its part closes there. If a keyframe follows the gap, the
+  segment ends there too, gap parts (below) cover the hole, and the keyframe opens a new
+  segment: a player sees missing time, not a buffer with a hole in it (hls.js waits at such a
+  hole for good). Otherwise the next part's ``tfdt`` jumps across the hole within the segment.
+  No part ever exceeds the target. Gaps are counted in ``stats.gaps``;
 - ``msn`` counts segments and ``index`` parts within one; the last part has ``segment_end``.
 
 Two ways to cut (``SegmentCut``): ``GRID`` (above) for the transcoded rungs, whose IDRs the
@@ -389,7 +390,9 @@ class Segmenter:
             if self._part and self._part_ticks + held.duration > self._part_target:
                 self._close(held.t, segment_end=False)
             self._append(held)
-            if sample.sync and (gap or self._segment_due(sample.t, held.duration)):
+            if sample.sync and gap:
+                self._bridge(held.t + held.duration, sample)
+            elif sample.sync and self._segment_due(sample.t, held.duration):
                 self._close(sample.t, segment_end=True)
                 self._start_segment(sample.t)
             elif not sample.sync and self._overruns():
@@ -401,6 +404,17 @@ class Segmenter:
             elif gap or self._part_ticks >= self._part_target:
                 self._close(sample.t, segment_end=False)
         self._pending = sample
+
+    def _bridge(self, end: int, keyframe: PendingSample) -> None:
+        """A hole from ``end`` to a keyframe: close the segment at ``end`` and cover the hole with
+        gap parts, so players see missing time (EXT-X-GAP) instead of a buffer with a hole in it
+        (hls.js waits at such a hole for good; a transcoder that dropped late frames after a
+        stall leaves one). The keyframe then opens the next segment."""
+        self._close(end, segment_end=True)
+        self._enter_gap(end)
+        self._fill_gap(keyframe.t, keyframe.wallclock, final=True)
+        self.state = SegmenterState.STREAMING
+        self._start_segment(keyframe.t)
 
     def _start_segment(self, t: int) -> None:
         self._segment_start = t

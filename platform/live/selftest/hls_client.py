@@ -56,6 +56,7 @@ class Part:
     duration: float
     independent: bool = False
     byterange: ByteRange | None = None
+    gap: bool = False  # GAP=YES: missing media, never fetched (RFC 8216bis 4.4.4.9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class Segment:
     map_uri: str | None = None
     byterange: ByteRange | None = None
     discontinuity: bool = False
+    gap: bool = False  # EXT-X-GAP: missing media, never fetched (RFC 8216bis 4.4.4.7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,8 @@ class Fetch:
 
     @property
     def is_marker(self) -> bool:
-        """Nothing to download: the segment's parts were all played before it was complete."""
+        """Nothing to download: the segment's parts were all played before it was complete, or
+        this is missing time (a gap) the player steps over."""
         return not self.uri
 
 
@@ -260,7 +263,7 @@ def parse_media(text: str, base_url: str) -> MediaPlaylist:
     pdt: float | None = None
     duration: float | None = None
     seg_range: ByteRange | None = None
-    discontinuity = False
+    discontinuity = gap = False
     msn: int | None = None
     previous_end: dict[str, int] = {}
     for line in lines[1:]:
@@ -270,13 +273,14 @@ def parse_media(text: str, base_url: str) -> MediaPlaylist:
                 raise PlaylistError(f"segment {line} has no EXTINF (RFC 8216bis 4.4.4.1)")
             msn = sequence if msn is None else msn
             uri = urljoin(base_url, line)
-            segments.append(Segment(msn, uri, duration, tuple(parts), pdt, map_uri, seg_range, discontinuity))
+            segments.append(Segment(msn, uri, duration, tuple(parts), pdt, map_uri, seg_range, discontinuity,
+                                    gap))
             if seg_range is not None and seg_range.length is not None:
                 previous_end[uri] = seg_range.offset + seg_range.length
             if pdt is not None:
                 pdt += duration
             msn += 1
-            parts, duration, seg_range, discontinuity = [], None, None, False
+            parts, duration, seg_range, discontinuity, gap = [], None, None, False, False
         elif tag == "#EXT-X-TARGETDURATION":
             target = _number(value, "EXT-X-TARGETDURATION")
         elif tag == "#EXT-X-MEDIA-SEQUENCE":
@@ -298,6 +302,8 @@ def parse_media(text: str, base_url: str) -> MediaPlaylist:
             seg_range = _byterange(value, None if not segments else previous_end.get(segments[-1].uri or ""))
         elif tag == "#EXT-X-DISCONTINUITY":
             discontinuity = True
+        elif tag == "#EXT-X-GAP":
+            gap = True
         elif tag == "#EXT-X-SKIP":
             skipped = _integer(parse_attributes(value).get("SKIPPED-SEGMENTS", ""), "SKIPPED-SEGMENTS")
             msn = (sequence if msn is None else msn) + skipped
@@ -312,7 +318,7 @@ def parse_media(text: str, base_url: str) -> MediaPlaylist:
                 if part_range.length is not None:
                     previous_end[uri] = part_range.offset + part_range.length
             parts.append(Part(uri, _number(attrs["DURATION"], "part DURATION"),
-                              attrs.get("INDEPENDENT") == "YES", part_range))
+                              attrs.get("INDEPENDENT") == "YES", part_range, attrs.get("GAP") == "YES"))
         elif tag == "#EXT-X-PRELOAD-HINT":
             attrs = parse_attributes(value)
             if attrs.get("TYPE") == "PART" and "URI" in attrs:
@@ -356,7 +362,8 @@ def plan(playlist: MediaPlaylist, cursor: Cursor, already: Container[str]) -> Pl
     """Everything listed from ``cursor`` on, in order; whole segments where none of it is played.
 
     ``already`` holds URIs fetched ahead (preload hints); they appear in the plan so the
-    cursor moves past them, and the caller skips the download.
+    cursor moves past them, and the caller skips the download. Gap segments and parts appear
+    as markers (nothing to download) so the cursor steps over the missing time.
     """
     fetches: list[Fetch] = []
     skipped = 0
@@ -369,8 +376,8 @@ def plan(playlist: MediaPlaylist, cursor: Cursor, already: Container[str]) -> Pl
             continue
         first = cursor.part if seg.msn == cursor.msn else 0
         if first == 0 and seg.uri is not None and not any(p.uri in already for p in seg.parts):
-            fetches.append(Fetch(seg.msn, None, seg.uri, seg.byterange, seg.program_date_time,
-                                 True, seg.map_uri))
+            fetches.append(Fetch(seg.msn, None, "" if seg.gap else seg.uri, seg.byterange,
+                                 seg.program_date_time, True, seg.map_uri))
             continue
         if first > len(seg.parts):
             if seg.uri is None:
@@ -383,7 +390,8 @@ def plan(playlist: MediaPlaylist, cursor: Cursor, already: Container[str]) -> Pl
         for index in range(first, len(seg.parts)):
             part = seg.parts[index]
             last = seg.uri is not None and index == len(seg.parts) - 1
-            fetches.append(Fetch(seg.msn, index, part.uri, part.byterange, start, last, seg.map_uri))
+            uri = "" if part.gap or seg.gap else part.uri
+            fetches.append(Fetch(seg.msn, index, uri, part.byterange, start, last, seg.map_uri))
             if start is not None:
                 start += part.duration
         if seg.uri is not None and not seg.parts[first:]:

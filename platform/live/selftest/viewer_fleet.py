@@ -87,14 +87,15 @@ class Viewer:
                     playlist = await self._playlist()
                     newest = [p for s in playlist.segments for p in s.parts][-1:]
                     for part in newest:
-                        await self._fetch_part(part.uri)
+                        if not part.gap:
+                            await self._fetch_part(part.uri)
                 msn, index = playlist.next_position
                 playlist = await self._playlist(f"?_HLS_msn={msn}&_HLS_part={index}")
                 for segment in playlist.segments:
                     if segment.msn < msn:
                         continue
                     for position, part in enumerate(segment.parts):
-                        if segment.msn > msn or position >= index:
+                        if (segment.msn > msn or position >= index) and not part.gap:
                             await self._fetch_part(part.uri)
             except (EdgesDown, ValueError, IndexError):  # PlaylistError is a ValueError
                 self.stats.errors += 1
