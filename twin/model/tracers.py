@@ -2,16 +2,33 @@
 
 The fluid audience gives loads; it cannot give distributions of what one viewer sees. Each
 tracer is a SimPy process that plays one session at a time: it picks a stream by current
-popularity, a home region by share, a bandwidth from the lognormal law, joins
-`hold_back_parts` behind the live edge (RFC 8216bis 4.4.3.8 PART-HOLD-BACK), and then per
-part: issues a blocking playlist reload for the next part (answered when the part reaches its
-edge, RFC 8216bis 6.2.5.2), fetches it (RTT + edge queue wait + size / bandwidth), and plays
-it from a playout buffer. A part that arrives after the previous one finished playing is a
-stall (rebuffer); glass-to-glass is display time minus the part's capture time. Players catch
-up at `player_catchup_rate` when behind their target and seek back to the live edge past
-`player_max_lag_s`, as hls.js does. Faults reach tracers
-through the model: a region that is down answers nothing until DNS failover, a stream without
-a transcoder or ingest produces no parts, an overloaded edge divides its bandwidth.
+popularity, a home region by share, a bandwidth and a last-mile RTT factor from lognormal
+laws, and plays the stream as a real LL-HLS client does:
+
+- It joins with a plain playlist request, which lists every part its edge holds, and starts
+  playing PART-HOLD-BACK behind that playlist's end (RFC 8216bis 4.4.3.8).
+- It keeps one blocking playlist reload outstanding, asking for the part after the newest it
+  knows; the edge answers once that part is there (RFC 8216bis 6.2.5.2) and the next reload
+  goes out the moment the answer arrives. With an RTT above the part duration the answers
+  list several new parts at once.
+- It requests every part the moment a playlist lists it or hints it (EXT-X-PRELOAD-HINT,
+  RFC 8216bis 4.4.5.3 and 6.2.5.3), without waiting for the part before to finish: the
+  origin and the edges hold a hinted request and answer it whole when the part is complete
+  (live.origin.app). So the part arrives an edge queue wait, a one-way trip and its transfer
+  after it reaches the edge, and a slow round trip does not add up from part to part, as it
+  would for a player that fetched parts one after another.
+- Parts share the viewer's access link in order: a part's bytes start after the bytes of the
+  part before.
+- It plays from a buffer: a part that arrives after the previous one finished playing is a
+  stall (rebuffer); glass-to-glass is display time minus the capture time of the part's first
+  frame. Like hls.js (latency-controller.ts), it estimates its own latency from the live edge
+  of its latest playlist plus that playlist's age, plays at `player_catchup_rate` while that
+  is more than 50 ms above PART-HOLD-BACK, and seeks back to the live edge past
+  `player_max_lag_s`. It picks the highest rendition below `abr_safety` x its throughput.
+
+Faults reach tracers through the model: a region that is down answers nothing until DNS
+failover, a stream without a transcoder or ingest produces no parts, an overloaded edge
+divides its bandwidth, packet loss caps TCP throughput.
 
 One SimPy event per part per tracer: the wait until the part arrives. Everything between two
 arrivals is arithmetic, which is what keeps hundreds of tracers cheap.
@@ -91,21 +108,38 @@ def tracer(
     stats: TracerStats,
     end_s: float,
 ) -> simpy.events.ProcessGenerator:
-    """One tracer slot: back-to-back viewing sessions until the run ends."""
+    """One tracer slot: back-to-back viewing sessions until the run ends.
+
+    Times are computed, not waited for: at the arrival of part n-1 the tracer works out when
+    part n arrives from the player's request schedule (see the module docstring) and sleeps
+    until then. The session keeps four clocks: the newest part its latest playlist lists and
+    when that playlist arrived (the blocking-reload chain), when its access link has delivered
+    every byte asked for so far (parts share one link, in order), and when the part before
+    this one finishes playing.
+    """
     part = calibration.part_s
     rates = [r.bitrate_bps for r in calibration.ladder]
     mu = math.log(calibration.viewer_bandwidth_median_mbps * 1e6)
     pipeline = calibration.publisher_encode_s + calibration.transcode_latency_s + calibration.package_s
-    target = calibration.hold_back_parts * part
-    hold_back = int(calibration.hold_back_parts)
+    hold_back = calibration.hold_back_parts
+    tolerance = calibration.player_catchup_tolerance_s
+    backoff, backoff_max = calibration.player_stall_backoff_s, calibration.segment_s
+    catch_up_step = part / calibration.player_catchup_rate
+    max_lag = calibration.player_max_lag_s
+    display_s = calibration.display_s
+    abr_safety = calibration.abr_safety
     rand = rng.random
+    floor = math.floor
     window = stats.window_s
     last = len(stats.stall_s) - 1
+    latency, stall_s, watch_s = stats.latency, stats.stall_s, stats.watch_s
+    serving, stream_down, edge_wait = view.serving, view.stream_down, view.edge_wait
+    upstream_delay, rtt_s = view.upstream_delay, view.rtt_s
     # stagger the slots so that joins are not synchronized at t=0
     yield env.timeout(rng.random() * part)
     while env.now < end_s:
         stats.sessions += 1
-        session_end = env.now + rng.expovariate(1.0 / calibration.viewer_session_mean_s)
+        session_end = min(env.now + rng.expovariate(1.0 / calibration.viewer_session_mean_s), end_s)
         group = view.pick_stream(rng.random())
         u_stream = rng.random()
         home = view.pick_region(rng.random())
@@ -115,61 +149,91 @@ def tracer(
         joined = False
         played = False  # once playback has started, every second not playing is a stall
         started = env.now
-        n = 0
+        n = 0  # the part to fetch next
+        newest = 0  # the newest part the player's latest playlist lists (it hints newest + 1)
+        listed_at = 0.0  # when that playlist reached the player
+        edge_lag = 0.0  # wall clock minus media time of the live edge, as the player last saw it
+        link_free = 0.0  # when the access link has delivered every part asked for so far
         display = 0.0  # when part n-1 finishes playing
-        while env.now < session_end and env.now < end_s:
-            region, extra = view.serving(home)
-            if region < 0 or view.stream_down(group, u_stream):
+        catch_up_above = hold_back * part + tolerance  # PART-HOLD-BACK, longer after each stall
+        stalls = 0
+        while env.now < session_end:
+            region, extra = serving(home)
+            if region < 0 or stream_down(group, u_stream):
                 # nothing to fetch: the player stalls, then rejoins at the live edge
                 wait = min(1.0, end_s - env.now)
                 if played:
-                    stats.stall_s[min(int(env.now / window), last)] += wait
+                    stall_s[min(int(env.now / window), last)] += wait
                 joined = False
                 yield env.timeout(max(wait, 1e-9))
                 continue
             bw = bandwidth * view.edge_bandwidth_factor(region)
             loss = view.link_loss(region)
             if loss > 0.0:
-                bw = min(bw, mathis_bps(view.rtt_s(region) * access + extra, loss))
+                bw = min(bw, mathis_bps(rtt_s(region) * access + extra, loss))
             rate = ladder[-1]
             for r in ladder:
-                if r <= calibration.abr_safety * bw:
+                if r <= abr_safety * bw:
                     rate = r
                     break
             now = env.now
+            one_way = (rtt_s(region) * access + extra) * 0.5
+            # a part is at the edge this long after its last frame was captured
+            edge_after = pipeline + upstream_delay(region, rand(), rand(), rand(), rand())
             if not joined:
-                n = int((now - pipeline) / part) - hold_back
-            capture = n * part
-            at_edge = capture + part + pipeline + view.upstream_delay(region, rand(), rand(), rand(), rand())
-            respond = (
-                view.rtt_s(region) * access
-                + extra
-                + view.edge_wait(region, rand(), rand())
-                + rate * part / bw
-            )
-            arrival = (now if now > at_edge else at_edge) + respond
+                # a plain playlist request lists what the edge holds when it gets there; playback
+                # starts the target latency (PART-HOLD-BACK, RFC 8216bis 4.4.3.8, plus any stall
+                # backoff) behind that playlist's end
+                newest = floor((now + one_way - edge_after) / part) - 1
+                listed_at = now + 2.0 * one_way + edge_wait(region, rand(), rand())
+                edge_lag = listed_at - (newest + 1) * part
+                n = floor(newest + 1 - (catch_up_above - tolerance) / part + 1e-6)
+                link_free = listed_at
+            while newest < n - 1:
+                # the blocking reload for the part after `newest`, sent the moment the last
+                # playlist arrived, answered once that part is at the edge (RFC 8216bis 6.2.5.2)
+                asked = listed_at + one_way
+                ready = (newest + 2) * part + edge_after
+                answer = asked if asked > ready else ready
+                newest = max(newest + 1, floor((answer - edge_after) / part) - 1)
+                listed_at = answer + one_way
+                edge_lag = listed_at - (newest + 1) * part
+            # part n was listed or preload-hinted in that playlist: its request went out then and
+            # the edge holds it until the part is there
+            asked = listed_at + one_way
+            ready = (n + 1) * part + edge_after
+            transfer = rate * part / bw
+            served = (asked if asked > ready else ready) + edge_wait(region, rand(), rand())
+            arrival = served + one_way + transfer
+            if arrival < link_free + transfer:
+                arrival = link_free + transfer
+            link_free = arrival
             yield env.timeout(arrival - now)
             idx = min(int(arrival / window), last)
             if not joined:
                 # (re)joining at the live edge: after playback began, the wait is a rebuffer
                 if played:
-                    stats.stall_s[idx] += arrival - now
+                    stall_s[idx] += arrival - now
                 joined = True
                 display = arrival
-            lag = display - capture
-            if lag > calibration.player_max_lag_s:
+            capture = n * part
+            start = arrival if arrival > display else display
+            behind = start - edge_lag - capture  # the player's own latency estimate (hls.js `latency`)
+            if behind > max_lag:
                 # too far behind: seek to the live edge, as hls.js does past liveMaxLatencyDuration
                 joined = False
                 continue
             if not played:
                 played = True
                 stats.startup_s.append(arrival - started)
-            step = part / calibration.player_catchup_rate if lag > target + part else part
-            start = max(arrival, display)
-            stats.stall_s[idx] += arrival - display if arrival > display else 0.0
-            stats.watch_s[idx] += part
-            stats.latency[idx].append(start - capture + calibration.display_s)
-            display = start + step
+            if arrival > display:
+                stall_s[idx] += arrival - display
+                # a stall moves the player's target latency back (hls.js liveSyncOnStallIncrease)
+                stalls += 1
+                catch_up_above = hold_back * part + min(stalls * backoff, backoff_max) + tolerance
+            watch_s[idx] += part
+            latency[idx].append(start - capture + display_s)
+            display = start + (catch_up_step if behind > catch_up_above else part)
             n += 1
         if not played:
             stats.failed_starts += 1
