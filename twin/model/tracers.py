@@ -45,6 +45,18 @@ import numpy as np
 import simpy
 
 from twin.calibration.parameters import Calibration
+from twin.model.cdn import WaitLaw, wait_from
+
+#: How a home region's viewers reach an edge now: (serving region, its RTT, the extra RTT of a
+#: failover detour, the share of their bandwidth the region's edges deliver, packet loss on
+#: their links); the region is -1 when nobody serves them. One tuple per part fetch, read
+#: together because the tracer needs all of it for every part.
+Route = tuple[int, float, float, float, float]
+
+#: The waits of a part on its way to a viewer, this fluid step, per serving region: the
+#: edge-shield-origin RTTs, the shield's and the origin's wait laws (a part reaches the edge
+#: after both), and the edge's (for every request the viewer makes).
+Delays = tuple[float, WaitLaw, WaitLaw, WaitLaw]
 
 
 class DeliveryView(Protocol):
@@ -54,12 +66,12 @@ class DeliveryView(Protocol):
     def pick_region(self, u: float) -> int: ...
     def group_full_ladder(self, group: int) -> bool: ...
     def stream_down(self, group: int, u: float) -> bool: ...
-    def serving(self, home: int) -> tuple[int, float]: ...
-    def edge_bandwidth_factor(self, region: int) -> float: ...
-    def edge_wait(self, region: int, u1: float, u2: float) -> float: ...
-    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float: ...
-    def rtt_s(self, region: int) -> float: ...
-    def link_loss(self, region: int) -> float: ...
+    def route(self, home: int) -> Route: ...
+    def delays(self, region: int) -> Delays: ...
+
+    #: changes whenever an answer of `stream_down`, `route` or `delays` may have (each fluid
+    #: step, each fault that moves viewers or changes their links); a tracer asks again only then
+    version: int
 
 
 MSS_BITS = 1460 * 8
@@ -130,13 +142,14 @@ def tracer(
     abr_safety = calibration.abr_safety
     rand = rng.random
     floor = math.floor
-    window = stats.window_s
+    timeout = env.timeout
+    per_window = 1.0 / stats.window_s
     last = len(stats.stall_s) - 1
     latency, stall_s, watch_s = stats.latency, stats.stall_s, stats.watch_s
-    serving, stream_down, edge_wait = view.serving, view.stream_down, view.edge_wait
-    upstream_delay, rtt_s = view.upstream_delay, view.rtt_s
+    route, stream_down, delays = view.route, view.stream_down, view.delays
+    log = math.log
     # stagger the slots so that joins are not synchronized at t=0
-    yield env.timeout(rng.random() * part)
+    yield timeout(rng.random() * part)
     while env.now < end_s:
         stats.sessions += 1
         session_end = min(env.now + rng.expovariate(1.0 / calibration.viewer_session_mean_s), end_s)
@@ -146,6 +159,11 @@ def tracer(
         bandwidth = math.exp(rng.gauss(mu, calibration.viewer_bandwidth_sigma))
         access = math.exp(rng.gauss(0.0, calibration.viewer_rtt_sigma))  # last-mile RTT factor of this viewer
         ladder = rates if view.group_full_ladder(group) else rates[:1]
+        seen = -1  # the view's version this session's path was read at
+        region = 0
+        down = False
+        one_way = transfer = upstream = 0.0
+        shield = origin = edge = (0.0, 1.0, 0.0)
         joined = False
         played = False  # once playback has started, every second not playing is a stall
         started = env.now
@@ -157,35 +175,55 @@ def tracer(
         display = 0.0  # when part n-1 finishes playing
         catch_up_above = hold_back * part + tolerance  # PART-HOLD-BACK, longer after each stall
         stalls = 0
-        while env.now < session_end:
-            region, extra = serving(home)
-            if region < 0 or stream_down(group, u_stream):
+        now = env.now
+        while now < session_end:
+            if view.version != seen:
+                # the path only changes with the model's state: read it again only then
+                seen = view.version
+                region, rtt, extra, bandwidth_factor, loss = route(home)
+                down = region < 0 or stream_down(group, u_stream)
+                if not down:
+                    round_trip = rtt * access + extra
+                    one_way = round_trip * 0.5
+                    bw = bandwidth * bandwidth_factor
+                    if loss > 0.0:
+                        bw = min(bw, mathis_bps(round_trip, loss))
+                    rate = ladder[-1]
+                    for r in ladder:
+                        if r <= abr_safety * bw:
+                            rate = r
+                            break
+                    transfer = rate * part / bw
+                    upstream, shield, origin, edge = delays(region)
+                    upstream += pipeline
+            if down:
                 # nothing to fetch: the player stalls, then rejoins at the live edge
-                wait = min(1.0, end_s - env.now)
+                wait = min(1.0, end_s - now)
                 if played:
-                    stall_s[min(int(env.now / window), last)] += wait
+                    stall_s[min(int(now * per_window), last)] += wait
                 joined = False
-                yield env.timeout(max(wait, 1e-9))
+                yield timeout(max(wait, 1e-9))
+                now = env.now
                 continue
-            bw = bandwidth * view.edge_bandwidth_factor(region)
-            loss = view.link_loss(region)
-            if loss > 0.0:
-                bw = min(bw, mathis_bps(rtt_s(region) * access + extra, loss))
-            rate = ladder[-1]
-            for r in ladder:
-                if r <= abr_safety * bw:
-                    rate = r
-                    break
-            now = env.now
-            one_way = (rtt_s(region) * access + extra) * 0.5
-            # a part is at the edge this long after its last frame was captured
-            edge_after = pipeline + upstream_delay(region, rand(), rand(), rand(), rand())
+            # a part is at the edge this long after its last frame was captured: the pipeline,
+            # the RTTs and waits of the shield and the origin (inline `wait_from`, once per part)
+            edge_after = upstream
+            u = rand()
+            if u < shield[0]:
+                edge_after += shield[2] - log(u / shield[0]) / shield[1]
+            else:
+                edge_after += shield[2]
+            u = rand()
+            if u < origin[0]:
+                edge_after += origin[2] - log(u / origin[0]) / origin[1]
+            else:
+                edge_after += origin[2]
             if not joined:
                 # a plain playlist request lists what the edge holds when it gets there; playback
                 # starts the target latency (PART-HOLD-BACK, RFC 8216bis 4.4.3.8, plus any stall
                 # backoff) behind that playlist's end
                 newest = floor((now + one_way - edge_after) / part) - 1
-                listed_at = now + 2.0 * one_way + edge_wait(region, rand(), rand())
+                listed_at = now + 2.0 * one_way + wait_from(edge, rand())
                 edge_lag = listed_at - (newest + 1) * part
                 n = floor(newest + 1 - (catch_up_above - tolerance) / part + 1e-6)
                 link_free = listed_at
@@ -195,25 +233,31 @@ def tracer(
                 asked = listed_at + one_way
                 ready = (newest + 2) * part + edge_after
                 answer = asked if asked > ready else ready
-                newest = max(newest + 1, floor((answer - edge_after) / part) - 1)
+                answered = floor((answer - edge_after) / part) - 1
+                newest = answered if answered > newest else newest + 1
                 listed_at = answer + one_way
                 edge_lag = listed_at - (newest + 1) * part
             # part n was listed or preload-hinted in that playlist: its request went out then and
             # the edge holds it until the part is there
             asked = listed_at + one_way
             ready = (n + 1) * part + edge_after
-            transfer = rate * part / bw
-            served = (asked if asked > ready else ready) + edge_wait(region, rand(), rand())
+            served = asked if asked > ready else ready
+            u = rand()
+            served += edge[2] - log(u / edge[0]) / edge[1] if u < edge[0] else edge[2]
             arrival = served + one_way + transfer
             if arrival < link_free + transfer:
                 arrival = link_free + transfer
             link_free = arrival
-            yield env.timeout(arrival - now)
-            idx = min(int(arrival / window), last)
+            waited_from = now
+            yield timeout(arrival - now)
+            now = env.now
+            idx = int(arrival * per_window)
+            if idx > last:
+                idx = last
             if not joined:
                 # (re)joining at the live edge: after playback began, the wait is a rebuffer
                 if played:
-                    stall_s[idx] += arrival - now
+                    stall_s[idx] += arrival - waited_from
                 joined = True
                 display = arrival
             capture = n * part
@@ -314,7 +358,7 @@ def probe(
         elif n == -2:
             n = newest + 1
         ready = n * part + part + pipeline_s
-        respond = view.rtt_s(0) + view.edge_wait(0, rng.random(), rng.random()) + transfer_s
+        respond = view.route(0)[1] + wait_from(view.delays(0)[3], rng.random()) + transfer_s
         arrival = max(now, ready) + respond
         yield env.timeout(arrival - now)
         out = arrival + decode_s
