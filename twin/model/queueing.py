@@ -45,8 +45,12 @@ def erlang_b(servers: int, load: float) -> float:
     if load <= 0.0:
         return 0.0
     k, log_fact = _FACTORIALS.upto(servers)
-    # 1/B = sum_k c!/k! a^(k-c)
-    log_terms = log_fact[-1] - log_fact + (k - servers) * math.log(load)
+    # 1/B = sum_k c!/k! a^(k-c). The terms go as a^k / k!, the Poisson(a) weights: only those
+    # within ~12 standard deviations of the largest (at min(a, c)) reach the double sum; the
+    # Chernoff bounds put the rest below e^-70 of it (Bernstein's on the right, hence + 50)
+    peak, spread = min(load, float(servers)), 12.0 * math.sqrt(load)
+    lo, hi = max(0, int(peak - spread) - 2), min(servers, int(peak + spread) + 50)
+    log_terms = log_fact[-1] - log_fact[lo : hi + 1] + (k[lo : hi + 1] - servers) * math.log(load)
     top = float(log_terms.max())
     return float(math.exp(-top) / np.exp(log_terms - top).sum())
 

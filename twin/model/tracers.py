@@ -143,9 +143,13 @@ def tracer(
     rand = rng.random
     floor = math.floor
     timeout = env.timeout
-    per_window = 1.0 / stats.window_s
+    window = stats.window_s
+    per_window = 1.0 / window
     last = len(stats.stall_s) - 1
     latency, stall_s, watch_s = stats.latency, stats.stall_s, stats.watch_s
+    window_end = -math.inf  # where the record window `idx` ends (arrivals only move forward)
+    idx = 0
+    add_latency = latency[0].append
     route, stream_down, delays = view.route, view.stream_down, view.delays
     log = math.log
     # stagger the slots so that joins are not synchronized at t=0
@@ -163,7 +167,9 @@ def tracer(
         region = 0
         down = False
         one_way = transfer = upstream = 0.0
-        shield = origin = edge = (0.0, 1.0, 0.0)
+        # the wait laws (C, rate, extra) of the shield, origin and edge, unpacked
+        shield_c = shield_rate = origin_c = origin_rate = edge_c = edge_rate = edge_extra = 1.0
+        edge_law = (edge_c, edge_rate, edge_extra)
         joined = False
         played = False  # once playback has started, every second not playing is a stall
         started = env.now
@@ -194,8 +200,11 @@ def tracer(
                             rate = r
                             break
                     transfer = rate * part / bw
-                    upstream, shield, origin, edge = delays(region)
-                    upstream += pipeline
+                    upstream, shield_law, origin_law, edge_law = delays(region)
+                    shield_c, shield_rate, shield_extra = shield_law
+                    origin_c, origin_rate, origin_extra = origin_law
+                    edge_c, edge_rate, edge_extra = edge_law
+                    upstream += pipeline + shield_extra + origin_extra
             if down:
                 # nothing to fetch: the player stalls, then rejoins at the live edge
                 wait = min(1.0, end_s - now)
@@ -206,24 +215,23 @@ def tracer(
                 now = env.now
                 continue
             # a part is at the edge this long after its last frame was captured: the pipeline,
-            # the RTTs and waits of the shield and the origin (inline `wait_from`, once per part)
+            # the RTTs and waits of the shield and the origin (`wait_from` inline: once per part;
+            # a tier that cannot make anyone wait draws nothing)
             edge_after = upstream
-            u = rand()
-            if u < shield[0]:
-                edge_after += shield[2] - log(u / shield[0]) / shield[1]
-            else:
-                edge_after += shield[2]
-            u = rand()
-            if u < origin[0]:
-                edge_after += origin[2] - log(u / origin[0]) / origin[1]
-            else:
-                edge_after += origin[2]
+            if shield_c > 0.0:
+                u = rand()
+                if u < shield_c:
+                    edge_after -= log(u / shield_c) / shield_rate
+            if origin_c > 0.0:
+                u = rand()
+                if u < origin_c:
+                    edge_after -= log(u / origin_c) / origin_rate
             if not joined:
                 # a plain playlist request lists what the edge holds when it gets there; playback
                 # starts the target latency (PART-HOLD-BACK, RFC 8216bis 4.4.3.8, plus any stall
                 # backoff) behind that playlist's end
                 newest = floor((now + one_way - edge_after) / part) - 1
-                listed_at = now + 2.0 * one_way + wait_from(edge, rand())
+                listed_at = now + 2.0 * one_way + wait_from(edge_law, rand())
                 edge_lag = listed_at - (newest + 1) * part
                 n = floor(newest + 1 - (catch_up_above - tolerance) / part + 1e-6)
                 link_free = listed_at
@@ -241,9 +249,11 @@ def tracer(
             # the edge holds it until the part is there
             asked = listed_at + one_way
             ready = (n + 1) * part + edge_after
-            served = asked if asked > ready else ready
-            u = rand()
-            served += edge[2] - log(u / edge[0]) / edge[1] if u < edge[0] else edge[2]
+            served = (asked if asked > ready else ready) + edge_extra
+            if edge_c > 0.0:
+                u = rand()
+                if u < edge_c:
+                    served -= log(u / edge_c) / edge_rate
             arrival = served + one_way + transfer
             if arrival < link_free + transfer:
                 arrival = link_free + transfer
@@ -251,9 +261,10 @@ def tracer(
             waited_from = now
             yield timeout(arrival - now)
             now = env.now
-            idx = int(arrival * per_window)
-            if idx > last:
-                idx = last
+            if arrival >= window_end:  # a new record window: look its tallies up once
+                idx = min(int(arrival * per_window), last)
+                window_end = (idx + 1) * window if idx < last else math.inf
+                add_latency = latency[idx].append
             if not joined:
                 # (re)joining at the live edge: after playback began, the wait is a rebuffer
                 if played:
@@ -276,7 +287,7 @@ def tracer(
                 stalls += 1
                 catch_up_above = hold_back * part + min(stalls * backoff, backoff_max) + tolerance
             watch_s[idx] += part
-            latency[idx].append(start - capture + display_s)
+            add_latency(start - capture + display_s)
             display = start + (catch_up_step if behind > catch_up_above else part)
             n += 1
         if not played:
