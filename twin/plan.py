@@ -13,8 +13,8 @@ tiers at their current counts. Feasibility is monotone in each tier's count (mor
 raise a queue), so the bisection is exact up to `tolerance`. A tier's lower bound is its peak
 demand at the starting fleet (utilization above 100 % queues without bound): the bisection never
 simulates below it, and its first probe is one tolerance above that demand, which settles a tier
-bound by its capacity in one evaluation. Every evaluated fleet is cached, so no fleet is simulated twice. The final
-fleet is the last feasible one evaluated.
+bound by its capacity in one evaluation. Every evaluated fleet is cached, so no fleet is
+simulated twice. The final fleet is the last feasible one evaluated.
 
 The binding constraint of a tier is what fails one step below its planned count: the SLOs
 that were not PASS there, or its capacity when that step is under its peak demand. Headroom is

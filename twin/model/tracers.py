@@ -167,6 +167,7 @@ def tracer(
         region = 0
         down = False
         one_way = transfer = upstream = 0.0
+        abr_bw = -1.0  # the throughput the current rendition was chosen for
         # the wait laws (C, rate, extra) of the shield, origin and edge, unpacked
         shield_c = shield_rate = origin_c = origin_rate = edge_c = edge_rate = edge_extra = 1.0
         edge_law = (edge_c, edge_rate, edge_extra)
@@ -194,12 +195,13 @@ def tracer(
                     bw = bandwidth * bandwidth_factor
                     if loss > 0.0:
                         bw = min(bw, mathis_bps(round_trip, loss))
-                    rate = ladder[-1]
-                    for r in ladder:
-                        if r <= abr_safety * bw:
-                            rate = r
-                            break
-                    transfer = rate * part / bw
+                    if bw != abr_bw:  # the rendition only changes with the throughput
+                        abr_bw, rate = bw, ladder[-1]
+                        for r in ladder:
+                            if r <= abr_safety * bw:
+                                rate = r
+                                break
+                        transfer = rate * part / bw
                     upstream, shield_law, origin_law, edge_law = delays(region)
                     shield_c, shield_rate, shield_extra = shield_law
                     origin_c, origin_rate, origin_extra = origin_law

@@ -36,7 +36,7 @@ from twin.model.faults import FaultSchedule, StreamOutages
 from twin.model.layout import CdnLayout, Direct, DirectLayout, Layout
 from twin.model.records import Recorder, RunResult
 from twin.model.regions import Regions
-from twin.model.tracers import ProbeStats, Route, TracerStats, tracer
+from twin.model.tracers import Delays, ProbeStats, Route, TracerStats, tracer
 from twin.model.transcoder import TranscoderFleet
 from twin.model.viewers import FluidAudience, ViewerDemand, rendition_shares
 from twin.scenario.schema import FaultKind, NodeType, Scenario
@@ -137,8 +137,9 @@ class Twin:
             chat=self.chat,
             economics=self.economics,
         )
-        self.delays = self.layout.delays  # the layout's own method: no hop through here
         self.version = 0  # DeliveryView.version: bumped by every step and by faults tracers see
+        self._delays: list[Delays] = []  # per region, as of `_delays_version`
+        self._delays_version = -1
         self.group_down = np.zeros(self.groups.size)
         self.down_shares = self.group_down.tolist()
         self.head_groups = self.outages.head.tolist()
@@ -167,6 +168,13 @@ class Twin:
         if self.head_groups[group]:
             return self.down_shares[group] > 0.5
         return u < self.down_shares[group]
+
+    def delays(self, region: int) -> Delays:
+        # every tracer asks after each change: read the tiers' laws once per change for all
+        if self._delays_version != self.version:
+            self._delays = [self.layout.delays(r) for r in range(len(self.region_names))]
+            self._delays_version = self.version
+        return self._delays[region]
 
     def route(self, home: int) -> Route:
         region, extra = self.regions.routes[home]
