@@ -13,13 +13,7 @@ from twin.summary import summarize
 
 from .conftest import SCENARIOS
 
-TWIN_SERIAL_FETCH = pytest.mark.xfail(strict=False, reason=(
-    "issue #22 open: the twin now models the platform's 0.2 s parts (#13), and its tracers fetch "
-    "each part one round trip after it is ready instead of holding the preload-hinted request "
-    "ahead of it, so they fall behind, stall and rejoin"))
 
-
-@TWIN_SERIAL_FETCH
 @pytest.mark.slow
 def test_peak_100m_carries_the_design_scale_and_meets_every_slo(cal) -> None:
     s = summarize(simulate(load_scenario(SCENARIOS / "peak-100m.yaml"), seed=1, calibration=cal))

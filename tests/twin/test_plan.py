@@ -16,11 +16,6 @@ from twin.replications import Metrics, twin_metrics
 from twin.scenario.reader import load_scenario
 from twin.scenario.schema import Scenario
 
-TWIN_SERIAL_FETCH = pytest.mark.xfail(strict=False, reason=(
-    "issue #22 open: the twin now models the platform's 0.2 s parts (#13), and its tracers fetch "
-    "each part one round trip after it is ready instead of holding the preload-hinted request "
-    "ahead of it, so they fall behind, stall and rejoin"))
-
 SMALL = {
     "name": "small-plan",
     "description": "One region, 100 full-ladder streams, 20k viewers.",
@@ -86,7 +81,6 @@ def _in_process(cal: Calibration):  # the search is the same whoever runs the re
     return run
 
 
-@TWIN_SERIAL_FETCH
 def test_plan_finds_the_known_optimum_of_a_small_scenario(small: Path, cal: Calibration) -> None:
     sc = load_scenario(small)
     seeds = [1, 2, 3]
@@ -120,7 +114,6 @@ def test_with_fleet_fixes_every_pool_and_with_load_scales_spikes_or_viewers(smal
     assert with_load(sc, 1.5).workload.viewers == 30000  # no spike: all viewers
 
 
-@TWIN_SERIAL_FETCH
 def test_plan_command_writes_plan_and_report_through_dask(small: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan"
     argv = ["plan", str(small), "--out", str(out), "--replications", "2", "--tiers", "gpu", "--quiet"]

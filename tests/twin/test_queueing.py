@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.model.queueing import erlang_b, erlang_c, mmc, simulate_mmc
+from twin.model.queueing import NEGLIGIBLE_WAIT, erlang_b, erlang_c, erlang_c_negligible, mmc, simulate_mmc
 
 
 def test_erlang_b_and_c_match_closed_forms() -> None:
@@ -24,6 +24,36 @@ def test_erlang_b_and_c_match_closed_forms() -> None:
     for rho in (0.1, 0.5, 0.9):
         assert erlang_c(1, rho) == pytest.approx(rho)  # M/M/1: P(wait) = rho
     assert erlang_c(2, 1.0) == pytest.approx(1.0 / 3.0)
+
+
+def _erlang_b_by_recursion(servers: int, load: float) -> float:
+    """B(0) = 1, B(k) = a B(k-1) / (k + a B(k-1)): the textbook recursion, not the log-space sum."""
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = load * b / (k + load * b)
+    return b
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=3000), st.floats(min_value=0.01, max_value=1.3))
+def test_erlang_b_agrees_with_the_recursion_whatever_sizes_came_before(servers: int, rho: float) -> None:
+    # the log-factorial table is shared and grown on demand: any call order gives the same B
+    load = rho * servers
+    assert erlang_b(servers, load) == pytest.approx(_erlang_b_by_recursion(servers, load), rel=1e-9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=5000), st.floats(min_value=0.0, max_value=0.999))
+def test_a_negligible_wait_is_below_what_a_uniform_draw_can_hit(servers: int, rho: float) -> None:
+    load = rho * servers
+    if erlang_c_negligible(servers, load):
+        assert erlang_c(servers, load) < NEGLIGIBLE_WAIT
+
+
+def test_the_negligible_bound_spares_big_quiet_tiers_only() -> None:
+    assert erlang_c_negligible(4700, 0.7 * 4700)  # peak-100m's origin pool
+    assert not erlang_c_negligible(125, 0.66 * 125)  # an edge PoP: C ~ 1e-5 matters
+    assert not erlang_c_negligible(1800, 0.999 * 1800)
 
 
 def test_erlang_c_is_stable_for_large_fleets() -> None:

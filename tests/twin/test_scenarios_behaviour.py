@@ -15,11 +15,6 @@ from twin.summary import summarize
 
 from .conftest import shortened
 
-TWIN_SERIAL_FETCH = pytest.mark.xfail(strict=False, reason=(
-    "issue #22 open: the twin now models the platform's 0.2 s parts (#13), and its tracers fetch "
-    "each part one round trip after it is ready instead of holding the preload-hinted request "
-    "ahead of it, so they fall behind, stall and rejoin"))
-
 
 def _effect(summary: dict, kind: str) -> dict:
     return next(e for e in summary["fault_effects"] if e["kind"] == kind)
@@ -65,7 +60,6 @@ def test_chat_storm_delays_delivery_until_chat_nodes_arrive(cal) -> None:
     assert not next(x for x in s["slos"] if x["slo"] == "chat_delay_p99_s")["pass"]
 
 
-@TWIN_SERIAL_FETCH
 def test_baseline_meets_every_slo(cal) -> None:
     s = summarize(simulate(shortened("baseline", 300.0, tracers=40), seed=2, calibration=cal))
     assert s["all_slos_pass"], s["slos"]

@@ -54,6 +54,8 @@ class Calibration:
     shield_rtt_s: float
     player_catchup_rate: float
     player_max_lag_s: float
+    player_catchup_tolerance_s: float
+    player_stall_backoff_s: float
     viewer_bandwidth_median_mbps: float
     viewer_bandwidth_sigma: float
     viewer_rtt_sigma: float

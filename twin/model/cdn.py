@@ -22,9 +22,20 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from twin.model.queueing import erlang_c
+from twin.model.queueing import erlang_c, erlang_c_negligible
 
 FloatArray = npt.NDArray[np.float64]
+
+#: An FCFS wait law (C, rate, extra): 0 with probability 1 - C, else Exp(rate); plus `extra`
+#: (a saturated tier's backlog). Tracers copy it once per fluid step and draw from it inline.
+WaitLaw = tuple[float, float, float]
+NO_WAIT: WaitLaw = (0.0, 1.0, 0.0)
+
+
+def wait_from(law: WaitLaw, u: float) -> float:
+    """One wait drawn from `law` with one uniform (see `TierQueue.sample_wait`)."""
+    c, rate, extra = law
+    return extra - math.log(u / c) / rate if u < c else extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +218,8 @@ class TierQueue:
             self.dropped += self.backlog - limit
             self.backlog = limit
         if capacity and arrival_rate < capacity:
-            self.wait_probability = erlang_c(c, arrival_rate / self.mu) if c <= 200_000 else 0.0
+            load = arrival_rate / self.mu
+            self.wait_probability = 0.0 if erlang_c_negligible(c, load) else erlang_c(c, load)
             self.decay_rate = capacity - arrival_rate
         else:
             self.wait_probability = 1.0
@@ -222,8 +234,16 @@ class TierQueue:
         base = self.wait_probability / self.decay_rate if self.decay_rate != math.inf else 0.0
         return base + self.extra_delay
 
-    def sample_wait(self, u1: float, u2: float) -> float:
-        """One FCFS wait: 0 with prob 1 - C, else Exp(c mu - lambda); plus any backlog delay."""
-        if u1 < self.wait_probability and self.decay_rate != math.inf:
-            return -math.log(1.0 - u2) / self.decay_rate + self.extra_delay
-        return self.extra_delay
+    def law(self) -> WaitLaw:
+        """This step's wait as (C, c mu - lambda, backlog delay): what `sample_wait` draws from."""
+        if self.decay_rate == math.inf:
+            return (0.0, 1.0, self.extra_delay)
+        return (self.wait_probability, self.decay_rate, self.extra_delay)
+
+    def sample_wait(self, u: float) -> float:
+        """One FCFS wait from one uniform `u`: 0 with prob 1 - C, else Exp(c mu - lambda); plus any backlog.
+
+        Given u < C, u / C is itself uniform on (0, 1), so one draw decides both whether the
+        request waits and how long (inverse transform of the exponential).
+        """
+        return wait_from(self.law(), u)

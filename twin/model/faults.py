@@ -16,6 +16,7 @@ streams that deliver nothing this step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -107,6 +108,7 @@ class FaultSchedule:
         layout: ServerTiers | None = None,
         link_loss: list[float] | None = None,
         chat: BrokerSwitch | None = None,
+        changed: Callable[[], None] | None = None,
     ) -> None:
         self.env = env
         self.calibration = calibration
@@ -119,6 +121,8 @@ class FaultSchedule:
         self.layout = layout
         self.link_loss = link_loss
         self.chat = chat
+        # told whenever a region's state or a region's link loss changes: tracers cache both
+        self.changed = changed or (lambda: None)
         self.outage_epoch = [0] * len(regions)
         self.log: list[dict[str, Any]] = []
 
@@ -129,6 +133,7 @@ class FaultSchedule:
             case FaultKind.REGION_OUTAGE:
                 region = self.region_names.index(fault.region)
                 self.region_states.apply(region, "outage")
+                self.changed()
                 self.outage_epoch[region] += 1
                 self.outages.ingest_lost[region] = self.regions[region].streamer_share
                 entry.update(region=fault.region, duration_s=fault.duration_s)
@@ -137,6 +142,7 @@ class FaultSchedule:
                 self.env.process(self._dns_failover(region, self.outage_epoch[region]))
                 yield self.env.timeout(fault.duration_s)
                 self.region_states.apply(region, "recover")
+                self.changed()
             case FaultKind.WORKER_RESTART:
                 group = self.outages.groups.group_of_rank(fault.stream_rank)
                 until = self.outages.restart_until
@@ -163,10 +169,12 @@ class FaultSchedule:
             case FaultKind.VIEWER_PACKET_LOSS if self.link_loss is not None:
                 region = self.region_names.index(fault.region)
                 self.link_loss[region] = fault.share
+                self.changed()
                 entry.update(region=fault.region, loss=fault.share, duration_s=fault.duration_s)
                 self.log.append(entry)
                 yield self.env.timeout(fault.duration_s)
                 self.link_loss[region] = 0.0
+                self.changed()
             case FaultKind.CHAT_BROKER_FAILOVER if self.chat is not None:
                 self.chat.broker_down = True
                 entry.update(duration_s=fault.duration_s)
@@ -182,6 +190,7 @@ class FaultSchedule:
         yield self.env.timeout(self.calibration.dns_failover_s)
         if self.outage_epoch[region] == epoch and self.region_states.states[region] is RegionState.DOWN:
             self.region_states.apply(region, "failover")
+            self.changed()
 
     def _rehome_ingest(self, region: int) -> simpy.events.ProcessGenerator:
         """Streamers whose ingest PoP died reconnect (OBS retry) to the failover region's ingest."""

@@ -23,8 +23,16 @@ import simpy
 
 from twin.calibration.parameters import Calibration
 from twin.model.autoscale import NodePool
-from twin.model.cdn import Delivery, SmallTiers, TierQueue, deliver, deliver_direct, deliver_small_cdn
-from twin.model.tracers import DeliveryView, ProbePath, ProbeStats, probe
+from twin.model.cdn import (
+    NO_WAIT,
+    Delivery,
+    SmallTiers,
+    TierQueue,
+    deliver,
+    deliver_direct,
+    deliver_small_cdn,
+)
+from twin.model.tracers import Delays, DeliveryView, ProbePath, ProbeStats, probe
 from twin.popularity import StreamGroups, build_groups, fit_popularity
 from twin.scenario.schema import Scenario
 
@@ -91,9 +99,7 @@ class Layout(Protocol):
 
     def chat_rooms(self, members: FloatArray, storm: dict[int, float]) -> None: ...
 
-    def edge_wait(self, region: int, u1: float, u2: float) -> float: ...
-
-    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float: ...
+    def delays(self, region: int) -> Delays: ...
 
     def shield_utilization(self) -> float: ...
 
@@ -190,16 +196,11 @@ class CdnLayout:
     def chat_rooms(self, members: FloatArray, storm: dict[int, float]) -> None:
         """Chat members follow the audience (`chatter_share`); nothing to add."""
 
-    def edge_wait(self, region: int, u1: float, u2: float) -> float:
-        return self.edge_queues[region].sample_wait(u1, u2)
-
-    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float:
-        return (
-            self.calibration.shield_rtt_s
-            + self.shield_queues[region].sample_wait(u1, u2)
-            + self.calibration.origin_rtt_s
-            + self.origin_queue.sample_wait(u3, u4)
-        )
+    def delays(self, region: int) -> Delays:
+        """Edge to shield to origin and back (RTTs), the shield's and origin's waits, the edge's wait."""
+        upstream = self.calibration.shield_rtt_s + self.calibration.origin_rtt_s
+        shield, edge = self.shield_queues[region], self.edge_queues[region]
+        return upstream, shield.law(), self.origin_queue.law(), edge.law()
 
     def shield_utilization(self) -> float:
         return max(q.utilization for q in self.shield_queues)
@@ -291,11 +292,9 @@ class DirectLayout:
             members[0] = self.direct.chatters  # chat users join channel 1, watching or not
             storm[0] = self.direct.chat_messages_per_s
 
-    def edge_wait(self, region: int, u1: float, u2: float) -> float:
-        return self.origin_queue.sample_wait(u1, u2)
-
-    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float:
-        return 0.0  # the origin is the edge
+    def delays(self, region: int) -> Delays:
+        """The origin is the edge: no upstream hop, the origin's wait at the edge."""
+        return 0.0, NO_WAIT, NO_WAIT, self.origin_queue.law()
 
     def shield_utilization(self) -> float:
         return 0.0  # no shield tier

@@ -15,7 +15,27 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import simpy
+
+
+class _LogFactorials:
+    """ln k! for k = 0..n and k itself, grown on demand: Erlang B needs both up to c every step."""
+
+    def __init__(self) -> None:
+        self.k = np.zeros(1)
+        self.log_fact = np.zeros(1)
+
+    def upto(self, n: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        if n >= self.k.size:
+            size = max(n + 1, 2 * self.k.size)
+            self.k = np.arange(size, dtype=np.float64)
+            logs = np.log(self.k[1:])
+            self.log_fact = np.concatenate(([0.0], np.cumsum(logs)))
+        return self.k[: n + 1], self.log_fact[: n + 1]
+
+
+_FACTORIALS = _LogFactorials()
 
 
 def erlang_b(servers: int, load: float) -> float:
@@ -24,12 +44,36 @@ def erlang_b(servers: int, load: float) -> float:
         return 1.0
     if load <= 0.0:
         return 0.0
-    log_fact = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, servers + 1, dtype=np.float64)))))
-    k = np.arange(servers + 1, dtype=np.float64)
-    # 1/B = sum_k c!/k! a^(k-c)
-    log_terms = log_fact[-1] - log_fact + (k - servers) * math.log(load)
+    k, log_fact = _FACTORIALS.upto(servers)
+    # 1/B = sum_k c!/k! a^(k-c). The terms go as a^k / k!, the Poisson(a) weights: only those
+    # within ~12 standard deviations of the largest (at min(a, c)) reach the double sum; the
+    # Chernoff bounds put the rest below e^-70 of it (Bernstein's on the right, hence + 50)
+    peak, spread = min(load, float(servers)), 12.0 * math.sqrt(load)
+    lo, hi = max(0, int(peak - spread) - 2), min(servers, int(peak + spread) + 50)
+    log_terms = log_fact[-1] - log_fact[lo : hi + 1] + (k[lo : hi + 1] - servers) * math.log(load)
     top = float(log_terms.max())
     return float(math.exp(-top) / np.exp(log_terms - top).sum())
+
+
+#: A wait probability below this cannot decide a draw: `random.random()` returns multiples of
+#: 2**-53 (~1.1e-16), so u < C only for u == 0.
+NEGLIGIBLE_WAIT = 1e-17
+
+
+def erlang_c_negligible(servers: int, load: float) -> bool:
+    """Whether C(c, a) < NEGLIGIBLE_WAIT, by an O(1) bound instead of the O(c) sum.
+
+    C = B / (1 - rho (1 - B)) <= B / (1 - rho), and B = P(N = c) / P(N <= c) for N ~ Poisson(a);
+    for c >= a + 1 the Poisson median (<= a + 1/3, Choi 1994) is below c, so P(N <= c) >= 1/2
+    and C <= 2 P(N = c) / (1 - rho), with ln P(N = c) = c ln a - a - ln c!.
+    """
+    if load <= 0.0:
+        return True
+    if servers < load + 1.0:
+        return False
+    rho = load / servers
+    log_pmf = servers * math.log(load) - load - math.lgamma(servers + 1.0)
+    return math.log(2.0) + log_pmf - math.log1p(-rho) < math.log(NEGLIGIBLE_WAIT)
 
 
 def erlang_c(servers: int, load: float) -> float:

@@ -38,6 +38,7 @@ class Regions:
         self.failover = failover
         self.extra_rtt_s = extra_rtt_s
         self.states = [RegionState.UP] * len(failover)
+        self.routes = [self._route(home) for home in range(len(failover))]
 
     def apply(self, region: int, event: str) -> RegionState:
         key = (self.states[region], event)
@@ -46,10 +47,15 @@ class Regions:
                 f"region {region}: no transition for {event!r} from {self.states[region].value}"
             )
         self.states[region] = LEGAL[key]
+        # a transition can change where any region's viewers go (failover targets included)
+        self.routes = [self._route(home) for home in range(len(self.states))]
         return self.states[region]
 
     def serving(self, home: int) -> tuple[int, float]:
         """(region whose edges serve `home`'s viewers, extra RTT); region -1 when nobody does."""
+        return self.routes[home]
+
+    def _route(self, home: int) -> tuple[int, float]:
         state = self.states[home]
         if state is RegionState.UP:
             return home, 0.0

@@ -19,6 +19,7 @@ the recorded rows (`records`). The `Twin` only wires them and advances them in o
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -35,24 +36,30 @@ from twin.model.faults import FaultSchedule, StreamOutages
 from twin.model.layout import CdnLayout, Direct, DirectLayout, Layout
 from twin.model.records import Recorder, RunResult
 from twin.model.regions import Regions
-from twin.model.tracers import ProbeStats, TracerStats, tracer
+from twin.model.tracers import Delays, ProbeStats, Route, TracerStats, tracer
 from twin.model.transcoder import TranscoderFleet
 from twin.model.viewers import FluidAudience, ViewerDemand, rendition_shares
 from twin.scenario.schema import FaultKind, NodeType, Scenario
 
 FloatArray = npt.NDArray[np.float64]
 
+NO_ROUTE: Route = (-1, 0.0, 0.0, 0.0, 0.0)
+
 
 class CountingEnvironment(simpy.Environment):
-    """A SimPy environment that counts the events it processes (for events/s figures)."""
+    """A SimPy environment that says how many events it has processed (for events/s figures).
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.processed = 0
+    Counting in `step` costs a Python call per event, a third of SimPy's own cost per event:
+    instead, every scheduled event draws an id from SimPy's counter (`Environment.schedule`),
+    so the processed ones are the ids drawn less the events still queued.
+    tests/twin/test_counting_environment.py holds it against a count taken in `step`.
+    """
 
-    def step(self) -> None:
-        self.processed += 1
-        super().step()
+    @property
+    def processed(self) -> int:
+        scheduled = next(self._eid)  # the next id: how many were drawn before it
+        self._eid = itertools.count(scheduled)  # give the id back
+        return scheduled - len(self._queue)
 
 
 class Twin:
@@ -116,6 +123,7 @@ class Twin:
             self.layout,
             self.link_losses,
             self.chat,
+            self._changed,
         )
         self.chat_storms = [f for f in scenario.faults if f.kind == FaultKind.CHAT_STORM]
         self.economics = Economics(scenario, calibration, self.groups)
@@ -129,7 +137,12 @@ class Twin:
             chat=self.chat,
             economics=self.economics,
         )
+        self.version = 0  # DeliveryView.version: bumped by every step and by faults tracers see
+        self._delays: list[Delays] = []  # per region, as of `_delays_version`
+        self._delays_version = -1
         self.group_down = np.zeros(self.groups.size)
+        self.down_shares = self.group_down.tolist()
+        self.head_groups = self.outages.head.tolist()
         self.bandwidth_factor = [1.0] * len(regions)
         self.rtts = [r.rtt_ms / 1000.0 for r in regions]
         self.stats = TracerStats.empty(scenario.duration_s, scenario.record_every_s)
@@ -151,27 +164,26 @@ class Twin:
         return bool(self.groups.full_ladder[group])
 
     def stream_down(self, group: int, u: float) -> bool:
-        if self.outages.head[group]:
-            return bool(self.group_down[group] > 0.5)
-        return bool(u < self.group_down[group])
+        # plain lists: a tracer asks once per part, and numpy scalar indexing costs ~10x more
+        if self.head_groups[group]:
+            return self.down_shares[group] > 0.5
+        return u < self.down_shares[group]
 
-    def serving(self, home: int) -> tuple[int, float]:
-        return self.regions.serving(home)
+    def delays(self, region: int) -> Delays:
+        # every tracer asks after each change: read the tiers' laws once per change for all
+        if self._delays_version != self.version:
+            self._delays = [self.layout.delays(r) for r in range(len(self.region_names))]
+            self._delays_version = self.version
+        return self._delays[region]
 
-    def edge_bandwidth_factor(self, region: int) -> float:
-        return self.bandwidth_factor[region]
+    def route(self, home: int) -> Route:
+        region, extra = self.regions.routes[home]
+        if region < 0:
+            return NO_ROUTE
+        return region, self.rtts[region], extra, self.bandwidth_factor[region], self.link_losses[region]
 
-    def edge_wait(self, region: int, u1: float, u2: float) -> float:
-        return self.layout.edge_wait(region, u1, u2)
-
-    def upstream_delay(self, region: int, u1: float, u2: float, u3: float, u4: float) -> float:
-        return self.layout.upstream_delay(region, u1, u2, u3, u4)
-
-    def rtt_s(self, region: int) -> float:
-        return self.rtts[region]
-
-    def link_loss(self, region: int) -> float:
-        return self.link_losses[region]
+    def _changed(self) -> None:
+        self.version += 1
 
     # ---- the fluid step ---------------------------------------------------------------------
     def _served(self, v: FloatArray, up: FloatArray) -> FloatArray:
@@ -179,7 +191,7 @@ class Twin:
         regions = len(self.region_names)
         mapping = np.zeros((regions, regions))
         for home in range(regions):
-            region, _ = self.serving(home)
+            region, _ = self.regions.serving(home)
             if region >= 0:
                 mapping[home, region] = 1.0
         live_v = v * up[:, None, None]
@@ -196,6 +208,8 @@ class Twin:
         self.audience.step(dt, self.demand.targets(t + dt))
         v = self.audience.v
         self.group_down = self.outages.down(t + dt)
+        self.down_shares = self.group_down.tolist()
+        self.version += 1
         up = 1.0 - self.group_down
         served = self._served(v, up)
         present = float(v.sum())
