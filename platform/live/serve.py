@@ -49,6 +49,7 @@ from live.origin.store import OriginSettings, OriginStore
 from live.package.ladder_packager import PackagingSettings
 from live.package.push import CmafPush, PushSettings
 from live.redaction import install_redaction, remove_redaction
+from live.thumbnails import Thumbnails
 from live.webrtc.routes import setup_webrtc
 from live.webrtc.service import WebRtcService
 from live.webui import setup_web
@@ -149,9 +150,15 @@ class Platform:
                 setup_ingest(app, self.origin, settings.ingest_token,
                              recorder=dvr.recorder if dvr is not None else None)
         if "api" in roles:
+            thumbnails = None
+            if "ingest" in roles:  # the streams (and so their keyframes) are on this node
+                thumbnails = Thumbnails(self.streams)
+                thumbnails.start()
+                stack.push_async_callback(thumbnails.close)
             setup_web(app, self.streams, hls_base=settings.public_hls_url, api=api,
                       publish=self._publish_points,
-                      chat_port=lambda: self.chat.port if self.chat is not None else 0)
+                      chat_port=lambda: self.chat.port if self.chat is not None else 0,
+                      thumbnails=thumbnails)
         app[STREAMS_KEY] = self.streams
         if self.media_paths is not None:
             app[TRANSCODES_KEY] = self.media_paths
