@@ -33,6 +33,7 @@ from live.thumbnails import Thumbnails, setup_thumbnails
 from live.webui_account import Accounts, Csrf, PublishPoints, setup_accounts
 
 CHANNEL_NAME: Final = re.compile(r"[a-z0-9_]{3,25}")
+_VOD_ID: Final = re.compile(r"[0-9]{1,18}")
 _STATIC_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}\.(?P<ext>js|css|svg)")
 _STATIC_TYPES: Final = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}
 HLS_JS_PATH: Final = Path("node_modules", "hls.js", "dist", "hls.min.js")
@@ -166,19 +167,25 @@ def render_index(template: Template, channels: Iterable[LiveChannel], nav: str =
 
 
 def render_watch(template: Template, channel: str, player: str = "hls", hls_base: str = "", *,
-                 nav: str = "", csrf: str = "", chat_port: int = 0) -> str:
+                 nav: str = "", csrf: str = "", chat_port: int = 0, vod: str = "") -> str:
     """The viewer page for ``channel`` (already validated, escaped anyway): LL-HLS through
     hls.js, or with ``player="dash"`` LL-DASH through dash.js from the same CMAF.
 
     ``hls_base`` is where hls.js fetches the stream (``live serve --public-hls-url``, a CDN
     edge); empty means this server's own origin. DASH is served by this origin only.
-    ``chat_port`` (0: no chat) is the chat node's port on the page's host.
+    ``chat_port`` (0: no chat) is the chat node's port on the page's host. ``vod`` (digits, a
+    past broadcast's id from the DVR's list) plays that recording instead of the live stream.
     """
     src, library, script = PLAYERS[player]
     base = hls_base if player == "hls" else ""
+    source = base + src.format(channel=channel)
+    if vod:
+        source = f"/hls/{channel}/vod/{vod}/master.m3u8"  # recordings are on this origin's disk
     return template.substitute(
         channel=_e(channel),
-        src=_e(base + src.format(channel=channel)),
+        src=_e(source),
+        vod=_e(vod),
+        vod_hidden="" if vod else "hidden",
         player=_e(player),
         player_lib=_e(library),
         player_script=_e(script),
@@ -254,9 +261,12 @@ class WebUi:
         player = request.query.get("player", "hls")
         if player not in PLAYERS:
             raise web.HTTPBadRequest(text=f"player must be one of {', '.join(PLAYERS)}\n")
+        vod = request.query.get("vod", "")
+        if vod and (_VOD_ID.fullmatch(vod) is None or player != "hls"):
+            raise web.HTTPBadRequest(text="vod must be a past broadcast's id (digits), played with hls\n")
         nav, csrf = await self._nav(request)
         body = render_watch(self.templates.watch, channel, player, self.hls_base, nav=nav,
-                            csrf=csrf.token if csrf is not None else "", chat_port=self.chat_port())
+                            csrf=csrf.token if csrf is not None else "", chat_port=self.chat_port(), vod=vod)
         response = web.Response(text=body, content_type="text/html", headers=self.headers_for(request))
         return csrf.attach(response) if csrf is not None else response
 
