@@ -1,6 +1,6 @@
-// livetwin viewer page, the channel off air: while the player says "offline" the page lists the
-// channel's past broadcasts (the DVR's GET /api/v1/channels/{name}/videos, newest first), each a
-// link to its playback (/watch/{name}?vod={id}); once the stream plays the list goes away.
+// livetwin viewer page, the channel off air: while the API says the channel is not live the page
+// lists its past broadcasts (the DVR's GET /api/v1/channels/{name}/videos, newest first), each a
+// link to its playback (/watch/{name}?vod={id}); once the channel is live the list goes away.
 // Every value goes in as text; ids and URLs are checked before they become a link.
 'use strict';
 
@@ -12,10 +12,10 @@
   const heading = document.getElementById('past-heading');
   const empty = document.getElementById('past-empty');
   const ID = /^[0-9]{1,18}$/;
-  const CHECK_MS = 1000;
+  const CHECK_MS = 5000;
   const RELOAD_MS = 10000;
   const SHOWN_MAX = 20;
-  const state = { loads: 0, shown: 0 };
+  const state = { loads: 0, shown: 0, live: null };
   window.livetwinOffline = state;
   if (body.dataset.vod) return;  // playing a past broadcast: the banner links back to live
   let loadedAt = 0;
@@ -59,15 +59,18 @@
       .catch(function () { /* keep what is shown; the next check tries again */ });
   }
 
+  // Off air is what the API says (GET /api/v1/channels/{name}: live), not the player's state:
+  // the origin may still hold the end of a stream that has just stopped.
   function check() {
-    const player = window.livetwinStats ? window.livetwinStats.state : null;
-    if (player === 'offline') {
-      section.hidden = false;
-      if (Date.now() - loadedAt > RELOAD_MS) load();
-    } else if (player !== 'starting') {
-      section.hidden = true;
-    }
-    setTimeout(check, CHECK_MS);
+    fetch('/api/v1/channels/' + encodeURIComponent(channel), { cache: 'no-store' })
+      .then(function (response) { return response.ok ? response.json() : { live: false }; })
+      .then(function (view) {
+        state.live = Boolean(view && view.live);
+        section.hidden = state.live;
+        if (!state.live && Date.now() - loadedAt > RELOAD_MS) load();
+      })
+      .catch(function () { /* the next check tries again */ })
+      .finally(function () { setTimeout(check, CHECK_MS); });
   }
 
   check();
