@@ -104,10 +104,13 @@ class Thumbnails:
         self.max_width = max_width
         self._channels: dict[str, _Channel] = {}
         self._decoding = asyncio.Semaphore(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.generations = 0  # all thumbnails made on this node (the tests count them)
         self.failures = 0
 
     def start(self) -> None:
+        """Watch every stream from now on; call inside the event loop the ingest runs on."""
+        self._loop = asyncio.get_running_loop()
         self.registry.on_stream_start(self._watch)
         for stream in self.registry:
             self._watch(stream)
@@ -145,7 +148,8 @@ class Thumbnails:
                 channel.keyframe_seq += 1
                 channel.first_keyframe.set()
 
-        channel.task = asyncio.get_running_loop().create_task(self._run(channel))
+        assert self._loop is not None, "Thumbnails.start() was not called"
+        channel.task = self._loop.create_task(self._run(channel))
         channel.unsubscribe = stream.subscribe(listener)
 
     @staticmethod

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 from live.ingest.registry import LiveStream, LiveStreamRegistry
 from live.media.units import AccessUnit, TrackKind, VideoConfig
 from live.thumbnails import ThumbnailError, Thumbnails, keyframe_jpeg, thumbnail_size
@@ -63,6 +65,15 @@ def _jpeg_size(jpeg: bytes) -> tuple[int, int]:
 def test_thumbnail_keeps_the_aspect_at_most_320_wide_with_even_sides(
         source: tuple[int, int], expected: tuple[int, int]) -> None:
     assert thumbnail_size(*source) == expected
+
+
+@given(st.integers(1, 8192), st.integers(1, 8192))
+def test_any_size_gives_even_sides_within_320_and_the_sources_aspect(width: int, height: int) -> None:
+    out_w, out_h = thumbnail_size(width, height)
+    assert out_w % 2 == 0 and out_h % 2 == 0 and 2 <= out_w <= 320 and out_h >= 2
+    assert out_w <= max(width, 2)
+    if out_h > 2 and out_w > 2:  # one or two pixels of rounding, in the smaller scale's units
+        assert abs(out_h - height * out_w / width) <= 2 + height / width * 2
 
 
 def test_a_size_without_a_picture_is_refused() -> None:
