@@ -3,11 +3,13 @@
 Each live stream gets one small task: it keeps a reference to the newest keyframe the ingest
 handed over (one access unit; the ingest already bounds its size) and, every ``refresh_s``
 seconds when a newer keyframe has arrived, decodes that keyframe alone (an IDR picture needs
-nothing before it) with PyAV and encodes a ``max_width``-wide JPEG of the same aspect. The
-keyframe is the source picture the top rung is encoded from, so the thumbnail is the best
-picture of the stream there is. Requests only read the finished bytes, with an ETag and a
-``max-age`` equal to the refresh period. Memory: one keyframe reference and one JPEG per live
-stream; decoding runs in a worker thread, one at a time for the whole node.
+nothing before it) with PyAV and encodes a ``max_width``-wide JPEG of the same aspect. The top
+rung of a ladder is the source passed through whenever its codec allows
+(``live.transcode.ladder``), so these keyframes are the top rung's; otherwise they are the
+picture the top rung is encoded from, the same image before the encoder. Requests only read
+the finished bytes, with an ETag and a ``max-age`` equal to the refresh period. Memory: one
+keyframe reference and one JPEG per live stream; decoding runs in a worker thread, one at a
+time for the whole node.
 """
 
 from __future__ import annotations
