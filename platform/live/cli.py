@@ -122,6 +122,9 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
                         help="answer /metrics only with 'Authorization: Bearer TOKEN'; @FILE reads it "
                              f"from FILE, and {METRICS_TOKEN_ENV} in the environment works too "
                              "(default: no token)")
+    parser.add_argument("--admin", action="append", default=[], metavar="NAME",
+                        help="let account NAME open the /ops page (repeatable); the account must "
+                             "exist already (sign up first)")
     http = HttpLimits()
     parser.add_argument("--http-header-timeout", type=float, default=http.header_timeout_s, metavar="S",
                         help="close an HTTP connection whose request head is not complete S "
@@ -219,7 +222,7 @@ def _serve_settings(args: argparse.Namespace) -> ServeSettings:
         vod_retention_s=args.vod_retention,
         payments=payments_settings(args.payments_url), ad_creatives=args.ad_creatives,
         roles=args.roles, origins=tuple(args.origin), ingest_token=_ingest_token(args),
-        control_plane=args.control_plane, node_id=args.node_id,
+        control_plane=args.control_plane, node_id=args.node_id, admins=tuple(args.admin),
     )
 
 

@@ -172,6 +172,8 @@ class ServeSettings:
     #: carry there, so a stream key is live on one node at a time. None: no leases.
     control_plane: str | None = None
     node_id: str = ""  # this node's name in the control plane ("" = host name and process id)
+    #: Accounts that may open /ops (``--admin NAME``); each must exist when the server starts.
+    admins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.public_hls_url is not None:

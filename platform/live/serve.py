@@ -49,10 +49,12 @@ from live.origin.store import OriginSettings, OriginStore
 from live.package.ladder_packager import PackagingSettings
 from live.package.push import CmafPush, PushSettings
 from live.redaction import install_redaction, remove_redaction
+from live.thumbnails import Thumbnails
 from live.webrtc.routes import setup_webrtc
 from live.webrtc.service import WebRtcService
-from live.webui import setup_web
+from live.webui import WEB_UI_KEY, setup_web
 from live.webui_account import PublishPoints
+from live.webui_ops import Ops, admin_keys, check_admins, setup_ops
 
 log = logging.getLogger("live.serve")
 
@@ -149,9 +151,19 @@ class Platform:
                 setup_ingest(app, self.origin, settings.ingest_token,
                              recorder=dvr.recorder if dvr is not None else None)
         if "api" in roles:
+            thumbnails = None
+            if "ingest" in roles:  # the streams (and so their keyframes) are on this node
+                thumbnails = Thumbnails(self.streams)
+                thumbnails.start()
+                stack.push_async_callback(thumbnails.close)
             setup_web(app, self.streams, hls_base=settings.public_hls_url, api=api,
                       publish=self._publish_points,
-                      chat_port=lambda: self.chat.port if self.chat is not None else 0)
+                      chat_port=lambda: self.chat.port if self.chat is not None else 0,
+                      thumbnails=thumbnails)
+            assert repo is not None
+            await check_admins(repo, settings.admins)
+            setup_ops(app, Ops(app[WEB_UI_KEY], admin_keys(settings.admins),
+                               settings.node_id or settings.url_host, self._metrics_source))
         app[STREAMS_KEY] = self.streams
         if self.media_paths is not None:
             app[TRANSCODES_KEY] = self.media_paths
@@ -288,6 +300,14 @@ class Platform:
             return
         stack.push_async_callback(srt.close)
         self.srt = srt
+
+    def _metrics_source(self) -> tuple[str, str | None]:
+        """Where /ops reads this node's /metrics, and with which token."""
+        listen = self.settings.metrics_listen
+        host = listen[0] if listen is not None else self.settings.host
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.ports.metrics}/metrics", self.settings.metrics_token
 
     @property
     def ports(self) -> BoundPorts:

@@ -29,9 +29,11 @@ from aiohttp import web
 import live
 from live.api.app import Api
 from live.ingest.registry import LiveStreamRegistry, StreamHealth
+from live.thumbnails import Thumbnails, setup_thumbnails
 from live.webui_account import Accounts, Csrf, PublishPoints, setup_accounts
 
 CHANNEL_NAME: Final = re.compile(r"[a-z0-9_]{3,25}")
+_VOD_ID: Final = re.compile(r"[0-9]{1,18}")
 _STATIC_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}\.(?P<ext>js|css|svg)")
 _STATIC_TYPES: Final = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}
 HLS_JS_PATH: Final = Path("node_modules", "hls.js", "dist", "hls.min.js")
@@ -120,22 +122,43 @@ def _describe(health: StreamHealth) -> str:
     return " · ".join(parts)
 
 
-def render_channel_list(streams: Iterable[StreamHealth]) -> str:
-    """The landing page's ``<li>`` items; every value escaped, invalid names left out."""
+@dataclass(frozen=True, slots=True)
+class LiveChannel:
+    """One landing-page entry: the stream's public health, its audience and its thumbnail."""
+
+    health: StreamHealth
+    viewers: int | None  # None: no chat node counts them
+    thumbnail: str | None  # the JPEG's URL (changes with each new picture), None until made
+
+    def as_json(self) -> dict[str, object]:
+        h = self.health
+        return {"channel": h.channel, "viewers": self.viewers, "width": h.width, "height": h.height,
+                "fps": h.fps, "uptime_s": h.uptime_s, "thumbnail": self.thumbnail}
+
+
+def by_viewers(channels: Iterable[LiveChannel]) -> list[LiveChannel]:
+    """Valid names only, most viewers first, then by name."""
+    valid = (c for c in channels if valid_channel(c.health.channel))
+    return sorted(valid, key=lambda c: (-(c.viewers or 0), c.health.channel))
+
+
+def render_channel_list(channels: Iterable[LiveChannel]) -> str:
+    """The landing page's ``<li>`` cards; every value escaped, invalid names left out."""
     items = []
-    for health in sorted(streams, key=lambda h: h.channel):
-        if not valid_channel(health.channel):
-            continue
-        name = _e(health.channel)
+    for entry in by_viewers(channels):
+        name = _e(entry.health.channel)
+        viewers = "" if entry.viewers is None else f"{entry.viewers} watching · "
+        thumb = (f'<img class="thumb" src="{_e(entry.thumbnail)}" alt="" width="320" height="180">'
+                 if entry.thumbnail else '<span class="thumb none" aria-hidden="true"></span>')
         items.append(
-            f'<li><a href="/watch/{name}">{name}</a> '
-            f'<span class="meta">{_e(_describe(health))}</span></li>'
+            f'<li><a href="/watch/{name}">{thumb}<span class="name">{name}</span></a> '
+            f'<span class="meta">{_e(viewers + _describe(entry.health))}</span></li>'
         )
     return "\n".join(items)
 
 
-def render_index(template: Template, streams: Iterable[StreamHealth], nav: str = "") -> str:
-    listing = render_channel_list(streams)
+def render_index(template: Template, channels: Iterable[LiveChannel], nav: str = "") -> str:
+    listing = render_channel_list(channels)
     return template.substitute(
         channels=listing,
         empty_hidden="hidden" if listing else "",
@@ -144,19 +167,25 @@ def render_index(template: Template, streams: Iterable[StreamHealth], nav: str =
 
 
 def render_watch(template: Template, channel: str, player: str = "hls", hls_base: str = "", *,
-                 nav: str = "", csrf: str = "", chat_port: int = 0) -> str:
+                 nav: str = "", csrf: str = "", chat_port: int = 0, vod: str = "") -> str:
     """The viewer page for ``channel`` (already validated, escaped anyway): LL-HLS through
     hls.js, or with ``player="dash"`` LL-DASH through dash.js from the same CMAF.
 
     ``hls_base`` is where hls.js fetches the stream (``live serve --public-hls-url``, a CDN
     edge); empty means this server's own origin. DASH is served by this origin only.
-    ``chat_port`` (0: no chat) is the chat node's port on the page's host.
+    ``chat_port`` (0: no chat) is the chat node's port on the page's host. ``vod`` (digits, a
+    past broadcast's id from the DVR's list) plays that recording instead of the live stream.
     """
     src, library, script = PLAYERS[player]
     base = hls_base if player == "hls" else ""
+    source = base + src.format(channel=channel)
+    if vod:
+        source = f"/hls/{channel}/vod/{vod}/master.m3u8"  # recordings are on this origin's disk
     return template.substitute(
         channel=_e(channel),
-        src=_e(base + src.format(channel=channel)),
+        src=_e(source),
+        vod=_e(vod),
+        vod_hidden="" if vod else "hidden",
         player=_e(player),
         player_lib=_e(library),
         player_script=_e(script),
@@ -192,6 +221,7 @@ class WebUi:
         self.templates = WebTemplates.load(web_root)
         self.accounts = accounts
         self.chat_port = chat_port or (lambda: 0)
+        self.thumbnails: Thumbnails | None = None
 
     def headers_for(self, request: web.Request) -> dict[str, str]:
         """Page headers whose CSP lets the page reach the chat node on the page's host."""
@@ -203,12 +233,26 @@ class WebUi:
         csrf = Csrf(request, self.accounts.secure)
         return self.accounts.nav(await self.accounts.account(request), csrf), csrf
 
-    async def index(self, request: web.Request) -> web.StreamResponse:
+    def live_channels(self) -> list[LiveChannel]:
         now = time.monotonic()
+        viewers = self.accounts.api.viewer_counts if self.accounts is not None else None
+        entries = []
+        for stream in self.streams:
+            thumb = self.thumbnails.get(stream.channel) if self.thumbnails is not None else None
+            url = f"/thumbnails/{stream.channel}.jpg?g={thumb.generation}" if thumb is not None else None
+            entries.append(LiveChannel(stream.health(now), viewers(stream.channel) if viewers else None, url))
+        return by_viewers(entries)
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
         nav, csrf = await self._nav(request)
-        body = render_index(self.templates.index, (s.health(now) for s in self.streams), nav)
+        body = render_index(self.templates.index, self.live_channels(), nav)
         response = web.Response(text=body, content_type="text/html", headers=self.page_headers)
         return csrf.attach(response) if csrf is not None else response
+
+    async def live_now(self, request: web.Request) -> web.StreamResponse:
+        """``/live-now.json``: the landing page's list for its refresh, in the page's order."""
+        return web.json_response({"channels": [c.as_json() for c in self.live_channels()]},
+                                 headers={"Cache-Control": "no-store"})
 
     async def watch(self, request: web.Request) -> web.StreamResponse:
         channel = request.match_info["channel"]
@@ -217,9 +261,12 @@ class WebUi:
         player = request.query.get("player", "hls")
         if player not in PLAYERS:
             raise web.HTTPBadRequest(text=f"player must be one of {', '.join(PLAYERS)}\n")
+        vod = request.query.get("vod", "")
+        if vod and (_VOD_ID.fullmatch(vod) is None or player != "hls"):
+            raise web.HTTPBadRequest(text="vod must be a past broadcast's id (digits), played with hls\n")
         nav, csrf = await self._nav(request)
         body = render_watch(self.templates.watch, channel, player, self.hls_base, nav=nav,
-                            csrf=csrf.token if csrf is not None else "", chat_port=self.chat_port())
+                            csrf=csrf.token if csrf is not None else "", chat_port=self.chat_port(), vod=vod)
         response = web.Response(text=body, content_type="text/html", headers=self.headers_for(request))
         return csrf.attach(response) if csrf is not None else response
 
@@ -269,7 +316,8 @@ WEB_UI_KEY: Final = web.AppKey("live.webui", WebUi)
 def setup_web(app: web.Application, streams: LiveStreamRegistry,
               web_root: Path | None = None, hls_base: str | None = None, *,
               api: Api | None = None, publish: Callable[[], PublishPoints] | None = None,
-              chat_port: Callable[[], int] | None = None) -> None:
+              chat_port: Callable[[], int] | None = None,
+              thumbnails: Thumbnails | None = None) -> None:
     """Mount ``/``, ``/watch/{channel}`` (``?player=dash`` for dash.js), ``/studio/{channel}``,
     ``/static/{name}``, ``/vendor/hls.js`` and ``/vendor/dash.js`` on ``app``; with ``api``
     also the account pages and the dashboard (``live.webui_account``).
@@ -278,6 +326,8 @@ def setup_web(app: web.Application, streams: LiveStreamRegistry,
     its ``node_modules`` and answers 503 (saying how to install it) while that is missing.
     ``hls_base`` points the viewer page's player at a CDN edge instead of this origin.
     ``chat_port()`` is the chat node's bound port (asked per page: it binds after the routes).
+    ``thumbnails`` (``live.thumbnails``) adds ``/thumbnails/{channel}.jpg`` and the landing
+    page's pictures.
     """
     root = (web_root or default_web_root()).resolve()
     ui = WebUi(streams, root, hls_base, chat_port=chat_port)
@@ -286,7 +336,11 @@ def setup_web(app: web.Application, streams: LiveStreamRegistry,
         points = publish or (lambda: PublishPoints(rtmp, None))
         ui.accounts = Accounts(api, root / "templates", ui.headers_for, points, ui.chat_port)
         setup_accounts(app, ui.accounts)
+    if thumbnails is not None:
+        ui.thumbnails = thumbnails
+        setup_thumbnails(app, thumbnails)
     app[WEB_UI_KEY] = ui
+    app.router.add_get("/live-now.json", ui.live_now)
     app.router.add_get("/", ui.index)
     app.router.add_get("/watch/{channel}", ui.watch)
     app.router.add_get("/studio/{channel}", ui.studio)

@@ -148,6 +148,11 @@ async function main() {
     watchPage(landing, 'landing', problems);
     await landing.goto(base + '/');
     result.landingLists = await landing.locator('#channels a[href="/watch/' + channel + '"]').count();
+    // its thumbnail: made from a keyframe within seconds; the page's refresh (5 s) picks it up
+    const thumb = '#channels a[href="/watch/' + channel + '"] img.thumb';
+    await landing.waitForFunction((sel) => { const img = document.querySelector(sel); return img && img.complete && img.naturalWidth > 0; },
+      thumb, { timeout: 20000 });
+    result.landingThumb = await landing.$eval(thumb, (img) => [img.naturalWidth, img.naturalHeight, img.getAttribute('src')]);
     await shoot(landing, args.out, 'landing');
     await landing.close();
 

@@ -129,6 +129,9 @@ def test_the_streamer_and_the_viewer_get_through_their_first_minutes(
     assert result["rtmpFull"].startswith("rtmp://127.0.0.1:") and "/live/live_" in result["rtmpFull"]
     assert result["pollsIn3s"] >= 2  # the health panel polls every second
     assert result["landingLists"] == 1
+    width, height, src = result["landingThumb"]  # a 640x360 stream: a 320x180 JPEG
+    assert (width, height) == (320, 180), result["landingThumb"]
+    assert src.startswith(f"/thumbnails/{CHANNEL}.jpg?g="), result["landingThumb"]
     assert result["viewerLandedOn"] == f"/watch/{CHANNEL}"
     assert result["dashboardViewers"] == "1" and result["watchViewers"] == "1"
     assert result["dashboardChatRate"] == "3 messages in the last minute", result["dashboardChatRate"]

@@ -70,7 +70,8 @@ async def test_landing_page_lists_live_channels_with_links_to_their_viewer(
     assert response.content_type == "text/html"
     assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     text = await response.text()
-    assert '<a href="/watch/demo_chan">demo_chan</a>' in text
+    assert ('<a href="/watch/demo_chan"><span class="thumb none" aria-hidden="true"></span>'
+            '<span class="name">demo_chan</span></a>') in text
     assert "1280x720" in text
     assert 'id="empty" class="empty" hidden' in text
     assert "127.0.0.1:5000" not in text  # the publisher's address is not the viewers' business

@@ -1,4 +1,5 @@
-// livetwin landing page: keeps the server-rendered channel list fresh from /api/v1/streams.
+// livetwin landing page: keeps the server-rendered channel list (most viewers first, with each
+// channel's thumbnail) fresh from /live-now.json. Every value goes in as text or a checked URL.
 'use strict';
 
 (function () {
@@ -6,28 +7,48 @@
   const empty = document.getElementById('empty');
   const REFRESH_MS = 5000;
   const NAME = /^[a-z0-9_]{3,25}$/;
+  const THUMB = /^\/thumbnails\/[a-z0-9_]{3,25}\.jpg\?g=[0-9]{1,12}$/;
 
-  function describe(stream) {
+  function describe(entry) {
     const parts = [];
-    if (stream.width && stream.height) parts.push(stream.width + 'x' + stream.height);
-    if (stream.fps) parts.push(stream.fps + ' fps');
-    const up = Math.floor(stream.uptime_s || 0);
+    if (typeof entry.viewers === 'number') parts.push(entry.viewers + ' watching');
+    if (entry.width && entry.height) parts.push(entry.width + 'x' + entry.height);
+    if (entry.fps) parts.push(entry.fps + ' fps');
+    const up = Math.floor(entry.uptime_s || 0);
     parts.push('live for ' + Math.floor(up / 60) + ':' + String(up % 60).padStart(2, '0'));
     return parts.join(' · ');
   }
 
-  function render(streams) {
-    const items = streams
-      .filter(function (s) { return NAME.test(s.channel); })
-      .sort(function (a, b) { return a.channel < b.channel ? -1 : 1; })
-      .map(function (stream) {
+  function thumbnail(entry) {
+    if (typeof entry.thumbnail === 'string' && THUMB.test(entry.thumbnail)) {
+      const img = document.createElement('img');
+      img.className = 'thumb';
+      img.src = entry.thumbnail;
+      img.alt = '';
+      img.width = 320;
+      img.height = 180;
+      return img;
+    }
+    const none = document.createElement('span');
+    none.className = 'thumb none';
+    none.setAttribute('aria-hidden', 'true');
+    return none;
+  }
+
+  function render(channels) {
+    const items = channels
+      .filter(function (c) { return NAME.test(c.channel); })
+      .map(function (entry) {
         const item = document.createElement('li');
         const link = document.createElement('a');
-        link.href = '/watch/' + stream.channel;
-        link.textContent = stream.channel;
+        link.href = '/watch/' + entry.channel;
+        const name = document.createElement('span');
+        name.className = 'name';
+        name.textContent = entry.channel;
+        link.append(thumbnail(entry), name);
         const meta = document.createElement('span');
         meta.className = 'meta';
-        meta.textContent = describe(stream);
+        meta.textContent = describe(entry);
         item.append(link, ' ', meta);
         return item;
       });
@@ -36,9 +57,9 @@
   }
 
   function refresh() {
-    fetch('/api/v1/streams', { cache: 'no-store' })
+    fetch('/live-now.json', { cache: 'no-store' })
       .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (data) { if (data && Array.isArray(data.streams)) render(data.streams); })
+      .then(function (data) { if (data && Array.isArray(data.channels)) render(data.channels); })
       .catch(function () { /* keep the last list; try again on the next tick */ })
       .finally(function () { setTimeout(refresh, REFRESH_MS); });
   }
