@@ -1,8 +1,10 @@
 // The viewer's money path on the watch page, in headless Chromium (playwright-core): a signed-out
 // visitor is asked to log in; viewer one signs up, buys a bit pack with a sandbox test card (the
 // bits appear only after the provider's signed webhook), cheers with an XSS payload as its
-// message, is refused a cheer larger than the wallet, a third cheer over its rate (the test's
-// platform allows two) and a declined card; viewer two sees the cheer in its chat as text and subscribes. Prints one JSON line: {"event": "done", ...}.
+// message (the first answer is lost on the way back, so it presses again: same key, one cheer),
+// is refused a cheer larger than the wallet, a cheer over its rate (the test's platform allows
+// three requests) and a declined card; viewer two sees the cheer in its chat as text and
+// subscribes. Prints one JSON line: {"event": "done", ...}.
 //
 //   node money_path.cjs --web-root platform/web --base http://127.0.0.1:PORT --channel NAME [--chromium PATH]
 'use strict';
@@ -82,9 +84,25 @@ async function main() {
       await page.waitForFunction(() => /signed in as/.test(document.getElementById('chat-status').textContent),
         null, { timeout: 15000 });
     }
+    // the first cheer reaches the server but its answer is lost on the way back: the page says so,
+    // and pressing again sends the same Idempotency-Key, so the server replays and books once
+    const cheerKeys = [];
+    await one.route('**/cheers', async (route) => {
+      cheerKeys.push(route.request().headers()['idempotency-key']);
+      if (cheerKeys.length === 1) {
+        await route.fetch();
+        await route.abort('failed');
+      } else {
+        await route.continue();
+      }
+    });
     await one.fill('#cheer-bits', '100');
     await one.fill('#cheer-message', XSS);
     const cheered = Date.now();
+    await one.click('#cheer-send');
+    await one.waitForFunction(() => /network error/.test(document.getElementById('money-error').textContent),
+      null, { timeout: 10000 });
+    result.lostAnswer = await one.textContent('#money-error');
     await one.click('#cheer-send');
     await one.waitForFunction(() => window.livetwinMoney.cheers === 1, null, { timeout: 10000 });
     await two.waitForSelector('#chat-list li.chat-cheer', { timeout: 10000 });
@@ -97,6 +115,7 @@ async function main() {
     });
     await one.waitForSelector('#chat-list li.chat-cheer', { timeout: 10000 });
     result.afterCheer = await one.textContent('#bits-balance');
+    await one.unroute('**/cheers');
 
     // more bits than the wallet holds: refused, shown, nothing moves
     await one.fill('#cheer-bits', '1000');
@@ -106,9 +125,11 @@ async function main() {
     result.refusal = await one.textContent('#money-error');
     result.afterRefusal = await one.evaluate(async () =>
       (await (await fetch('/api/v1/me/wallet', { cache: 'no-store' })).json()).bits);
+    result.cheerKeys = cheerKeys;
     result.cheersInTwosChat = await two.$$eval('#chat-list li.chat-cheer', (items) => items.length);
 
-    // the platform under test allows two cheers per account: a third is refused with how long to wait
+    // the platform under test allows three cheer requests per account (the retry was one): a fourth
+    // is refused with how long to wait
     await one.fill('#cheer-bits', '1');
     await one.fill('#cheer-message', '');
     await one.click('#cheer-send');

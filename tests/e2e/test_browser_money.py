@@ -3,9 +3,9 @@
 ``money_path.cjs`` drives three browser contexts against `live serve` with its embedded sandbox
 provider, whose webhooks travel the real path (signed HTTP requests to the platform's own
 ``/api/v1/payments/webhook``, late and sometimes twice). A viewer buys bits with a test card,
-cheers (an XSS payload as the message), is refused a cheer over its balance, a cheer over its
-rate and a declined card;
-a second viewer sees the cheer in chat as text and subscribes. Then the books must prove it:
+cheers (an XSS payload as the message; its first answer is lost, the retry reuses the key), is
+refused a cheer over its balance, a cheer over its rate and a declined card; a second viewer
+sees the cheer in chat as text and subscribes. Then the books must prove it:
 `live ledger check`'s core passes, the streamer's earnings hold exactly the one cheer, and the
 wallet holds exactly what the refused cheer left alone.
 """
@@ -59,8 +59,9 @@ async def _browse(base: str) -> tuple[dict[str, Any], str]:
 
 
 async def _flow(tmp: Path) -> dict[str, Any]:
-    # two cheers per account per hour, so the third one in the flow meets the rate limit
-    money = PaymentsSettings(commerce=CommerceSettings(cheer_rate=Rate(2, 1 / 3600)))
+    # three cheer requests per account per hour (a cheer, its retry, the refused one): the fourth
+    # in the flow meets the rate limit
+    money = PaymentsSettings(commerce=CommerceSettings(cheer_rate=Rate(3, 1 / 3600)))
     settings = ServeSettings(rtmp_port=0, http_port=0, chat_port=0, data_dir=tmp, payments=money)
     async with Platform(settings) as platform, aiohttp.ClientSession() as http:
         api = f"http://127.0.0.1:{platform.ports.http}/api/v1"
@@ -111,6 +112,15 @@ def test_a_viewer_buys_bits_and_a_second_viewer_sees_the_cheer_as_text(money: di
     assert seen["seenByTwo"]["text"].startswith("cheered 100 bits: <img src=x onerror="), seen["seenByTwo"]
     assert seen["seenByTwo"]["imgs"] == 0 and seen["seenByTwo"]["ran"] == 0
     assert seen["afterCheer"] == "400"
+
+
+def test_a_cheer_whose_answer_was_lost_is_retried_with_its_key_and_booked_once(
+        money: dict[str, Any]) -> None:
+    seen = money["browser"]
+    assert "network error" in seen["lostAnswer"], seen["lostAnswer"]
+    first, retry = seen["cheerKeys"]
+    assert first == retry and first.startswith("cheer-"), seen["cheerKeys"]
+    assert seen["cheersInTwosChat"] == 1 and money["earnings"]["unpaid"]["USD"] == 100 + 249
 
 
 def test_refusals_over_the_balance_the_rate_or_a_declined_card_are_shown_and_move_nothing(
