@@ -185,7 +185,8 @@ class Platform:
             host, port = settings.metrics_listen
             await LimitedTCPSite(metrics_runner, host, port, settings.http_limits).start()
         if self._money is not None:
-            self._money.start(f"http://{settings.url_host}:{self.ports.http}")
+            self._money.start(f"http://{settings.url_host}:{self.ports.http}",
+                              playlists_elsewhere=settings.public_hls_url is not None)
         if chat is not None and "chat" in roles:
             self.chat = chat
             stack.push_async_callback(chat.close)

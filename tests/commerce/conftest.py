@@ -203,8 +203,21 @@ class Shop:
 
 
 @pytest.fixture
+def cheer_rate() -> Any:
+    """The shop's cheer budget per account: unlimited here; a test parametrizes it to test it."""
+    from live.api.ratelimit import Rate
+
+    return Rate(1_000_000, 1_000_000.0)
+
+
+@pytest.fixture
 async def shop(
-    repo: Repository, books: CommerceStore, sandbox: SandboxCore, clock: Clock, tmp_path: Path
+    repo: Repository,
+    books: CommerceStore,
+    sandbox: SandboxCore,
+    clock: Clock,
+    tmp_path: Path,
+    cheer_rate: Any,
 ) -> AsyncIterator[Shop]:
     from live.api.app import ApiSettings, setup_api
     from live.api.auth import Passwords
@@ -218,7 +231,9 @@ async def shop(
     async def announce(notice: CheerNotice) -> None:
         cheers.append(notice)
 
-    settings = CommerceSettings(ad_creatives=(("/ads/0/master.m3u8", 15.0), ("/ads/1/master.m3u8", 15.0)))
+    settings = CommerceSettings(
+        ad_creatives=(("/ads/0/master.m3u8", 15.0), ("/ads/1/master.m3u8", 15.0)), cheer_rate=cheer_rate
+    )
     commerce = Commerce(books, sandbox, repo, settings, announce=announce, clock=clock)
     app = web.Application()
     api = setup_api(

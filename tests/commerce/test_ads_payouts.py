@@ -94,6 +94,10 @@ def test_a_break_is_marked_with_an_interstitial_and_scte35_out_and_in() -> None:
     assert 'START-DATE="2026-09-21T' in tags[0] and "DURATION=60.000" in tags[0]
     assert "SCTE35-OUT=0xFC" in tags[1] and "PLANNED-DURATION=60.000" in tags[1]
     assert "SCTE35-IN=0xFC" in tags[2] and 'ID="splice-7"' in tags[1] and 'ID="splice-7"' in tags[2]
+    # behind a CDN the playlist names the platform's own site, where the cookie and creatives are
+    cdn = daterange_tags(AdBreak(7, "stream", 1_790_000_000.5, 60), "http://site.example:8080")
+    assert 'X-ASSET-LIST="http://site.example:8080/api/v1/ad-breaks/7/asset-list"' in cdn[0]
+    assert cdn[1:] == tags[1:]
 
 
 def test_splice_insert_sections_carry_a_valid_crc_and_the_break_duration() -> None:

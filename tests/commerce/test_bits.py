@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from live.api.ratelimit import Rate
 from live.commerce.ledger import check
 from live.commerce.sandbox import CARD_DECLINED, CARD_INSUFFICIENT_FUNDS, CARD_PENDING
 
@@ -145,6 +146,36 @@ async def test_cheering_more_than_the_wallet_holds_is_refused_and_books_nothing(
     assert await wallet_bits(shop, viewer) == 100
     assert (await check(shop.commerce.store)).transactions == before
     assert not shop.cheers
+
+
+@pytest.mark.parametrize("cheer_rate", [Rate(2, 1 / 3600)])
+async def test_cheers_past_the_accounts_budget_are_429_and_book_nothing(shop: Shop) -> None:
+    owner = await shop.user("streamer")
+    await shop.channel(owner, "stream")
+    viewer = await shop.user("viewer")
+    other = await shop.user("other")
+    for token in (viewer, other):
+        await shop.buy(token, 100)
+    await shop.deliver()
+    for key in ("c1", "c2"):
+        status, _ = await shop.call(
+            "POST", "/channels/stream/cheers", token=viewer, key=key, json={"bits": 1}
+        )
+        assert status == 201
+    before = (await check(shop.commerce.store)).transactions
+    response = await shop.http.post(
+        "/api/v1/channels/stream/cheers",
+        json={"bits": 1},
+        headers={"Authorization": f"Bearer {viewer}", "Idempotency-Key": "c3"},
+    )
+    body = await response.json()
+    assert response.status == 429 and body["error"] == "rate_limited", body
+    assert "this account" in body["message"] and int(response.headers["Retry-After"]) >= 1
+    assert (await check(shop.commerce.store)).transactions == before
+    assert await wallet_bits(shop, viewer) == 98 and len(shop.cheers) == 2
+    # the budget is per account: another viewer still cheers
+    status, _ = await shop.call("POST", "/channels/stream/cheers", token=other, key="c3", json={"bits": 1})
+    assert status == 201
 
 
 async def test_a_refund_takes_the_unspent_bits_back_and_a_spent_purchase_cannot_be_refunded(

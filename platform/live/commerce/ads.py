@@ -50,19 +50,23 @@ def _date(epoch_s: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
-def asset_list_path(break_id: int) -> str:
-    return f"/api/v1/ad-breaks/{break_id}/asset-list"
+def asset_list_path(break_id: int, base: str = "") -> str:
+    return f"{base}/api/v1/ad-breaks/{break_id}/asset-list"
 
 
-def daterange_tags(ad_break: AdBreak) -> list[str]:
-    """The playlist lines that mark ``ad_break`` (RFC 8216bis 4.4.5.1, HLS interstitials)."""
+def daterange_tags(ad_break: AdBreak, asset_list_base: str = "") -> list[str]:
+    """The playlist lines that mark ``ad_break`` (RFC 8216bis 4.4.5.1, HLS interstitials).
+
+    ``asset_list_base`` ("": relative, resolved against the playlist's own URL) is the platform's
+    site when playlists are served from elsewhere (a CDN edge, which serves ``/hls/`` only)."""
     start = _date(ad_break.starts_at)
     duration = f"{ad_break.duration_s:.3f}"
     out = hex_attribute(splice_insert(ad_break.id, out=True, duration_s=ad_break.duration_s))
     back = hex_attribute(splice_insert(ad_break.id, out=False))
+    asset_list = asset_list_path(ad_break.id, asset_list_base)
     return [
         f'#EXT-X-DATERANGE:ID="ad-{ad_break.id}",CLASS="com.apple.hls.interstitial",START-DATE="{start}",'
-        f'DURATION={duration},X-ASSET-LIST="{asset_list_path(ad_break.id)}",X-RESUME-OFFSET=0,'
+        f'DURATION={duration},X-ASSET-LIST="{asset_list}",X-RESUME-OFFSET=0,'
         f'X-RESTRICT="SKIP,JUMP",X-SNAP="OUT,IN"',
         f'#EXT-X-DATERANGE:ID="splice-{ad_break.id}",START-DATE="{start}",PLANNED-DURATION={duration},'
         f"SCTE35-OUT={out}",
@@ -85,6 +89,9 @@ class AdBreaks:
         self.clock = clock
         #: (URI, seconds) of each creative; `live serve` fills it once its clips are transcoded.
         self.creatives: tuple[tuple[str, float], ...] = settings.ad_creatives
+        #: Where playlists point players for the asset list: "" (the playlist's host) unless
+        #: `live serve --public-hls-url` serves them from a CDN; then this site (set once bound).
+        self.asset_list_base = ""
 
     async def start(self, channel: str, duration_s: int) -> AdBreak:
         settings = self.settings
@@ -128,7 +135,8 @@ class AdBreaks:
 
         ad_break = await self.store.run(insert)
         if self.marker is not None:
-            self.marker.add_date_ranges(channel, ad_break.starts_at + duration_s, daterange_tags(ad_break))
+            tags = daterange_tags(ad_break, self.asset_list_base)
+            self.marker.add_date_ranges(channel, ad_break.starts_at + duration_s, tags)
         return ad_break
 
     async def get(self, break_id: int) -> AdBreak:

@@ -10,6 +10,8 @@ webhook is the one route without a bearer token: its HMAC signature is its authe
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ from aiohttp import web
 from live.api.app import Api, json_errors
 from live.api.errors import ApiError, not_found
 from live.api.openapi import API_PREFIX
+from live.api.ratelimit import TokenBuckets
 from live.commerce import validation as v
 from live.commerce.ads import AdBreaks
 from live.commerce.idempotency import Answer, IdempotencyKeys, check_key, fingerprint
@@ -44,6 +47,7 @@ class CommerceRoutes:
         self.keys = IdempotencyKeys(
             commerce.store, settings.idempotency_ttl_s, settings.idempotency_lock_s, commerce.clock
         )
+        self.cheer_limits = TokenBuckets(settings.cheer_rate, settings.cheer_rate_max_accounts)
 
     async def _money(
         self,
@@ -105,6 +109,12 @@ class CommerceRoutes:
         bits = v.positive_int(body, "bits", self.commerce.settings.max_cheer_bits)
         message = v.text(body, "message", 200)
         account = session.account
+        # before the key is claimed: a throttled cheer books nothing and its key stays usable
+        wait = self.cheer_limits.take(str(account.id), time.monotonic())
+        if wait > 0:
+            raise ApiError(429, "rate_limited",
+                           f"too many cheers from this account; retry in {math.ceil(wait)} s",
+                           retry_after_s=wait)
         return await self._money(
             request,
             account.id,

@@ -155,6 +155,12 @@ def commerce_paths() -> dict[str, Any]:
                     "201": _ok("booked and shown in chat", "Cheer"),
                     "402": _error("the wallet holds fewer bits"),
                     "404": _error("no such channel"),
+                    "429": {
+                        **_error("too many cheers from this account"),
+                        "headers": {
+                            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+                        },
+                    },
                     **_MONEY,
                 },
             },

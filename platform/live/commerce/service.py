@@ -87,7 +87,20 @@ class Commerce:
     # ---------------------------------------------------------------- reads
 
     async def wallet(self, account_id: int) -> dict[str, Any]:
-        return await self.store.run(lambda tx: statements.wallet(tx, account_id))
+        """The wallet's statement and what can be bought (so a page never hard-codes a price)."""
+        answer = await self.store.run(lambda tx: statements.wallet(tx, account_id))
+        answer["offers"] = self.offers()
+        return answer
+
+    def offers(self) -> dict[str, Any]:
+        """Bit packs and subscription tiers at their prices, in minor units of the one currency."""
+        s = self.settings
+        return {
+            "currency": s.currency,
+            "bit_packs": [{"bits": p.bits, "price": p.price} for p in s.bit_packs],
+            "tiers": [{"tier": t.number, "price": t.price} for t in s.tiers],
+            "max_cheer_bits": s.max_cheer_bits,
+        }
 
     async def earnings(self, channel: str) -> dict[str, Any]:
         return await self.store.run(lambda tx: statements.earnings(tx, channel, self.clock()))

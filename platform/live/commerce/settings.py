@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from live.api.ratelimit import Rate
+
 #: ISO 4217 minor-unit exponents of the currencies an amount may name. BIT is the platform's own
 #: virtual currency (one bit = one unit, no fraction).
 CURRENCY_EXPONENTS: dict[str, int] = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "BIT": 0}
@@ -55,6 +57,11 @@ class CommerceSettings:
     bits_channel_share_bp: int = 10_000
     #: Most bits one cheer may carry.
     max_cheer_bits: int = 100_000
+    #: Cheers per account. A cheer shows in chat without passing chat's own limit (Twitch's
+    #: 20 messages / 30 s, docs/chat-protocol.md), so it gets the same budget here; past it 429.
+    cheer_rate: Rate = field(default_factory=lambda: Rate(20, 20 / 30))
+    #: Accounts whose cheer budget is remembered (least recently seen forgotten past this).
+    cheer_rate_max_accounts: int = 100_000
     #: Subscription tiers, monthly, and their revenue split (the one place it is configured).
     tiers: tuple[Tier, ...] = (
         Tier(1, 499, 5_000),

@@ -72,8 +72,13 @@ class Monetization:
     def mount(self, app: web.Application, api: Api) -> None:
         setup_commerce(app, api, self.commerce, self.ads, self.secret)
 
-    def start(self, http_base: str) -> None:
-        """Start delivering the embedded sandbox's webhooks to the platform at ``http_base``."""
+    def start(self, http_base: str, *, playlists_elsewhere: bool = False) -> None:
+        """Start delivering the embedded sandbox's webhooks to the platform at ``http_base``.
+
+        ``playlists_elsewhere`` (a CDN serves the playlists): ad breaks name their asset list by
+        this site's absolute URL, where the viewer's cookie and the creatives are."""
+        if playlists_elsewhere:
+            self.ads.asset_list_base = http_base.rstrip("/")
         if self.delivery is not None:
             self.delivery.url = f"{http_base.rstrip('/')}/api/v1/payments/webhook"
             self._pump = asyncio.ensure_future(self.delivery.run())

@@ -47,8 +47,9 @@
       const fragment = document.createDocumentFragment();
       for (const m of messages) {
         const item = document.createElement('li');
-        item.className = 'chat-message';
+        item.className = m.type === 'cheer' ? 'chat-message chat-cheer' : 'chat-message';
         item.dataset.id = String(m.id);
+        if (m.type === 'cheer') item.dataset.bits = String(Number(m.bits) || 0);
         item.dataset.user = String(m.user || '').toLowerCase();
         for (const badge of (Array.isArray(m.badges) ? m.badges : [])) {
           const span = document.createElement('span');
