@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from live.media.units import AudioConfig
 from live.origin.ingest import PushedStreams, StalePush
 from live.origin.playlists import render_media
@@ -19,9 +21,11 @@ from live.package.fmp4 import audio_track, init_segment
 from live.package.ingest_wire import IngestParser, TrackHeader, encode_header
 from live.package.parts import InitSegment
 from live.package.push import CmafPush, PushSettings, _Track
+from live.package.segmenter import Segmenter, SegmenterError, SegmenterSettings
 
 from tests.origin.test_origin_ingest import (
     INITS,
+    PARTS_PER_SEGMENT,
     TIMING,
     TOKEN,
     Origin,
@@ -29,6 +33,7 @@ from tests.origin.test_origin_ingest import (
     origins,  # noqa: F401  (fixture)
     until,
 )
+from tests.package.test_segmenter import VIDEO, video_units
 
 #: The new ingest node's encoder: another init segment (its own codec configuration).
 NEW_HEADER = init_segment([audio_track(AudioConfig("aac", "mp4a.40.2", 44_100, 2, 2, b"\x12\x10"))])
@@ -170,3 +175,58 @@ async def test_a_second_pusher_resumes_the_stream_at_both_origins(origins: list[
 
 def origin_tracks(push: CmafPush) -> list[_Track]:
     return [track for origin in push.origins for track in origin.tracks.values()]
+
+
+def test_a_segmenter_numbers_from_its_start_msn() -> None:
+    units = video_units([33] * 150, [i % 30 == 0 for i in range(150)], [0] * 150)
+    numbered = Segmenter("r", SegmenterSettings(0.333, 2.0), start_msn=57)
+    numbered.configure(VIDEO, None, bandwidth=2_000_000, frame_rate=30.0)
+    plain = Segmenter("r", SegmenterSettings(0.333, 2.0))
+    plain.configure(VIDEO, None, bandwidth=2_000_000, frame_rate=30.0)
+    got = [p for u in units for p in numbered.push(u)] + numbered.flush()
+    base = [p for u in units for p in plain.push(u)] + plain.flush()
+    assert [(p.msn - 57, p.index, p.data) for p in got] == [(p.msn, p.index, p.data) for p in base]
+    assert got[0].msn == 57 and got[-1].msn > 57
+    with pytest.raises(SegmenterError):
+        Segmenter("r", start_msn=-1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hd=st.integers(1, 40), sd=st.integers(1, 40), ahead=st.integers(-2, MAX_RESUME_HOLE + 2),
+       new_parts=st.integers(0, 30))
+def test_any_takeover_keeps_numbering_contiguous_or_starts_a_new_stream(
+        hd: int, sd: int, ahead: int, new_parts: int) -> None:
+    """Whatever each rendition had received and wherever the new run says it starts: either
+    the playlists go on (same state, contiguous msns, one discontinuity per rendition that got
+    new media) or the stream starts afresh; never a hole, never a number going back."""
+    store = OriginStore(OriginSettings(timing=TIMING))
+    streams = PushedStreams(store)
+    for init in INITS:
+        streams.header("alpha", "b0", TrackHeader(init, TIMING))
+    feed(streams, "b0", "720p", range(0, hd))
+    feed(streams, "b0", "360p", range(0, sd))
+    old = store.channel("alpha")
+    lead = store.next_msn("alpha")
+    assert lead == 100 + (max(hd, sd) - 1) // PARTS_PER_SEGMENT + 1
+    start = lead + ahead
+    for init in NEW_INITS:
+        streams.header("alpha", "b1", TrackHeader(init, TIMING, max(start, 1)))
+    state = store.channel("alpha")
+    assert state is not None and state.epoch == "b1"
+    resumed = state is old
+    assert resumed == (0 <= ahead <= MAX_RESUME_HOLE)
+    offset = (start - 100) * PARTS_PER_SEGMENT
+    for rendition in ("720p", "360p"):
+        if resumed:
+            feed(streams, "b1", rendition, range(offset, offset + new_parts))
+        rend = state.rendition(rendition)
+        assert rend is not None
+        msns = [seg.msn for seg in rend.segments]
+        assert msns == list(range(100, 100 + len(msns))) if resumed else msns == []
+        joins = [seg for seg in rend.segments if seg.discontinuity]
+        if resumed:
+            assert len(joins) == (1 if new_parts else 0)
+            assert all(seg.msn == start for seg in joins)
+            text = render_media(state, rendition)
+            assert text.count("#EXT-X-DISCONTINUITY\n") == len(joins)
+            assert all(seg.epoch == ("b1" if seg.msn >= start else "b0") for seg in rend.segments)
