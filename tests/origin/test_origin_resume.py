@@ -9,16 +9,23 @@ own EXT-X-MAP. Old and new media stay downloadable under their own epochs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from live.dvr.app import setup_dvr
+from live.dvr.catalog import DvrSettings
+from live.dvr.service import open_dvr
 from live.media.units import AudioConfig
-from live.origin.ingest import PushedStreams, StalePush
+from live.origin.app import setup_origin
+from live.origin.ingest import PushedStreams, StalePush, setup_ingest
 from live.origin.playlists import render_media
 from live.origin.store import MAX_RESUME_HOLE, OriginSettings, OriginStore
 from live.package.fmp4 import audio_track, init_segment
-from live.package.ingest_wire import IngestParser, TrackHeader, encode_header
+from live.package.ingest_wire import IngestParser, TrackHeader, encode_header, encode_part
 from live.package.parts import InitSegment
 from live.package.push import CmafPush, PushSettings, _Track
 from live.package.segmenter import Segmenter, SegmenterError, SegmenterSettings
@@ -230,3 +237,37 @@ def test_any_takeover_keeps_numbering_contiguous_or_starts_a_new_stream(
             text = render_media(state, rendition)
             assert text.count("#EXT-X-DISCONTINUITY\n") == len(joins)
             assert all(seg.epoch == ("b1" if seg.msn >= start else "b0") for seg in rend.segments)
+
+
+async def test_the_origin_s_dvr_records_both_runs_with_a_discontinuity(tmp_path: Path) -> None:
+    """The DVR on the origin hears the resume: the new run's init (even when identical) starts a
+    new run of its recording, which its playlist marks with EXT-X-DISCONTINUITY."""
+    store = OriginStore(OriginSettings(timing=TIMING))
+    dvr = await open_dvr(tmp_path / "dvr", DvrSettings(durable=False), inline=True)
+    app = web.Application()
+    setup_dvr(app, dvr.catalog, dvr.store)
+    setup_origin(app, store)
+    setup_ingest(app, store, TOKEN, recorder=dvr.recorder)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for stream, start, parts in (("s1", 0, range(0, 18)), ("s2", 102, range(18, 36))):
+                body = encode_header(INITS[0], TIMING, start) + b"".join(
+                    encode_part(make_part("720p", n)) for n in parts)
+                async with session.post(f"{base}/ingest/alpha/{stream}/720p", data=body,
+                                        headers=auth) as response:
+                    assert response.status == 200
+            assert store.channel("alpha").epoch == "s2"  # type: ignore[union-attr]
+            async with session.get(f"{base}/hls/alpha/dvr/720p.m3u8") as response:
+                assert response.status == 200
+                playlist = await response.text()
+        segments = [line for line in playlist.splitlines() if line.endswith(".m4s")]
+        assert len(segments) == 4, playlist  # 100, 101 of the first run; 102, 103 of the second
+        assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1, playlist
+    finally:
+        await runner.cleanup()
+        await dvr.close()

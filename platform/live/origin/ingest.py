@@ -120,7 +120,8 @@ class PushedStreams:
             pushed = self._streams[channel] = _Pushed(stream, state)
         name = event.init.rendition
         before = pushed.state.rendition(name)
-        resumed = before is not None and before.resuming and before.init != event.init
+        # a resumed rendition's new run: the DVR starts a new run of its recording too
+        resumed = before is not None and before.resuming
         if before is not None and before.init != event.init and not before.resuming:
             self._drop(channel, name)  # a new header mid-stream: start it afresh
             before = None
