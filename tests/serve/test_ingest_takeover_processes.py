@@ -6,11 +6,13 @@ node A; A is killed with SIGKILL (its lease expires, 6 s); ffmpeg is restarted a
 accepts it. B asks the origin where the channel goes on and continues it: the same media
 playlist URL, the media sequence numbers going on with no hole, an EXT-X-DISCONTINUITY with the
 new run's EXT-X-MAP at the join, and the probe viewer playing across it without starting over.
+An API-only node (`--roles api --control-plane`) lists the stream on A, then on B.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import subprocess
@@ -49,14 +51,26 @@ async def test_a_killed_ingest_node_s_stream_resumes_on_the_same_playlists(tmp_p
                        "--node-id", f"takeover-{name}-{channel}")
         nodes.append((child, f"rtmp://127.0.0.1:{rtmp}/live/{key}"))
     (node_a, rtmp_a), (node_b, rtmp_b) = nodes
+    api_port = free_port()  # an API-only node: it knows the stream from the control plane
+    api = _serve(tmp_path, "api", api_port, "--roles", "api", "--control-plane", NATS_URL)
+    listed = f"http://127.0.0.1:{api_port}/api/v1/streams"
+
+    def placed() -> str | None:
+        status, text = _get(listed)
+        assert status == 200, f"{listed} answered {status}"
+        nodes_of = [entry["node"] for entry in json.loads(text)["cluster"]
+                    if entry["channel"] == channel]
+        return nodes_of[0] if nodes_of else None
     publishers: list[subprocess.Popen[bytes]] = []
     try:
         origin.start()
         node_a.start()
         node_b.start()
+        api.start()
         publishers.append(_ffmpeg(tmp_path, rtmp_a, "ffmpeg-a"))
         await _live(base, channel=channel)
         await asyncio.sleep(4)
+        assert placed() == f"takeover-a-{channel}"
         _, master = _get(f"{base}/hls/{channel}/master.m3u8")
         media_url = f"{base}/hls/{channel}/{_uris(master)[-1]}"
         status, before = _get(media_url)
@@ -112,9 +126,10 @@ async def test_a_killed_ingest_node_s_stream_resumes_on_the_same_playlists(tmp_p
         print(f"frames the viewer decoded from 1 s after the join on: {played_after}")
         assert played_after > 15 * 5, report.summary()  # 15 fps: at least 5 s of the new run
         assert "continuing the origins' stream at segment" in (tmp_path / "ingest-b.log").read_text()
+        assert placed() == f"takeover-b-{channel}"
     finally:
         for publisher in publishers:
             publisher.kill()
             publisher.wait(timeout=10)
-        for child in (node_a, node_b, origin):
+        for child in (node_a, node_b, origin, api):
             child.close()
