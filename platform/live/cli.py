@@ -175,7 +175,8 @@ def _platform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-plane", default=None, metavar="URL",
                         help="nats://HOST:PORT (JetStream): ingest nodes lease each live channel "
                              "there, so a stream key is accepted by one node at a time; a dead "
-                             "node's leases expire (default: none)")
+                             "node's leases expire; API nodes list every node's streams from it "
+                             "(default: none)")
     parser.add_argument("--node-id", default="", metavar="NAME",
                         help="this node's name in the control plane (default: host name and pid)")
     parser.add_argument("--payments-url", default=None, metavar="URL",

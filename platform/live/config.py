@@ -169,7 +169,8 @@ class ServeSettings:
     #: The shared secret of CMAF pushes: an origin accepts pushes only with it (None: none).
     ingest_token: str | None = None
     #: nats://HOST:PORT of the control plane (JetStream): ingest nodes lease the channels they
-    #: carry there, so a stream key is live on one node at a time. None: no leases.
+    #: carry there, so a stream key is live on one node at a time; the API lists every node's
+    #: live channels from it. None: no leases.
     control_plane: str | None = None
     node_id: str = ""  # this node's name in the control plane ("" = host name and process id)
     #: Accounts that may open /ops (``--admin NAME``); each must exist when the server starts.

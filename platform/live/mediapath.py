@@ -162,16 +162,24 @@ class StreamMediaPath:
         video = self._video
         fps = source_frame_rate(self.stream, video)
         sinks: list[PartSink] = []
+        start_msn = 0
         if self.origin is not None:  # the local origin first: what it refuses goes nowhere else
             self.sink = StreamSink(self.origin, self.channel, self.settings.packaging.timing)
             sinks.append(self.sink)
+        elif self.push is not None:
+            # an ingest-only node: if the origins carry this channel live (its publisher came
+            # from another, dead ingest node), the stream continues their playlists
+            start_msn = await self.push.resume_point(self.channel)
+            if start_msn:
+                log.info("%s: continuing the origins' stream at segment %d", self.channel, start_msn)
         if self.push is not None:
-            sinks.append(self.push.stream(self.channel))
+            sinks.append(self.push.stream(self.channel, start_msn))
         if self.recorder is not None:
             sinks.append(self.recorder)
         sink: PartSink = sinks[0] if len(sinks) == 1 else TeeSink(*sinks)
         self.packager = LadderPackager(self.channel, sink, self.settings.packaging,
-                                       source_has_audio=self._audio is not None)
+                                       source_has_audio=self._audio is not None,
+                                       start_msn=start_msn)
         supervisor = TranscodeSupervisor(
             self.channel, video, fps, audio=self._audio, settings=self.settings.supervisor
         )

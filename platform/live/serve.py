@@ -36,7 +36,7 @@ from live.config import ROLES, ServeSettings
 from live.dvr.app import setup_dvr
 from live.dvr.service import Dvr, open_dvr
 from live.http_limits import LimitedTCPSite, limited_runner
-from live.ingest.leases import LeaseSettings, StreamLeases
+from live.ingest.leases import LeaseDirectory, LeaseSettings, StreamLeases
 from live.ingest.registry import LiveStreamRegistry
 from live.ingest.rtmp.server import RtmpServer, RtmpServerSettings
 from live.ingest.srt.libsrt import SrtUnavailable
@@ -210,12 +210,18 @@ class Platform:
                                    relationships=money.relationships)
         if "api" not in settings.roles:
             return None
+        directory: LeaseDirectory | None = None
+        if settings.control_plane is not None:  # list the streams of every ingest node
+            directory = LeaseDirectory(settings.control_plane)
+            await directory.start()
+            stack.push_async_callback(directory.close)
         api = setup_api(app, repo, self.streams,
                         public_base_rtmp=settings.rtmp_base, public_base_http=settings.http_base,
                         public_base_hls=settings.hls_base,
                         settings=ApiSettings(trust_forwarded_for=settings.trust_forwarded_for),
                         videos=dvr.videos if dvr is not None else None,
-                        viewer_counts=self.chat.viewers if self.chat is not None else None)
+                        viewer_counts=self.chat.viewers if self.chat is not None else None,
+                        cluster=directory.channels if directory is not None else None)
         money.mount(app, api)
         if settings.ad_creatives:
             start_ad_creatives(app, money.ads, settings.data_dir / "ads", settings.ad_creatives,

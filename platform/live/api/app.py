@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -69,6 +69,8 @@ class ApiSettings:
 
 
 ViewerCounts = Callable[[str], int | None]
+#: Every channel live anywhere in the platform, with where (``LeaseDirectory.channels``).
+ClusterStreams = Callable[[], Mapping[str, Mapping[str, object]]]
 #: A channel's recordings, newest first (the DVR's ``Dvr.videos``).
 PastBroadcasts = Callable[[str], list[Video]]
 
@@ -80,8 +82,9 @@ class Api:
                  public_base_http: str, settings: ApiSettings, passwords: Passwords,
                  viewer_counts: ViewerCounts | None, clock: Callable[[], float],
                  public_base_hls: str | None = None,
-                 videos: PastBroadcasts | None = None) -> None:
+                 videos: PastBroadcasts | None = None, cluster: ClusterStreams | None = None) -> None:
         self.repo = repo
+        self.cluster = cluster
         self.streams = streams
         self.public_base_rtmp = public_base_rtmp.rstrip("/")
         self.public_base_http = public_base_http.rstrip("/")
@@ -214,7 +217,7 @@ class Api:
         view: dict[str, Any] = {
             "name": channel.name,
             "title": channel.title,
-            "live": stream is not None,
+            "live": stream is not None or (self.cluster is not None and channel.name in self.cluster()),
             "viewer_count": self.viewer_counts(channel.name) if self.viewer_counts else None,
             "created_at": channel.created_at,
             "watch_url": f"{self.public_base_http}/watch/{channel.name}",
@@ -380,7 +383,10 @@ class Api:
 
     async def list_streams(self, request: web.Request) -> web.Response:
         now = time.monotonic()
-        return web.json_response({"streams": [asdict(s.health(now)) for s in self.streams]})
+        body: dict[str, Any] = {"streams": [asdict(s.health(now)) for s in self.streams]}
+        if self.cluster is not None:  # the control plane: streams on every ingest node
+            body["cluster"] = [_placement(name, lease) for name, lease in self.cluster().items()]
+        return web.json_response(body)
 
     async def list_videos(self, request: web.Request) -> web.Response:
         channel = await self.channel_from_path(request)
@@ -464,16 +470,29 @@ def setup_api(app: web.Application, repo: Repository, streams: LiveStreamRegistr
               public_base_rtmp: str, public_base_http: str, settings: ApiSettings | None = None,
               passwords: Passwords | None = None, viewer_counts: ViewerCounts | None = None,
               public_base_hls: str | None = None,
-              clock: Callable[[], float] = time.time, videos: PastBroadcasts | None = None) -> Api:
+              clock: Callable[[], float] = time.time, videos: PastBroadcasts | None = None,
+              cluster: ClusterStreams | None = None) -> Api:
     """Mount ``/api/v1`` on ``app``; answers the ``Api`` so callers can reach its state.
 
     ``viewer_counts(channel)`` is how the origin reports audience size; without it channels
     show ``viewer_count: null`` rather than a made-up zero; ``videos(channel)`` lists past
-    broadcasts (without it, none).
+    broadcasts (without it, none); ``cluster()`` lists the channels live on any ingest node
+    (the control plane), so a node without the stream, or without the ingest role, knows it.
     """
     api = Api(repo, streams, public_base_rtmp=public_base_rtmp, public_base_http=public_base_http,
               public_base_hls=public_base_hls,
               settings=settings or ApiSettings(), passwords=passwords or Passwords(),
-              viewer_counts=viewer_counts, clock=clock, videos=videos)
+              viewer_counts=viewer_counts, clock=clock, videos=videos, cluster=cluster)
     app.add_subapp(API_PREFIX, build_api_app(api))
     return api
+
+
+def _placement(channel: str, lease: Mapping[str, object]) -> dict[str, Any]:
+    """Where a live channel is, from its lease: the ingest node, its RTMP base and roles, the
+    origins it pushes to."""
+    origins = lease.get("origins")
+    node, rtmp, roles = lease.get("node"), lease.get("rtmp"), lease.get("roles")
+    return {"channel": channel, "node": node if isinstance(node, str) else None,
+            "rtmp": rtmp if isinstance(rtmp, str) else None,
+            "roles": roles.split(",") if isinstance(roles, str) and roles else [],
+            "origins": origins.split() if isinstance(origins, str) else []}

@@ -227,8 +227,24 @@ def openapi_document() -> dict[str, Any]:
         "StreamHealth": _stream_health_schema(),
         "StreamList": {
             "type": "object", "required": ["streams"],
-            "properties": {"streams": {"type": "array",
-                                       "items": {"$ref": "#/components/schemas/StreamHealth"}}},
+            "properties": {
+                "streams": {"type": "array", "items": {"$ref": "#/components/schemas/StreamHealth"},
+                            "description": "the streams live on this node, with their health"},
+                "cluster": {"type": "array", "items": {"$ref": "#/components/schemas/Placement"},
+                            "description": "every channel live on any ingest node (present when "
+                                           "the node has a control plane, `--control-plane`)"},
+            },
+        },
+        "Placement": {
+            "type": "object", "required": ["channel", "node", "rtmp", "roles", "origins"],
+            "properties": {
+                "channel": {"type": "string"},
+                "node": {"type": "string", "nullable": True, "description": "the ingest node"},
+                "rtmp": {"type": "string", "nullable": True, "description": "its RTMP base"},
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "origins": {"type": "array", "items": {"type": "string"},
+                            "description": "the origins it pushes the stream to"},
+            },
         },
     }
     paths: dict[str, Any] = {

@@ -213,3 +213,74 @@ async def list_leases(url: str, bucket: str = BUCKET) -> dict[str, dict[str, obj
         return found
     finally:
         await nc.close()
+
+
+#: Channels a directory keeps (the bucket's keys beyond it are not listed; logged).
+MAX_DIRECTORY = 100_000
+
+
+class LeaseDirectory:
+    """Every channel live anywhere in the platform, read from the lease bucket: an API node
+    answers ``/api/v1/streams`` from it whatever node the stream lives on. Polled every
+    ``interval_s`` (a bucket's TTL expiry leaves no delete marker a watcher would see, so a
+    listing is the one view that drops dead nodes' leases); ``channels()`` is the last poll."""
+
+    def __init__(self, url: str, bucket: str = BUCKET, interval_s: float = 2.0) -> None:
+        if not url.startswith(("nats://", "tls://")):
+            raise ValueError(f"control plane {url!r}: expected nats://HOST:PORT")
+        self.url = url
+        self.bucket = bucket
+        self.interval_s = interval_s
+        self._nc: NatsClient | None = None
+        self._live: dict[str, dict[str, object]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.polls = 0
+
+    def channels(self) -> dict[str, dict[str, object]]:
+        return self._live
+
+    async def start(self) -> None:
+        self._nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=-1)
+        await self.poll()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+            self._nc = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.poll()
+            except Exception as exc:  # NATS unreachable: keep the last listing, retry
+                log.warning("lease directory not refreshed: %s", exc)
+
+    async def poll(self) -> None:
+        assert self._nc is not None
+        try:
+            kv = await self._nc.jetstream().key_value(self.bucket)
+            keys = await kv.keys()
+        except (BucketNotFoundError, NoKeysError):
+            self._live = {}
+            self.polls += 1
+            return
+        if len(keys) > MAX_DIRECTORY:
+            log.warning("lease directory: %d channels, listing the first %d", len(keys), MAX_DIRECTORY)
+        found: dict[str, dict[str, object]] = {}
+        for key in sorted(keys)[:MAX_DIRECTORY]:
+            try:
+                entry = await kv.get(key)
+                value = json.loads(entry.value or b"{}")
+            except (KeyNotFoundError, ValueError):
+                continue
+            if isinstance(value, dict):
+                found[key] = value
+        self._live = found
+        self.polls += 1

@@ -196,16 +196,21 @@ class Origin:
         if isinstance(found, web.Response):
             return found
         state, rend = found
-        if request.match_info["epoch"] != state.epoch:
+        epoch = request.match_info["epoch"]
+        init = rend.init_of(epoch, state.epoch)
+        if init is None:
             return not_found("no such stream (the channel has restarted since)")
         name = request.match_info["file"]
         mime = "video/mp4" if rend.has_video else "audio/mp4"
         if name == "init.mp4":
-            return await media_body(request, rend.init.data, mime)
+            return await media_body(request, init.data, mime)
         match = _MEDIA_FILE.match(name)
         if match is None:
             return not_found(f"no such file {name!r}")
         msn = int(match["msn"])
+        held_seg = rend.segment(msn)  # a resumed stream: each run's media under its own epoch
+        if (held_seg.epoch if held_seg is not None else state.epoch) != epoch:
+            return not_found(f"segment {msn} is not part of stream {epoch}")
         if match["part"] is None:
             seg = rend.complete_segment(msn)
             if seg is None or seg.data is None or seg.gap:

@@ -14,7 +14,8 @@ parts are slices of it (or the packager's own part buffers while the segment is 
 for parts reuses the HLS blocker, so a DASH request held on a part costs what an LL-HLS
 blocking request does. The MPD's availability start is fixed per stream when the first MPD is
 rendered: the live edge's media time is then "now", and wall clock and media time advance
-together from there.
+together from there. A resumed stream (another ingest node took it over) starts a new Period:
+the MPD lists only the current run (its epoch is the Period id), with its own availability start.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class DashOrigin:
     def _representations(self, state: ChannelState) -> list[RenditionState]:
         """Renditions a DASH player gets: video rungs carry the muxed audio, so a separate
         audio-only rendition would play the sound twice; it is offered only without video."""
-        rends = [rend for rend in state.renditions.values() if rend.segments]
+        rends = [rend for rend in state.renditions.values()
+                 if rend.segments and rend.segments[-1].epoch == state.epoch]
         video = [rend for rend in rends if rend.has_video]
         return video or rends
 
@@ -132,6 +134,8 @@ class DashOrigin:
             timescale = self._timescale(rend)
             segments = []
             for seg in rend.segments:
+                if seg.epoch != state.epoch:
+                    continue  # an earlier run (before a resume): its timeline was another period
                 if seg.complete:
                     duration = round(seg.duration_s * timescale)
                 else:
@@ -146,7 +150,8 @@ class DashOrigin:
                 segments=tuple(segments), width=init.width, height=init.height,
                 frame_rate=init.frame_rate,
                 availability_time_offset=max(nominal - part_s, 0.0)))
-        held = max((sum(seg.duration_s for seg in rend.segments) for rend in rends), default=0.0)
+        held = max((sum(seg.duration_s for seg in rend.segments if seg.epoch == state.epoch)
+                    for rend in rends), default=0.0)
         settings = self.settings
         return LiveMpd(
             period_id=state.epoch,
@@ -218,6 +223,8 @@ class DashOrigin:
             return _error(404, f"no such file {name!r}", "public, max-age=1")
         number = int(match["number"])
         seg = rend.segment(number)
+        if seg is not None and seg.epoch != state.epoch:
+            return _error(404, f"segment {number} belongs to an earlier run", "public, max-age=1")
         if seg is None:
             last = rend.last
             upcoming = last is not None and not state.ended and number == last.next_part[0]

@@ -9,7 +9,10 @@ reason (400); what the store already holds keeps being served.
 ``stream`` is the packager's stream id and becomes the channel's epoch, so every origin a
 packager pushes to serves the same media URLs and the same numbering: an edge can fail over
 from one to the other. A newer stream id replaces the channel's stream; an older one is refused
-(409). ``PushedStreams`` is the synchronous part that maps pushed events onto the store:
+(409). A newer stream whose header names a ``start_msn`` continues the live channel instead
+(another ingest node took it over; it asked ``GET /ingest/{channel}`` where to go on): the same
+playlists, numbering from ``start_msn``, after an EXT-X-DISCONTINUITY (``OriginStore.resume``).
+``PushedStreams`` is the synchronous part that maps pushed events onto the store:
 
 * a header (re)announces the rendition; resent identically on every reconnect;
 * parts the store already has (the packager resends the segment in progress after a
@@ -102,17 +105,30 @@ class PushedStreams:
         if pushed is not None and pushed.state.ended:
             return  # a late resend of a stream that is over
         if pushed is None:
-            state = self.store.open(channel, event.timing, epoch=stream)
+            state = None
+            if event.start_msn > 0:  # another ingest node took the stream over
+                state = self.store.resume(channel, stream, event.timing, event.start_msn)
+                if state is not None:
+                    log.info("%s: stream %s resumes the channel's playlists at segment %d",
+                             channel, stream, event.start_msn)
+                else:
+                    log.warning("%s: stream %s cannot resume at segment %d (the channel is at %s); "
+                                "it starts a new stream", channel, stream, event.start_msn,
+                                self.store.next_msn(channel))
+            if state is None:
+                state = self.store.open(channel, event.timing, epoch=stream)
             pushed = self._streams[channel] = _Pushed(stream, state)
         name = event.init.rendition
         before = pushed.state.rendition(name)
-        if before is not None and before.init != event.init:
+        # a resumed rendition's new run: the DVR starts a new run of its recording too
+        resumed = before is not None and before.resuming
+        if before is not None and before.init != event.init and not before.resuming:
             self._drop(channel, name)  # a new header mid-stream: start it afresh
             before = None
         self.store.publish_init(channel, event.init, event.timing)
         pushed.ended.discard(name)
         rend = pushed.state.rendition(name)
-        if rend is not None and rend is not before and self.recorder is not None:
+        if rend is not None and (rend is not before or resumed) and self.recorder is not None:
             self.recorder.publish_init(channel, event.init, event.timing)  # not on a resend
         if rend is not None and rend.last is None:
             pushed.waiting.add(name)
@@ -238,8 +254,8 @@ class IngestEndpoint:
         return web.Response(status=200, text="ok\n")
 
     def _detach(self, key: tuple[str, str]) -> None:
-        """The last push of a stream closed: unless one comes back soon, the stream is over (its
-        ingest node died without ending it; a takeover arrives as a new stream anyway)."""
+        """The last push of a stream closed: unless one comes back (or another ingest node's
+        stream resumes it) soon, the stream is over (its ingest node died without ending it)."""
         left = self._attached[key] - 1
         if left:
             self._attached[key] = left
@@ -250,6 +266,19 @@ class IngestEndpoint:
     def _end_if_orphaned(self, key: tuple[str, str]) -> None:
         if key not in self._attached and self.streams.orphaned(*key):
             log.warning("%s/%s: no push for %g s; the stream is ended", *key, self.orphan_end_s)
+
+    async def resume_point(self, request: web.Request) -> web.Response:
+        """``GET /ingest/{channel}``: where a live channel's numbering goes on, for an ingest
+        node taking the stream over (``next_msn`` null when the channel is not live here)."""
+        if not self.authorized(request):
+            self.refused += 1
+            return web.Response(status=401, text="ingest token required\n",
+                                headers={"WWW-Authenticate": 'Bearer realm="ingest"'})
+        channel = request.match_info["channel"]
+        state = self.streams.store.channel(channel)
+        return web.json_response({"channel": channel,
+                                  "stream": state.epoch if state is not None else None,
+                                  "next_msn": self.streams.store.next_msn(channel)})
 
     async def _receive(self, request: web.Request, channel: str, stream: str, rendition: str) -> None:
         parser = IngestParser(rendition)
@@ -283,4 +312,5 @@ def setup_ingest(app: web.Application, store: OriginStore, token: str, *,
     app[INGEST_KEY] = endpoint
     app.router.add_post(f"/ingest/{{channel:{_NAME}}}/{{stream:{_STREAM}}}/{{rendition:{_NAME}}}",
                         endpoint.handle)
+    app.router.add_get(f"/ingest/{{channel:{_NAME}}}", endpoint.resume_point)
     return endpoint

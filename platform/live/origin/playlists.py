@@ -8,8 +8,10 @@ URL layout, relative to ``/hls/{channel}/``::
     {rendition}/{epoch}/{msn}.m4s       segment
     {rendition}/{epoch}/{msn}.{i}.m4s   part
 
-``epoch`` names one stream of the channel, so media URLs are immutable and a restarted stream
-(which starts again at msn 0) can never be served from a stale cache.
+``epoch`` names one stream (run) of the channel, so media URLs are immutable and a restarted stream
+(which starts again at msn 0) can never be served from a stale cache. A resumed stream (another
+ingest node took it over, ``OriginStore.resume``) keeps its playlists and numbering: its new run
+has a new epoch and init, after an EXT-X-DISCONTINUITY.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ def _end_s(seg: Segment) -> float:
     return seg.end_s
 
 
-def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segment,
+def _segment_lines(lines: list[str], rend: RenditionState, seg: Segment,
                    channel: ChannelState) -> None:
     """One segment's lines; a gap segment (no media: its publisher's keyframe came late, or its
     encoder stopped) is EXT-X-GAP with GAP=YES parts (RFC 8216bis 4.4.4.7, 4.4.4.9), so players
@@ -157,12 +159,15 @@ def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segm
         return
     settled = seg.complete and (not seg.parts or not rend.part_listed(seg.parts[-1], channel.timing))
     first = len(lines)
+    if seg.discontinuity:  # a resumed run: new timestamps and init (RFC 8216bis 4.4.4.3, 4.4.4.5)
+        lines.append("#EXT-X-DISCONTINUITY")
+        lines.append(f'#EXT-X-MAP:URI="{init_uri(seg.epoch, rend.name)}"')
     lines.append("#EXT-X-PROGRAM-DATE-TIME:" + format_program_date_time(seg.program_date_time))
     for part in seg.parts:
         if not rend.part_listed(part, channel.timing):
             continue
         line = (f"#EXT-X-PART:DURATION={decimal(part.duration_s)},"
-                f'URI="{part_uri(epoch, rend.name, part.msn, part.index)}"')
+                f'URI="{part_uri(seg.epoch, rend.name, part.msn, part.index)}"')
         if part.independent:
             line += ",INDEPENDENT=YES"
         lines.append(line + ",GAP=YES" if part.gap else line)
@@ -170,7 +175,7 @@ def _segment_lines(lines: list[str], epoch: str, rend: RenditionState, seg: Segm
         if seg.gap:
             lines.append("#EXT-X-GAP")
         lines.append(f"#EXTINF:{decimal(seg.duration_s)},")
-        lines.append(segment_uri(epoch, rend.name, seg.msn))
+        lines.append(segment_uri(seg.epoch, rend.name, seg.msn))
     if settled:  # nothing in this block can change any more: render it once
         seg.block = "\n".join(lines[first:])
 
@@ -184,13 +189,16 @@ def render_media(channel: ChannelState, rendition: str, *, skip: bool = False) -
     timing = channel.timing
     epoch = channel.epoch
     first_msn = rend.segments[0].msn if rend.segments else 0
-    lines = media_head(timing, first_msn)
-    lines.append(f'#EXT-X-MAP:URI="{init_uri(epoch, rendition)}"')
+    lines = media_head(timing, first_msn, discontinuity_sequence=rend.discontinuity_sequence)
     skipped = skippable_segments(rend, timing.can_skip_until_s) if skip and not channel.ended else 0
+    # the init of the first segment listed (after a resume, older runs have their own)
+    listed = rend.segments[skipped] if skipped < len(rend.segments) else None
+    map_epoch = listed.epoch if listed is not None else epoch
+    lines.append(f'#EXT-X-MAP:URI="{init_uri(map_epoch, rendition)}"')
     if skipped:
         lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
     for seg in islice(rend.segments, skipped, None):
-        _segment_lines(lines, epoch, rend, seg, channel)
+        _segment_lines(lines, rend, seg, channel)
     oldest = rend.segments[0].program_date_time if rend.segments else 0.0
     for date_range in channel.date_ranges:
         if date_range.end_s >= oldest:

@@ -40,6 +40,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 _EPOCH = re.compile(r"[0-9a-z]{1,16}\Z")
 #: Names the URL layout reserves (``/hls/{channel}/master.m3u8``, the DVR's ``dvr/`` and ``vod/``).
 _RESERVED_RENDITIONS = frozenset({"master", "dvr", "vod"})
+#: Segments a rendition may lack when a resumed run starts (filled with EXT-X-GAP segments).
+MAX_RESUME_HOLE = 3
 #: Slack on part/segment durations for timestamp rounding (a 1/90000 s tick is far below it).
 DURATION_SLACK_S = 0.001
 
@@ -85,6 +87,10 @@ class Segment:
     block: str = ""
     decode_time: int = 0  # tfdt of its first sample (the DASH timeline's S@t)
     gap: bool = False  # made of gap parts: EXT-X-GAP (RFC 8216bis 4.4.4.7), never served
+    #: The stream (run) it belongs to: in its media URLs, and names its init segment.
+    epoch: str = ""
+    #: The first segment of a resumed run (another ingest node took over): EXT-X-DISCONTINUITY.
+    discontinuity: bool = False
 
     @property
     def complete(self) -> bool:
@@ -98,11 +104,17 @@ class Segment:
 class RenditionState:
     """One rendition's init, segments (oldest first, the last one possibly open) and progress."""
 
-    __slots__ = ("by_msn", "edge_s", "has_video", "init", "last", "memo", "nbytes", "part_wire",
-                 "parts_from", "segments", "wire")
+    __slots__ = ("by_msn", "discontinuity_sequence", "edge_s", "has_video", "init", "inits", "last",
+                 "memo", "nbytes", "part_wire", "parts_from", "resuming", "segments", "wire")
 
     def __init__(self, init: InitSegment) -> None:
         self.init = init
+        #: Init segments of earlier runs whose segments are still held, by epoch (a resume).
+        self.inits: dict[str, InitSegment] = {}
+        #: EXT-X-DISCONTINUITY tags evicted from the top (RFC 8216bis 6.2.2).
+        self.discontinuity_sequence = 0
+        #: Resumed: the next segment opens a new run (new init allowed, a discontinuity).
+        self.resuming = False
         self.segments: deque[Segment] = deque()
         self.by_msn: dict[int, Segment] = {}
         self.edge_s = 0.0
@@ -143,6 +155,10 @@ class RenditionState:
 
     def segment(self, msn: int) -> Segment | None:
         return self.by_msn.get(msn)
+
+    def init_of(self, epoch: str, current: str) -> InitSegment | None:
+        """The init segment of run ``epoch`` (``current`` is the channel's epoch now)."""
+        return self.init if epoch == current else self.inits.get(epoch)
 
     def complete_segment(self, msn: int) -> Segment | None:
         seg = self.by_msn.get(msn)
@@ -285,6 +301,63 @@ class OriginStore:
             self._notify(channel, None)
         return state
 
+    def next_msn(self, channel: str) -> int | None:
+        """Where a live channel's numbering goes on: one past the newest segment of any
+        rendition (its open segment counts; a resume closes it). None when not live."""
+        state = self._channels.get(channel)
+        if state is None or state.ended:
+            return None
+        return max((rend.last.msn + 1 for rend in state.renditions.values()
+                    if rend.last is not None), default=None)
+
+    def resume(self, channel: str, epoch: str, timing: ChannelTiming, next_msn: int) -> ChannelState | None:
+        """Continue the live channel's playlists with a new run ``epoch`` starting at segment
+        ``next_msn`` (another ingest node took the stream over): every open segment is closed,
+        a rendition behind ``next_msn`` (at most ``MAX_RESUME_HOLE`` segments) is filled with
+        gap segments so numbering stays contiguous, and each rendition's next segment carries
+        EXT-X-DISCONTINUITY and may come with a new init segment. None when that cannot be
+        done (not live, other timing, ``next_msn`` behind the channel or too far ahead): the
+        caller opens a new stream instead."""
+        if not _EPOCH.match(epoch):
+            raise PublishError(f"stream epoch {epoch!r} must match {_EPOCH.pattern}")
+        state = self._channels.get(channel)
+        lead = self.next_msn(channel)
+        if state is None or lead is None or state.timing != timing \
+                or not lead <= next_msn <= lead + MAX_RESUME_HOLE:
+            return None
+        for rend in state.renditions.values():
+            if rend.segments and not rend.segments[-1].complete:
+                self._complete(rend.segments[-1])
+            if rend.last is not None:
+                rend.last = Progress(rend.last.msn, rend.last.part, True)
+                for msn in range(rend.last.msn + 1, next_msn):
+                    self._gap_segment(state, rend, msn)
+            if rend.last is not None or rend.segments:
+                rend.inits[state.epoch] = rend.init
+                rend.resuming = True
+        state.epoch = epoch
+        for rendition in state.renditions:
+            self._changed(state, rendition)
+        return state
+
+    def _gap_segment(self, state: ChannelState, rend: RenditionState, msn: int) -> None:
+        """Segment ``msn`` of ``rend`` never arrived before a resume: list it as EXT-X-GAP,
+        as long as the same segment of another rendition (else TARGETDURATION)."""
+        duration = float(state.timing.target_duration_s)
+        for other in state.renditions.values():
+            seg = other.complete_segment(msn)
+            if seg is not None:
+                duration = seg.duration_s
+                break
+        prev = rend.segments[-1] if rend.segments else None
+        wallclock = prev.program_date_time + prev.duration_s if prev is not None else self._clock()
+        seg = Segment(msn, rend.edge_s, wallclock, duration_s=duration, data=b"", gap=True,
+                      epoch=prev.epoch if prev is not None else state.epoch)
+        rend.segments.append(seg)
+        rend.by_msn[msn] = seg
+        rend.edge_s += duration
+        rend.last = Progress(msn, 0, True)
+
     def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming | None = None) -> None:
         """Add a rendition. An init for an ended (or unknown) channel starts a new stream with
         ``timing`` (default: the store's); an open stream's timing is fixed by its first init."""
@@ -304,6 +377,10 @@ class OriginStore:
         existing = state.renditions.get(init.rendition)
         if existing is not None:
             if existing.init == init:
+                return
+            if existing.resuming:
+                existing.init = init  # the new run's; the old one stays in ``inits``
+                self._changed(state, init.rendition)
                 return
             if existing.last is not None:
                 raise PublishError(f"{channel}/{init.rendition}: a new init segment after parts "
@@ -326,7 +403,9 @@ class OriginStore:
         seg = rend.segments[-1] if rend.segments and not rend.segments[-1].complete else None
         if seg is None:
             seg = Segment(part.msn, rend.edge_s, part.capture_wallclock,
-                          decode_time=part.decode_time, gap=part.gap)
+                          decode_time=part.decode_time, gap=part.gap, epoch=state.epoch,
+                          discontinuity=rend.resuming)
+            rend.resuming = False
             rend.segments.append(seg)
             rend.by_msn[part.msn] = seg
         seg.parts.append(StoredPart(part.msn, part.index, part.duration_s, part.independent,
@@ -440,6 +519,10 @@ class OriginStore:
         seg = rend.segments.popleft()
         del rend.by_msn[seg.msn]
         rend.nbytes -= seg.nbytes
+        if seg.discontinuity:
+            rend.discontinuity_sequence += 1
+        if not rend.segments or rend.segments[0].epoch != seg.epoch:
+            rend.inits.pop(seg.epoch, None)  # no segment of that run is left
 
     def next_segment_boundary(self, channel: str) -> float | None:
         """Wall-clock time the next segment of a live channel starts (None when not live)."""

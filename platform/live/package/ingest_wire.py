@@ -52,6 +52,9 @@ class TrackHeader:
 
     init: InitSegment
     timing: ChannelTiming
+    #: The stream's first segment number: > 0 when it continues a stream another ingest node
+    #: pushed (the origin resumes that stream's playlists after a discontinuity).
+    start_msn: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +82,12 @@ def _info(fields: dict[str, object]) -> bytes:
     return box(b"uuid", INFO_UUID, json.dumps(fields, separators=(",", ":")).encode())
 
 
-def encode_header(init: InitSegment, timing: ChannelTiming) -> bytes:
+def encode_header(init: InitSegment, timing: ChannelTiming, start_msn: int = 0) -> bytes:
     info = _info({"kind": "init", "size": len(init.data), "codecs": init.codecs,
                   "bandwidth": init.bandwidth, "width": init.width, "height": init.height,
                   "frame_rate": init.frame_rate, "target_duration": timing.target_duration_s,
                   "part_target": timing.part_target_s,
-                  "min_skip_window": timing.min_skip_window_s})
+                  "min_skip_window": timing.min_skip_window_s, "start_msn": start_msn})
     return info + init.data
 
 
@@ -235,7 +238,10 @@ class IngestParser:
             raise IngestFormatError(f"a push starts with the CMAF header, not {info.get('kind')!r}")
         data = yield from self._read_media(info)
         check_header(data)
-        self._events.append(TrackHeader(*self._header(info, data)))
+        start_msn = _number(info, "start_msn", int, True) or 0
+        if not 0 <= start_msn < 2**53:
+            raise IngestFormatError(f"metadata start_msn={start_msn} is out of range")
+        self._events.append(TrackHeader(*self._header(info, data), int(start_msn)))
         while True:
             if (yield from self._reader.at_eof()):
                 return  # the push stopped between boxes: what came is whole

@@ -118,8 +118,9 @@ class LadderPackager:
     """One channel's renditions, from transcoder events to a ``PartSink``."""
 
     def __init__(self, channel: str, sink: PartSink, settings: PackagingSettings,
-                 *, source_has_audio: bool) -> None:
+                 *, source_has_audio: bool, start_msn: int = 0) -> None:
         self.channel = channel
+        self.start_msn = start_msn  # every rung's first segment number (a resumed stream)
         self.sink = sink
         self.settings = settings
         self.timing = settings.timing  # fixed once the publisher's keyframes were measured
@@ -220,7 +221,8 @@ class LadderPackager:
                 continue
             bandwidth = rung_bandwidth(rung.config, rung.bitrate_kbps, audio_kbps)
             interval = self._source_interval if rung.passthrough else None
-            segmenter = Segmenter(rung.name, self.settings.segmenter_for(self.timing, interval))
+            segmenter = Segmenter(rung.name, self.settings.segmenter_for(self.timing, interval),
+                                  start_msn=self.start_msn)
             try:
                 init = segmenter.configure(rung.config, audio_config, bandwidth=bandwidth,
                                            frame_rate=rung.frame_rate)

@@ -46,6 +46,8 @@ class PushSettings:
     backoff_max_s: float = 5.0
     #: How long an ended track keeps retrying to deliver its last parts and end.
     end_timeout_s: float = 10.0
+    #: How long a new stream waits for the origins to say where the channel goes on.
+    resume_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.origins or not self.token:
@@ -256,11 +258,39 @@ class CmafPush:
             await self.session.close()
             self.session = None
 
-    def stream(self, channel: str) -> StreamPush:
-        """A new stream of ``channel``, named by a fresh stream id (its epoch at every origin)."""
+    def stream(self, channel: str, start_msn: int = 0) -> StreamPush:
+        """A new stream of ``channel``, named by a fresh stream id (its epoch at every origin);
+        ``start_msn`` > 0 continues the channel the origins carry (``resume_point``)."""
         number = max(int(self._clock() * 1000), self._last_id + 1)
         self._last_id = number
-        return StreamPush(self, channel, _base36(number))
+        return StreamPush(self, channel, _base36(number), start_msn)
+
+    async def resume_point(self, channel: str) -> int:
+        """Where ``channel``'s numbering goes on at the origins: the largest ``next_msn`` any
+        origin answers within ``resume_timeout_s`` (0: no origin carries it live, or none
+        answered; the stream then starts afresh). A publisher reconnecting to this or another
+        ingest node thereby continues the same playlists."""
+        session = self.session
+        assert session is not None
+        timeout = aiohttp.ClientTimeout(total=self.settings.resume_timeout_s)
+
+        async def ask(origin: _Origin) -> int:
+            try:
+                async with session.get(f"{origin.url}/ingest/{channel}", timeout=timeout,
+                                       headers=self.headers) as response:
+                    if response.status != 200:
+                        log.warning("resume point of %s at %s: HTTP %d", channel, origin.url,
+                                    response.status)
+                        return 0
+                    value = (await response.json()).get("next_msn")
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, AttributeError) as exc:
+                log.warning("resume point of %s at %s: %s", channel, origin.url,
+                            f"{type(exc).__name__}: {exc}")
+                return 0
+            return value if isinstance(value, int) and not isinstance(value, bool) \
+                and 0 <= value < 2**53 else 0
+
+        return max(await asyncio.gather(*(ask(origin) for origin in self.origins)))
 
     def track(self, origin: _Origin, key: tuple[str, str, str], header: bytes) -> _Track | None:
         track = origin.tracks.get(key)
@@ -283,10 +313,11 @@ class CmafPush:
 class StreamPush:
     """The ``PartSink`` of one stream: every operation fans out to every origin's track."""
 
-    def __init__(self, push: CmafPush, channel: str, stream_id: str) -> None:
+    def __init__(self, push: CmafPush, channel: str, stream_id: str, start_msn: int = 0) -> None:
         self.push = push
         self.channel = channel
         self.stream_id = stream_id
+        self.start_msn = start_msn
         self._renditions: set[str] = set()
 
     def _tracks(self, rendition: str) -> list[_Track]:
@@ -295,7 +326,7 @@ class StreamPush:
                 if (track := origin.tracks.get(key)) is not None]
 
     def publish_init(self, channel: str, init: InitSegment, timing: ChannelTiming) -> None:
-        header = encode_header(init, timing)
+        header = encode_header(init, timing, self.start_msn)
         key = (self.channel, self.stream_id, init.rendition)
         self._renditions.add(init.rendition)
         for origin in self.push.origins:

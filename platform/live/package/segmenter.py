@@ -163,7 +163,12 @@ class _Sealed:
 class Segmenter:
     """Per-rendition packager state machine (see the module docstring for the rules)."""
 
-    def __init__(self, rendition: str, settings: SegmenterSettings | None = None) -> None:
+    def __init__(self, rendition: str, settings: SegmenterSettings | None = None, *,
+                 start_msn: int = 0) -> None:
+        """``start_msn`` numbers the first segment: > 0 when this stream continues one another
+        ingest node packaged (the origins' playlists go on after a discontinuity)."""
+        if start_msn < 0:
+            raise SegmenterError(f"start_msn {start_msn} must be >= 0")
         self.rendition = rendition
         self.settings = settings or SegmenterSettings()
         self.state = SegmenterState.UNCONFIGURED
@@ -190,7 +195,7 @@ class Segmenter:
         self._sealed: deque[_Sealed] = deque()
         self._last_dts: dict[TrackKind, int] = {}
         self._clock_anchor: tuple[float, int] | None = None  # (wall-clock, media ticks)
-        self._msn = 0
+        self._msn = start_msn
         self._index = 0
         self._sequence = 1
         self._samples_in = self._samples_out = self._dropped = 0
