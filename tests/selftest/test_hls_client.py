@@ -249,7 +249,8 @@ def test_gap_segments_and_parts_are_stepped_over_never_fetched() -> None:
     assert [(f.msn, f.part, f.uri.rsplit("/", 1)[-1]) for f in whole.fetches] == [
         (10, None, "10.m4s"), (11, None, ""), (12, 0, "12.0.m4s"), (12, 1, "12.1.m4s")]
     mid = plan(playlist, Cursor(11, 1), ())  # a player that had reached into the gap by parts
-    assert [(f.msn, f.part, f.is_marker) for f in mid.fetches] == [(11, 1, True), (12, 0, False), (12, 1, False)]
+    assert [(f.msn, f.part, f.is_marker) for f in mid.fetches] == [
+        (11, 1, True), (12, 0, False), (12, 1, False)]
     cursor = Cursor(11, 1)
     for fetch in mid.fetches:
         cursor = cursor.after(fetch)
