@@ -58,7 +58,8 @@ class Outcomes:
     def unclean(self) -> list[tuple[str, str, int | str, Any]]:
         bad = []
         for _, kind, value, status, body in self.log:
-            clean_error = (isinstance(status, int) and status >= 500
+            # a clean 5xx (the API's JSON error), or the cheer rate's 429 (try again later)
+            clean_error = (isinstance(status, int) and (status >= 500 or (status == 429 and kind == "cheer"))
                            and isinstance(body, dict) and "error" in body)
             if not (isinstance(status, int) and 200 <= status < 300) and not clean_error:
                 bad.append((kind, value, status, body))
@@ -170,7 +171,8 @@ def _user(base: str, name: str) -> str:
 
 
 def _cheer_until_answered(base: str, token: str, key: str, out: Outcomes) -> int | str:
-    """One cheer, retried with the same Idempotency-Key until a 2xx or 4xx (bounded in time)."""
+    """One cheer, retried with the same Idempotency-Key until a 2xx or 4xx other than 429
+    (bounded in time)."""
     deadline = time.monotonic() + CHEER_RETRY_S
     status: int | str = "no answer"
     while time.monotonic() < deadline:
@@ -181,6 +183,9 @@ def _cheer_until_answered(base: str, token: str, key: str, out: Outcomes) -> int
         except OSError as error:
             status, body = "no answer", repr(error)
         out.record("cheer", key, status, body)
+        if status == 429:  # the account's cheer rate (20 per 30 s): come back, same key
+            time.sleep(1.0)
+            continue
         if isinstance(status, int) and status < 500:
             return status
         time.sleep(0.1)
