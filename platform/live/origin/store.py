@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from live.origin.blocking import Probe, Progress
 from live.package.parts import InitSegment, Part
-from live.package.sink import PublishError
+from live.package.sink import PublishError, StreamIds
 from live.package.timing import ChannelTiming
 
 if TYPE_CHECKING:
@@ -235,16 +235,6 @@ class DateRange:
     lines: tuple[str, ...]
 
 
-def _base36(value: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        value, rem = divmod(value, 36)
-        out = digits[rem] + out
-        if value == 0:
-            return out
-
-
 class OriginStore:
     """All channels the origin serves. Synchronous; see the module docstring for the windows."""
 
@@ -254,7 +244,7 @@ class OriginStore:
         self._clock = clock
         self._channels: dict[str, ChannelState] = {}
         self._listeners: list[Listener] = []
-        self._last_epoch = 0
+        self._stream_ids = StreamIds(clock)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -291,9 +281,7 @@ class OriginStore:
         if epoch is not None and not _EPOCH.match(epoch):
             raise PublishError(f"stream epoch {epoch!r} must match {_EPOCH.pattern}")
         if epoch is None:
-            number = max(int(self._clock() * 1000), self._last_epoch + 1)
-            self._last_epoch = number
-            epoch = _base36(number)
+            epoch = self._stream_ids.next()
         replaced = channel in self._channels
         state = self._channels[channel] = ChannelState(channel, epoch,
                                                        timing or self.settings.timing)

@@ -29,6 +29,7 @@ import aiohttp
 
 from live.package.ingest_wire import END_OF_TRACK, encode_drop, encode_header, encode_part
 from live.package.parts import InitSegment, Part
+from live.package.sink import StreamIds
 from live.package.timing import ChannelTiming
 
 log = logging.getLogger("live.package.push")
@@ -55,16 +56,6 @@ class PushSettings:
         for url in self.origins:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"origin {url!r}: expected http(s)://HOST[:PORT]")
-
-
-def _base36(value: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        value, rem = divmod(value, 36)
-        out = digits[rem] + out
-        if value == 0:
-            return out
 
 
 class _Origin:
@@ -236,8 +227,7 @@ class CmafPush:
         self.headers = {"Authorization": f"Bearer {settings.token}",
                         "Content-Type": "application/octet-stream"}
         self.session: aiohttp.ClientSession | None = None
-        self._clock = clock
-        self._last_id = 0
+        self._stream_ids = StreamIds(clock)
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -261,9 +251,7 @@ class CmafPush:
     def stream(self, channel: str, start_msn: int = 0) -> StreamPush:
         """A new stream of ``channel``, named by a fresh stream id (its epoch at every origin);
         ``start_msn`` > 0 continues the channel the origins carry (``resume_point``)."""
-        number = max(int(self._clock() * 1000), self._last_id + 1)
-        self._last_id = number
-        return StreamPush(self, channel, _base36(number), start_msn)
+        return StreamPush(self, channel, self._stream_ids.next(), start_msn)
 
     async def resume_point(self, channel: str) -> int:
         """Where ``channel``'s numbering goes on at the origins: the largest ``next_msn`` any

@@ -13,10 +13,32 @@ retires that rendition; the stream's other renditions go on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from live.package.parts import InitSegment, Part
 from live.package.timing import ChannelTiming
+
+
+class StreamIds:
+    """Fresh stream ids (a stream's epoch in its media URLs): the clock's milliseconds in base 36,
+    strictly increasing even when the clock repeats or steps back. The origin names local
+    streams with one, a CMAF pusher the streams it pushes to every origin."""
+
+    _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last = 0
+
+    def next(self) -> str:
+        value = self._last = max(int(self._clock() * 1000), self._last + 1)
+        out = ""
+        while True:
+            value, rem = divmod(value, 36)
+            out = self._DIGITS[rem] + out
+            if value == 0:
+                return out
 
 
 class PublishError(ValueError):
